@@ -1,0 +1,137 @@
+"""Writes on people: joining storefronts, invitations, and privacy requests."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+from django.utils import timezone
+
+from marketplace.errors import ApplicationError, NotFound
+from marketplace.models import Tenant
+from marketplace.services import audit_log_write
+
+from .models import Invitation, Membership, Role, User
+
+ROLE_RANK = {Role.LEARNER: 0, Role.CREATOR: 1, Role.STAFF: 2, Role.OWNER: 3}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def membership_join(*, tenant: Tenant, user: User) -> Membership:
+    """Make ``user`` a learner of ``tenant`` unless they already hold a role there (safe to repeat)."""
+    membership, created = Membership.objects.get_or_create(tenant=tenant, user=user,
+                                                           defaults={"role": Role.LEARNER})
+    if created:
+        audit_log_write(tenant=tenant, actor=user, action="membership.joined", target=membership)
+    return membership
+
+
+def _membership_grant(*, tenant: Tenant, user: User, role: str) -> Membership:
+    membership, created = Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
+    if not created and ROLE_RANK[Role(role)] > ROLE_RANK[Role(membership.role)]:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User | None) -> tuple[Invitation, str]:
+    """Store an invitation and email its link after commit. Returns the invitation and the raw token."""
+    email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError as exc:
+        raise ApplicationError("Enter a valid email address.", code="invalid_email",
+                               extra={"fields": {"email": exc.messages}}) from exc
+    if role not in Role.values or role == Role.LEARNER:
+        raise ApplicationError("Invitations are for owners, staff and creators.", code="invalid_role")
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        tenant=tenant, email=email, role=role, token_hash=hash_token(token), invited_by=invited_by,
+        expires_at=timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS),
+    )
+    audit_log_write(tenant=tenant, actor=invited_by, action="invitation.created", target=invitation,
+                    data={"email": email, "role": role})
+    from .tasks import invitation_email_send
+
+    invitation_email_send.delay_on_commit(tenant_id=tenant.pk, invitation_id=invitation.pk, token=token)
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password: str | None = None) -> Membership:
+    """Turn an invitation into a membership, once.
+
+    Locks the invitation row, so two concurrent clicks on the same link accept it once. ``user`` is the person
+    signed in, or None for someone new, who then chooses ``password``; their email counts as verified because
+    the link reached it.
+    """
+    invitation = Invitation.objects.select_for_update().filter(token_hash=hash_token(token)).first()
+    if invitation is None:
+        raise NotFound("This invitation link is not valid. Ask for a new invitation.", code="invitation_invalid")
+    if invitation.is_accepted:
+        raise ApplicationError("This invitation has already been used. Sign in instead.",
+                               code="invitation_used", status=410)
+    if invitation.is_expired:
+        raise ApplicationError(
+            f"This invitation expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC. Ask for a new invitation.",
+            code="invitation_expired", status=410)
+    if user is None:
+        if User.objects.filter(email__iexact=invitation.email).exists():
+            raise ApplicationError("An account with this email address already exists: sign in to accept.",
+                                   code="login_required", status=403)
+        try:
+            validate_password(password or "", user=User(email=invitation.email))
+        except ValidationError as exc:
+            raise ApplicationError("Choose a stronger password.", code="weak_password",
+                                   extra={"fields": {"password1": exc.messages}}) from exc
+        user = User.objects.create_user(email=invitation.email, password=password)
+    elif user.email.lower() != invitation.email:
+        raise ApplicationError(f"This invitation was sent to {invitation.email}; sign in with that address.",
+                               code="invitation_email_mismatch", status=403)
+    EmailAddress.objects.update_or_create(user=user, email=invitation.email,
+                                          defaults={"verified": True, "primary": True})
+    membership = _membership_grant(tenant=tenant, user=user, role=invitation.role)
+    invitation.accepted_at = timezone.now()
+    invitation.accepted_by = user
+    invitation.save(update_fields=["accepted_at", "accepted_by"])
+    audit_log_write(tenant=tenant, actor=user, action="invitation.accepted", target=invitation,
+                    data={"role": invitation.role})
+    return membership
+
+
+@transaction.atomic
+def invitation_resend(*, invitation: Invitation, actor: User) -> str:
+    """Give a pending invitation a fresh token and expiry, and email it again; the old link stops working."""
+    if invitation.is_accepted:
+        raise ApplicationError("This invitation has already been accepted.", code="invitation_used")
+    token = secrets.token_urlsafe(32)
+    invitation.token_hash = hash_token(token)
+    invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)
+    invitation.save(update_fields=["token_hash", "expires_at"])
+    audit_log_write(tenant=invitation.tenant, actor=actor, action="invitation.resent", target=invitation)
+    from .tasks import invitation_email_send
+
+    invitation_email_send.delay_on_commit(tenant_id=invitation.tenant_id, invitation_id=invitation.pk, token=token)
+    return token
+
+
+def membership_set_role(*, tenant: Tenant, user: User, role: str, actor: User | None) -> Membership:
+    """Give ``user`` exactly ``role`` on ``tenant`` (creating the membership if needed)."""
+    membership, created = Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
+    if not created and membership.role != role:
+        previous, membership.role = membership.role, role
+        membership.save(update_fields=["role"])
+        audit_log_write(tenant=tenant, actor=actor, action="membership.role_changed", target=membership,
+                        data={"from": previous, "to": role})
+    return membership

@@ -1,0 +1,21 @@
+from celery import shared_task
+from django.core.mail import send_mail
+from django.template.loader import render_to_string
+
+from marketplace.tenancy import TenantTask
+
+from .models import Invitation
+
+
+@shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
+def invitation_email_send(*, tenant_id: int, invitation_id: int, token: str) -> None:
+    """Email the invitation link (SMTP errors are transient and retried)."""
+    invitation = Invitation.objects.select_related("tenant").get(pk=invitation_id)
+    tenant = invitation.tenant
+    context = {"invitation": invitation, "tenant": tenant, "url": tenant.url(f"/invitations/{token}/")}
+    send_mail(
+        subject=render_to_string("accounts/email/invitation_subject.txt", context).strip(),
+        message=render_to_string("accounts/email/invitation_message.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )

@@ -1,0 +1,1 @@
+"""Models of the distribution app arrive with its issue; the app is installed so migrations and imports settle now."""

@@ -1,0 +1,109 @@
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+from .admin_site import MissingObjectIs404, TenantScopedAdmin
+from .errors import ApplicationError
+from .models import AuditLog, Domain, Tenant, hostname_validator
+from .services import tenant_onboard
+
+
+class OnboardingForm(forms.ModelForm):
+    host = forms.CharField(label=_("Primary domain"), max_length=253, validators=[hostname_validator],
+                           help_text=_("The storefront's host, e.g. learn.example.com or acme.localhost."))
+    owner_email = forms.EmailField(label=_("Owner's email"),
+                                   help_text=_("An invitation to set a password and MFA is sent here."))
+
+    class Meta:
+        model = Tenant
+        fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "currency", "owner_email"]
+
+    def clean_host(self):
+        host = self.cleaned_data["host"].strip().lower()
+        if Domain.objects.filter(host=host).exists():
+            raise forms.ValidationError(_("This domain already serves another storefront."))
+        return host
+
+
+class DomainInline(admin.TabularInline):
+    model = Domain
+    extra = 0
+
+
+@admin.register(Tenant)
+class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
+    """Operators onboard and manage tenants; a tenant's owner edits only their own storefront's branding."""
+
+    list_display = ["name", "slug", "primary_host", "currency", "default_language", "is_active", "created_at"]
+    list_filter = ["is_active", "currency", "default_language"]
+    search_fields = ["name", "slug", "domains__host"]
+    inlines = [DomainInline]
+    branding_fields = ["name", "logo", "primary_color", "default_language"]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request).prefetch_related("domains")
+        if request.tenant is not None:
+            return qs.filter(pk=request.tenant.pk)
+        return qs
+
+    def get_fields(self, request, obj=None):
+        if request.tenant is not None:
+            return self.branding_fields
+        return super().get_fields(request, obj)
+
+    def get_inlines(self, request, obj):
+        return self.inlines if request.tenant is None else []
+
+    def has_add_permission(self, request):
+        return request.tenant is None and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # tenants are deactivated, never deleted: their ledger must survive
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = OnboardingForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                tenant = tenant_onboard(
+                    name=data["name"], slug=data["slug"], host=data["host"], owner_email=data["owner_email"],
+                    primary_color=data["primary_color"], default_language=data["default_language"],
+                    currency=data["currency"], logo=data.get("logo") or None, actor=request.user,
+                )
+            except ApplicationError as exc:
+                for field, errors in exc.extra.get("fields", {}).items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                self.message_user(
+                    request, _("%(name)s is onboarded; an invitation went to %(email)s.")
+                    % {"name": tenant.name, "email": data["owner_email"]}, messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:marketplace_tenant_change", args=[tenant.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": _("Onboard a tenant"),
+            **(extra_context or {}),
+        }
+        return TemplateResponse(request, "admin/marketplace/tenant/onboard.html", context)
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(TenantScopedAdmin):
+    list_display = ["created_at", "action", "actor", "target_type", "target_id"]
+    list_filter = ["action"]
+    readonly_fields = ["created_at", "action", "actor", "target_type", "target_id", "data"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,125 @@
+"""The one admin site, serving both the platform operator and each tenant's team.
+
+On a platform host only superusers get in, inside the platform scope (every tenant's rows). On a tenant host, the
+people with an admin role there get in, inside that tenant's scope, so every scoped model shows that tenant's rows
+and nothing else. Owners and staff (and the operator) must have TOTP set up before the admin opens.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
+from django.contrib import admin
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy as _
+
+from .tenancy import platform_scope
+
+
+def _role(request) -> str | None:
+    from accounts.selectors import membership_role
+
+    tenant = getattr(request, "tenant", None)
+    if tenant is None or not request.user.is_authenticated:
+        return None
+    return membership_role(user=request.user, tenant=tenant)
+
+
+def mfa_required(request) -> bool:
+    from accounts.roles import MFA_REQUIRED_ROLES
+
+    user = request.user
+    return (user.is_superuser or _role(request) in MFA_REQUIRED_ROLES) and not is_mfa_enabled(
+        user, [Authenticator.Type.TOTP])
+
+
+class ZhikuAdminSite(admin.AdminSite):
+    site_title = _("Zhiku admin")
+    site_header = _("Zhiku")
+    index_title = _("Administration")
+
+    def has_permission(self, request) -> bool:
+        from accounts.roles import ADMIN_ROLES
+
+        user = request.user
+        if not (user.is_active and user.is_authenticated):
+            return False
+        if getattr(request, "tenant", None) is None:
+            return user.is_superuser
+        return user.is_superuser or _role(request) in ADMIN_ROLES
+
+    def each_context(self, request):
+        context = super().each_context(request)
+        tenant = getattr(request, "tenant", None)
+        if tenant is not None:
+            context["site_header"] = tenant.name
+            context["site_title"] = f"{tenant.name} · {self.site_title}"
+        else:
+            context["site_header"] = _("Zhiku platform")
+        return context
+
+    def admin_view(self, view, cacheable=False):
+        inner = super().admin_view(view, cacheable)
+
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if self.has_permission(request) and mfa_required(request):
+                return HttpResponseRedirect(
+                    f"{reverse('mfa_activate_totp')}?{urlencode({'next': request.get_full_path()})}")
+            if getattr(request, "tenant", None) is None and request.user.is_superuser:
+                with platform_scope():
+                    response = inner(request, *args, **kwargs)
+                    # Admin pages are TemplateResponses: render them while the scope is still open.
+                    if hasattr(response, "render") and not response.is_rendered:
+                        response.render()
+                    return response
+            return inner(request, *args, **kwargs)
+
+        return wrapper
+
+    def login(self, request, extra_context=None):
+        """Sign-in goes through allauth (and its MFA step); a signed-in person without a role here is told so."""
+        if request.user.is_authenticated:
+            return render(request, "admin/no_access.html", status=403)
+        target = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index")
+        return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({REDIRECT_FIELD_NAME: target})}")
+
+
+class MissingObjectIs404:
+    """An id this admin cannot see is a 404, not Django's "does not exist, perhaps deleted" redirect (which would
+    confirm that the id exists on another storefront)."""
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object on this storefront.")
+        return obj
+
+
+class TenantScopedAdmin(MissingObjectIs404, admin.ModelAdmin):
+    """Base for every tenant-owned model's admin.
+
+    Querysets come from the scoped manager, so a tenant's team sees only its rows; an id from another tenant is a
+    404. New rows get the tenant being served. On a platform host the operator sees every tenant's rows, read-only for
+    additions (they have no tenant to belong to).
+    """
+
+    def has_add_permission(self, request) -> bool:
+        return getattr(request, "tenant", None) is not None and super().has_add_permission(request)
+
+    def get_list_display(self, request):
+        columns = super().get_list_display(request)
+        if getattr(request, "tenant", None) is None:
+            return ("tenant", *columns)
+        return columns
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.tenant = request.tenant
+        super().save_model(request, obj, form, change)

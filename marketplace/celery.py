@@ -1,0 +1,19 @@
+"""The Celery app. Settings come from Django's (CELERY_* names); the beat schedule is defined here, in code."""
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings.local")
+
+app = Celery("zhiku")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "clear-expired-sessions": {
+        "task": "marketplace.tasks.sessions_clear_expired",
+        "schedule": crontab(minute=17, hour=3),
+    },
+}

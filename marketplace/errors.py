@@ -1,0 +1,74 @@
+"""One error type for expected failures, rendered as JSON by the API and as a friendly page by the storefront."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.db import transaction
+from django.shortcuts import render
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApplicationError(Exception):
+    """A failure the caller can understand and act on: ``code`` is stable and machine-readable."""
+
+    status = 400
+
+    def __init__(self, message: str, *, code: str = "invalid", extra: dict[str, Any] | None = None,
+                 status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.extra = extra or {}
+        if status is not None:
+            self.status = status
+
+
+class NotFound(ApplicationError):
+    status = 404
+
+    def __init__(self, message: str = "Not found.", *, code: str = "not_found", extra=None):
+        super().__init__(message, code=code, extra=extra)
+
+
+def _body(code: str, message: str, extra: dict | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "extra": extra or {}}}
+
+
+def api_exception_handler(exc, context):
+    """DRF handler: every error, ours or DRF's, as ``{"error": {"code", "message", "extra"}}``."""
+    if isinstance(exc, ApplicationError):
+        if transaction.get_connection().in_atomic_block:
+            transaction.set_rollback(True)
+        return Response(_body(exc.code, exc.message, exc.extra), status=exc.status)
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf_exceptions.ValidationError):
+        response.data = _body("validation_error", "The request has invalid fields.", {"fields": exc.detail})
+    else:
+        codes = exc.get_codes() if isinstance(exc, drf_exceptions.APIException) else "error"
+        detail = exc.detail if isinstance(exc, drf_exceptions.APIException) else str(exc)
+        response.data = _body(codes if isinstance(codes, str) else "error", str(detail))
+    return response
+
+
+class ApplicationErrorMiddleware:
+    """Storefront views that let an ApplicationError escape show it as a friendly page; nothing is committed."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, ApplicationError):
+            return None
+        if transaction.get_connection().in_atomic_block:
+            transaction.set_rollback(True)
+        messages.error(request, exception.message)
+        return render(request, "error.html", {"error": exception}, status=exception.status)

@@ -1,0 +1,86 @@
+"""Build (or rebuild in place) the demo world: safe to run again, it converges on the same data."""
+
+import io
+
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import encrypt
+from django.conf import settings
+from django.core.files.base import ContentFile
+from tqdm import tqdm
+
+from accounts.models import User
+from accounts.services import membership_set_role
+from marketplace import demo
+from marketplace.models import Domain, Tenant
+from marketplace.tenancy import TenantCommand
+
+
+def _logo_png(initial: str, colour: str) -> bytes:
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (160, 160), colour)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((20, 20, 140, 140), outline="white", width=10)
+    draw.text((62, 52), initial, fill="white", font_size=56)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _person(email: str, display_name: str, *, mfa: bool, superuser: bool = False) -> User:
+    user, _ = User.objects.get_or_create(email=email)
+    user.display_name = display_name
+    user.is_superuser = user.is_staff = superuser
+    user.is_active = True
+    user.set_password(demo.DEMO_PASSWORD)
+    user.save()
+    EmailAddress.objects.update_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    if mfa:
+        Authenticator.objects.update_or_create(user=user, type=Authenticator.Type.TOTP,
+                                               defaults={"data": {"secret": encrypt(demo.DEMO_TOTP_SECRET)}})
+    return user
+
+
+class Command(TenantCommand):
+    help = "Create the demo tenants, their people and (as later apps add them) their content. Idempotent."
+
+    def select_tenants(self, slugs):
+        return list(Tenant.objects.filter(slug__in=[t["slug"] for t in demo.TENANTS]).order_by("slug"))
+
+    def before_tenants(self, **options):
+        self.progress = tqdm(total=1 + len(demo.TENANTS) * 2, desc="seeding demo", unit="step",
+                             disable=options.get("verbosity", 1) == 0)
+        self.operator = _person(demo.OPERATOR_EMAIL, "Platform Operator", mfa=True, superuser=True)
+        self.progress.update()
+        for spec in demo.TENANTS:
+            tenant, _ = Tenant.objects.update_or_create(slug=spec["slug"], defaults={
+                key: spec[key] for key in ("name", "primary_color", "default_language", "currency")})
+            if not tenant.logo:
+                tenant.logo.save(f"{tenant.slug}.png", ContentFile(_logo_png(tenant.slug[0].upper(),
+                                                                             tenant.primary_color)))
+            for index, host in enumerate(spec["hosts"]):
+                Domain.objects.update_or_create(host=host, defaults={"tenant": tenant, "is_primary": index == 0})
+            self.progress.update()
+
+    def handle_tenant(self, tenant, **options):
+        for email, name, role in demo.people_of(tenant.slug):
+            user = _person(email, name, mfa=role in ("owner", "staff"))
+            membership_set_role(tenant=tenant, user=user, role=role, actor=self.operator)
+        self.progress.update()
+
+    def after_tenants(self, **options):
+        self.progress.close()
+        port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+        out = self.stdout.write
+        out(self.style.SUCCESS("\nDemo data is ready."))
+        out(f"  Platform admin:  {settings.SITE_SCHEME}://localhost{port}/admin/   {demo.OPERATOR_EMAIL}")
+        for spec in demo.TENANTS:
+            base = f"{settings.SITE_SCHEME}://{spec['hosts'][0]}{port}"
+            out(f"  {spec['name']}:  {base}/   admin: {base}/admin/")
+            out(f"      owner@{spec['slug']}.demo, staff@{spec['slug']}.demo, creator1@{spec['slug']}.demo, "
+                f"learner1@{spec['slug']}.demo")
+        out(f"  Learner on both storefronts: {demo.SHARED_LEARNER_EMAIL}")
+        out(f"  Password for every demo account: {demo.DEMO_PASSWORD}")
+        out(f"  Operator, owners and staff sign in with TOTP: secret {demo.DEMO_TOTP_SECRET} "
+            "(any authenticator app), or run `python manage.py demo_totp` for the current code.")

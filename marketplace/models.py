@@ -1,0 +1,113 @@
+"""Tenants, their hosts, and the audit trail: the global tables every other app hangs off."""
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django_scopes import ScopedManager
+
+from .money import CURRENCY_CHOICES
+
+hostname_validator = RegexValidator(
+    r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
+    _("Enter a host name such as learn.example.com (lower case, no scheme, port or path)."),
+)
+colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour as #RRGGBB, for example #2563eb."))
+RESERVED_SLUGS = {"www", "admin", "api", "static", "media", "platform", "zhiku"}
+
+
+def validate_slug_not_reserved(value: str) -> None:
+    from django.core.exceptions import ValidationError
+
+    if value in RESERVED_SLUGS:
+        raise ValidationError(_("“%(slug)s” is reserved; choose another."), params={"slug": value})
+
+
+class Tenant(models.Model):
+    """A platform that runs its storefront on Zhiku: a school, a creator, a media house."""
+
+    slug = models.SlugField(
+        _("slug"), max_length=50, unique=True, validators=[validate_slug_not_reserved],
+        help_text=_("Short name used in <slug>.localhost during development and in reports."),
+    )
+    name = models.CharField(_("name"), max_length=200)
+    logo = models.ImageField(_("logo"), upload_to="tenants/logos/", blank=True)
+    primary_color = models.CharField(_("primary colour"), max_length=7, default="#2563eb",
+                                     validators=[colour_validator])
+    default_language = models.CharField(_("default language"), max_length=10, choices=settings.LANGUAGES,
+                                        default="zh-hans")
+    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES, default="CNY")
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("tenant")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def primary_host(self) -> str | None:
+        domain = next((d for d in self.domains.all() if d.is_primary), None)
+        return domain.host if domain else None
+
+    def url(self, path: str = "/") -> str:
+        """Absolute URL on the tenant's primary host, for emails and links between storefronts."""
+        host = self.primary_host or f"{self.slug}{settings.TENANT_DEV_HOST_SUFFIX}"
+        port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
+        return f"{settings.SITE_SCHEME}://{host}{port}{path}"
+
+
+class Domain(models.Model):
+    """A host name that serves one tenant's storefront. Exactly one per tenant is primary; others are aliases.
+
+    The routing table is read before any tenant is known, so it is deliberately not tenant-scoped.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="domains")
+    host = models.CharField(_("host"), max_length=253, unique=True, validators=[hostname_validator])
+    is_primary = models.BooleanField(_("primary"), default=False)
+
+    class Meta:
+        ordering = ["-is_primary", "host"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant"], condition=models.Q(is_primary=True),
+                                    name="one_primary_domain_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return self.host
+
+
+class TenantOwned(models.Model):
+    """Base of every tenant-owned table: a tenant column and a manager that refuses to run outside a scope."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="%(app_label)s_%(class)s_set",
+                               editable=False)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        abstract = True
+
+
+class AuditLog(models.Model):
+    """Who did what, written in the same transaction as the change. Platform actions have no tenant."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                              related_name="+")
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"

@@ -1,0 +1,30 @@
+"""The test suite: real PostgreSQL and Redis when DATABASE_URL / REDIS_URL point at them, else the embedded default."""
+
+import os
+
+from .base import *  # noqa: F403
+from .base import env
+
+SECRET_KEY = "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz-0123456789"
+DEBUG = False
+PLATFORM_HOSTS = ["localhost", "127.0.0.1", "testserver"]
+TENANT_DEV_HOST_SUFFIX = ".localhost"
+SITE_SCHEME = "http"
+# Argon2 stays first in base; the suite hashes quickly.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+LOG_FORMAT = "text"
+LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+
+# Parallel workers (pytest-xdist) share one Redis: keep their keys apart.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if REDIS_URL:  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = f"test-{_worker}"  # noqa: F405
+# Tests about workers start a real worker against Redis themselves; everything else runs tasks in-process.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+CELERY_RESULT_BACKEND = None if CELERY_TASK_ALWAYS_EAGER else CELERY_RESULT_BACKEND  # noqa: F405

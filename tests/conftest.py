@@ -1,0 +1,37 @@
+import pytest
+from django.db import connection
+from django.test import Client
+
+from tests.factories import TenantFactory
+
+
+def pytest_report_header(config):
+    import os
+
+    return [
+        f"database: {os.environ.get('DATABASE_URL') or 'sqlite (embedded default)'}",
+        f"redis: {os.environ.get('REDIS_URL') or 'none (in-process tasks, local memory cache)'}",
+    ]
+
+
+@pytest.fixture
+def tenant_a(db):
+    return TenantFactory(slug="alpha", name="Alpha Academy", domain="alpha.test")
+
+
+@pytest.fixture
+def tenant_b(db):
+    return TenantFactory(slug="beta", name="Beta Institute", domain="beta.test")
+
+
+def host_client(host: str, user=None) -> Client:
+    client = Client(HTTP_HOST=host)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def on_postgres(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (CI always does)")
