@@ -1,10 +1,12 @@
 import json
 
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from allauth.account.utils import perform_login
+from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -54,10 +56,11 @@ def invitation_view(request, token: str):
                 else:
                     return render(request, "accounts/invitation_error.html", {"error": exc}, status=exc.status)
             else:
-                if not request.user.is_authenticated:
-                    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
                 messages.success(request, _("Welcome to %(name)s.") % {"name": request.tenant.name})
-                return redirect("admin:index" if membership.role in ADMIN_ROLES else "storefront:home")
+                target = reverse("admin:index" if membership.role in ADMIN_ROLES else "storefront:home")
+                if not request.user.is_authenticated:
+                    return perform_login(request, membership.user, redirect_url=target)
+                return redirect(target)
     return render(request, "accounts/invitation.html", {
         "invitation": invitation, "form": form, "has_account": has_account,
         "wrong_user": request.user.is_authenticated and request.user.email.lower() != invitation.email,

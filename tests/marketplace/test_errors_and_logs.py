@@ -1,0 +1,55 @@
+import json
+import logging
+
+from rest_framework import serializers
+from rest_framework.test import APIRequestFactory
+from rest_framework.views import APIView
+
+from marketplace.errors import ApplicationError
+from marketplace.logging import ContextFilter
+from marketplace.tenancy import activate
+from tests.conftest import host_client
+
+
+class Failing(APIView):
+    authentication_classes = permission_classes = ()
+
+    def get(self, request):
+        raise ApplicationError("Coupon expired.", code="coupon_expired", extra={"coupon": "SPRING"})
+
+    def post(self, request):
+        class S(serializers.Serializer):
+            quantity = serializers.IntegerField(min_value=1)
+
+        S(data=request.data).is_valid(raise_exception=True)
+
+
+def test_application_error_becomes_a_machine_readable_4xx():
+    response = Failing.as_view()(APIRequestFactory().get("/"))
+    assert response.status_code == 400
+    assert response.data == {"error": {"code": "coupon_expired", "message": "Coupon expired.",
+                                       "extra": {"coupon": "SPRING"}}}
+
+
+def test_validation_error_names_the_field():
+    response = Failing.as_view()(APIRequestFactory().post("/", {"quantity": 0}, format="json"))
+    assert response.status_code == 400
+    assert response.data["error"]["code"] == "validation_error"
+    assert "quantity" in response.data["error"]["extra"]["fields"]
+
+
+def test_request_id_is_echoed_or_made(tenant_a):
+    client = host_client("alpha.test")
+    assert client.get("/", HTTP_X_REQUEST_ID="abc-123")["X-Request-ID"] == "abc-123"
+    made = client.get("/", HTTP_X_REQUEST_ID="bad id with spaces")["X-Request-ID"]
+    assert made != "bad id with spaces" and len(made) == 32
+
+
+def test_log_records_carry_tenant_and_request_id(tenant_a):
+    from pythonjsonlogger.json import JsonFormatter
+
+    record = logging.LogRecord("zhiku", logging.INFO, __file__, 1, "order paid", None, None)
+    with activate(tenant_a):
+        ContextFilter().filter(record)
+    line = json.loads(JsonFormatter("%(message)s %(request_id)s %(tenant)s").format(record))
+    assert line == {"message": "order paid", "request_id": "-", "tenant": "alpha"}

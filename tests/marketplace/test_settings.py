@@ -1,0 +1,79 @@
+"""Configuration mistakes stop the process with a message that says what to fix."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD_SECRET = "x" * 20 + "-production-secret-for-the-deploy-check-0123456789"
+
+
+def manage(*args, **env):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_", "REDIS_"))}
+    clean.update(env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "mysql://u@h/db", "postgres://user@host:port/db", "postgres://host"])
+def test_malformed_database_url_is_a_clear_error(url):
+    result = manage("check", DATABASE_URL=url)
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_production_refuses_to_start_without_a_secret():
+    result = manage("check", DJANGO_SETTINGS_MODULE="marketplace.settings.production")
+    assert result.returncode == 2
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+def test_production_deploy_check_is_clean():
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    DJANGO_SETTINGS_MODULE="marketplace.settings.production", DJANGO_SECRET_KEY=GOOD_SECRET)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_embedded_default_needs_no_environment():
+    from marketplace.settings import base
+
+    assert base.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" or os.environ.get("DATABASE_URL")
+    result = manage("shell", "-v", "0", "-c", "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE'], "
+                    "s.CELERY_TASK_ALWAYS_EAGER, s.CACHES['default']['BACKEND'], s.EMAIL_BACKEND, "
+                    "s.STORAGES['default']['BACKEND'])")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["django.db.backends.sqlite3", "True",
+                                     "django.core.cache.backends.locmem.LocMemCache",
+                                     "django.core.mail.backends.console.EmailBackend",
+                                     "django.core.files.storage.FileSystemStorage"]
+
+
+def test_full_stack_is_switched_on_by_environment():
+    result = manage("shell", "-v", "0", "-c", "from django.conf import settings as s; print(s.DATABASES['default']['ENGINE'], "
+                    "s.CELERY_TASK_ALWAYS_EAGER, s.CELERY_BROKER_URL, s.CACHES['default']['BACKEND'], "
+                    "s.STORAGES['default']['BACKEND'])",
+                    DATABASE_URL="postgres://u:p@db.example:5432/zhiku", REDIS_URL="redis://cache.example:6379/1",
+                    AWS_STORAGE_BUCKET_NAME="media", DJANGO_SETTINGS_MODULE="marketplace.settings.base")
+    # The database is not reachable from here, but settings load without connecting.
+    assert result.stdout.split()[:5] == ["django.db.backends.postgresql", "False", "redis://cache.example:6379/1",
+                                         "django.core.cache.backends.redis.RedisCache",
+                                         "storages.backends.s3.S3Storage"], result.stderr
+
+
+def test_celery_configuration():
+    from django.conf import settings
+
+    from marketplace.celery import app
+
+    assert app.conf.task_serializer == "json" and app.conf.accept_content == ["json"]
+    assert app.conf.task_acks_late is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert settings.CELERY_TASK_TIME_LIMIT < settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    app.loader.import_default_modules()
+    for entry in app.conf.beat_schedule.values():
+        assert entry["task"] in app.tasks, f"beat names a task that does not exist: {entry['task']}"
