@@ -18,6 +18,6 @@ urlpatterns = [
     path("api/v1/docs/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
-if settings.DEBUG:
-    # Public media such as tenant logos; paid media is served by a checked view, never from here.
-    urlpatterns.append(path("media/<path:path>", serve, {"document_root": settings.MEDIA_ROOT}))
+if not settings.AWS_STORAGE_BUCKET_NAME:
+    # Public branding (tenant logos) from local storage; paid media is served by a checked view, never from here.
+    urlpatterns.append(path("media/tenants/<path:path>", serve, {"document_root": settings.MEDIA_ROOT / "tenants"}))

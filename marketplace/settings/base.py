@@ -167,7 +167,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "/media/"
-MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 # Media: local files by default; any S3-compatible store when AWS_STORAGE_BUCKET_NAME is set. Paid media is
 # never public: the bucket is private and URLs are short-lived signatures.
