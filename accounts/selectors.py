@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from allauth.account.models import EmailAddress
+from django.utils.translation import gettext as _
 
+from marketplace.errors import ApplicationError, NotFound
 from marketplace.models import Tenant
 
 from .models import Invitation, Membership, User
@@ -26,11 +28,25 @@ def user_can_buy(*, user: User) -> bool:
     return EmailAddress.objects.filter(user=user, verified=True).exists()
 
 
-def invitation_get_by_token(*, token: str) -> Invitation | None:
-    """The current tenant's invitation carrying ``token`` (tenant scope must be open)."""
+def invitation_get_usable(*, token: str, for_update: bool = False) -> Invitation:
+    """The current tenant's pending invitation carrying ``token``, or an ApplicationError saying why not.
+
+    ``for_update`` locks the row (call inside a transaction), so two clicks on one link accept it once.
+    """
     from .services import hash_token
 
-    return Invitation.objects.filter(token_hash=hash_token(token)).first()
+    invitations = Invitation.objects.filter(token_hash=hash_token(token))
+    invitation = (invitations.select_for_update() if for_update else invitations).first()
+    if invitation is None:
+        raise NotFound(_("This invitation link is not valid. Ask for a new invitation."), code="invitation_invalid")
+    if invitation.is_accepted:
+        raise ApplicationError(_("This invitation has already been used. Sign in instead."),
+                               code="invitation_used", status=410)
+    if invitation.is_expired:
+        raise ApplicationError(
+            _("This invitation expired on %(date)s UTC. Ask for a new invitation.")
+            % {"date": f"{invitation.expires_at:%Y-%m-%d %H:%M}"}, code="invitation_expired", status=410)
+    return invitation
 
 
 def tenants_of_user(*, user: User) -> list[Tenant]:

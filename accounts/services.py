@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from marketplace.errors import ApplicationError, NotFound
+from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
 from marketplace.services import audit_log_write
 
@@ -76,16 +76,9 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
     signed in, or None for someone new, who then chooses ``password``; their email counts as verified because
     the link reached it.
     """
-    invitation = Invitation.objects.select_for_update().filter(token_hash=hash_token(token)).first()
-    if invitation is None:
-        raise NotFound("This invitation link is not valid. Ask for a new invitation.", code="invitation_invalid")
-    if invitation.is_accepted:
-        raise ApplicationError("This invitation has already been used. Sign in instead.",
-                               code="invitation_used", status=410)
-    if invitation.is_expired:
-        raise ApplicationError(
-            f"This invitation expired on {invitation.expires_at:%Y-%m-%d %H:%M} UTC. Ask for a new invitation.",
-            code="invitation_expired", status=410)
+    from .selectors import invitation_get_usable
+
+    invitation = invitation_get_usable(token=token, for_update=True)
     if user is None:
         if User.objects.filter(email__iexact=invitation.email).exists():
             raise ApplicationError("An account with this email address already exists: sign in to accept.",

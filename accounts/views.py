@@ -1,7 +1,7 @@
 import json
 
-from django.contrib import messages
 from allauth.account.utils import perform_login
+from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
@@ -18,49 +18,39 @@ from .forms import AccountDeleteForm, InvitationPasswordForm
 from .models import User
 from .privacy import user_data_export, user_erase
 from .roles import ADMIN_ROLES
-from .selectors import invitation_get_by_token
+from .selectors import invitation_get_usable
 from .services import invitation_accept
 
 
 @storefront_only
 def invitation_view(request, token: str):
     """Show an invitation and accept it: a new person picks a password, a signed-in one confirms."""
-    invitation = invitation_get_by_token(token=token)
-    error = None
-    if invitation is None:
-        error = ApplicationError(_("This invitation link is not valid. Ask for a new invitation."),
-                                 code="invitation_invalid", status=404)
-    elif invitation.is_accepted:
-        error = ApplicationError(_("This invitation has already been used. Sign in instead."),
-                                 code="invitation_used", status=410)
-    elif invitation.is_expired:
-        error = ApplicationError(_("This invitation has expired. Ask for a new invitation."),
-                                 code="invitation_expired", status=410)
-    if error is not None:
+    try:
+        invitation = invitation_get_usable(token=token)
+    except ApplicationError as error:
         return render(request, "accounts/invitation_error.html", {"error": error}, status=error.status)
 
     has_account = User.objects.filter(email__iexact=invitation.email).exists()
     form = InvitationPasswordForm(request.POST or None) if not request.user.is_authenticated else None
-    if request.method == "POST":
-        if form is None or form.is_valid():
-            try:
-                membership = invitation_accept(
-                    tenant=request.tenant, token=token,
-                    user=request.user if request.user.is_authenticated else None,
-                    password=form.cleaned_data["password1"] if form is not None else None,
-                )
-            except ApplicationError as exc:
-                if form is not None and "fields" in exc.extra:
-                    for field, errs in exc.extra["fields"].items():
-                        form.add_error(field, errs)
-                else:
-                    return render(request, "accounts/invitation_error.html", {"error": exc}, status=exc.status)
+    if request.method == "POST" and (form is None or form.is_valid()):
+        try:
+            membership = invitation_accept(
+                tenant=request.tenant, token=token,
+                user=request.user if request.user.is_authenticated else None,
+                password=form.cleaned_data["password1"] if form is not None else None,
+            )
+        except ApplicationError as exc:
+            if form is not None and "fields" in exc.extra:
+                for field, errs in exc.extra["fields"].items():
+                    form.add_error(field, errs)
             else:
-                messages.success(request, _("Welcome to %(name)s.") % {"name": request.tenant.name})
-                target = reverse("admin:index" if membership.role in ADMIN_ROLES else "storefront:home")
-                if not request.user.is_authenticated:
-                    return perform_login(request, membership.user, redirect_url=target)
-                return redirect(target)
+                return render(request, "accounts/invitation_error.html", {"error": exc}, status=exc.status)
+        else:
+            messages.success(request, _("Welcome to %(name)s.") % {"name": request.tenant.name})
+            target = reverse("admin:index" if membership.role in ADMIN_ROLES else "storefront:home")
+            if not request.user.is_authenticated:
+                return perform_login(request, membership.user, redirect_url=target)
+            return redirect(target)
     return render(request, "accounts/invitation.html", {
         "invitation": invitation, "form": form, "has_account": has_account,
         "wrong_user": request.user.is_authenticated and request.user.email.lower() != invitation.email,

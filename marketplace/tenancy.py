@@ -27,9 +27,9 @@ from django.apps import apps
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
+from django.middleware.locale import LocaleMiddleware
 from django.shortcuts import render
 from django.utils import translation
-from django.middleware.locale import LocaleMiddleware
 from django_scopes import scope, scopes_disabled
 
 from .models import Domain, Tenant

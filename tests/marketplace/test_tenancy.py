@@ -10,7 +10,7 @@ from accounts.models import Membership, Role
 from marketplace import tenancy
 from marketplace.models import Domain, Tenant, TenantOwned
 from tests.conftest import host_client
-from tests.factories import MembershipFactory, TenantFactory
+from tests.factories import MembershipFactory
 
 
 class TestHostResolution:
@@ -182,12 +182,12 @@ class TestRowLevelSecurity:
 
     def test_writing_into_another_tenant_is_refused(self, tenant_a, tenant_b):
         user = MembershipFactory(tenant=tenant_a).user
-        with pytest.raises(DatabaseError, match="row-level security"):
-            with tenancy.activate(tenant_a), connection.cursor() as cursor:
-                self._as_app_role(cursor)
-                cursor.execute(
-                    "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
-                    "VALUES (%s, %s, 'owner', now())", [tenant_b.pk, user.pk])
+        with pytest.raises(DatabaseError, match="row-level security"), tenancy.activate(tenant_a), \
+                connection.cursor() as cursor:
+            self._as_app_role(cursor)
+            cursor.execute(
+                "INSERT INTO accounts_membership (tenant_id, user_id, role, created_at) "
+                "VALUES (%s, %s, 'owner', now())", [tenant_b.pk, user.pk])
 
     def test_nested_scope_restores_the_outer_tenant(self, tenant_a, tenant_b):
         MembershipFactory(tenant=tenant_a)
