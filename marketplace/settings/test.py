@@ -1,6 +1,7 @@
 """The test suite: real PostgreSQL and Redis when DATABASE_URL / REDIS_URL point at them, else the embedded default."""
 
 import os
+import uuid
 
 from .base import *  # noqa: F403
 from .base import env
@@ -22,10 +23,11 @@ LOG_FORMAT = "text"
 LOGGING["handlers"]["console"]["formatter"] = "text"  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 
-# Parallel workers (pytest-xdist) share one Redis: keep their keys apart.
-_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Parallel workers (pytest-xdist) and successive runs share one Redis: keep their keys apart, so that, for
+# example, allauth's rate limits from the last run do not hold back this run's emails.
 if REDIS_URL:  # noqa: F405
-    CACHES["default"]["KEY_PREFIX"] = f"test-{_worker}"  # noqa: F405
+    _worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    CACHES["default"]["KEY_PREFIX"] = f"test-{_worker}-{uuid.uuid4().hex[:8]}"  # noqa: F405
 # Tests about workers start a real worker against Redis themselves; everything else runs tasks in-process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_RESULT_BACKEND = None if CELERY_TASK_ALWAYS_EAGER else CELERY_RESULT_BACKEND  # noqa: F405
