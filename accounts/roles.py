@@ -6,6 +6,8 @@ invitations) and the storefront's branding. Creators get what later apps grant t
 
 from __future__ import annotations
 
+from functools import cache
+
 from django.apps import apps
 
 from .models import Role
@@ -29,6 +31,14 @@ def _model_of(perm: str):
         return action, None
 
 
+@cache
+def _tenant_owned_labels() -> frozenset[str]:
+    # The model registry is fixed once Django has started; the admin asks this for every permission it shows.
+    from marketplace.tenancy import tenant_owned_models
+
+    return frozenset(model._meta.label_lower for model in tenant_owned_models())
+
+
 def role_allows(role: str | None, perm: str) -> bool:
     if role is None or role == Role.LEARNER:
         return False
@@ -36,10 +46,8 @@ def role_allows(role: str | None, perm: str) -> bool:
         return perm in CREATOR_PERMISSIONS
     if role == Role.OWNER and perm in OWNER_GLOBAL_PERMISSIONS:
         return True
-    from marketplace.tenancy import tenant_owned_models
-
     action, model = _model_of(perm)
-    if model is None or model not in tenant_owned_models():
+    if model is None or model._meta.label_lower not in _tenant_owned_labels():
         return False
     label = model._meta.label_lower
     if label in READ_ONLY_FOR_STAFF:

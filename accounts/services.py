@@ -27,21 +27,21 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def membership_join(*, tenant: Tenant, user: User) -> Membership:
-    """Make ``user`` a learner of ``tenant`` unless they already hold a role there (safe to repeat)."""
-    membership, created = Membership.objects.get_or_create(tenant=tenant, user=user,
-                                                           defaults={"role": Role.LEARNER})
-    if created:
-        audit_log_write(tenant=tenant, actor=user, action="membership.joined", target=membership)
-    return membership
-
-
-def _membership_grant(*, tenant: Tenant, user: User, role: str) -> Membership:
+def membership_grant(*, tenant: Tenant, user: User, role: str, actor: User | None) -> Membership:
+    """Give ``user`` at least ``role`` on ``tenant``: create the membership, or raise a lower role (never lower)."""
     membership, created = Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
-    if not created and ROLE_RANK[Role(role)] > ROLE_RANK[Role(membership.role)]:
+    if created:
+        audit_log_write(tenant=tenant, actor=actor, action="membership.joined", target=membership,
+                        data={"role": role})
+    elif ROLE_RANK[Role(role)] > ROLE_RANK[Role(membership.role)]:
         membership.role = role
         membership.save(update_fields=["role"])
     return membership
+
+
+def membership_join(*, tenant: Tenant, user: User) -> Membership:
+    """Make ``user`` a learner of ``tenant`` unless they already hold a role there (safe to repeat)."""
+    return membership_grant(tenant=tenant, user=user, role=Role.LEARNER, actor=user)
 
 
 @transaction.atomic
@@ -94,7 +94,7 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
                                code="invitation_email_mismatch", status=403)
     EmailAddress.objects.update_or_create(user=user, email=invitation.email,
                                           defaults={"verified": True, "primary": True})
-    membership = _membership_grant(tenant=tenant, user=user, role=invitation.role)
+    membership = membership_grant(tenant=tenant, user=user, role=invitation.role, actor=user)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import messages
 from django.db import transaction
 from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
@@ -70,5 +69,4 @@ class ApplicationErrorMiddleware:
             return None
         if transaction.get_connection().in_atomic_block:
             transaction.set_rollback(True)
-        messages.error(request, exception.message)
         return render(request, "error.html", {"error": exception}, status=exception.status)
