@@ -1,0 +1,63 @@
+"""Who may open what: the one decision every page, media request and API call goes through.
+
+``can_access(user, item)`` is true when the item is free, when one of the learner's entitlements covers it (a
+purchase of the item or of a bundle holding it, a subscription, a grant, a licence), or when the person works on it
+(the storefront's owners and staff, and the item's own creators). A free-preview lesson is open to everyone on a
+published item. Unpublished items are open only to the team; an archived item stays open to those who had access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from accounts.models import Role
+from accounts.selectors import membership_role
+from marketplace.tenancy import current_tenant
+from payments.selectors import entitled_item_ids
+
+from .models import ContentItem, Lesson
+
+TEAM_ROLES = frozenset({Role.OWNER, Role.STAFF})
+
+
+def _role(user) -> str | None:
+    tenant = current_tenant()
+    if tenant is None or not getattr(user, "is_authenticated", False):
+        return None
+    return membership_role(user=user, tenant=tenant)
+
+
+def is_team(user) -> bool:
+    return _role(user) in TEAM_ROLES
+
+
+def _credited(user, item: ContentItem) -> bool:
+    return _role(user) == Role.CREATOR and item.item_creators.filter(creator__user=user).exists()
+
+
+def can_access(user, item: ContentItem, lesson: Lesson | None = None) -> bool:
+    """Whether ``user`` may open ``item`` (or, when given, that one ``lesson`` of it)."""
+    if is_team(user) or _credited(user, item):
+        return True
+    if item.status == ContentItem.Status.PUBLISHED:
+        if item.is_free or (lesson is not None and lesson.is_preview):
+            return True
+    elif item.status != ContentItem.Status.ARCHIVED:
+        return False
+    covered = entitled_item_ids(user=user, item_ids=[item.id])
+    if covered is None:  # a whole-catalog subscription covers what is on sale now
+        return item.status == ContentItem.Status.PUBLISHED
+    return item.id in covered
+
+
+def accessible_item_ids(user, items: Iterable[ContentItem]) -> set[int]:
+    """Of these published items, the ones ``user`` may open, with one query however many there are (for listings)."""
+    items = list(items)
+    if is_team(user):
+        return {item.id for item in items}
+    free = {item.id for item in items if item.is_free}
+    paid = [item.id for item in items if not item.is_free]
+    if not paid:
+        return free
+    covered = entitled_item_ids(user=user, item_ids=paid)
+    return free | (set(paid) if covered is None else covered)

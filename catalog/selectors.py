@@ -1,0 +1,258 @@
+"""Reads for the storefront. Every listing costs the same number of queries however many items it shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.http import Http404
+
+from .access import can_access, is_team
+from .models import (
+    Bundle,
+    Category,
+    ContentItem,
+    Creator,
+    ItemCreator,
+    ItemProgress,
+    LearningPath,
+    Lesson,
+    LessonProgress,
+    PathStep,
+    Review,
+    Section,
+)
+from .text import search_tokens
+
+Status = ContentItem.Status
+
+SORTS = {
+    "newest": ["-published_at", "-id"],
+    "popular": ["-learner_count", "-published_at", "-id"],
+    "rating": [F("rating_avg").desc(nulls_last=True), "-rating_count", "-id"],
+    "price_low": ["price", "-id"],
+    "price_high": ["-price", "-id"],
+    "title": ["title", "id"],
+}
+
+
+def _with_card_data(items: QuerySet[ContentItem]) -> QuerySet[ContentItem]:
+    """What an item card shows, fetched with one extra query for the whole page."""
+    credits = ItemCreator.objects.select_related("creator").order_by("position", "id")
+    return items.prefetch_related(Prefetch("item_creators", queryset=credits))
+
+
+def items_on_sale() -> QuerySet[ContentItem]:
+    return ContentItem.objects.filter(status=Status.PUBLISHED)
+
+
+def items_search(items: QuerySet[ContentItem], q: str) -> QuerySet[ContentItem]:
+    """Items matching every word of ``q``, best first on PostgreSQL (full-text rank), newest first elsewhere.
+
+    Words are split as in ``catalog.text``: Chinese is matched by character pairs, other words by prefix. A lone CJK
+    character, which has no pair, is matched as a substring.
+    """
+    tokens = search_tokens(q)
+    if not tokens:
+        return items
+    words = [t for t in tokens if len(t) > 1 or t.isascii()]
+    singles = [t for t in tokens if t not in words]
+    for single in singles:
+        items = items.filter(search_text__contains=single)
+    if not words:
+        return items
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+        vector = SearchVector("search_text", config="simple")
+        query = SearchQuery(" & ".join(f"'{w}':*" for w in words), search_type="raw", config="simple")
+        return items.annotate(search=vector, rank=SearchRank(vector, query)).filter(search=query)
+    for word in words:
+        items = items.filter(search_text__contains=word)
+    return items
+
+
+@dataclass
+class BrowseResult:
+    items: QuerySet[ContentItem]
+    sort: str
+
+
+def items_browse(*, filters: dict) -> BrowseResult:
+    """The browse page's items: ``filters`` is a validated ``ItemFilterForm``'s cleaned data."""
+    items = items_on_sale()
+    if filters.get("category"):
+        items = items.filter(categories=filters["category"])
+    for name in ("kind", "level", "language"):
+        if filters.get(name):
+            items = items.filter(**{name: filters[name]})
+    if filters.get("free"):
+        items = items.filter(price=0)
+    if filters.get("price_min") is not None:
+        items = items.filter(price__gte=filters["price_min"])
+    if filters.get("price_max") is not None:
+        items = items.filter(price__lte=filters["price_max"])
+    sort = filters.get("sort") or ""
+    q = (filters.get("q") or "").strip()
+    if q:
+        items = items_search(items, q)
+    if sort == "relevance" or (not sort and q):
+        sort = "relevance"
+        ordering = ["-rank", "-learner_count", "-id"] if connection.vendor == "postgresql" and q else SORTS["popular"]
+    else:
+        sort = sort if sort in SORTS else "newest"
+        ordering = SORTS[sort]
+    if sort == "rating":
+        items = items.alias(rating_avg=F("rating_sum") * 1.0 / F("rating_count"))
+    return BrowseResult(items=_with_card_data(items.order_by(*ordering)), sort=sort)
+
+
+@dataclass
+class HomePage:
+    featured: list[ContentItem]
+    newest: list[ContentItem]
+    popular: list[ContentItem]
+    categories: list[Category]
+    bundles: list[Bundle]
+    paths: list[LearningPath]
+
+
+def home_page(*, per_row: int = 8) -> HomePage:
+    on_sale = _with_card_data(items_on_sale())
+    return HomePage(
+        featured=list(on_sale.filter(is_featured=True).order_by("-published_at", "-id")[:per_row]),
+        newest=list(on_sale.order_by("-published_at", "-id")[:per_row]),
+        popular=list(on_sale.order_by("-learner_count", "-id")[:per_row]),
+        categories=categories_with_counts(),
+        bundles=list(Bundle.objects.filter(is_published=True).annotate(n=Count("items"))[:4]),
+        paths=list(LearningPath.objects.filter(is_published=True).annotate(n=Count("steps"))[:4]),
+    )
+
+
+def categories_with_counts() -> list[Category]:
+    published = Q(items__status=Status.PUBLISHED)
+    return list(Category.objects.annotate(n=Count("items", filter=published)).filter(n__gt=0))
+
+
+@dataclass
+class ItemPage:
+    item: ContentItem
+    has_access: bool
+    sections: list[Section]
+    credits: list[ItemCreator]
+    reviews: list[Review]
+    own_review: Review | None
+    related: list[ContentItem]
+    bundles: list[Bundle]
+    paths: list[LearningPath]
+    progress: ItemProgress | None
+    completed_lessons: set[int] = field(default_factory=set)
+
+
+def item_for_storefront(*, slug: str, user) -> ContentItem:
+    """The item at ``slug`` if this person may see its page: published ones for everyone, the rest for the team and
+    (archived ones) for learners who have access. Anything else is a 404, as is another storefront's item."""
+    item = ContentItem.objects.filter(slug=slug).select_related("tenant").first()
+    if item is None:
+        raise Http404("No such item.")
+    if item.status == Status.PUBLISHED:
+        return item
+    if item.status == Status.ARCHIVED and can_access(user, item):
+        return item
+    if is_team(user) or (item.status != Status.ARCHIVED and can_access(user, item)):
+        return item
+    raise Http404("No such item.")
+
+
+def item_page(*, item: ContentItem, user) -> ItemPage:
+    lessons = Lesson.objects.order_by("position", "id").defer("body", "body_html")
+    sections = list(item.sections.prefetch_related(Prefetch("lessons", queryset=lessons)))
+    credits = list(item.item_creators.select_related("creator"))
+    reviews = list(item.reviews.select_related("user").order_by("-updated_at")[:10])
+    authenticated = getattr(user, "is_authenticated", False)
+    own_review = item.reviews.filter(user=user).first() if authenticated else None
+    category_ids = list(item.categories.values_list("id", flat=True))
+    related = list(_with_card_data(items_on_sale().filter(categories__in=category_ids).exclude(pk=item.pk)
+                                   .distinct().order_by("-learner_count", "-id")[:4]))
+    progress = ItemProgress.objects.filter(user=user, item=item).first() if authenticated else None
+    completed = set()
+    if authenticated:
+        completed = set(LessonProgress.objects.filter(user=user, lesson__item=item, completed_at__isnull=False)
+                        .values_list("lesson_id", flat=True))
+    return ItemPage(
+        item=item, has_access=can_access(user, item), sections=sections, credits=credits, reviews=reviews,
+        own_review=own_review, related=related,
+        bundles=list(item.bundles.filter(is_published=True)),
+        paths=list(LearningPath.objects.filter(is_published=True, steps__item=item).distinct()),
+        progress=progress, completed_lessons=completed,
+    )
+
+
+def lesson_resume_target(*, item: ContentItem, user) -> Lesson | None:
+    """Where "continue" takes the learner: the lesson they were on, else the first one."""
+    if getattr(user, "is_authenticated", False):
+        progress = ItemProgress.objects.filter(user=user, item=item).select_related("last_lesson").first()
+        if progress and progress.last_lesson:
+            return progress.last_lesson
+    return item.lessons.order_by("section__position", "section_id", "position", "id").first()
+
+
+@dataclass
+class LearningEntry:
+    item: ContentItem
+    progress: ItemProgress | None
+
+
+def my_learning(*, user) -> list[LearningEntry]:
+    """Items the learner has started or owns, most recently touched first."""
+    from payments.selectors import entitled_item_ids
+
+    progress = {p.item_id: p for p in ItemProgress.objects.filter(user=user)}
+    owned = entitled_item_ids(user=user) or set()
+    ids = set(progress) | owned
+    items = _with_card_data(ContentItem.objects.filter(id__in=ids).exclude(status=Status.DRAFT))
+    entries = [LearningEntry(item=item, progress=progress.get(item.id)) for item in items]
+    entries.sort(key=lambda e: (e.progress is None, -(e.progress.updated_at.timestamp() if e.progress else 0)))
+    return entries
+
+
+def creator_for_storefront(*, slug: str) -> Creator:
+    creator = Creator.objects.filter(slug=slug).first()
+    if creator is None:
+        raise Http404("No such creator.")
+    return creator
+
+
+def creator_items(*, creator: Creator) -> QuerySet[ContentItem]:
+    return _with_card_data(items_on_sale().filter(item_creators__creator=creator).order_by("-published_at"))
+
+
+def bundle_for_storefront(*, slug: str) -> tuple[Bundle, list[ContentItem]]:
+    bundle = Bundle.objects.filter(slug=slug, is_published=True).first()
+    if bundle is None:
+        raise Http404("No such bundle.")
+    return bundle, list(_with_card_data(bundle.items.filter(status=Status.PUBLISHED)))
+
+
+@dataclass
+class PathPage:
+    path: LearningPath
+    steps: list[PathStep]
+    completed_item_ids: set[int]
+    prerequisites: dict[int, list[ContentItem]]
+
+
+def path_for_storefront(*, slug: str, user) -> PathPage:
+    path = LearningPath.objects.filter(slug=slug, is_published=True).first()
+    if path is None:
+        raise Http404("No such learning path.")
+    steps = list(path.steps.filter(item__status=Status.PUBLISHED).select_related("item")
+                 .prefetch_related("item__prerequisites"))
+    completed: set[int] = set()
+    if getattr(user, "is_authenticated", False):
+        completed = set(ItemProgress.objects.filter(user=user, completed_at__isnull=False,
+                                                    item__in=[s.item_id for s in steps])
+                        .values_list("item_id", flat=True))
+    prerequisites = {s.item_id: list(s.item.prerequisites.all()) for s in steps}
+    return PathPage(path=path, steps=steps, completed_item_ids=completed, prerequisites=prerequisites)

@@ -1,0 +1,244 @@
+"""Writes on the catalog: the editorial workflow, derived fields, learners' progress and reviews."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from marketplace.errors import ApplicationError
+from marketplace.services import audit_log_write
+from marketplace.tenancy import current_tenant
+
+from .access import can_access
+from .models import ContentItem, EditorialDecision, ItemProgress, ItemVersion, Lesson, LessonProgress, Review
+from .text import plain_text, render_rich_text, search_document
+
+Status = ContentItem.Status
+
+
+# --- the storefront cache ------------------------------------------------------------------------------------------
+
+def _generation_key(tenant_id: int) -> str:
+    return f"catalog:generation:{tenant_id}"
+
+
+def catalog_generation(tenant_id: int) -> int:
+    """A number that changes whenever anything a storefront listing shows changes; part of every page-cache key."""
+    generation = cache.get(_generation_key(tenant_id))
+    if generation is None:
+        generation = int(timezone.now().timestamp() * 1000)
+        cache.add(_generation_key(tenant_id), generation, timeout=None)
+        generation = cache.get(_generation_key(tenant_id), generation)
+    return generation
+
+
+def catalog_changed(tenant_id: int) -> None:
+    """Invalidate the tenant's cached listings once the change is committed."""
+
+    def bump() -> None:
+        try:
+            cache.incr(_generation_key(tenant_id))
+        except ValueError:  # not cached yet: the next reader starts a fresh generation
+            pass
+
+    transaction.on_commit(bump)
+
+
+# --- derived fields ------------------------------------------------------------------------------------------------
+
+def item_refresh_derived(*, item: ContentItem, save: bool = True) -> ContentItem:
+    """Render the rich text and rebuild the search text after the item or its categories, tags or creators change."""
+    item.description_html = render_rich_text(item.description)
+    item.body_html = render_rich_text(item.body)
+    parts = [item.title, item.subtitle, plain_text(item.description_html)]
+    if item.pk:
+        parts += [c.name for c in item.categories.all()] + [t.name for t in item.tags.all()]
+        parts += [c.name for c in item.creators.all()]
+    item.search_text = search_document(*parts)
+    if save:
+        item.save(update_fields=["description_html", "body_html", "search_text", "updated_at"])
+        if item.status in (Status.PUBLISHED, Status.ARCHIVED):
+            catalog_changed(item.tenant_id)
+    return item
+
+
+def lesson_refresh_derived(*, lesson: Lesson) -> Lesson:
+    lesson.body_html = render_rich_text(lesson.body)
+    return lesson
+
+
+# --- the editorial workflow ----------------------------------------------------------------------------------------
+
+def _locked(item: ContentItem) -> ContentItem:
+    return ContentItem.objects.select_for_update().get(pk=item.pk)
+
+
+def _decide(item: ContentItem, outcome: str, actor, reason: str = "") -> None:
+    EditorialDecision.objects.create(tenant=item.tenant, item=item, outcome=outcome, reason=reason, actor=actor)
+    audit_log_write(tenant=item.tenant, actor=actor, action=f"catalog.item_{outcome}", target=item,
+                    data={"version": item.version, **({"reason": reason} if reason else {})})
+
+
+def _snapshot(item: ContentItem) -> dict:
+    return {
+        "kind": item.kind, "title": item.title, "subtitle": item.subtitle, "description_html": item.description_html,
+        "body_html": item.body_html, "language": item.language, "level": item.level, "price": item.price,
+        "media": item.media.name, "cover": item.cover.name,
+        "creators": [{"creator": ic.creator_id, "name": ic.creator.name, "share_bp": ic.share_bp}
+                     for ic in item.item_creators.select_related("creator")],
+        "categories": sorted(c.slug for c in item.categories.all()),
+        "lessons": [{"id": lesson.id, "section": lesson.section.title, "title": lesson.title, "kind": lesson.kind,
+                     "body_html": lesson.body_html, "media": lesson.media.name, "preview": lesson.is_preview}
+                    for lesson in item.lessons.select_related("section")],
+    }
+
+
+def item_submit(*, item: ContentItem, actor) -> ContentItem:
+    """Send a draft to the reviewers."""
+    with transaction.atomic():
+        item = _locked(item)
+        if item.status != Status.DRAFT:
+            raise ApplicationError(_("Only a draft can be submitted for review."), code="not_a_draft")
+        if not item.title.strip():
+            raise ApplicationError(_("Give the item a title before submitting it."), code="title_missing")
+        if item.kind == ContentItem.Kind.COURSE and not item.lessons.exists():
+            raise ApplicationError(_("A course needs at least one lesson before review."), code="no_lessons")
+        item.status = Status.IN_REVIEW
+        item.save(update_fields=["status", "updated_at"])
+        _decide(item, EditorialDecision.Outcome.SUBMITTED, actor)
+    return item
+
+
+def item_approve(*, item: ContentItem, actor) -> ContentItem:
+    """Publish the item as its next version: from review, or (for the team) a published item's changes.
+
+    The version row stores the content hash and snapshot that distribution pushes and the publication record chains.
+    """
+    with transaction.atomic():
+        item = _locked(item)
+        if item.status not in (Status.IN_REVIEW, Status.PUBLISHED):
+            raise ApplicationError(_("Only an item in review (or a published one) can be published."),
+                                   code="not_in_review")
+        item_refresh_derived(item=item, save=False)
+        now = timezone.now()
+        item.status = Status.PUBLISHED
+        item.version += 1
+        item.review_note = ""
+        item.published_at = item.published_at or now
+        item.save(update_fields=["status", "version", "review_note", "published_at", "description_html",
+                                 "body_html", "search_text", "updated_at"])
+        snapshot = _snapshot(item)
+        digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
+                                   snapshot=snapshot, published_by=actor)
+        _decide(item, EditorialDecision.Outcome.APPROVED, actor)
+        catalog_changed(item.tenant_id)
+    return item
+
+
+def item_reject(*, item: ContentItem, actor, reason: str) -> ContentItem:
+    """Send an item in review back to draft with the reviewer's reason, which its creators see."""
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError(_("Say why the item is rejected, so its creator can fix it."), code="reason_missing")
+    with transaction.atomic():
+        item = _locked(item)
+        if item.status != Status.IN_REVIEW:
+            raise ApplicationError(_("Only an item in review can be rejected."), code="not_in_review")
+        item.status = Status.DRAFT
+        item.review_note = reason
+        item.save(update_fields=["status", "review_note", "updated_at"])
+        _decide(item, EditorialDecision.Outcome.REJECTED, actor, reason)
+    return item
+
+
+def item_archive(*, item: ContentItem, actor) -> ContentItem:
+    """Take a published item off sale. Learners who had access keep it."""
+    with transaction.atomic():
+        item = _locked(item)
+        if item.status != Status.PUBLISHED:
+            raise ApplicationError(_("Only a published item can be archived."), code="not_published")
+        item.status = Status.ARCHIVED
+        item.save(update_fields=["status", "updated_at"])
+        _decide(item, EditorialDecision.Outcome.ARCHIVED, actor)
+        catalog_changed(item.tenant_id)
+    return item
+
+
+# --- learners --------------------------------------------------------------------------------------------------------
+
+def _require_access(user, item: ContentItem, lesson: Lesson | None = None) -> None:
+    if not getattr(user, "is_authenticated", False):
+        raise ApplicationError(_("Sign in to keep your progress."), code="not_authenticated", status=403)
+    if not can_access(user, item, lesson):
+        raise ApplicationError(_("You do not have access to this item."), code="no_access", status=403)
+
+
+def progress_record(*, user, item: ContentItem, lesson: Lesson | None = None, position_seconds: int = 0,
+                    completed: bool = False) -> ItemProgress:
+    """Remember where the learner is (lesson and media position) and what they completed; safe to repeat.
+
+    Completing every lesson of a course (or the item itself, for the other kinds) completes the item.
+    """
+    _require_access(user, item, lesson)
+    if lesson is not None and lesson.item_id != item.id:
+        raise ApplicationError(_("That lesson belongs to another item."), code="wrong_lesson")
+    position_seconds = max(0, int(position_seconds))
+    now = timezone.now()
+    tenant = current_tenant()
+    with transaction.atomic():
+        progress, created = ItemProgress.objects.select_for_update().get_or_create(
+            user=user, item=item, defaults={"tenant": tenant})
+        if created:
+            ContentItem.objects.filter(pk=item.pk).update(learner_count=F("learner_count") + 1)
+        fields = ["updated_at"]
+        if lesson is not None:
+            lesson_progress, _created = LessonProgress.objects.get_or_create(
+                user=user, lesson=lesson, defaults={"tenant": tenant})
+            lesson_progress.position_seconds = position_seconds
+            if completed and lesson_progress.completed_at is None:
+                lesson_progress.completed_at = now
+            lesson_progress.save(update_fields=["position_seconds", "completed_at", "updated_at"])
+            progress.last_lesson = lesson
+            total = item.lessons.count()
+            done = LessonProgress.objects.filter(lesson__item=item, user=user, completed_at__isnull=False).count()
+            progress.percent = round(100 * done / total) if total else 0
+            fields += ["last_lesson", "percent"]
+        else:
+            progress.position_seconds = position_seconds
+            fields.append("position_seconds")
+            if completed:
+                progress.percent = 100
+                fields.append("percent")
+        if progress.percent == 100 and progress.completed_at is None:
+            progress.completed_at = now
+            fields.append("completed_at")
+            audit_log_write(tenant=tenant, actor=user, action="catalog.item_completed", target=item)
+        progress.save(update_fields=fields)
+    return progress
+
+
+def review_save(*, user, item: ContentItem, rating: int, body: str = "") -> Review:
+    """Create or edit the learner's one review of the item, keeping the item's rating totals in step."""
+    _require_access(user, item)
+    if not 1 <= int(rating) <= 5:
+        raise ApplicationError(_("Choose from one to five stars."), code="bad_rating", extra={"field": "rating"})
+    rating = int(rating)
+    with transaction.atomic():
+        review = Review.objects.select_for_update().filter(item=item, user=user).first()
+        if review is None:
+            review = Review.objects.create(tenant=current_tenant(), item=item, user=user, rating=rating, body=body)
+            ContentItem.objects.filter(pk=item.pk).update(rating_count=F("rating_count") + 1,
+                                                          rating_sum=F("rating_sum") + rating)
+        else:
+            ContentItem.objects.filter(pk=item.pk).update(rating_sum=F("rating_sum") + rating - review.rating)
+            review.rating, review.body = rating, body
+            review.save(update_fields=["rating", "body", "updated_at"])
+        catalog_changed(item.tenant_id)
+    return review

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from .models import Entitlement
+
+
+def entitlements_active(*, user) -> QuerySet[Entitlement]:
+    """The learner's entitlements in force now, in the open tenant scope."""
+    now = timezone.now()
+    return Entitlement.objects.filter(user=user, revoked_at__isnull=True, starts_at__lte=now).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+
+
+def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int] | None:
+    """Which of ``item_ids`` (or of every item) the learner's entitlements cover, in one query.
+
+    Returns None when a whole-catalog entitlement (a subscription) covers everything.
+    """
+    from catalog.models import ContentItem
+
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    active = entitlements_active(user=user)
+    if active.filter(whole_catalog=True).exists():
+        return None
+    items = ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active))
+    if item_ids is not None:
+        items = items.filter(id__in=list(item_ids))
+    return set(items.values_list("id", flat=True).distinct())
