@@ -99,7 +99,8 @@ def items_browse(*, filters: dict) -> BrowseResult:
         items = items_search(items, q)
     if sort == "relevance" or (not sort and q):
         sort = "relevance"
-        ordering = ["-rank", "-learner_count", "-id"] if connection.vendor == "postgresql" and q else SORTS["popular"]
+        ranked = "rank" in items.query.annotations
+        ordering = ["-rank", "-learner_count", "-id"] if ranked else SORTS["popular"]
     else:
         sort = sort if sort in SORTS else "newest"
         ordering = SORTS[sort]
@@ -196,6 +197,15 @@ def lesson_resume_target(*, item: ContentItem, user) -> Lesson | None:
         if progress and progress.last_lesson:
             return progress.last_lesson
     return item.lessons.order_by("section__position", "section_id", "position", "id").first()
+
+
+def resume_position(*, user, item: ContentItem, lesson: Lesson | None) -> int:
+    """Seconds into the audio or video where the learner stopped last time."""
+    if lesson is not None:
+        row = LessonProgress.objects.filter(user=user, lesson=lesson).values_list("position_seconds", flat=True)
+    else:
+        row = ItemProgress.objects.filter(user=user, item=item).values_list("position_seconds", flat=True)
+    return row.first() or 0
 
 
 @dataclass

@@ -242,3 +242,14 @@ def review_save(*, user, item: ContentItem, rating: int, body: str = "") -> Revi
             review.save(update_fields=["rating", "body", "updated_at"])
         catalog_changed(item.tenant_id)
     return review
+
+
+def review_delete(*, review: Review, actor) -> None:
+    """Remove a review (the team moderating), taking its stars out of the item's totals."""
+    with transaction.atomic():
+        ContentItem.objects.filter(pk=review.item_id).update(rating_count=F("rating_count") - 1,
+                                                             rating_sum=F("rating_sum") - review.rating)
+        audit_log_write(tenant=review.tenant, actor=actor, action="catalog.review_deleted", target=review.item,
+                        data={"rating": review.rating, "body": review.body[:200]})
+        review.delete()
+        catalog_changed(review.tenant_id)

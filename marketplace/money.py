@@ -22,3 +22,19 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "KWD": 3,
 }
 CURRENCY_CHOICES = [(code, code) for code in sorted(CURRENCY_EXPONENTS)]
+
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "CNY": "¥", "JPY": "¥", "USD": "$", "HKD": "HK$", "TWD": "NT$", "SGD": "S$", "AUD": "A$", "CAD": "C$",
+    "EUR": "€", "GBP": "£", "KRW": "₩", "VND": "₫", "CHF": "CHF ", "BHD": "BD ", "KWD": "KD ",
+}
+
+
+def format_money(amount: int, currency: str) -> str:
+    """``amount`` minor units as the current locale writes money: ¥99.00, $1,299.50, ¥1,200 (JPY)."""
+    from decimal import Decimal
+
+    from django.utils.formats import number_format
+
+    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    major = Decimal(amount).scaleb(-exponent)
+    return f"{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{number_format(major, exponent, force_grouping=True)}"

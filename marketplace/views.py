@@ -9,7 +9,9 @@ def home(request):
     if request.tenant is None:
         tenants = Tenant.objects.filter(is_active=True).prefetch_related("domains")
         return render(request, "marketplace/landing.html", {"tenants": tenants})
-    return render(request, "storefront/home.html")
+    from catalog.views import home as storefront_home
+
+    return storefront_home(request)
 
 
 def storefront_only(view):

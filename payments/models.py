@@ -8,6 +8,7 @@ payments and subscriptions (which create entitlements) arrive with checkout.
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
@@ -30,7 +31,7 @@ class Entitlement(TenantOwned):
     source = models.CharField(_("source"), max_length=12, choices=Source.choices, default=Source.GRANT)
     reference = models.CharField(_("reference"), max_length=100, blank=True,
                                  help_text=_("The order, subscription or licence that gave this access."))
-    starts_at = models.DateTimeField(_("starts"))
+    starts_at = models.DateTimeField(_("starts"), default=timezone.now)
     ends_at = models.DateTimeField(_("ends"), null=True, blank=True, help_text=_("Empty: no end."))
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -73,3 +73,56 @@ def member(tenant: Tenant, role: str = Role.LEARNER, *, mfa: bool = False, **use
     if mfa:
         enable_totp(user)
     return user
+
+
+# --- catalog ---------------------------------------------------------------------------------------------------------
+
+def catalog_item(tenant: Tenant, *, title: str = "Item", kind: str = "article", price: int = 0, published: bool = True,
+                 creators=(), lessons: int = 0, preview_lessons: int = 0, **fields):
+    """A content item, published through the real workflow unless ``published`` is False."""
+    from django.utils.text import slugify
+    from django_scopes import scope
+
+    from catalog import services
+    from catalog.models import ContentItem, ItemCreator, Lesson, Section
+
+    staff = UserFactory(email=f"reviewer@{tenant.slug}.test")
+    fields.setdefault("language", "en")
+    with scope(tenant=tenant):
+        n = ContentItem.objects.count()
+        item = ContentItem(tenant=tenant, kind=kind, title=title, price=price,
+                           slug=fields.pop("slug", None) or f"{slugify(title, allow_unicode=True)}-{n}", **fields)
+        services.item_refresh_derived(item=item, save=False)
+        item.save()
+        for creator in creators:
+            ItemCreator.objects.create(tenant=tenant, item=item, creator=creator, share_bp=5000)
+        if lessons:
+            section = Section.objects.create(tenant=tenant, item=item, title="Getting started")
+            for i in range(lessons):
+                Lesson.objects.create(tenant=tenant, item=item, section=section, title=f"Lesson {i + 1}",
+                                      kind="text", body=f"Text of lesson {i + 1}", body_html=f"<p>Lesson {i + 1}</p>",
+                                      is_preview=i < preview_lessons, position=i)
+        services.item_refresh_derived(item=item)
+        if published:
+            services.item_submit(item=item, actor=staff)
+            services.item_approve(item=item, actor=staff)
+            item.refresh_from_db()
+    return item
+
+
+def catalog_creator(tenant: Tenant, name: str, user: User | None = None):
+    from django.utils.text import slugify
+
+    from catalog.models import Creator
+
+    with scopes_disabled():
+        return Creator.objects.create(tenant=tenant, name=name, slug=slugify(name), user=user)
+
+
+def grant(tenant: Tenant, user: User, **target):
+    from django_scopes import scope
+
+    from payments.services import entitlement_grant
+
+    with scope(tenant=tenant):
+        return entitlement_grant(tenant=tenant, user=user, actor=None, **target)

@@ -1,0 +1,321 @@
+"""The catalog in the tenant's admin: items with their creators, sections and lessons, the review workflow, and the
+supporting lists (categories, tags, creators, bundles, learning paths, learners' reviews).
+
+Creators see only the items they are credited on and edit them only while they are drafts; owners and staff see
+every item of their storefront and hold the reviewer's permission (approve, reject with a reason, archive).
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import Role
+from accounts.selectors import membership_role
+from marketplace.admin_site import TenantScopedAdmin
+from marketplace.errors import ApplicationError
+
+from . import services
+try:  # TEMP until admin_import lands
+    from .admin_import import export_selected_as_csv, import_export_urls
+except ImportError:
+    def import_export_urls(model_admin):
+        return []
+
+    def export_selected_as_csv(modeladmin, request, queryset):
+        return None
+from .models import (
+    Bundle,
+    Category,
+    ContentItem,
+    Creator,
+    ItemCreator,
+    LearningPath,
+    Lesson,
+    PathStep,
+    Review,
+    Section,
+    Tag,
+)
+
+Status = ContentItem.Status
+
+
+def _is_creator(request) -> bool:
+    tenant = getattr(request, "tenant", None)
+    return tenant is not None and membership_role(user=request.user, tenant=tenant) == Role.CREATOR
+
+
+def _creator_profile(request) -> Creator:
+    """The signed-in creator's profile on this storefront, made on first use from their account."""
+    profile = Creator.objects.filter(user=request.user).first()
+    if profile is None:
+        name = request.user.display_name or request.user.email.split("@")[0]
+        slug, n = slugify(name, allow_unicode=True) or "creator", 1
+        while Creator.objects.filter(slug=slug).exists():
+            n += 1
+            slug = f"{slugify(name, allow_unicode=True)}-{n}"
+        profile = Creator.objects.create(tenant=request.tenant, user=request.user, name=name, slug=slug)
+    return profile
+
+
+class TenantInlineMixin:
+    """Inline rows belong to the tenant being served, like their parent."""
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        tenant = request.tenant
+
+        class TenantFormSet(formset):
+            def save_new(self, form, commit=True):
+                form.instance.tenant = tenant
+                return super().save_new(form, commit)
+
+        return TenantFormSet
+
+
+class ItemCreatorInline(TenantInlineMixin, admin.TabularInline):
+    model = ItemCreator
+    extra = 0
+    fields = ["creator", "share_bp", "position"]
+
+
+class SectionInline(TenantInlineMixin, admin.TabularInline):
+    model = Section
+    extra = 0
+    fields = ["title", "position"]
+
+
+class LessonInline(TenantInlineMixin, admin.StackedInline):
+    model = Lesson
+    extra = 0
+    fields = [("section", "kind", "is_preview", "position"), "title", "body", ("media", "duration_seconds")]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "section":
+            item_id = request.resolver_match.kwargs.get("object_id")
+            kwargs["queryset"] = Section.objects.filter(item_id=item_id) if item_id else Section.objects.none()
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ContentItemForm(forms.ModelForm):
+    class Meta:
+        model = ContentItem
+        # The admin adds the fields when it builds the form for a request, inside the tenant's scope; listing them
+        # here would read the scoped choices when the module is imported.
+        fields: list[str] = []
+
+    def clean(self):
+        cleaned = super().clean()
+        slug = cleaned.get("slug")
+        if slug and ContentItem.objects.filter(slug=slug).exclude(pk=self.instance.pk).exists():
+            self.add_error("slug", _("Another item on this storefront already uses this slug."))
+        return cleaned
+
+
+@admin.register(ContentItem)
+class ContentItemAdmin(TenantScopedAdmin):
+    form = ContentItemForm
+    list_display = ["title", "kind", "status", "version", "price", "language", "level", "updated_at"]
+    list_filter = ["status", "kind", "level", "language", "is_featured", "categories"]
+    search_fields = ["title", "subtitle", "external_id"]
+    prepopulated_fields = {"slug": ["title"]}
+    filter_horizontal = ["categories", "tags", "prerequisites"]
+    readonly_fields = ["status", "version", "published_at", "review_note", "decision_history"]
+    actions = [export_selected_as_csv]
+    change_form_template = "admin/catalog/contentitem/change_form.html"
+    change_list_template = "admin/catalog/contentitem/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["kind", "title", "subtitle", "slug", "language", "level", "price", "is_featured"]}),
+        (_("Description"), {"fields": ["description", "cover", "cover_alt", "duration_minutes"]}),
+        (_("Content"), {"fields": ["body", "media"],
+                        "description": _("Articles, lectures and e-books; a course's content is in its lessons.")}),
+        (_("Live session"), {"fields": ["starts_at", "join_url"], "classes": ["collapse"]}),
+        (_("Organisation"), {"fields": ["categories", "tags", "prerequisites", "external_id"]}),
+        (_("Publication"), {"fields": ["status", "version", "published_at", "review_note", "decision_history"]}),
+    ]
+    inlines = [ItemCreatorInline, SectionInline, LessonInline]
+
+    def get_queryset(self, request):
+        items = super().get_queryset(request)
+        if _is_creator(request):
+            items = items.filter(item_creators__creator__user=request.user).distinct()
+        return items
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        if obj is not None and _is_creator(request):
+            return obj.status == Status.DRAFT
+        return True
+
+    def has_delete_permission(self, request, obj=None):
+        # Published work is archived, never deleted: orders, versions and the publication record point at it.
+        if obj is not None and obj.version > 0:
+            return False
+        return super().has_delete_permission(request, obj) and not _is_creator(request)
+
+    def get_inline_instances(self, request, obj=None):
+        inlines = super().get_inline_instances(request, obj)
+        if _is_creator(request):
+            # Revenue shares are the storefront's decision; creators are credited automatically.
+            inlines = [i for i in inlines if not isinstance(i, ItemCreatorInline)]
+        if obj is None:
+            # Lessons pick one of the item's sections, which exist only once the item does.
+            inlines = [i for i in inlines if not isinstance(i, LessonInline)]
+        return inlines
+
+    @admin.display(description=_("history"))
+    def decision_history(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        rows = obj.decisions.select_related("actor")[:10]
+        return format_html_join(
+            "", "<div>{} · {} · {} {}</div>",
+            ((d.created_at.strftime("%Y-%m-%d %H:%M"), d.get_outcome_display(),
+              d.actor.email if d.actor else "-", f"— {d.reason}" if d.reason else "") for d in rows),
+        ) or "-"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        services.item_refresh_derived(item=obj, save=False)
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is Lesson:
+            for lesson_form in formset.forms:
+                if lesson_form.has_changed():
+                    services.lesson_refresh_derived(lesson=lesson_form.instance)
+        super().save_formset(request, form, formset, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        item = form.instance
+        if _is_creator(request) and not item.item_creators.filter(creator__user=request.user).exists():
+            ItemCreator.objects.create(tenant=request.tenant, item=item, creator=_creator_profile(request),
+                                       share_bp=0)
+        services.item_refresh_derived(item=item)
+
+    # --- the workflow buttons ---------------------------------------------------------------------------------------
+
+    def get_urls(self):
+        urls = [
+            path("<path:object_id>/workflow/<str:action>/", self.admin_site.admin_view(self.workflow_view),
+                 name="catalog_contentitem_workflow"),
+            *import_export_urls(self),
+        ]
+        return urls + super().get_urls()
+
+    def can_review(self, request) -> bool:
+        return request.user.has_perm("catalog.review_contentitem")
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        context["can_review"] = self.can_review(request)
+        context["can_submit"] = obj is not None and obj.status == Status.DRAFT and self.has_change_permission(
+            request, obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def workflow_view(self, request, object_id, action):
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        item = self.get_object(request, object_id)
+        reviewer_actions = {
+            "approve": lambda: services.item_approve(item=item, actor=request.user),
+            "reject": lambda: services.item_reject(item=item, actor=request.user,
+                                                   reason=request.POST.get("reason", "")),
+            "archive": lambda: services.item_archive(item=item, actor=request.user),
+        }
+        done = {
+            "submit": _("Submitted for review."), "approve": _("Published."),
+            "reject": _("Sent back to draft with your reason."), "archive": _("Archived."),
+        }
+        if action == "submit" and self.has_change_permission(request, item):
+            run = lambda: services.item_submit(item=item, actor=request.user)  # noqa: E731
+        elif action in reviewer_actions and self.can_review(request):
+            run = reviewer_actions[action]
+        else:
+            return HttpResponseRedirect(reverse("admin:catalog_contentitem_change", args=[item.pk]))
+        try:
+            run()
+            self.message_user(request, done[action], messages.SUCCESS)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:catalog_contentitem_change", args=[item.pk]))
+
+
+@admin.register(Category)
+class CategoryAdmin(TenantScopedAdmin):
+    list_display = ["name", "slug", "position"]
+    list_editable = ["position"]
+    prepopulated_fields = {"slug": ["name"]}
+    search_fields = ["name"]
+
+
+@admin.register(Tag)
+class TagAdmin(TenantScopedAdmin):
+    list_display = ["name"]
+    search_fields = ["name"]
+
+
+@admin.register(Creator)
+class CreatorAdmin(TenantScopedAdmin):
+    list_display = ["name", "headline", "user"]
+    search_fields = ["name", "headline"]
+    prepopulated_fields = {"slug": ["name"]}
+    raw_id_fields = ["user"]
+
+
+@admin.register(Bundle)
+class BundleAdmin(TenantScopedAdmin):
+    list_display = ["title", "price", "is_published"]
+    prepopulated_fields = {"slug": ["title"]}
+    filter_horizontal = ["items"]
+
+    def save_model(self, request, obj, form, change):
+        from .text import render_rich_text
+
+        obj.description_html = render_rich_text(obj.description)
+        super().save_model(request, obj, form, change)
+        services.catalog_changed(request.tenant.pk)
+
+
+class PathStepInline(TenantInlineMixin, admin.TabularInline):
+    model = PathStep
+    extra = 1
+    fields = ["item", "position", "note"]
+
+
+@admin.register(LearningPath)
+class LearningPathAdmin(TenantScopedAdmin):
+    list_display = ["title", "is_published"]
+    prepopulated_fields = {"slug": ["title"]}
+    inlines = [PathStepInline]
+
+
+@admin.register(Review)
+class ReviewAdmin(TenantScopedAdmin):
+    """Learners' reviews: the team reads them and removes abusive ones; they cannot write or edit them."""
+
+    list_display = ["item", "user", "rating", "updated_at"]
+    list_filter = ["rating"]
+    search_fields = ["item__title", "body"]
+    readonly_fields = ["item", "user", "rating", "body"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        services.review_delete(review=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for review in queryset:
+            services.review_delete(review=review, actor=request.user)

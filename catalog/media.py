@@ -1,0 +1,67 @@
+"""Handing out paid media after the access check.
+
+On S3 the answer is a redirect to a short-lived signed URL of the private object. On local storage the file is
+streamed here, honouring a single HTTP ``Range`` (browsers seek in audio and video that way and need 206 replies).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+
+from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+
+from .storage import private_storage
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+CHUNK = 64 * 1024
+
+
+def _is_remote(storage) -> bool:
+    return storage.__class__.__module__.startswith("storages.")
+
+
+def _stream(fh, start: int, length: int):
+    try:
+        fh.seek(start)
+        while length > 0:
+            chunk = fh.read(min(CHUNK, length))
+            if not chunk:
+                break
+            length -= len(chunk)
+            yield chunk
+    finally:
+        fh.close()
+
+
+def media_response(request, name: str, *, download_name: str | None = None) -> HttpResponse:
+    """Serve private file ``name``: the caller has already checked access."""
+    storage = private_storage()
+    if _is_remote(storage):
+        response = HttpResponseRedirect(storage.url(name))
+        response["Cache-Control"] = "private, no-store"
+        return response
+    size = storage.size(name)
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    match = _RANGE.match(request.headers.get("Range", "").strip())
+    if match and (match.group(1) or match.group(2)):
+        first, last = match.groups()
+        if first:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+        else:  # "bytes=-N": the last N bytes
+            start, end = max(0, size - int(last)), size - 1
+        if start >= size or start > end:
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        response = StreamingHttpResponse(_stream(storage.open(name, "rb"), start, end - start + 1), status=206,
+                                         content_type=content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+        response["Content-Length"] = str(end - start + 1)
+    else:
+        response = FileResponse(storage.open(name, "rb"), content_type=content_type,
+                                as_attachment=download_name is not None, filename=download_name or "")
+        response["Content-Length"] = str(size)
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    return response

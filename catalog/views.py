@@ -1,0 +1,210 @@
+"""The learner's storefront: home, browse and search, item, creator, bundle and path pages, My learning, the lesson
+player, progress, reviews and the checked media view.
+
+Listing pages render their public part once per catalog generation (see ``services.catalog_generation``) and keep
+it in the cache; what depends on the person (access, progress, their review) is added around it on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from marketplace.errors import ApplicationError
+from marketplace.views import storefront_only
+
+from . import selectors, services
+from .access import can_access
+from .forms import BrowseForm, ReviewForm
+from .media import media_response
+from .models import ContentItem, Lesson
+
+PAGE_SIZE = 24
+FRAGMENT_TTL = 600
+
+
+def _fragment(request, name: str, parts: tuple, render_fn) -> str:
+    """The cached HTML of a page's public part, rebuilt when the tenant's catalog changes."""
+    tenant = request.tenant
+    raw = "|".join(str(p) for p in (name, tenant.pk, services.catalog_generation(tenant.pk),
+                                      translation.get_language(), *parts))
+    key = "catalog:fragment:" + hashlib.sha256(raw.encode()).hexdigest()
+    html = cache.get(key)
+    if html is None:
+        html = render_fn()
+        cache.set(key, html, FRAGMENT_TTL)
+    return html
+
+
+@storefront_only
+def home(request):
+    def build() -> str:
+        page = selectors.home_page()
+        return render_to_string("catalog/_home_sections.html", {"page": page, "tenant": request.tenant}, request)
+
+    return render(request, "storefront/home.html", {"sections_html": _fragment(request, "home", (), build)})
+
+
+@storefront_only
+def browse(request):
+    form = BrowseForm(request.GET or None, currency=request.tenant.currency)
+    valid = form.is_valid() if request.GET else True
+    filters = form.cleaned_data if request.GET and valid else {}
+    page_number = request.GET.get("page", "1")
+
+    def build() -> str:
+        result = selectors.items_browse(filters=filters)
+        page = Paginator(result.items, PAGE_SIZE).get_page(page_number)
+        query = request.GET.copy()
+        query.pop("page", None)
+        return render_to_string("catalog/_browse_results.html", {
+            "page": page, "query": query.urlencode(), "sort": result.sort, "q": filters.get("q", ""),
+            "tenant": request.tenant,
+        }, request)
+
+    results_html = _fragment(request, "browse", (request.GET.urlencode(),), build) if valid else ""
+    return render(request, "catalog/browse.html", {"form": form, "results_html": results_html})
+
+
+@storefront_only
+def item_detail(request, slug: str):
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    page = selectors.item_page(item=item, user=request.user)
+    review_form = ReviewForm(instance=page.own_review) if page.has_access else None
+    now = timezone.now()
+    live_open = bool(item.kind == ContentItem.Kind.LIVE and item.starts_at and page.has_access
+                     and item.starts_at - timedelta(minutes=30) <= now
+                     <= item.starts_at + timedelta(minutes=max(item.duration_minutes, 60)))
+    return render(request, "catalog/item_detail.html", {
+        "page": page, "item": item, "review_form": review_form, "live_open": live_open,
+        "resume": selectors.lesson_resume_target(item=item, user=request.user) if page.has_access else None,
+    })
+
+
+@storefront_only
+def learn(request, slug: str, lesson_id: int | None = None):
+    """The player/reader: a course's lesson, or the item's own body and media for the other kinds."""
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    lesson = None
+    if item.kind == ContentItem.Kind.COURSE:
+        if lesson_id is None:
+            lesson = selectors.lesson_resume_target(item=item, user=request.user)
+            if lesson is None:
+                raise Http404("This course has no lessons yet.")
+            return redirect("catalog:lesson", slug=item.slug, lesson_id=lesson.id)
+        lesson = get_object_or_404(Lesson.objects.select_related("section"), pk=lesson_id, item=item)
+    if not can_access(request.user, item, lesson):
+        messages.info(request, _("This part is for learners who own the item."))
+        return redirect("catalog:item", slug=item.slug)
+    page = selectors.item_page(item=item, user=request.user)
+    position = 0
+    if request.user.is_authenticated:
+        position = selectors.resume_position(user=request.user, item=item, lesson=lesson)
+    lessons = [lesson for section in page.sections for lesson in section.lessons.all()]
+    index = lessons.index(lesson) if lesson in lessons else -1
+    return render(request, "catalog/learn.html", {
+        "page": page, "item": item, "lesson": lesson, "position": position,
+        "previous": lessons[index - 1] if index > 0 else None,
+        "next": lessons[index + 1] if 0 <= index < len(lessons) - 1 else None,
+        "accessible_lessons": {lesson.id for lesson in lessons if page.has_access or lesson.is_preview},
+    })
+
+
+@storefront_only
+@require_POST
+def progress(request, slug: str):
+    """Record progress from the player (JSON reply) or from the "mark complete" button (redirect)."""
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    lesson = None
+    if request.POST.get("lesson"):
+        lesson = get_object_or_404(Lesson, pk=request.POST["lesson"], item=item)
+    try:
+        position = int(float(request.POST.get("position") or 0))
+    except ValueError:
+        position = 0
+    record = services.progress_record(user=request.user, item=item, lesson=lesson, position_seconds=position,
+                                      completed=request.POST.get("completed") in ("1", "true", "on"))
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"percent": record.percent, "completed": record.completed_at is not None})
+    target = request.POST.get("next") or reverse("catalog:item", args=[item.slug])
+    return HttpResponseRedirect(target if target.startswith("/") and not target.startswith("//") else "/")
+
+
+@storefront_only
+@login_required
+@require_POST
+def review(request, slug: str):
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    form = ReviewForm(request.POST)
+    if form.is_valid():
+        try:
+            services.review_save(user=request.user, item=item, rating=form.cleaned_data["rating"],
+                                 body=form.cleaned_data["body"])
+            messages.success(request, _("Thank you: your review is saved."))
+            return redirect(reverse("catalog:item", args=[item.slug]) + "#reviews")
+        except ApplicationError as exc:
+            form.add_error(None, exc.message)
+    page = selectors.item_page(item=item, user=request.user)
+    return render(request, "catalog/item_detail.html",
+                  {"page": page, "item": item, "review_form": form, "live_open": False, "resume": None}, status=400)
+
+
+@storefront_only
+def item_media(request, slug: str):
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    if not item.media or not can_access(request.user, item):
+        raise Http404("No media here.")
+    download = f"{item.slug}{_suffix(item.media.name)}" if item.kind == ContentItem.Kind.EBOOK else None
+    return media_response(request, item.media.name, download_name=download)
+
+
+@storefront_only
+def lesson_media(request, slug: str, lesson_id: int):
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    lesson = get_object_or_404(Lesson, pk=lesson_id, item=item)
+    if not lesson.media or not can_access(request.user, item, lesson):
+        raise Http404("No media here.")
+    download = lesson.media.name.rsplit("/", 1)[-1] if lesson.kind == Lesson.Kind.FILE else None
+    return media_response(request, lesson.media.name, download_name=download)
+
+
+def _suffix(name: str) -> str:
+    return "." + name.rsplit(".", 1)[-1] if "." in name.rsplit("/", 1)[-1] else ""
+
+
+@storefront_only
+def creator_detail(request, slug: str):
+    creator = selectors.creator_for_storefront(slug=slug)
+    return render(request, "catalog/creator_detail.html",
+                  {"creator": creator, "items": selectors.creator_items(creator=creator)})
+
+
+@storefront_only
+def bundle_detail(request, slug: str):
+    bundle, items = selectors.bundle_for_storefront(slug=slug)
+    return render(request, "catalog/bundle_detail.html",
+                  {"bundle": bundle, "items": items, "total": sum(i.price for i in items)})
+
+
+@storefront_only
+def path_detail(request, slug: str):
+    return render(request, "catalog/path_detail.html",
+                  {"page": selectors.path_for_storefront(slug=slug, user=request.user)})
+
+
+@storefront_only
+@login_required
+def my_learning(request):
+    return render(request, "catalog/my_learning.html", {"entries": selectors.my_learning(user=request.user)})

@@ -1,0 +1,209 @@
+"""The learner's storefront: listings, search, item pages, the paywall, progress and reviews."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_scopes import scope, scopes_disabled
+
+from catalog.models import ContentItem, ItemProgress, Review
+from tests.conftest import host_client
+from tests.factories import catalog_creator, catalog_item, grant, member
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()
+
+
+def test_home_shows_published_items_and_hides_drafts(tenant_a):
+    catalog_item(tenant_a, title="Python for Analysts", is_featured=True)
+    catalog_item(tenant_a, title="Secret Draft", published=False)
+    page = host_client("alpha.test").get("/").content.decode()
+    assert "Python for Analysts" in page
+    assert "Secret Draft" not in page
+
+
+def test_another_storefronts_item_is_404(tenant_a, tenant_b):
+    item = catalog_item(tenant_a, title="Alpha Only", lessons=2, preview_lessons=1)
+    client = host_client("beta.test")
+    with scope(tenant=tenant_a):
+        lesson = item.lessons.first()
+    for url in (f"/item/{item.slug}/", f"/item/{item.slug}/learn/", f"/item/{item.slug}/media/",
+                f"/item/{item.slug}/lesson/{lesson.id}/", f"/item/{item.slug}/lesson/{lesson.id}/media/"):
+        assert client.get(url).status_code == 404, url
+    assert host_client("alpha.test").get(f"/item/{item.slug}/").status_code == 200
+
+
+def test_search_finds_english_and_chinese_titles(tenant_a):
+    catalog_item(tenant_a, title="Python for Data Analysis")
+    catalog_item(tenant_a, title="数据科学入门", subtitle="从零开始")
+    catalog_item(tenant_a, title="Watercolour Basics")
+    client = host_client("alpha.test")
+
+    def titles(q):
+        body = client.get("/browse/", {"q": q}).content.decode()
+        return {t for t in ("Python for Data Analysis", "数据科学入门", "Watercolour Basics") if t in body}
+
+    assert titles("python") == {"Python for Data Analysis"}
+    assert titles("pyth") == {"Python for Data Analysis"}  # words match by prefix
+    assert titles("数据") == {"数据科学入门"}
+    assert titles("科学") == {"数据科学入门"}
+    assert titles("科") == {"数据科学入门"}
+    assert titles("开始") == {"数据科学入门"}
+    assert titles("data") == {"Python for Data Analysis"}
+    assert titles("nothing-like-this") == set()
+
+
+def test_browse_filters_and_sorts(tenant_a):
+    catalog_item(tenant_a, title="Free Article", kind="article", price=0)
+    catalog_item(tenant_a, title="Cheap Course", kind="course", price=990, lessons=1, level="advanced")
+    catalog_item(tenant_a, title="Dear Course", kind="course", price=19900, lessons=1, language="zh-hans")
+    client = host_client("alpha.test")
+
+    def shown(**params):
+        body = client.get("/browse/", params).content.decode()
+        return [t for t in ("Free Article", "Cheap Course", "Dear Course") if t in body]
+
+    assert shown(kind="course") == ["Cheap Course", "Dear Course"]
+    assert shown(free="on") == ["Free Article"]
+    assert shown(price_min="5", price_max="10") == ["Cheap Course"]  # typed in major units
+    assert shown(level="advanced") == ["Cheap Course"]
+    assert shown(language="zh-hans") == ["Dear Course"]
+    body = client.get("/browse/", {"sort": "price_high"}).content.decode()
+    assert body.index("Dear Course") < body.index("Cheap Course") < body.index("Free Article")
+
+
+def test_bad_filter_is_shown_next_to_the_field(tenant_a):
+    response = host_client("alpha.test").get("/browse/", {"price_min": "50", "price_max": "10"})
+    assert response.status_code == 200
+    assert "The highest price must not be below the lowest." in response.content.decode()
+
+
+def test_listing_query_count_does_not_depend_on_item_count(tenant_a):
+    creator = catalog_creator(tenant_a, "Ada")
+    client = host_client("alpha.test", member(tenant_a))
+    paths = ["/", "/browse/", "/browse/?sort=popular&q=course", "/browse/?page=2", f"/creators/{creator.slug}/"]
+
+    def queries_with(total):
+        with scope(tenant=tenant_a):
+            have = ContentItem.objects.count()
+        for i in range(have, total):
+            catalog_item(tenant_a, title=f"Course {i}", creators=[creator], is_featured=True)
+        counts = {}
+        for path in paths:
+            cache.clear()  # measure the uncached page; the cached one makes fewer queries still
+            with CaptureQueriesContext(connection) as ctx:
+                assert client.get(path).status_code == 200
+            counts[path] = len(ctx.captured_queries)
+        return counts
+
+    assert queries_with(30) == queries_with(200)
+
+
+def test_cached_listing_is_refreshed_when_an_item_is_published(tenant_a, django_capture_on_commit_callbacks):
+    client = host_client("alpha.test")
+    catalog_item(tenant_a, title="First Light")
+    assert "First Light" in client.get("/browse/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_item(tenant_a, title="Second Wind")
+    assert "Second Wind" in client.get("/browse/").content.decode()
+
+
+def test_paywall_without_access_and_preview_for_everyone(tenant_a):
+    item = catalog_item(tenant_a, title="Paid Course", kind="course", price=4900, lessons=3, preview_lessons=1)
+    with scope(tenant=tenant_a):
+        preview, locked = list(item.lessons.order_by("position"))[:2]
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    page = client.get(f"/item/{item.slug}/").content.decode()
+    assert "This item is for learners who have bought it" in page
+    assert client.get(f"/item/{item.slug}/lesson/{preview.id}/").status_code == 200
+    assert client.get(f"/item/{item.slug}/lesson/{locked.id}/").status_code == 302
+    assert "Lesson 2" not in client.get(f"/item/{item.slug}/lesson/{locked.id}/", follow=True).content.decode().split(
+        "<article")[1].split("</h1>")[0]
+
+    grant(tenant_a, learner, item=item)
+    assert client.get(f"/item/{item.slug}/lesson/{locked.id}/").status_code == 200
+
+
+def test_media_only_after_the_access_check_with_range_support(tenant_a):
+    from django.core.files.base import ContentFile
+
+    item = catalog_item(tenant_a, title="Audio Lecture", kind="audio", price=990)
+    with scope(tenant=tenant_a):
+        item.media.save("lecture.wav", ContentFile(b"RIFF" + bytes(range(256)) * 40))
+    url = f"/item/{item.slug}/media/"
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    assert client.get(url).status_code == 404
+    assert host_client("alpha.test").get(url).status_code == 404
+
+    grant(tenant_a, learner, item=item)
+    whole = client.get(url)
+    assert whole.status_code == 200
+    body = b"".join(whole.streaming_content)
+    assert len(body) == 4 + 256 * 40 and whole["Accept-Ranges"] == "bytes"
+    part = client.get(url, HTTP_RANGE="bytes=4-13")
+    assert part.status_code == 206
+    assert part["Content-Range"] == f"bytes 4-13/{len(body)}"
+    assert b"".join(part.streaming_content) == body[4:14]
+    tail = client.get(url, HTTP_RANGE="bytes=-5")
+    assert b"".join(tail.streaming_content) == body[-5:]
+    assert client.get(url, HTTP_RANGE=f"bytes={len(body) + 10}-").status_code == 416
+
+
+def test_progress_is_recorded_and_the_course_completes(tenant_a):
+    item = catalog_item(tenant_a, title="Two Lessons", kind="course", lessons=2)
+    with scope(tenant=tenant_a):
+        first, second = list(item.lessons.order_by("position"))
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    response = client.post(f"/item/{item.slug}/progress/", {"lesson": first.id, "position": 42},
+                           HTTP_ACCEPT="application/json")
+    assert response.json() == {"percent": 0, "completed": False}
+    # Resuming goes back to that lesson, at that position.
+    resume = client.get(f"/item/{item.slug}/learn/")
+    assert resume.status_code == 302 and resume.url.endswith(f"/lesson/{first.id}/")
+    assert 'data-position="42"' not in client.get(resume.url).content.decode()  # text lessons have no player
+    client.post(f"/item/{item.slug}/progress/", {"lesson": first.id, "completed": "1"})
+    client.post(f"/item/{item.slug}/progress/", {"lesson": second.id, "completed": "1"})
+    with scope(tenant=tenant_a):
+        progress = ItemProgress.objects.get(user=learner, item=item)
+        assert progress.percent == 100 and progress.completed_at is not None
+        assert progress.last_lesson == second
+    page = client.get("/learn/").content.decode()
+    assert "Two Lessons" in page and "Completed" in page
+
+
+def test_progress_needs_access(tenant_a):
+    item = catalog_item(tenant_a, title="Paid", kind="article", price=100)
+    response = host_client("alpha.test", member(tenant_a)).post(f"/item/{item.slug}/progress/", {"completed": "1"})
+    assert response.status_code == 403
+    with scope(tenant=tenant_a):
+        assert not ItemProgress.objects.exists()
+
+
+def test_reviews_one_per_learner_only_with_access(tenant_a):
+    item = catalog_item(tenant_a, title="Reviewed", kind="article", price=500)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    assert client.post(f"/item/{item.slug}/review/", {"rating": 5, "body": "Great"}).status_code == 400
+    grant(tenant_a, learner, item=item)
+    assert client.post(f"/item/{item.slug}/review/", {"rating": 5, "body": "Great"}).status_code == 302
+    assert client.post(f"/item/{item.slug}/review/", {"rating": 3, "body": "On second thought"}).status_code == 302
+    with scope(tenant=tenant_a):
+        assert Review.objects.filter(item=item).count() == 1
+        item.refresh_from_db()
+        assert (item.rating_count, item.rating_sum, item.rating) == (1, 3, 3.0)
+    assert "On second thought" in client.get(f"/item/{item.slug}/").content.decode()
+
+
+def test_preview_only_learner_cannot_review(tenant_a):
+    item = catalog_item(tenant_a, title="Course", kind="course", price=500, lessons=2, preview_lessons=1)
+    response = host_client("alpha.test", member(tenant_a)).post(f"/item/{item.slug}/review/", {"rating": 4})
+    assert response.status_code == 400
+    with scopes_disabled():
+        assert not Review.objects.exists()
