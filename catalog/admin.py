@@ -21,14 +21,7 @@ from marketplace.admin_site import TenantScopedAdmin
 from marketplace.errors import ApplicationError
 
 from . import services
-try:  # TEMP until admin_import lands
-    from .admin_import import export_selected_as_csv, import_export_urls
-except ImportError:
-    def import_export_urls(model_admin):
-        return []
-
-    def export_selected_as_csv(modeladmin, request, queryset):
-        return None
+from .admin_import import export_selected_as_csv, import_export_urls
 from .models import (
     Bundle,
     Category,

@@ -36,7 +36,7 @@ def _stream(fh, start: int, length: int):
 
 def media_response(request, name: str, *, download_name: str | None = None) -> HttpResponse:
     """Serve private file ``name``: the caller has already checked access."""
-    storage = private_storage()
+    storage = private_storage().backend
     if _is_remote(storage):
         response = HttpResponseRedirect(storage.url(name))
         response["Cache-Control"] = "private, no-store"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 
@@ -42,10 +43,8 @@ def catalog_changed(tenant_id: int) -> None:
     """Invalidate the tenant's cached listings once the change is committed."""
 
     def bump() -> None:
-        try:
+        with contextlib.suppress(ValueError):  # not cached yet: the next reader starts a fresh generation
             cache.incr(_generation_key(tenant_id))
-        except ValueError:  # not cached yet: the next reader starts a fresh generation
-            pass
 
     transaction.on_commit(bump)
 
@@ -56,7 +55,7 @@ def item_refresh_derived(*, item: ContentItem, save: bool = True) -> ContentItem
     """Render the rich text and rebuild the search text after the item or its categories, tags or creators change."""
     item.description_html = render_rich_text(item.description)
     item.body_html = render_rich_text(item.body)
-    parts = [item.title, item.subtitle, plain_text(item.description_html)]
+    parts = [item.title, item.title, item.subtitle, plain_text(item.description_html)]  # title twice: rank weight
     if item.pk:
         parts += [c.name for c in item.categories.all()] + [t.name for t in item.tags.all()]
         parts += [c.name for c in item.creators.all()]

@@ -5,9 +5,55 @@ storage, which is never served directly: on local disk it sits outside the publi
 streamed by a checked view; on S3 its objects are private and are handed out only as short-lived signed URLs.
 """
 
-from django.core.files.storage import storages
+from django.core.files.storage import Storage, storages
 
 
-def private_storage():
-    """The configured private storage, looked up when a field or the media view needs it."""
-    return storages["private"]
+class PrivateMediaStorage(Storage):
+    """The ``private`` storage alias, looked up on every call.
+
+    A FileField keeps the storage object it was given when the model loaded; this stand-in lets the field and the
+    media view always agree with the configured alias, also after settings change (tests, or a process that
+    reconfigures storage).
+    """
+
+    @property
+    def backend(self) -> Storage:
+        return storages["private"]
+
+    def _open(self, name, mode="rb"):
+        return self.backend.open(name, mode)
+
+    def _save(self, name, content):
+        return self.backend.save(name, content)
+
+    def get_available_name(self, name, max_length=None):
+        return self.backend.get_available_name(name, max_length)
+
+    def generate_filename(self, filename):
+        return self.backend.generate_filename(filename)
+
+    def delete(self, name):
+        return self.backend.delete(name)
+
+    def exists(self, name):
+        return self.backend.exists(name)
+
+    def listdir(self, path):
+        return self.backend.listdir(path)
+
+    def size(self, name):
+        return self.backend.size(name)
+
+    def url(self, name):
+        return self.backend.url(name)
+
+    def path(self, name):
+        return self.backend.path(name)
+
+
+_private = PrivateMediaStorage()
+
+
+def private_storage() -> Storage:
+    """The private media storage (for FileFields and the media view)."""
+    return _private

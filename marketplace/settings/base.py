@@ -177,6 +177,7 @@ if AWS_STORAGE_BUCKET_NAME:
     AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
     AWS_DEFAULT_ACL = None
     AWS_QUERYSTRING_AUTH = True
+    AWS_S3_SIGNATURE_VERSION = "s3v4"
     AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=300)
     AWS_S3_FILE_OVERWRITE = False
     MEDIA_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage"}
@@ -274,3 +275,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+FORMS_URLFIELD_ASSUME_HTTPS = True

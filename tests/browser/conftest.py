@@ -6,7 +6,9 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium as the machine's package manager installs it; the Playwright package drives it and never downloads one.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                 "--disable-background-networking", "--disable-component-update"]
+                 "--disable-background-networking", "--disable-component-update",
+                 # Lessons play in the test without a click and without a sound card.
+                 "--autoplay-policy=no-user-gesture-required", "--mute-audio"]
 
 
 @pytest.fixture(scope="session")
@@ -40,3 +42,13 @@ def storefront_url(live_server):
         return f"http://{host}:{port}{path}"
 
     return url
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    """Where screenshots go: ZHIKU_ARTIFACTS, or test-artifacts/ in the project (kept out of git)."""
+    from pathlib import Path
+
+    path = Path(os.environ.get("ZHIKU_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")) / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

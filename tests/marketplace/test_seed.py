@@ -1,9 +1,33 @@
+import re
+
+from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from accounts.models import Membership, User
+from catalog.models import (
+    Bundle,
+    Category,
+    ContentItem,
+    Creator,
+    ItemCreator,
+    ItemProgress,
+    ItemVersion,
+    LearningPath,
+    Lesson,
+    LessonProgress,
+    PathStep,
+    Review,
+    Section,
+    Tag,
+)
+from catalog.selectors import items_search
+from catalog.storage import private_storage
 from marketplace import demo
+from marketplace.demo_catalog import DATA_ITEM, PYTHON_COURSE
 from marketplace.models import Domain, Tenant
+from payments.models import Entitlement
 from tests.conftest import host_client
 
 
@@ -13,11 +37,24 @@ def snapshot():
                 sorted(Membership.objects.values_list("tenant__slug", "user__email", "role")))
 
 
+def catalog_snapshot():
+    with scopes_disabled():
+        return {model.__name__: model.objects.count() for model in (
+            ContentItem, Section, Lesson, ItemVersion, ItemCreator, Creator, Category, Tag, Bundle, LearningPath,
+            PathStep, Entitlement, ItemProgress, LessonProgress, Review)} | {
+            "learners": sorted(ContentItem.objects.values_list("slug", "learner_count", "rating_count")),
+            "bundle_items": sorted(Bundle.items.through.objects.values_list("bundle__slug", "contentitem__slug")),
+        }
+
+
 def test_seed_demo_is_idempotent_and_builds_branded_storefronts(db, capsys):
     call_command("seed_demo", verbosity=0)
-    first = snapshot()
+    first, first_catalog = snapshot(), catalog_snapshot()
     call_command("seed_demo", verbosity=0)
     assert snapshot() == first
+    # The second run adds no catalog rows and changes no counters.
+    assert catalog_snapshot() == first_catalog
+    assert first_catalog["ContentItem"] >= 150 and first_catalog["ItemVersion"] == first_catalog["ContentItem"]
     assert first[0] >= 2
     out = capsys.readouterr().out
     assert demo.DEMO_PASSWORD in out and "http://acme.localhost" in out
@@ -33,3 +70,67 @@ def test_seed_demo_is_idempotent_and_builds_branded_storefronts(db, capsys):
         owner = User.objects.get(email=f"owner@{spec['slug']}.demo")
         assert owner.check_password(demo.DEMO_PASSWORD)
         assert host_client(spec["hosts"][0], owner).get("/admin/").status_code == 200
+
+
+def test_seed_demo_builds_a_bilingual_catalog_of_every_kind(db, capsys):
+    call_command("seed_demo")
+    out = capsys.readouterr().out
+    with scopes_disabled():
+        published = ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED)
+        assert published.count() >= 150
+        assert set(published.values_list("version", flat=True)) == {1}
+        for spec in demo.TENANTS:
+            tenant = Tenant.objects.get(slug=spec["slug"])
+            items = published.filter(tenant=tenant)
+            assert f"catalog: {items.count()} items" in out
+            assert set(items.values_list("kind", flat=True)) == set(ContentItem.Kind.values)
+            assert set(items.values_list("language", flat=True)) == {"en", "zh-hans"}
+            # Every item carries an English and a Chinese title between its title and subtitle.
+            for title, subtitle in items.values_list("title", "subtitle"):
+                both = title + subtitle
+                assert re.search(r"[\u4e00-\u9fff]", both) and re.search(r"[A-Za-z]{3}", both), both
+            assert items.filter(price=0).exists() and items.exclude(price=0).exists()
+            assert items.filter(is_featured=True).exists()
+            assert items.filter(kind="live", starts_at__gt=timezone.now()).exists()
+
+            bundle = Bundle.objects.filter(tenant=tenant, is_published=True).first()
+            assert bundle is not None and 3 <= bundle.items.count() <= 5
+            assert bundle.price < sum(bundle.items.values_list("price", flat=True))
+            path = LearningPath.objects.filter(tenant=tenant, is_published=True).first()
+            assert path is not None and 4 <= path.steps.count() <= 6
+
+            for course in items.filter(kind="course"):
+                lessons = list(course.lessons.all())
+                assert len(lessons) >= 4 and lessons[0].is_preview, course.slug
+            python = items.get(slug=PYTHON_COURSE)
+            assert python.language == "en" and "Python" in python.title and python.price > 0
+            preview = python.lessons.first()
+            assert preview.is_preview and preview.kind in ("audio", "video") and preview.media
+            data = items.get(slug=DATA_ITEM)
+            assert data.language == "zh-hans" and "数据" in data.title
+            assert items_search(items, "Python").filter(slug=PYTHON_COURSE).exists()
+            assert items_search(items, "数据").filter(slug=DATA_ITEM).exists()
+
+            shared = User.objects.get(email=demo.SHARED_LEARNER_EMAIL)
+            assert Entitlement.objects.filter(tenant=tenant, user=shared, bundle__isnull=False).exists()
+            assert ItemProgress.objects.filter(tenant=tenant, user=shared).exists()
+            assert Review.objects.filter(tenant=tenant).exists()
+
+
+def test_seeded_media_are_private_files_that_exist(db):
+    call_command("seed_demo", verbosity=0)
+    private = ContentItem._meta.get_field("media").storage
+    assert ContentItem._meta.get_field("media")._storage_callable is private_storage
+    assert Lesson._meta.get_field("media")._storage_callable is private_storage
+    with scopes_disabled():
+        files = [item.media for item in ContentItem.objects.exclude(media="")]
+        files += [lesson.media for lesson in Lesson.objects.exclude(media="")]
+        kinds = set(ContentItem.objects.exclude(media="").values_list("kind", flat=True))
+        covers = [item.cover for item in ContentItem.objects.all()]
+    assert kinds >= {"audio", "video", "ebook", "live"}
+    for media in files:
+        assert media.storage is private and private.exists(media.name), media.name
+        assert not default_storage.exists(media.name)
+    headers = {name: private.open(name).read(4) for name in {media.name for media in files}}
+    assert set(headers.values()) == {b"RIFF", b"%PDF"}
+    assert all(cover and default_storage.exists(cover.name) for cover in covers)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from accounts.models import User
 from accounts.services import membership_set_role
 from marketplace import demo
+from marketplace.demo_catalog import seed_catalog
 from marketplace.models import Domain, Tenant
 from marketplace.tenancy import TenantCommand
 
@@ -49,7 +50,8 @@ class Command(TenantCommand):
         return list(Tenant.objects.filter(slug__in=[t["slug"] for t in demo.TENANTS]).order_by("slug"))
 
     def before_tenants(self, **options):
-        self.progress = tqdm(total=1 + len(demo.TENANTS) * 2, desc="seeding demo", unit="step",
+        self.catalog_counts = {}
+        self.progress = tqdm(total=1 + len(demo.TENANTS) * 3, desc="seeding demo", unit="step",
                              disable=options.get("verbosity", 1) == 0)
         self.operator = _person(demo.OPERATOR_EMAIL, "Platform Operator", mfa=True, superuser=True)
         self.progress.update()
@@ -64,9 +66,15 @@ class Command(TenantCommand):
             self.progress.update()
 
     def handle_tenant(self, tenant, **options):
+        self.progress.set_description(f"{tenant.slug}: people")
+        people = {}
         for email, name, role in demo.people_of(tenant.slug):
-            user = _person(email, name, mfa=role in ("owner", "staff"))
+            people[email] = user = _person(email, name, mfa=role in ("owner", "staff"))
             membership_set_role(tenant=tenant, user=user, role=role, actor=self.operator)
+        self.progress.update()
+        self.progress.set_description(f"{tenant.slug}: catalog")
+        self.catalog_counts[tenant.slug] = seed_catalog(tenant=tenant, actor=people[f"staff@{tenant.slug}.demo"],
+                                                        people=people)
         self.progress.update()
 
     def after_tenants(self, **options):
@@ -78,6 +86,12 @@ class Command(TenantCommand):
         for spec in demo.TENANTS:
             base = f"{settings.SITE_SCHEME}://{spec['hosts'][0]}{port}"
             out(f"  {spec['name']}:  {base}/   admin: {base}/admin/")
+            counts = self.catalog_counts.get(spec["slug"])
+            if counts:
+                kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(counts["by_kind"].items()))
+                languages = ", ".join(f"{n} {language}" for language, n in sorted(counts["by_language"].items()))
+                out(f"      catalog: {counts['items']} items ({kinds}; {languages}), {counts['lessons']} lessons, "
+                    f"{counts['bundles']} bundles, {counts['paths']} learning paths")
             out(f"      owner@{spec['slug']}.demo, staff@{spec['slug']}.demo, creator1@{spec['slug']}.demo, "
                 f"learner1@{spec['slug']}.demo")
         out(f"  Learner on both storefronts: {demo.SHARED_LEARNER_EMAIL}")

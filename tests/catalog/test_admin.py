@@ -1,0 +1,131 @@
+"""The catalog in the tenant's admin: who sees and edits which items, and the review workflow."""
+
+import pytest
+from django.urls import reverse
+from django_scopes import scope
+
+from accounts.models import Role
+from catalog.models import ContentItem, EditorialDecision, ItemCreator, ItemVersion
+from tests.conftest import host_client
+from tests.factories import catalog_creator, catalog_item, member
+
+pytestmark = pytest.mark.django_db
+
+
+def change_url(item):
+    return reverse("admin:catalog_contentitem_change", args=[item.pk])
+
+
+def workflow(client, item, action, **data):
+    return client.post(reverse("admin:catalog_contentitem_workflow", args=[item.pk, action]), data)
+
+
+def item_form(item, **changes):
+    data = {
+        "kind": item.kind, "title": item.title, "subtitle": item.subtitle, "slug": item.slug,
+        "language": item.language, "level": item.level, "price": item.price, "description": item.description,
+        "cover_alt": "", "duration_minutes": 0, "body": item.body, "external_id": "", "join_url": "",
+        "starts_at_0": "", "starts_at_1": "",
+    }
+    for prefix in ("item_creators", "sections", "lessons"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    data.update(changes)
+    return data
+
+
+@pytest.fixture
+def creators(tenant_a):
+    ann, bob = member(tenant_a, Role.CREATOR), member(tenant_a, Role.CREATOR)
+    ann_profile, bob_profile = catalog_creator(tenant_a, "Ann", ann), catalog_creator(tenant_a, "Bob", bob)
+    return ann, bob, ann_profile, bob_profile
+
+
+def test_a_creator_sees_and_edits_only_their_own_items(tenant_a, creators):
+    ann, bob, ann_profile, bob_profile = creators
+    anns = catalog_item(tenant_a, title="Ann's Draft", creators=[ann_profile], published=False)
+    bobs = catalog_item(tenant_a, title="Bob's Draft", creators=[bob_profile], published=False)
+    client = host_client("alpha.test", ann)
+    listing = client.get(reverse("admin:catalog_contentitem_changelist")).content.decode()
+    assert "Ann&#x27;s Draft" in listing and "Bob" not in listing
+    assert client.get(change_url(anns)).status_code == 200
+    assert client.get(change_url(bobs)).status_code == 404
+    assert client.post(change_url(bobs), item_form(bobs, title="Hijacked")).status_code == 404
+    assert workflow(client, bobs, "submit").status_code == 404
+    with scope(tenant=tenant_a):
+        bobs.refresh_from_db()
+        assert bobs.title == "Bob's Draft" and bobs.status == ContentItem.Status.DRAFT
+
+    response = client.post(change_url(anns), item_form(anns, title="Ann's Better Draft"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with scope(tenant=tenant_a):
+        anns.refresh_from_db()
+        assert anns.title == "Ann's Better Draft"
+        assert "better" in anns.search_text
+
+
+def test_an_item_a_creator_adds_credits_them(tenant_a, creators):
+    ann = creators[0]
+    client = host_client("alpha.test", ann)
+    data = item_form(ContentItem(kind="article", title="Fresh", slug="fresh", language="en", level="beginner",
+                                 price=0))
+    data.pop("lessons-TOTAL_FORMS"), data.pop("lessons-INITIAL_FORMS")
+    data.pop("item_creators-TOTAL_FORMS"), data.pop("item_creators-INITIAL_FORMS")
+    response = client.post(reverse("admin:catalog_contentitem_add"), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    with scope(tenant=tenant_a):
+        item = ContentItem.objects.get(slug="fresh")
+        assert ItemCreator.objects.filter(item=item, creator__user=ann).exists()
+        assert item.status == ContentItem.Status.DRAFT and item.created_by == ann
+
+
+def test_review_workflow_publishes_versions(tenant_a, creators):
+    ann, _bob, ann_profile, _ = creators
+    reviewer = member(tenant_a, Role.STAFF, mfa=True)
+    item = catalog_item(tenant_a, title="Workflow", creators=[ann_profile], published=False)
+    ann_client, reviewer_client = host_client("alpha.test", ann), host_client("alpha.test", reviewer)
+
+    workflow(ann_client, item, "submit")
+    workflow(ann_client, item, "approve")  # creators cannot approve
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.IN_REVIEW and item.version == 0
+    assert ann_client.get(change_url(item)).status_code == 200  # still visible to them, read-only
+
+    workflow(reviewer_client, item, "reject")  # a reason is required
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.IN_REVIEW
+    workflow(reviewer_client, item, "reject", reason="Add a summary")
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.DRAFT and item.review_note == "Add a summary"
+    assert "Add a summary" in ann_client.get(change_url(item)).content.decode()
+
+    workflow(ann_client, item, "submit")
+    workflow(reviewer_client, item, "approve")
+    workflow(reviewer_client, item, "approve")  # publishing changes makes version 2
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.PUBLISHED and item.version == 2
+        versions = list(ItemVersion.objects.filter(item=item).order_by("number"))
+        assert [v.number for v in versions] == [1, 2] and len(versions[0].content_hash) == 64
+        assert list(EditorialDecision.objects.filter(item=item).order_by("created_at", "id")
+                    .values_list("outcome", flat=True)) == [
+            "submitted", "rejected", "submitted", "approved", "approved"]
+    # A published item is no longer the creator's to change.
+    response = ann_client.post(change_url(item), item_form(item, title="Sneaky"))
+    assert response.status_code == 403
+    workflow(reviewer_client, item, "archive")
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.ARCHIVED
+    assert host_client("alpha.test").get(f"/item/{item.slug}/").status_code == 404
+
+
+def test_another_tenants_item_is_404_in_the_admin(tenant_a, tenant_b):
+    theirs = catalog_item(tenant_b, title="Beta Item")
+    staff = member(tenant_a, Role.STAFF, mfa=True)
+    client = host_client("alpha.test", staff)
+    assert client.get(change_url(theirs)).status_code == 404
+    assert workflow(client, theirs, "archive").status_code == 404
+    assert "Beta Item" not in client.get(reverse("admin:catalog_contentitem_changelist")).content.decode()
