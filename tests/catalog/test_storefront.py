@@ -207,3 +207,12 @@ def test_preview_only_learner_cannot_review(tenant_a):
     assert response.status_code == 400
     with scopes_disabled():
         assert not Review.objects.exists()
+
+
+def test_chinese_interface_shows_content_in_its_own_language(tenant_a):
+    catalog_item(tenant_a, title="Python for Data Analysis", language="en")
+    client = host_client("alpha.test")
+    client.cookies["django_language"] = "zh-hans"
+    body = client.get("/browse/").content.decode()
+    assert "浏览全部内容" in body and "免费" in body
+    assert '<h3 lang="en"><a href="/item/' in body  # the item keeps its own language for screen readers
