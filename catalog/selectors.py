@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Subquery
 from django.http import Http404
 
 from .access import can_access, is_team
@@ -137,17 +137,24 @@ def categories_with_counts() -> list[Category]:
 
 
 @dataclass
-class ItemPage:
-    item: ContentItem
-    has_access: bool
+class ItemPublic:
+    """What every visitor of an item page sees."""
+
     sections: list[Section]
     credits: list[ItemCreator]
     reviews: list[Review]
-    own_review: Review | None
     related: list[ContentItem]
     bundles: list[Bundle]
     paths: list[LearningPath]
+
+
+@dataclass
+class ItemPersonal:
+    """What depends on who is looking."""
+
+    has_access: bool
     progress: ItemProgress | None
+    own_review: Review | None
     completed_lessons: set[int] = field(default_factory=set)
 
 
@@ -166,27 +173,37 @@ def item_for_storefront(*, slug: str, user) -> ContentItem:
     raise Http404("No such item.")
 
 
-def item_page(*, item: ContentItem, user) -> ItemPage:
+def item_syllabus(*, item: ContentItem) -> list[Section]:
     lessons = Lesson.objects.order_by("position", "id").defer("body", "body_html")
-    sections = list(item.sections.prefetch_related(Prefetch("lessons", queryset=lessons)))
-    credits = list(item.item_creators.select_related("creator"))
-    reviews = list(item.reviews.select_related("user").order_by("-updated_at")[:10])
-    authenticated = getattr(user, "is_authenticated", False)
-    own_review = item.reviews.filter(user=user).first() if authenticated else None
-    category_ids = list(item.categories.values_list("id", flat=True))
-    related = list(_with_card_data(items_on_sale().filter(categories__in=category_ids).exclude(pk=item.pk)
-                                   .distinct().order_by("-learner_count", "-id")[:4]))
-    progress = ItemProgress.objects.filter(user=user, item=item).first() if authenticated else None
-    completed = set()
-    if authenticated:
-        completed = set(LessonProgress.objects.filter(user=user, lesson__item=item, completed_at__isnull=False)
-                        .values_list("lesson_id", flat=True))
-    return ItemPage(
-        item=item, has_access=can_access(user, item), sections=sections, credits=credits, reviews=reviews,
-        own_review=own_review, related=related,
+    return list(item.sections.prefetch_related(Prefetch("lessons", queryset=lessons)))
+
+
+def item_public(*, item: ContentItem) -> ItemPublic:
+    # A semi-join rather than DISTINCT over whole rows: the planner then reads only the few linked items.
+    linked = ContentItem.categories.through.objects.filter(
+        category_id__in=item.categories.values("id")).values("contentitem_id")
+    related = _with_card_data(items_on_sale().filter(id__in=Subquery(linked)).exclude(pk=item.pk)
+                              .order_by("-learner_count", "-id")[:4])
+    return ItemPublic(
+        sections=item_syllabus(item=item),
+        credits=list(item.item_creators.select_related("creator")),
+        reviews=list(item.reviews.select_related("user").order_by("-updated_at")[:10]),
+        related=list(related),
         bundles=list(item.bundles.filter(is_published=True)),
         paths=list(LearningPath.objects.filter(is_published=True, steps__item=item).distinct()),
-        progress=progress, completed_lessons=completed,
+    )
+
+
+def item_personal(*, item: ContentItem, user) -> ItemPersonal:
+    if not getattr(user, "is_authenticated", False):
+        return ItemPersonal(has_access=can_access(user, item), progress=None, own_review=None)
+    completed = set(LessonProgress.objects.filter(user=user, lesson__item=item, completed_at__isnull=False)
+                    .values_list("lesson_id", flat=True))
+    return ItemPersonal(
+        has_access=can_access(user, item),
+        progress=ItemProgress.objects.filter(user=user, item=item).first(),
+        own_review=item.reviews.filter(user=user).first(),
+        completed_lessons=completed,
     )
 
 

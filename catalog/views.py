@@ -59,38 +59,51 @@ def home(request):
 
 @storefront_only
 def browse(request):
-    form = BrowseForm(request.GET or None, currency=request.tenant.currency)
-    valid = form.is_valid() if request.GET else True
-    filters = form.cleaned_data if request.GET and valid else {}
-    page_number = request.GET.get("page", "1")
+    """Filters and results are the same for everyone who asks the same question, so both come from the cache."""
 
     def build() -> str:
-        result = selectors.items_browse(filters=filters)
-        page = Paginator(result.items, PAGE_SIZE).get_page(page_number)
-        query = request.GET.copy()
-        query.pop("page", None)
-        return render_to_string("catalog/_browse_results.html", {
-            "page": page, "query": query.urlencode(), "sort": result.sort, "q": filters.get("q", ""),
-            "tenant": request.tenant,
-        }, request)
+        form = BrowseForm(request.GET or None, currency=request.tenant.currency)
+        context = {"form": form, "tenant": request.tenant, "page": None}
+        if not request.GET or form.is_valid():
+            filters = form.cleaned_data if request.GET else {}
+            result = selectors.items_browse(filters=filters)
+            query = request.GET.copy()
+            query.pop("page", None)
+            context.update(page=Paginator(result.items, PAGE_SIZE).get_page(request.GET.get("page", "1")),
+                           query=query.urlencode(), sort=result.sort, q=filters.get("q", ""))
+        return render_to_string("catalog/_browse.html", context, request)
 
-    results_html = _fragment(request, "browse", (request.GET.urlencode(),), build) if valid else ""
-    return render(request, "catalog/browse.html", {"form": form, "results_html": results_html})
+    return render(request, "catalog/browse.html", {"browse_html": _fragment(request, "browse",
+                                                                            (request.GET.urlencode(),), build)})
 
 
 @storefront_only
 def item_detail(request, slug: str):
+    """The item's public part (description, syllabus, creators, reviews, related items) is cached per catalog
+    generation and per kind of visitor (with or without access); the buy box and the learner's own review are not."""
     item = selectors.item_for_storefront(slug=slug, user=request.user)
-    page = selectors.item_page(item=item, user=request.user)
-    review_form = ReviewForm(instance=page.own_review) if page.has_access else None
-    now = timezone.now()
-    live_open = bool(item.kind == ContentItem.Kind.LIVE and item.starts_at and page.has_access
-                     and item.starts_at - timedelta(minutes=30) <= now
-                     <= item.starts_at + timedelta(minutes=max(item.duration_minutes, 60)))
+    personal = selectors.item_personal(item=item, user=request.user)
+
+    def build() -> str:
+        public = selectors.item_public(item=item)
+        return render_to_string("catalog/_item_public.html",
+                                {"item": item, "public": public, "has_access": personal.has_access,
+                                 "tenant": request.tenant}, request)
+
+    public_html = _fragment(request, "item", (item.pk, item.updated_at.timestamp(), personal.has_access), build)
+    review_form = ReviewForm(instance=personal.own_review) if personal.has_access else None
     return render(request, "catalog/item_detail.html", {
-        "page": page, "item": item, "review_form": review_form, "live_open": live_open,
-        "resume": selectors.lesson_resume_target(item=item, user=request.user) if page.has_access else None,
+        "item": item, "personal": personal, "public_html": public_html, "review_form": review_form,
+        "live_open": _live_open(item, personal.has_access),
     })
+
+
+def _live_open(item: ContentItem, has_access: bool) -> bool:
+    if item.kind != ContentItem.Kind.LIVE or not item.starts_at or not has_access:
+        return False
+    now = timezone.now()
+    return item.starts_at - timedelta(minutes=30) <= now <= item.starts_at + timedelta(
+        minutes=max(item.duration_minutes, 60))
 
 
 @storefront_only
@@ -108,17 +121,18 @@ def learn(request, slug: str, lesson_id: int | None = None):
     if not can_access(request.user, item, lesson):
         messages.info(request, _("This part is for learners who own the item."))
         return redirect("catalog:item", slug=item.slug)
-    page = selectors.item_page(item=item, user=request.user)
+    sections = selectors.item_syllabus(item=item)
+    personal = selectors.item_personal(item=item, user=request.user)
     position = 0
     if request.user.is_authenticated:
         position = selectors.resume_position(user=request.user, item=item, lesson=lesson)
-    lessons = [lesson for section in page.sections for lesson in section.lessons.all()]
+    lessons = [lesson for section in sections for lesson in section.lessons.all()]
     index = lessons.index(lesson) if lesson in lessons else -1
     return render(request, "catalog/learn.html", {
-        "page": page, "item": item, "lesson": lesson, "position": position,
+        "sections": sections, "personal": personal, "item": item, "lesson": lesson, "position": position,
         "previous": lessons[index - 1] if index > 0 else None,
         "next": lessons[index + 1] if 0 <= index < len(lessons) - 1 else None,
-        "accessible_lessons": {lesson.id for lesson in lessons if page.has_access or lesson.is_preview},
+        "accessible_lessons": {lesson.id for lesson in lessons if personal.has_access or lesson.is_preview},
     })
 
 
@@ -156,9 +170,13 @@ def review(request, slug: str):
             return redirect(reverse("catalog:item", args=[item.slug]) + "#reviews")
         except ApplicationError as exc:
             form.add_error(None, exc.message)
-    page = selectors.item_page(item=item, user=request.user)
-    return render(request, "catalog/item_detail.html",
-                  {"page": page, "item": item, "review_form": form, "live_open": False, "resume": None}, status=400)
+    personal = selectors.item_personal(item=item, user=request.user)
+    public_html = render_to_string("catalog/_item_public.html", {
+        "item": item, "public": selectors.item_public(item=item), "has_access": personal.has_access,
+        "tenant": request.tenant}, request)
+    return render(request, "catalog/item_detail.html", {
+        "item": item, "personal": personal, "public_html": public_html, "review_form": form, "live_open": False,
+    }, status=400)
 
 
 @storefront_only

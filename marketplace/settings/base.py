@@ -275,4 +275,3 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
-FORMS_URLFIELD_ASSUME_HTTPS = True
