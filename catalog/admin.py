@@ -147,6 +147,14 @@ class ContentItemAdmin(TenantScopedAdmin):
             return obj.status == Status.DRAFT
         return True
 
+    def has_import_permission(self, request) -> bool:
+        # Imports create many uncredited drafts at once: a storefront-wide operation for owners and staff.
+        return self.has_add_permission(request) and not _is_creator(request)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "has_import_permission": self.has_import_permission(request)}
+        return super().changelist_view(request, extra_context)
+
     def has_delete_permission(self, request, obj=None):
         # Published work is archived, never deleted: orders, versions and the publication record point at it.
         if obj is not None and obj.version > 0:

@@ -179,7 +179,7 @@ class ImportExportViews:
                 "upload_url": reverse("admin:catalog_contentitem_import"), **extra}
 
     def _require_add(self, request) -> None:
-        if not self.model_admin.has_add_permission(request):
+        if not self.model_admin.has_import_permission(request):
             raise PermissionDenied
 
     def _may_update(self, request) -> bool:

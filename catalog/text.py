@@ -12,6 +12,7 @@ see one long token; with them, "数据" and "科学" each find the title, as Chi
 from __future__ import annotations
 
 import re
+import threading
 
 import markdown
 import nh3
@@ -28,10 +29,22 @@ _TOKEN = re.compile(rf"[{_CJK}]+|[^\W{_CJK}]+", re.UNICODE)
 _CJK_RUN = re.compile(rf"^[{_CJK}]+$")
 
 
+_local = threading.local()
+
+
+def _markdown() -> markdown.Markdown:
+    # Building a Markdown instance costs more than converting a page; instances are not thread-safe, so keep one
+    # per thread and reset it between documents.
+    md = getattr(_local, "md", None)
+    if md is None:
+        md = _local.md = markdown.Markdown(extensions=["extra", "sane_lists"], output_format="html")
+    return md.reset()
+
+
 def render_rich_text(source: str) -> str:
     if not source.strip():
         return ""
-    html = markdown.markdown(source, extensions=["extra", "sane_lists"], output_format="html")
+    html = _markdown().convert(source)
     return nh3.clean(html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, link_rel="noopener nofollow ugc",
                      url_schemes={"http", "https", "mailto"})
 

@@ -534,6 +534,10 @@ def test_a_creator_exports_only_their_own_items(tenant_a, item_admin):
     assert response.status_code == 200
     text = response.content.decode("utf-8-sig")
     assert "Ann's Course" in text and "Bob's Course" not in text
+    # Importing is for the storefront's team: imported drafts would be credited to nobody.
+    client = host_client("alpha.test", ann)
+    assert client.get(reverse("admin:catalog_contentitem_import")).status_code in (302, 403)
+    assert "Import CSV" not in client.get(reverse("admin:catalog_contentitem_changelist")).content.decode()
 
 
 def _upload(name: str, data: bytes):
