@@ -90,11 +90,14 @@ def item_detail(request, slug: str):
                                 {"item": item, "public": public, "has_access": personal.has_access,
                                  "tenant": request.tenant}, request)
 
-    public_html = _fragment(request, "item", (item.pk, item.updated_at.timestamp(), personal.has_access), build)
+    version = (item.pk, item.updated_at.timestamp())
+    public_html = _fragment(request, "item", (*version, personal.has_access), build)
+    head_html = _fragment(request, "item-head", version, lambda: render_to_string(
+        "catalog/_item_head.html", {"item": item, "tenant": request.tenant}, request))
     review_form = ReviewForm(instance=personal.own_review) if personal.has_access else None
     return render(request, "catalog/item_detail.html", {
-        "item": item, "personal": personal, "public_html": public_html, "review_form": review_form,
-        "live_open": _live_open(item, personal.has_access),
+        "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
+        "review_form": review_form, "live_open": _live_open(item, personal.has_access),
     })
 
 
@@ -174,8 +177,10 @@ def review(request, slug: str):
     public_html = render_to_string("catalog/_item_public.html", {
         "item": item, "public": selectors.item_public(item=item), "has_access": personal.has_access,
         "tenant": request.tenant}, request)
+    head_html = render_to_string("catalog/_item_head.html", {"item": item, "tenant": request.tenant}, request)
     return render(request, "catalog/item_detail.html", {
-        "item": item, "personal": personal, "public_html": public_html, "review_form": form, "live_open": False,
+        "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
+        "review_form": form, "live_open": False,
     }, status=400)
 
 
