@@ -158,10 +158,16 @@ class ItemPersonal:
     completed_lessons: set[int] = field(default_factory=set)
 
 
-def item_for_storefront(*, slug: str, user) -> ContentItem:
+def item_by_slug(*, slug: str) -> ContentItem | None:
+    return ContentItem.objects.filter(slug=slug).first()
+
+
+def item_for_storefront(*, slug: str, user, item: ContentItem | None = None) -> ContentItem:
     """The item at ``slug`` if this person may see its page: published ones for everyone, the rest for the team and
-    (archived ones) for learners who have access. Anything else is a 404, as is another storefront's item."""
-    item = ContentItem.objects.filter(slug=slug).select_related("tenant").first()
+    (archived ones) for learners who have access. Anything else is a 404, as is another storefront's item.
+
+    ``item`` is the row already looked up (the item page keeps it in the page cache); the rule is the same."""
+    item = item or item_by_slug(slug=slug)
     if item is None:
         raise Http404("No such item.")
     if item.status == Status.PUBLISHED:

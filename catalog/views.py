@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -35,29 +37,64 @@ PAGE_SIZE = 24
 FRAGMENT_TTL = 600
 
 
-def _fragment(request, name: str, parts: tuple, render_fn) -> str:
-    """The cached HTML of a page's public part, rebuilt when the tenant's catalog changes."""
-    tenant = request.tenant
-    raw = "|".join(str(p) for p in (name, tenant.pk, services.catalog_generation(tenant.pk),
+def _cache_key(request, name: str, parts: tuple) -> str:
+    """A page-cache key that changes with the tenant's catalog generation (read once per request) and language."""
+    if not hasattr(request, "_catalog_generation"):
+        request._catalog_generation = services.catalog_generation(request.tenant.pk)
+    raw = "|".join(str(p) for p in (name, request.tenant.pk, request._catalog_generation,
                                       translation.get_language(), *parts))
-    key = "catalog:fragment:" + hashlib.sha256(raw.encode()).hexdigest()
-    html = cache.get(key)
-    if html is None:
-        html = render_fn()
-        cache.set(key, html, FRAGMENT_TTL)
-    return html
+    return "catalog:page:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _cached(request, name: str, parts: tuple, build):
+    """The cached value of ``build()``: the HTML of a page's public part, or a row pages read often."""
+    key = _cache_key(request, name, parts)
+    value = cache.get(key)
+    if value is None:
+        value = build()
+        cache.set(key, value, FRAGMENT_TTL)
+    return value
+
+
+def anonymous_page_cache(view):
+    """Serve whole pages from the cache to visitors who are not signed in.
+
+    Such a visitor has no session and no pending message, so the page is the same for all of them (per host,
+    language, address and catalog generation). Pages that used a CSRF token are never stored: the token belongs to
+    one browser.
+    """
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if (request.method != "GET" or request.tenant is None or settings.SESSION_COOKIE_NAME in request.COOKIES
+                or "messages" in request.COOKIES):
+            return view(request, *args, **kwargs)
+        key = _cache_key(request, "anonymous-page", (request.get_full_path(),))
+        hit = cache.get(key)
+        if hit is not None:
+            content, content_type = hit
+            return HttpResponse(content, content_type=content_type)
+        response = view(request, *args, **kwargs)
+        if (response.status_code == 200 and not response.streaming and not response.cookies
+                and not request.META.get("CSRF_COOKIE_NEEDS_UPDATE")):
+            cache.set(key, (response.content, response["Content-Type"]), FRAGMENT_TTL)
+        return response
+
+    return wrapper
 
 
 @storefront_only
+@anonymous_page_cache
 def home(request):
     def build() -> str:
         page = selectors.home_page()
         return render_to_string("catalog/_home_sections.html", {"page": page, "tenant": request.tenant}, request)
 
-    return render(request, "storefront/home.html", {"sections_html": _fragment(request, "home", (), build)})
+    return render(request, "storefront/home.html", {"sections_html": _cached(request, "home", (), build)})
 
 
 @storefront_only
+@anonymous_page_cache
 def browse(request):
     """Filters and results are the same for everyone who asks the same question, so both come from the cache."""
 
@@ -73,28 +110,32 @@ def browse(request):
                            query=query.urlencode(), sort=result.sort, q=filters.get("q", ""))
         return render_to_string("catalog/_browse.html", context, request)
 
-    return render(request, "catalog/browse.html", {"browse_html": _fragment(request, "browse",
+    return render(request, "catalog/browse.html", {"browse_html": _cached(request, "browse",
                                                                             (request.GET.urlencode(),), build)})
 
 
 @storefront_only
+@anonymous_page_cache
 def item_detail(request, slug: str):
     """The item's public part (description, syllabus, creators, reviews, related items) is cached per catalog
     generation and per kind of visitor (with or without access); the buy box and the learner's own review are not."""
-    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    # The row itself is cached too (False marks a slug with no item): the page is the storefront's most visited.
+    row = _cached(request, "item-row", (slug,), lambda: selectors.item_by_slug(slug=slug) or False)
+    if row is False:
+        raise Http404("No such item.")
+    item = selectors.item_for_storefront(slug=slug, user=request.user, item=row)
     personal = selectors.item_personal(item=item, user=request.user)
 
-    def build() -> str:
-        public = selectors.item_public(item=item)
-        return render_to_string("catalog/_item_public.html",
-                                {"item": item, "public": public, "has_access": personal.has_access,
-                                 "tenant": request.tenant}, request)
+    def build() -> tuple[str, str]:
+        context = {"item": item, "public": selectors.item_public(item=item), "has_access": personal.has_access,
+                   "tenant": request.tenant}
+        return (render_to_string("catalog/_item_head.html", context, request),
+                render_to_string("catalog/_item_public.html", context, request))
 
-    version = (item.pk, item.updated_at.timestamp())
-    public_html = _fragment(request, "item", (*version, personal.has_access), build)
-    head_html = _fragment(request, "item-head", version, lambda: render_to_string(
-        "catalog/_item_head.html", {"item": item, "tenant": request.tenant}, request))
-    review_form = ReviewForm(instance=personal.own_review) if personal.has_access else None
+    head_html, public_html = _cached(request, "item", (item.pk, item.updated_at.timestamp(), personal.has_access),
+                                     build)
+    signed_in = request.user.is_authenticated
+    review_form = ReviewForm(instance=personal.own_review) if personal.has_access and signed_in else None
     return render(request, "catalog/item_detail.html", {
         "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
         "review_form": review_form, "live_open": _live_open(item, personal.has_access),
@@ -208,6 +249,7 @@ def _suffix(name: str) -> str:
 
 
 @storefront_only
+@anonymous_page_cache
 def creator_detail(request, slug: str):
     creator = selectors.creator_for_storefront(slug=slug)
     return render(request, "catalog/creator_detail.html",
@@ -215,6 +257,7 @@ def creator_detail(request, slug: str):
 
 
 @storefront_only
+@anonymous_page_cache
 def bundle_detail(request, slug: str):
     bundle, items = selectors.bundle_for_storefront(slug=slug)
     return render(request, "catalog/bundle_detail.html",
@@ -222,6 +265,7 @@ def bundle_detail(request, slug: str):
 
 
 @storefront_only
+@anonymous_page_cache
 def path_detail(request, slug: str):
     return render(request, "catalog/path_detail.html",
                   {"page": selectors.path_for_storefront(slug=slug, user=request.user)})

@@ -1,5 +1,8 @@
-from django.http import Http404
+from django.conf import settings
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import check_for_language
 
 from .models import Tenant
 
@@ -21,3 +24,23 @@ def storefront_only(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def language(request):
+    """Switch the interface language (a cookie) and go back.
+
+    A GET form, unlike Django's ``set_language``: choosing a language is harmless to forge, and pages without a
+    CSRF token can be cached whole for visitors who are not signed in.
+    """
+    target = request.GET.get("next", "/")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = "/"
+    response = HttpResponseRedirect(target)
+    code = request.GET.get("language", "")
+    if code and check_for_language(code) and code in dict(settings.LANGUAGES):
+        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, code, max_age=settings.LANGUAGE_COOKIE_AGE,
+                            path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
+                            secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
+                            samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+    return response

@@ -216,3 +216,34 @@ def test_chinese_interface_shows_content_in_its_own_language(tenant_a):
     body = client.get("/browse/").content.decode()
     assert "浏览全部内容" in body and "免费" in body
     assert '<h3 lang="en"><a href="/item/' in body  # the item keeps its own language for screen readers
+
+
+def test_visitors_who_are_not_signed_in_get_whole_pages_from_the_cache(tenant_a, django_capture_on_commit_callbacks):
+    item = catalog_item(tenant_a, title="Cached Course")
+    anonymous = host_client("alpha.test")
+    first = anonymous.get(f"/item/{item.slug}/").content
+    with CaptureQueriesContext(connection) as ctx:
+        again = anonymous.get(f"/item/{item.slug}/")
+    assert again.content == first
+    # Only the host lookup and the scope's transaction remain.
+    assert not [q for q in ctx.captured_queries if "catalog_" in q["sql"]]
+
+    # A signed-in learner never gets the anonymous copy, and each language has its own.
+    learner = member(tenant_a, email="reader@example.com")
+    assert "reader@example.com" in host_client("alpha.test", learner).get(f"/item/{item.slug}/").content.decode()
+    anonymous.cookies["django_language"] = "zh-hans"
+    assert "简介" in anonymous.get(f"/item/{item.slug}/").content.decode()
+
+    # Publishing a change invalidates the cached pages.
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_item(tenant_a, title="Brand New")
+    anonymous.cookies.pop("django_language")
+    assert "Brand New" in anonymous.get("/browse/").content.decode()
+
+
+def test_language_switch_keeps_the_visitor_on_the_page(tenant_a):
+    client = host_client("alpha.test")
+    response = client.get("/language/", {"language": "zh-hans", "next": "/browse/?q=x"})
+    assert response.status_code == 302 and response.url == "/browse/?q=x"
+    assert response.cookies["django_language"].value == "zh-hans"
+    assert client.get("/language/", {"language": "xx", "next": "https://evil.example/"}).url == "/"
