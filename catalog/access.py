@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from accounts.models import Role
 from accounts.selectors import membership_role
 from marketplace.tenancy import current_tenant
-from payments.selectors import entitled_item_ids
+from payments.selectors import entitled_item_ids, entitlement_covers
 
 from .models import ContentItem, Lesson
 
@@ -44,10 +44,11 @@ def can_access(user, item: ContentItem, lesson: Lesson | None = None) -> bool:
             return True
     elif item.status != ContentItem.Status.ARCHIVED:
         return False
-    covered = entitled_item_ids(user=user, item_ids=[item.id])
-    if covered is None:  # a whole-catalog subscription covers what is on sale now
-        return item.status == ContentItem.Status.PUBLISHED
-    return item.id in covered
+    if item.status == ContentItem.Status.ARCHIVED:
+        # A subscription covers what is on sale now; what was bought stays open.
+        covered = entitled_item_ids(user=user, item_ids=[item.id])
+        return covered is not None and item.id in covered
+    return entitlement_covers(user=user, item=item)
 
 
 def accessible_item_ids(user, items: Iterable[ContentItem]) -> set[int]:

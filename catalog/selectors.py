@@ -200,11 +200,14 @@ def item_public(*, item: ContentItem) -> ItemPublic:
     )
 
 
-def item_personal(*, item: ContentItem, user) -> ItemPersonal:
+def item_personal(*, item: ContentItem, user, with_lessons: bool = False) -> ItemPersonal:
+    """``with_lessons`` adds which lessons the learner completed (the player's syllabus shows them)."""
     if not getattr(user, "is_authenticated", False):
         return ItemPersonal(has_access=can_access(user, item), progress=None, own_review=None)
-    completed = set(LessonProgress.objects.filter(user=user, lesson__item=item, completed_at__isnull=False)
-                    .values_list("lesson_id", flat=True))
+    completed = set()
+    if with_lessons:
+        completed = set(LessonProgress.objects.filter(user=user, lesson__item=item, completed_at__isnull=False)
+                        .values_list("lesson_id", flat=True))
     return ItemPersonal(
         has_access=can_access(user, item),
         progress=ItemProgress.objects.filter(user=user, item=item).first(),

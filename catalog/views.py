@@ -166,7 +166,7 @@ def learn(request, slug: str, lesson_id: int | None = None):
         messages.info(request, _("This part is for learners who own the item."))
         return redirect("catalog:item", slug=item.slug)
     sections = selectors.item_syllabus(item=item)
-    personal = selectors.item_personal(item=item, user=request.user)
+    personal = selectors.item_personal(item=item, user=request.user, with_lessons=True)
     position = 0
     if request.user.is_authenticated:
         position = selectors.resume_position(user=request.user, item=item, lesson=lesson)

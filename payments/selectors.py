@@ -15,6 +15,14 @@ def entitlements_active(*, user) -> QuerySet[Entitlement]:
         Q(ends_at__isnull=True) | Q(ends_at__gt=now))
 
 
+def entitlement_covers(*, user, item) -> bool:
+    """Whether one of the learner's entitlements covers ``item`` (itself, a bundle holding it, or everything)."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return entitlements_active(user=user).filter(
+        Q(whole_catalog=True) | Q(item_id=item.pk) | Q(bundle__items=item.pk)).exists()
+
+
 def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int] | None:
     """Which of ``item_ids`` (or of every item) the learner's entitlements cover, in one query.
 
