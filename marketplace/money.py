@@ -38,3 +38,96 @@ def format_money(amount: int, currency: str) -> str:
     exponent = CURRENCY_EXPONENTS.get(currency, 2)
     major = Decimal(amount).scaleb(-exponent)
     return f"{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{number_format(major, exponent, force_grouping=True)}"
+
+
+class MoneyError(ValueError):
+    """An amount or currency that money arithmetic refuses (the services turn it into an ApplicationError)."""
+
+
+def split_largest_remainder(total: int, weights: list[int]) -> list[int]:
+    """Split ``total`` minor units in proportion to ``weights``; the parts always sum to ``total``.
+
+    Each part first gets the floor of its exact share; the units left over go one each to the parts with the largest
+    remainders, ties to the earlier part. Works for negative totals (a refund) by splitting the magnitude.
+    This is the one rounding rule for every split in Zhiku: revenue shares, refunds' claw-backs, coupons over lines.
+    """
+    if any(w < 0 for w in weights):
+        raise MoneyError("split weights must not be negative")
+    weight_sum = sum(weights)
+    if not weights or weight_sum == 0:
+        if total == 0:
+            return [0] * len(weights)
+        raise MoneyError("cannot split a non-zero amount over zero weights")
+    sign, magnitude = (-1, -total) if total < 0 else (1, total)
+    floors = [magnitude * w // weight_sum for w in weights]
+    remainders = [magnitude * w % weight_sum for w in weights]
+    left = magnitude - sum(floors)
+    for index in sorted(range(len(weights)), key=lambda i: (-remainders[i], i))[:left]:
+        floors[index] += 1
+    return [sign * part for part in floors]
+
+
+class Money:
+    """An integer amount of a currency's minor unit. Immutable; arithmetic only within one currency."""
+
+    __slots__ = ("amount", "currency")
+
+    def __init__(self, amount: int, currency: str):
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise MoneyError(f"an amount is a whole number of minor units, not {amount!r}")
+        if currency not in CURRENCY_EXPONENTS:
+            raise MoneyError(f"unknown currency {currency!r}")
+        object.__setattr__(self, "amount", amount)
+        object.__setattr__(self, "currency", currency)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Money is immutable")
+
+    def _same(self, other: "Money") -> None:
+        if not isinstance(other, Money) or other.currency != self.currency:
+            raise MoneyError(f"cannot combine {self.currency} with {getattr(other, 'currency', other)!r}")
+
+    def __add__(self, other: "Money") -> "Money":
+        self._same(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: "Money") -> "Money":
+        self._same(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> "Money":
+        return Money(-self.amount, self.currency)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Money) and (self.amount, self.currency) == (other.amount, other.currency)
+
+    def __lt__(self, other: "Money") -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: "Money") -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __hash__(self) -> int:
+        return hash((self.amount, self.currency))
+
+    def __bool__(self) -> bool:
+        return self.amount != 0
+
+    def __repr__(self) -> str:
+        return f"Money({self.amount}, {self.currency!r})"
+
+    def __str__(self) -> str:
+        return format_money(self.amount, self.currency)
+
+    def split(self, weights: list[int]) -> list["Money"]:
+        return [Money(part, self.currency) for part in split_largest_remainder(self.amount, weights)]
+
+    def percent_bp(self, basis_points: int) -> "Money":
+        """``basis_points``/10000 of this amount, rounded half up (for a single share such as a tax or a fee)."""
+        return Money((self.amount * basis_points * 2 + 10000) // 20000, self.currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> "Money":
+        return cls(0, currency)

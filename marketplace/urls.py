@@ -11,6 +11,7 @@ storefront_patterns = ([path("", views.home, name="home")], "storefront")
 urlpatterns = [
     path("", include(storefront_patterns)),
     path("", include("catalog.urls")),
+    path("", include("payments.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),

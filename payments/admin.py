@@ -1,12 +1,34 @@
+import csv
+
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Sum
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from marketplace.admin_site import TenantScopedAdmin
+from marketplace.errors import ApplicationError
+from marketplace.money import format_money
 
-from .models import Entitlement
-from .services import entitlement_grant, entitlement_revoke
+from . import ledger
+from .models import (
+    Coupon,
+    Entitlement,
+    JournalEntry,
+    LedgerAccount,
+    LedgerHead,
+    Order,
+    OrderLine,
+    Payment,
+    PaymentSettings,
+    Posting,
+    Refund,
+    SplitRule,
+)
+from .services import entitlement_grant, entitlement_revoke, refund_create, split_rule_create
 
 
 class EntitlementForm(forms.ModelForm):
@@ -59,3 +81,198 @@ class EntitlementAdmin(TenantScopedAdmin):
         for entitlement in queryset:
             entitlement_revoke(entitlement=entitlement, actor=request.user)
         self.message_user(request, _("Access revoked."), messages.SUCCESS)
+
+
+class ReadOnlyAdmin(TenantScopedAdmin):
+    """Money records are written by the services only; the admin reads them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    fields = ["title", "item", "bundle", "unit_price", "discount", "tax", "total"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class PaymentInline(OrderLineInline):
+    model = Payment
+    fields = ["provider", "status", "amount", "refunded_amount", "provider_ref", "created_at"]
+    readonly_fields = fields
+
+
+class PostingInline(OrderLineInline):
+    model = Posting
+    fields = ["account", "amount", "currency"]
+    readonly_fields = fields
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(label=_("Amount to refund"), min_value=0, decimal_places=3)
+    reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyAdmin):
+    list_display = ["number", "user", "status", "total_display", "refunded_display", "created_at", "paid_at"]
+    list_filter = ["status"]
+    search_fields = ["number", "user__email"]
+    readonly_fields = ["number", "user", "status", "currency", "subtotal", "discount", "tax", "total", "refunded",
+                       "coupon", "split_rule", "source", "created_at", "paid_at", "ledger_entries"]
+    fields = readonly_fields
+    inlines = [OrderLineInline, PaymentInline]
+    change_form_template = "admin/payments/order/change_form.html"
+
+    @admin.display(description=_("total"))
+    def total_display(self, order):
+        return format_money(order.total, order.currency)
+
+    @admin.display(description=_("refunded"))
+    def refunded_display(self, order):
+        return format_money(order.refunded, order.currency) if order.refunded else "-"
+
+    @admin.display(description=_("ledger"))
+    def ledger_entries(self, order):
+        from django.utils.html import format_html_join
+
+        return format_html_join(
+            "", "<div>#{} {}: {}</div>",
+            ((e.sequence, e.get_kind_display(), ", ".join(
+                f"{p.account.name} {format_money(p.amount, p.currency)}" for p in e.postings.all()))
+             for e in order.journal_entries.prefetch_related("postings__account"))) or "-"
+
+    def get_urls(self):
+        return [path("<path:object_id>/refund/", self.admin_site.admin_view(self.refund_view),
+                     name="payments_order_refund"), *super().get_urls()]
+
+    def refund_view(self, request, object_id):
+        """Refund part or all of an order's payment; the amount is typed in major units."""
+        order = self.get_object(request, object_id)
+        if not request.user.has_perm("payments.add_refund"):
+            return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
+        payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
+        form = RefundForm(request.POST or None)
+        if payment is not None and request.method == "POST" and form.is_valid():
+            from marketplace.money import CURRENCY_EXPONENTS
+
+            minor = form.cleaned_data["amount"].scaleb(CURRENCY_EXPONENTS[order.currency])
+            if minor != minor.to_integral_value():
+                form.add_error("amount", _("Too many decimals for this currency."))
+            else:
+                try:
+                    refund_create(payment=payment, amount=int(minor), actor=request.user,
+                                  reason=form.cleaned_data["reason"])
+                    self.message_user(request, _("Refunded."), messages.SUCCESS)
+                    return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
+                except ApplicationError as exc:
+                    form.add_error("amount", exc.message)
+        context = {**self.admin_site.each_context(request), "order": order, "payment": payment, "form": form,
+                   "opts": self.model._meta, "title": _("Refund %(number)s") % {"number": order.number}}
+        return render(request, "admin/payments/order/refund.html", context)
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ["payment", "amount", "reason", "created_by", "created_at"]
+
+
+@admin.register(Coupon)
+class CouponAdmin(TenantScopedAdmin):
+    list_display = ["code", "kind", "value", "item", "used_count", "max_uses", "expires_at", "is_active"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["code"]
+
+    def save_model(self, request, obj, form, change):
+        obj.code = obj.code.strip().upper()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(PaymentSettings)
+class PaymentSettingsAdmin(TenantScopedAdmin):
+    list_display = ["__str__", "tax_rate_bp", "prices_include_tax", "refund_window_days"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not PaymentSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SplitRule)
+class SplitRuleAdmin(TenantScopedAdmin):
+    """Rules are versioned: adding one makes a new version; existing versions cannot change."""
+
+    list_display = ["version", "platform_fee_bp", "partner_commission_bp", "promoter_commission_bp", "created_at"]
+    fields = ["platform_fee_bp", "partner_commission_bp", "promoter_commission_bp"]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        rule = split_rule_create(tenant=request.tenant, actor=request.user, platform_fee_bp=obj.platform_fee_bp,
+                                 partner_commission_bp=obj.partner_commission_bp,
+                                 promoter_commission_bp=obj.promoter_commission_bp)
+        obj.pk = rule.pk
+
+
+@admin.register(LedgerAccount)
+class LedgerAccountAdmin(ReadOnlyAdmin):
+    list_display = ["name", "kind", "currency", "balance_display"]
+    list_filter = ["kind", "currency"]
+    actions = ["statement_csv"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(balance=Sum("postings__amount"))
+
+    @admin.display(description=_("balance (credit negative)"), ordering="balance")
+    def balance_display(self, account):
+        return format_money(account.balance or 0, account.currency)
+
+    @admin.action(description=_("Statement (CSV) with the chain head"))
+    def statement_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="statement.csv"'
+        writer = csv.writer(response)
+        head = LedgerHead.objects.first()
+        writer.writerow(["account", "entry", "kind", "created_at", "amount", "currency", "entry_hash"])
+        for posting in Posting.objects.filter(account__in=queryset).select_related("entry", "account").order_by(
+                "entry__sequence", "id"):
+            writer.writerow([posting.account.code, posting.entry.sequence, posting.entry.kind,
+                             posting.entry.created_at.isoformat(), posting.amount, posting.currency,
+                             posting.entry.hash])
+        writer.writerow(["chain_head", head.sequence if head else 0, "", "", "", "", head.hash if head else ""])
+        return response
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(ReadOnlyAdmin):
+    list_display = ["sequence", "kind", "memo", "order", "created_at", "short_hash"]
+    list_filter = ["kind"]
+    search_fields = ["memo", "order__number", "hash"]
+    readonly_fields = ["sequence", "kind", "memo", "order", "refund", "created_at", "previous_hash", "hash"]
+    fields = readonly_fields
+    inlines = [PostingInline]
+    change_list_template = "admin/payments/journalentry/change_list.html"
+
+    @admin.display(description=_("hash"))
+    def short_hash(self, entry):
+        return entry.hash[:12]
+
+    def changelist_view(self, request, extra_context=None):
+        result = ledger.ledger_verify(tenant=request.tenant) if request.tenant is not None else None
+        return super().changelist_view(request, {**(extra_context or {}), "verify": result})

@@ -1,21 +1,46 @@
-"""Writes on entitlements. Checkout, subscriptions and refunds call these; the team can grant access by hand."""
+"""Writes on payments: entitlements, checkout, payment outcomes, refunds and the ledger entries they leave.
+
+Money rules live here and nowhere else. Each function that moves money locks the rows it changes, checks state
+first (so running it twice has no second effect), and books its journal entry in the same transaction.
+"""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.selectors import user_can_buy
 from marketplace.errors import ApplicationError
+from marketplace.money import CURRENCY_EXPONENTS
 from marketplace.services import audit_log_write
 
-from .models import Entitlement
+from . import ledger, splits
+from .models import (
+    Coupon,
+    Entitlement,
+    JournalEntry,
+    LedgerAccount,
+    Order,
+    OrderLine,
+    Payment,
+    PaymentSettings,
+    Refund,
+    SplitRule,
+    WebhookEvent,
+)
+from .providers import ProviderEvent, SignatureError, provider
+
+# --- entitlements ---------------------------------------------------------------------------------------------------
 
 
 def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_catalog: bool = False,
-                      source: str = Entitlement.Source.GRANT, reference: str = "",
+                      source: str = Entitlement.Source.GRANT, reference: str = "", order=None,
                       starts_at: datetime | None = None, ends_at: datetime | None = None) -> Entitlement:
     if sum(bool(x) for x in (item, bundle, whole_catalog)) != 1:
         raise ApplicationError(_("Grant access to one item, one bundle, or the whole catalog."),
@@ -26,7 +51,7 @@ def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_cata
     with transaction.atomic():
         entitlement = Entitlement.objects.create(
             tenant=tenant, user=user, item=item, bundle=bundle, whole_catalog=whole_catalog, source=source,
-            reference=reference, starts_at=starts_at, ends_at=ends_at)
+            reference=reference, order=order, starts_at=starts_at, ends_at=ends_at)
         audit_log_write(tenant=tenant, actor=actor, action="payments.entitlement_granted", target=entitlement,
                         data={"user": user.pk, "source": source, "reference": reference})
     return entitlement
@@ -42,3 +67,360 @@ def entitlement_revoke(*, entitlement: Entitlement, actor) -> Entitlement:
             audit_log_write(tenant=entitlement.tenant, actor=actor, action="payments.entitlement_revoked",
                             target=entitlement)
     return entitlement
+
+
+# --- settings and rules ---------------------------------------------------------------------------------------------
+
+def payment_settings(*, tenant) -> PaymentSettings:
+    found, _ = PaymentSettings.objects.get_or_create(tenant=tenant)
+    return found
+
+
+def split_rule_current(*, tenant) -> SplitRule:
+    from django.conf import settings
+
+    rule = SplitRule.objects.order_by("-version").first()
+    if rule is None:
+        with transaction.atomic():
+            rule, _ = SplitRule.objects.get_or_create(tenant=tenant, version=1,
+                                                      defaults={"platform_fee_bp": settings.PLATFORM_FEE_BP})
+    return rule
+
+
+def split_rule_create(*, tenant, actor, platform_fee_bp: int, partner_commission_bp: int = 0,
+                      promoter_commission_bp: int = 0) -> SplitRule:
+    """A new version of the split rule; orders already placed keep the version they were split with."""
+    if platform_fee_bp + max(partner_commission_bp, promoter_commission_bp) > splits.WHOLE:
+        raise ApplicationError(_("The fee and a commission together cannot exceed 100%."), code="split_over_whole")
+    with transaction.atomic():
+        latest = SplitRule.objects.select_for_update().order_by("-version").first()
+        rule = SplitRule.objects.create(
+            tenant=tenant, version=(latest.version if latest else 0) + 1, platform_fee_bp=platform_fee_bp,
+            partner_commission_bp=partner_commission_bp, promoter_commission_bp=promoter_commission_bp,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None)
+        audit_log_write(tenant=tenant, actor=actor, action="payments.split_rule_created", target=rule,
+                        data={"version": rule.version, "platform_fee_bp": platform_fee_bp})
+    return rule
+
+
+# --- checkout -------------------------------------------------------------------------------------------------------
+
+@dataclass
+class CheckoutStarted:
+    order: Order
+    payment: Payment
+    redirect_url: str
+
+
+def _coupon_usable(code: str, *, now) -> Coupon:
+    coupon = Coupon.objects.filter(code__iexact=code.strip()).first()
+    if coupon is None or not coupon.is_active:
+        raise ApplicationError(_("This coupon code is not valid."), code="coupon_invalid", extra={"field": "coupon"})
+    if coupon.expires_at and coupon.expires_at <= now:
+        raise ApplicationError(_("This coupon has expired."), code="coupon_expired", extra={"field": "coupon"})
+    if coupon.max_uses is not None and coupon.used_count >= coupon.max_uses:
+        raise ApplicationError(_("This coupon has been used up."), code="coupon_exhausted", extra={"field": "coupon"})
+    return coupon
+
+
+def _discount(coupon: Coupon | None, *, subtotal: int, item) -> int:
+    if coupon is None:
+        return 0
+    if coupon.item_id and (item is None or coupon.item_id != item.pk):
+        raise ApplicationError(_("This coupon is for another item."), code="coupon_not_applicable",
+                               extra={"field": "coupon"})
+    if coupon.kind == Coupon.Kind.PERCENT:
+        return min(subtotal, (subtotal * coupon.value * 2 + splits.WHOLE) // (2 * splits.WHOLE))
+    return min(subtotal, coupon.value)
+
+
+@dataclass
+class Quote:
+    subtotal: int
+    discount: int
+    tax: int
+    total: int
+    coupon: Coupon | None
+    settings: PaymentSettings
+
+
+def quote(*, tenant, price: int, item=None, coupon_code: str = "") -> Quote:
+    """What the learner will pay for ``price``: the coupon's discount, then tax included in or added to the rest."""
+    coupon = _coupon_usable(coupon_code, now=timezone.now()) if coupon_code.strip() else None
+    discount = _discount(coupon, subtotal=price, item=item)
+    conf = payment_settings(tenant=tenant)
+    after_discount = price - discount
+    tax = splits.tax_of(after_discount, rate_bp=conf.tax_rate_bp, included=conf.prices_include_tax)
+    total = after_discount if conf.prices_include_tax else after_discount + tax
+    if total <= 0:
+        raise ApplicationError(_("The coupon makes this free; ask the storefront to grant access instead."),
+                               code="zero_total", extra={"field": "coupon"})
+    return Quote(subtotal=price, discount=discount, tax=tax, total=total, coupon=coupon, settings=conf)
+
+
+def _order_number() -> str:
+    return "ZK" + secrets.token_hex(5).upper()
+
+
+def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None, coupon_code: str = "",
+                   provider_name: str | None = None, request=None) -> CheckoutStarted:
+    """Create the order and a pending payment for one item or bundle, and return where the learner pays.
+
+    The same ``idempotency_key`` always returns the same order and payment, also when many requests carry it at
+    once (the unique constraint decides; the losers read the winner's order).
+    """
+    from django.conf import settings
+
+    from catalog.access import can_access
+    from catalog.models import ContentItem
+
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 100:
+        raise ApplicationError(_("Every checkout attempt needs an idempotency key of 1 to 100 characters."),
+                               code="idempotency_key_invalid")
+    existing = Order.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return _existing_checkout(existing, user)
+    if (item is None) == (bundle is None):
+        raise ApplicationError(_("Choose one item or one bundle to buy."), code="nothing_to_buy")
+    if not user_can_buy(user=user):
+        raise ApplicationError(_("Confirm your email address before buying."), code="email_unverified",
+                               status=403)
+    if item is not None:
+        if item.status != ContentItem.Status.PUBLISHED:
+            raise ApplicationError(_("This item is not on sale."), code="not_on_sale")
+        if item.is_free:
+            raise ApplicationError(_("This item is free: no purchase needed."), code="free_item")
+        if can_access(user, item):
+            raise ApplicationError(_("You already have this item."), code="already_owned")
+        title, price = item.title, item.price
+    else:
+        if not bundle.is_published:
+            raise ApplicationError(_("This bundle is not on sale."), code="not_on_sale")
+        published = list(bundle.items.filter(status=ContentItem.Status.PUBLISHED))
+        if published and all(can_access(user, i) for i in published):
+            raise ApplicationError(_("You already have everything in this bundle."), code="already_owned")
+        if bundle.price == 0:
+            raise ApplicationError(_("This bundle is free: no purchase needed."), code="free_item")
+        title, price = bundle.title, bundle.price
+    currency = tenant.currency
+    if currency not in CURRENCY_EXPONENTS:
+        raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
+    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code)
+    coupon, discount, tax, total = q.coupon, q.discount, q.tax, q.total
+    conf = q.settings
+    name = provider_name or settings.PAYMENT_PROVIDER
+    try:
+        gateway = provider(name)
+    except KeyError as exc:
+        raise ApplicationError(_("Unknown payment provider."), code="provider_unknown") from exc
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                tenant=tenant, number=_order_number(), user=user, currency=currency, subtotal=price,
+                discount=discount, tax=tax, total=total, tax_rate_bp=conf.tax_rate_bp,
+                prices_include_tax=conf.prices_include_tax, coupon=coupon, split_rule=split_rule_current(tenant=tenant),
+                idempotency_key=key)
+            OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, title=title,
+                                     unit_price=price, discount=discount, tax=tax, total=total)
+            payment = Payment.objects.create(tenant=tenant, order=order, provider=name, amount=total,
+                                             currency=currency)
+            ref, url = gateway.start(payment=payment, request=request)
+            payment.provider_ref = ref
+            payment.save(update_fields=["provider_ref", "updated_at"])
+            audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
+                            data={"total": total, "currency": currency})
+    except IntegrityError:
+        # Another request with this key won the race: return what it created.
+        existing = Order.objects.filter(idempotency_key=key).first()
+        if existing is None:
+            raise
+        return _existing_checkout(existing, user)
+    return CheckoutStarted(order=order, payment=payment, redirect_url=url)
+
+
+def _existing_checkout(order: Order, user) -> CheckoutStarted:
+    if order.user_id != user.pk:
+        raise ApplicationError(_("This checkout belongs to someone else."), code="idempotency_key_reused",
+                               status=409)
+    payment = order.payments.order_by("-created_at").first()
+    url = ""
+    if payment.status == Payment.Status.PENDING and payment.provider == "sandbox":
+        from django.core import signing
+        from django.urls import reverse
+
+        token = signing.dumps({"payment": payment.pk, "ref": payment.provider_ref}, salt="sandbox-checkout")
+        url = reverse("payments:sandbox_checkout", args=[token])
+    return CheckoutStarted(order=order, payment=payment, redirect_url=url)
+
+
+# --- payment outcomes -----------------------------------------------------------------------------------------------
+
+def _accounts(tenant, currency: str, payment_provider: str):
+    def account(share: splits.Share, *, held: bool = True) -> LedgerAccount:
+        if share.kind == "creator":
+            from catalog.models import Creator
+
+            creator = Creator.objects.get(pk=share.party)
+            state = "held" if held else "payable"
+            return ledger.account_for(tenant=tenant, code=f"creator:{share.party}:{state}", kind="creator",
+                                      currency=currency, name=f"{creator.name} ({state})", creator=creator)
+        names = {"platform": "Platform fee", "tenant": "Storefront revenue", "tax": "Tax collected"}
+        return ledger.account_for(tenant=tenant, code=share.kind, kind=share.kind, currency=currency,
+                                  name=names.get(share.kind, share.kind))
+
+    clearing = ledger.account_for(tenant=tenant, code=f"clearing:{payment_provider}", kind="clearing",
+                                  currency=currency, name=f"Held by {payment_provider}")
+    return account, clearing
+
+
+def sale_parts(order: Order) -> dict[splits.Share, int]:
+    """How the order's total is shared: tax, then each line's amount without tax by the order's split rule."""
+    from catalog.models import ItemCreator
+
+    rule = order.split_rule
+    parts: dict[splits.Share, int] = {splits.TAX: order.tax} if order.tax else {}
+    for line in order.lines.select_related("item", "bundle"):
+        net = line.total - line.tax
+        if line.item_id:
+            pieces = [(line.item_id, net)]
+        else:
+            items = list(line.bundle.items.order_by("id"))
+            weights = [max(i.price, 1) for i in items]
+            from marketplace.money import split_largest_remainder
+
+            pieces = list(zip([i.pk for i in items], split_largest_remainder(net, weights), strict=True))
+        for item_id, amount in pieces:
+            creators = list(ItemCreator.objects.filter(item_id=item_id).values_list("creator_id", "share_bp"))
+            for share, part in splits.split_amount(amount, platform_fee_bp=rule.platform_fee_bp,
+                                                   creators=creators).items():
+                parts[share] = parts.get(share, 0) + part
+    return parts
+
+
+def payment_succeed(*, payment: Payment, amount: int | None = None, actor=None) -> Payment:
+    """Capture: the order is paid, access is granted, the coupon is used, the sale is booked. Safe to repeat."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().select_related("order").get(pk=payment.pk)
+        if not payment.can_become(Payment.Status.SUCCEEDED):
+            return payment
+        if amount is not None and amount != payment.amount:
+            raise ApplicationError(_("The provider captured a different amount."), code="amount_mismatch",
+                                   extra={"expected": payment.amount, "captured": amount})
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        now = timezone.now()
+        payment.status = Payment.Status.SUCCEEDED
+        payment.save(update_fields=["status", "updated_at"])
+        order.status, order.paid_at = Order.Status.PAID, now
+        order.save(update_fields=["status", "paid_at"])
+        if order.coupon_id:
+            Coupon.objects.filter(pk=order.coupon_id).update(used_count=F("used_count") + 1)
+        for line in order.lines.all():
+            entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, item=line.item, bundle=line.bundle,
+                              source=Entitlement.Source.PURCHASE, reference=order.number, order=order)
+        account, clearing = _accounts(order.tenant, order.currency, payment.provider)
+        postings = [(clearing, order.total)]
+        postings += [(account(share), -part) for share, part in sale_parts(order).items()]
+        ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.SALE, postings=postings, order=order,
+                          memo=f"Sale {order.number}")
+        audit_log_write(tenant=order.tenant, actor=actor, action="payments.payment_succeeded", target=order,
+                        data={"amount": payment.amount, "provider": payment.provider})
+        from .tasks import receipt_send
+
+        receipt_send.delay_on_commit(tenant_id=order.tenant_id, order_id=order.pk)
+    return payment
+
+
+def payment_close(*, payment: Payment, status: str, reason: str = "", actor=None) -> Payment:
+    """A payment that failed or was cancelled; the order follows it. Safe to repeat; never undoes a success."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if not payment.can_become(status):
+            return payment
+        payment.status, payment.failure_reason = status, reason[:200]
+        payment.save(update_fields=["status", "failure_reason", "updated_at"])
+        order_status = Order.Status.FAILED if status == Payment.Status.FAILED else Order.Status.CANCELLED
+        Order.objects.filter(pk=payment.order_id, status=Order.Status.PENDING).update(status=order_status)
+        audit_log_write(tenant=payment.tenant, actor=actor, action=f"payments.payment_{status}", target=payment)
+    return payment
+
+
+# --- refunds --------------------------------------------------------------------------------------------------------
+
+def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> Refund:
+    """Return ``amount`` of a captured payment, in part or in full, never beyond what it captured.
+
+    The payment row is locked first, so concurrent refunds queue and each sees what the others returned.
+    Shares are clawed back in proportion to the sale; a full refund also ends the access it bought.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ApplicationError(_("A refund is a positive whole number of minor units."), code="refund_amount_invalid",
+                               extra={"field": "amount"})
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if payment.status != Payment.Status.SUCCEEDED:
+            raise ApplicationError(_("Only a captured payment can be refunded."), code="not_refundable")
+        if amount > payment.refundable:
+            raise ApplicationError(_("That is more than is left to refund."), code="refund_exceeds_captured",
+                                   extra={"refundable": payment.refundable, "field": "amount"})
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        refund = Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount, reason=reason[:200],
+                                       created_by=actor if getattr(actor, "is_authenticated", False) else None)
+        refund.provider_ref = provider(payment.provider).refund(payment=payment, amount=amount,
+                                                                idempotency_key=f"refund-{refund.pk}")
+        refund.save(update_fields=["provider_ref"])
+        payment.refunded_amount += amount
+        payment.save(update_fields=["refunded_amount", "updated_at"])
+        order.refunded += amount
+        order.status = Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED
+        order.save(update_fields=["refunded", "status"])
+        account, clearing = _accounts(order.tenant, order.currency, payment.provider)
+        received = sale_parts(order)
+        postings = [(clearing, -amount)] + [(account(share), part)
+                                            for share, part in splits.clawback(amount, received).items()]
+        ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
+                          refund=refund, memo=f"Refund {order.number}")
+        if order.status == Order.Status.REFUNDED:
+            for entitlement in order.entitlements.filter(revoked_at__isnull=True):
+                entitlement_revoke(entitlement=entitlement, actor=actor)
+        audit_log_write(tenant=order.tenant, actor=actor, action="payments.refund_created", target=order,
+                        data={"amount": amount, "reason": reason[:200]})
+    return refund
+
+
+# --- webhooks -------------------------------------------------------------------------------------------------------
+
+def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
+    """Verify a provider's webhook and apply it once. Returns "applied", "duplicate" or "ignored".
+
+    The event row is written in the same transaction as its effect, so an event id is applied exactly once however
+    often and in whatever order the provider delivers it. A bad signature raises and writes nothing.
+    """
+    try:
+        event: ProviderEvent = provider(provider_name).parse_event(headers=headers, body=body)
+    except KeyError as exc:
+        raise ApplicationError("Unknown payment provider.", code="provider_unknown", status=404) from exc
+    except SignatureError as exc:
+        raise ApplicationError("The webhook signature does not verify.", code="signature_invalid") from exc
+    seen = WebhookEvent.objects.filter(provider=provider_name, event_id=event.id)
+    if seen.exists():
+        return "duplicate"
+    try:
+        with transaction.atomic():
+            WebhookEvent.objects.create(tenant=tenant, provider=provider_name, event_id=event.id, type=event.type,
+                                        payload=event.payload)
+            payment = Payment.objects.filter(provider=provider_name, provider_ref=event.payment_ref).first()
+            if payment is None:
+                return "ignored"
+            if event.type == "payment.succeeded":
+                payment_succeed(payment=payment, amount=event.amount)
+            elif event.type in ("payment.failed", "payment.cancelled"):
+                status = Payment.Status.FAILED if event.type == "payment.failed" else Payment.Status.CANCELLED
+                payment_close(payment=payment, status=status, reason=event.type)
+            else:
+                return "ignored"
+    except IntegrityError:
+        if seen.exists():  # the same event, applied meanwhile by a concurrent delivery
+            return "duplicate"
+        raise
+    return "applied"

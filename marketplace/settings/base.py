@@ -43,6 +43,14 @@ def database_from_env(default: str) -> dict:
 
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="insecure-local-only-key-change-me-0123456789abcdefghijklmnop")
+
+# Payments. The sandbox provider signs its own webhooks with this secret; Stripe is used when its keys are set.
+SANDBOX_WEBHOOK_SECRET = env.str("SANDBOX_WEBHOOK_SECRET", default="whsec_sandbox_" + SECRET_KEY[:24])
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # a Stripe-compatible endpoint (tests use a local one)
+PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="stripe" if STRIPE_SECRET_KEY else "sandbox")
+PLATFORM_FEE_BP = env.int("PLATFORM_FEE_BP", default=1000)  # the first split rule of a new storefront
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 
 # Tenant hosts are data (Domain rows), so Django's host check admits any host and TenantMiddleware is the

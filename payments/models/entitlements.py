@@ -1,8 +1,8 @@
 """What a learner is entitled to open, and why.
 
 An entitlement is the one record ``catalog.access.can_access`` reads: a purchase of an item or a bundle, a
-subscription to the whole catalog, a grant by the storefront's team, or a licence from another storefront. Orders,
-payments and subscriptions (which create entitlements) arrive with checkout.
+subscription to the whole catalog, a grant by the storefront's team, or a licence from another storefront. A paid
+order creates one per line; a full refund revokes them.
 """
 
 from django.conf import settings
@@ -29,6 +29,8 @@ class Entitlement(TenantOwned):
                                related_name="entitlements", verbose_name=_("bundle"))
     whole_catalog = models.BooleanField(_("whole catalog"), default=False)
     source = models.CharField(_("source"), max_length=12, choices=Source.choices, default=Source.GRANT)
+    order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="entitlements", editable=False)
     reference = models.CharField(_("reference"), max_length=100, blank=True,
                                  help_text=_("The order, subscription or licence that gave this access."))
     starts_at = models.DateTimeField(_("starts"), default=timezone.now)

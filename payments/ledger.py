@@ -1,0 +1,143 @@
+"""Writing and checking the ledger.
+
+``entry_post`` is the only way in: it checks the postings balance per currency, locks the tenant's ``LedgerHead``,
+gives the entry the next sequence number and chains its hash to the previous entry's. ``ledger_verify`` recomputes
+the chain from the first entry and reports the first link that does not hold.
+
+The hash of an entry is SHA-256 over a canonical JSON document (sorted keys, no spaces, UTF-8) of its tenant slug,
+sequence, kind, memo, order number, time (ISO 8601, microseconds, UTC), previous hash and postings as
+``[account code, currency, amount]`` sorted. ``docs/ledger.md`` and ``scripts/verify_statement.py`` describe and
+implement the same computation for participants who want to check a statement on their own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from marketplace.errors import ApplicationError
+from marketplace.models import Tenant
+
+from .models import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posting
+
+Kind = LedgerAccount.Kind
+
+
+def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str, creator=None) -> LedgerAccount:
+    account, _ = LedgerAccount.objects.get_or_create(
+        tenant=tenant, code=code, currency=currency,
+        defaults={"kind": kind, "name": name, "creator": creator})
+    return account
+
+
+def entry_hash(*, tenant_slug: str, sequence: int, kind: str, memo: str, order_number: str, created_at: str,
+               previous_hash: str, postings: Iterable[tuple[str, str, int]]) -> str:
+    document = {
+        "tenant": tenant_slug, "sequence": sequence, "kind": kind, "memo": memo, "order": order_number,
+        "created_at": created_at, "previous_hash": previous_hash,
+        "postings": sorted([code, currency, amount] for code, currency, amount in postings),
+    }
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _timestamp(value) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def entry_post(*, tenant: Tenant, kind: str, postings: list[tuple[LedgerAccount, int]], memo: str = "",
+               order=None, refund=None) -> JournalEntry:
+    """Append one balanced entry to the tenant's chain. Zero postings are dropped; call inside the money change's
+    transaction (the head's row lock orders concurrent appends)."""
+    postings = [(account, amount) for account, amount in postings if amount]
+    totals: dict[str, int] = defaultdict(int)
+    for account, amount in postings:
+        totals[account.currency] += amount
+    if not postings or any(totals.values()):
+        raise ApplicationError("A journal entry must balance in every currency.", code="unbalanced_entry",
+                               extra={"totals": dict(totals)})
+    with transaction.atomic():
+        head, _ = LedgerHead.objects.get_or_create(tenant=tenant)
+        head = LedgerHead.objects.select_for_update().get(pk=head.pk)
+        created_at = timezone.now()
+        sequence = head.sequence + 1
+        digest = entry_hash(
+            tenant_slug=tenant.slug, sequence=sequence, kind=kind, memo=memo,
+            order_number=order.number if order else "", created_at=_timestamp(created_at),
+            previous_hash=head.hash, postings=[(a.code, a.currency, amount) for a, amount in postings])
+        entry = JournalEntry.objects.create(tenant=tenant, sequence=sequence, kind=kind, memo=memo, order=order,
+                                            refund=refund, created_at=created_at, previous_hash=head.hash,
+                                            hash=digest)
+        Posting.objects.bulk_create([Posting(tenant=tenant, entry=entry, account=account, amount=amount,
+                                             currency=account.currency) for account, amount in postings])
+        head.sequence, head.hash = sequence, digest
+        head.save(update_fields=["sequence", "hash"])
+    return entry
+
+
+def balance(*, account: LedgerAccount) -> int:
+    return account.postings.aggregate(total=Sum("amount"))["total"] or 0
+
+
+def balances(*, tenant: Tenant) -> dict[LedgerAccount, int]:
+    """Every account's balance, derived from its postings (credit balances are negative)."""
+    sums = dict(Posting.objects.values("account").annotate(total=Sum("amount")).values_list("account", "total"))
+    return {account: sums.get(account.pk, 0) for account in LedgerAccount.objects.order_by("code", "currency")}
+
+
+@dataclass
+class VerifyResult:
+    entries: int
+    head: str
+    broken_at: int | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+def ledger_verify(*, tenant: Tenant) -> VerifyResult:
+    """Recompute the tenant's chain from the first entry; stop at the first entry whose hash, link, sequence or
+    balance does not hold."""
+    previous, expected_sequence, count = GENESIS_HASH, 1, 0
+    entries = JournalEntry.objects.select_related("order").order_by("sequence").iterator(chunk_size=2000)
+    postings_of: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+    for entry_id, code, currency, amount in Posting.objects.values_list(
+            "entry_id", "account__code", "currency", "amount").iterator(chunk_size=5000):
+        postings_of[entry_id].append((code, currency, amount))
+    for entry in entries:
+        count += 1
+        rows = postings_of.get(entry.pk, [])
+        problem = ""
+        if entry.sequence != expected_sequence:
+            problem = f"sequence {entry.sequence} where {expected_sequence} was expected (an entry is missing)"
+        elif entry.previous_hash != previous:
+            problem = "it does not link to the entry before it"
+        else:
+            sums: dict[str, int] = defaultdict(int)
+            for _code, currency, amount in rows:
+                sums[currency] += amount
+            if not rows or any(sums.values()):
+                problem = "its postings do not balance"
+            elif entry.hash != entry_hash(
+                    tenant_slug=tenant.slug, sequence=entry.sequence, kind=entry.kind, memo=entry.memo,
+                    order_number=entry.order.number if entry.order else "", created_at=_timestamp(entry.created_at),
+                    previous_hash=entry.previous_hash, postings=rows):
+                problem = "its content does not match its hash (it was changed after it was written)"
+        if problem:
+            return VerifyResult(entries=count, head=previous, broken_at=entry.sequence, problem=problem)
+        previous, expected_sequence = entry.hash, expected_sequence + 1
+    head = LedgerHead.objects.filter().first()
+    if head is not None and (head.sequence, head.hash) != (expected_sequence - 1, previous):
+        return VerifyResult(entries=count, head=previous, broken_at=head.sequence,
+                            problem="the chain head does not match the last entry (entries were removed)")
+    return VerifyResult(entries=count, head=previous)

@@ -1,0 +1,98 @@
+"""The ledger: double-entry, append-only, and hash-chained per tenant.
+
+Every money movement is a ``JournalEntry`` whose ``Posting`` rows sum to zero per currency (debits positive, credits
+negative). Nothing is ever updated or deleted; a correction is a reversing entry. Each entry carries the hash of the
+tenant's previous entry, so anyone holding the newest hash (the chain head) can check that history was not
+rewritten. ``LedgerHead`` is the row appends lock, which keeps each tenant's sequence gapless.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from marketplace.models import TenantOwned
+
+GENESIS_HASH = "0" * 64
+
+
+class LedgerAccount(TenantOwned):
+    """A balance of one participant for one purpose in one currency. Balances are sums of postings, never stored."""
+
+    class Kind(models.TextChoices):
+        CLEARING = "clearing", _("Money held by a payment provider")
+        PLATFORM = "platform", _("Platform fee")
+        TENANT = "tenant", _("Storefront revenue")
+        CREATOR = "creator", _("Creator share")
+        PARTNER = "partner", _("Partner commission")
+        PROMOTER = "promoter", _("Promoter commission")
+        TAX = "tax", _("Tax collected")
+        PAYOUT = "payout", _("Paid out")
+
+    code = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    currency = models.CharField(max_length=3)
+    name = models.CharField(max_length=200)
+    creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="ledger_accounts")
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("ledger account")
+        constraints = [models.UniqueConstraint(fields=["tenant", "code", "currency"], name="one_account_per_code")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.currency})"
+
+
+class JournalEntry(TenantOwned):
+    class Kind(models.TextChoices):
+        SALE = "sale", _("Sale")
+        REFUND = "refund", _("Refund")
+        RELEASE = "release", _("Held shares become payable")
+        PAYOUT = "payout", _("Payout")
+        REVERSAL = "reversal", _("Reversal")
+
+    sequence = models.PositiveBigIntegerField(editable=False)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    memo = models.CharField(max_length=200, blank=True)
+    order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
+                              related_name="journal_entries")
+    refund = models.ForeignKey("payments.Refund", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="journal_entries")
+    created_at = models.DateTimeField()
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["sequence"]
+        verbose_name = _("journal entry")
+        verbose_name_plural = _("journal entries")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "sequence"], name="one_entry_per_sequence"),
+            models.UniqueConstraint(fields=["tenant", "previous_hash"], name="one_successor_per_entry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.get_kind_display()}"
+
+
+class Posting(TenantOwned):
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    amount = models.BigIntegerField(help_text=_("Debit positive, credit negative, in minor units."))
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["account", "entry"], name="posting_by_account")]
+
+
+class LedgerHead(TenantOwned):
+    """The tenant's newest entry: locked by every append, read by anyone who wants to verify the chain."""
+
+    sequence = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_ledger_head_per_tenant")]

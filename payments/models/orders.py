@@ -1,0 +1,234 @@
+"""Selling: the storefront's payment settings and split rules, coupons, orders with lines, payment attempts, refunds
+and the provider events that moved them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from marketplace.models import TenantOwned
+
+
+class PaymentSettings(TenantOwned):
+    """How a storefront charges: its tax and how long a sale can be refunded before shares become payable."""
+
+    tax_rate_bp = models.PositiveIntegerField(
+        _("tax rate (basis points)"), default=0, validators=[MaxValueValidator(10000)],
+        help_text=_("600 is 6%. Tax goes to its own ledger account and is never shared with creators or promoters."))
+    prices_include_tax = models.BooleanField(
+        _("prices include tax"), default=True,
+        help_text=_("On: the price shown is what the learner pays. Off: tax is added at checkout."))
+    refund_window_days = models.PositiveIntegerField(
+        _("refund window (days)"), default=14,
+        help_text=_("Creators' shares and commissions are held this long, then become payable."))
+
+    class Meta:
+        verbose_name = _("payment settings")
+        verbose_name_plural = _("payment settings")
+        constraints = [models.UniqueConstraint(fields=["tenant"], name="one_payment_settings_per_tenant")]
+
+    def __str__(self) -> str:
+        return str(_("Payment settings"))
+
+
+class SplitRule(TenantOwned):
+    """One version of how a sale is shared. Versions are never edited: a change is a new version, and every order
+    records the version that split it."""
+
+    version = models.PositiveIntegerField(editable=False)
+    platform_fee_bp = models.PositiveIntegerField(_("platform fee (basis points)"), default=1000,
+                                                  validators=[MaxValueValidator(10000)])
+    partner_commission_bp = models.PositiveIntegerField(_("partner commission (basis points)"), default=0,
+                                                        validators=[MaxValueValidator(10000)])
+    promoter_commission_bp = models.PositiveIntegerField(_("promoter commission (basis points)"), default=0,
+                                                         validators=[MaxValueValidator(10000)])
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   related_name="+", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("split rule")
+        constraints = [models.UniqueConstraint(fields=["tenant", "version"], name="one_split_rule_per_version")]
+
+    def __str__(self) -> str:
+        return f"v{self.version}"
+
+
+class Coupon(TenantOwned):
+    class Kind(models.TextChoices):
+        PERCENT = "percent", _("Percent off")
+        FIXED = "fixed", _("Fixed amount off")
+
+    code = models.CharField(_("code"), max_length=40, help_text=_("Learners type it at checkout; not case-sensitive."))
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.PERCENT)
+    value = models.PositiveIntegerField(
+        _("value"), help_text=_("Basis points for a percentage (2000 is 20%), minor units for a fixed amount."))
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="coupons", verbose_name=_("only for this item"))
+    max_uses = models.PositiveIntegerField(_("maximum uses"), null=True, blank=True)
+    used_count = models.PositiveIntegerField(_("used"), default=0, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("coupon")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="coupon_code_per_tenant"),
+            models.CheckConstraint(condition=~Q(kind="percent") | Q(value__lte=10000), name="percent_at_most_100"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Order(TenantOwned):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Awaiting payment")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Payment failed")
+        CANCELLED = "cancelled", _("Cancelled")
+        PARTIALLY_REFUNDED = "partially_refunded", _("Partly refunded")
+        REFUNDED = "refunded", _("Refunded")
+
+    number = models.CharField(_("number"), max_length=20, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders",
+                             verbose_name=_("learner"))
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices, default=Status.PENDING)
+    currency = models.CharField(_("currency"), max_length=3)
+    subtotal = models.PositiveBigIntegerField(_("subtotal"))
+    discount = models.PositiveBigIntegerField(_("discount"), default=0)
+    tax = models.PositiveBigIntegerField(_("tax"), default=0)
+    total = models.PositiveBigIntegerField(_("total"))
+    refunded = models.PositiveBigIntegerField(_("refunded"), default=0)
+    tax_rate_bp = models.PositiveIntegerField(default=0)
+    prices_include_tax = models.BooleanField(default=True)
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
+    split_rule = models.ForeignKey(SplitRule, on_delete=models.PROTECT, related_name="orders")
+    idempotency_key = models.CharField(max_length=100)
+    source = models.CharField(_("source"), max_length=20, default="storefront")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("order")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="one_order_per_checkout_attempt"),
+            models.UniqueConstraint(fields=["tenant", "number"], name="order_number_per_tenant"),
+            models.CheckConstraint(condition=Q(refunded__lte=models.F("total")), name="refunded_at_most_total"),
+            models.CheckConstraint(condition=Q(total=models.F("subtotal") - models.F("discount") + models.F("tax"))
+                                   | Q(prices_include_tax=True, total=models.F("subtotal") - models.F("discount")),
+                                   name="order_total_adds_up"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    @property
+    def net(self) -> int:
+        """What is shared out: the total without tax."""
+        return self.total - self.tax
+
+
+class OrderLine(TenantOwned):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines")
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="order_lines")
+    bundle = models.ForeignKey("catalog.Bundle", on_delete=models.PROTECT, null=True, blank=True,
+                               related_name="order_lines")
+    title = models.CharField(max_length=200)
+    unit_price = models.PositiveBigIntegerField()
+    discount = models.PositiveBigIntegerField(default=0)
+    tax = models.PositiveBigIntegerField(default=0)
+    total = models.PositiveBigIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(item__isnull=False, bundle__isnull=True)
+                                   | Q(item__isnull=True, bundle__isnull=False), name="line_sells_one_thing"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Payment(TenantOwned):
+    """One attempt to collect an order's total through a provider.
+
+    pending -> succeeded | failed | cancelled; a succeeded payment can then be refunded, in parts, never beyond
+    what it captured.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}}
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    provider = models.CharField(_("provider"), max_length=20)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    amount = models.PositiveBigIntegerField(_("amount"))
+    currency = models.CharField(max_length=3)
+    refunded_amount = models.PositiveBigIntegerField(_("refunded"), default=0)
+    provider_ref = models.CharField(_("provider reference"), max_length=200, blank=True)
+    failure_reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("payment")
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "provider_ref"], condition=~Q(provider_ref=""),
+                                    name="provider_reference_once"),
+            models.CheckConstraint(condition=Q(refunded_amount__lte=models.F("amount")),
+                                   name="refunds_at_most_captured"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.amount} {self.currency} ({self.status})"
+
+    def can_become(self, status: str) -> bool:
+        return status in self.TRANSITIONS.get(self.status, set())
+
+    @property
+    def refundable(self) -> int:
+        return self.amount - self.refunded_amount if self.status == self.Status.SUCCEEDED else 0
+
+
+class Refund(TenantOwned):
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.PositiveBigIntegerField(_("amount"))
+    reason = models.CharField(_("reason"), max_length=200, blank=True)
+    provider_ref = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("refund")
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_is_positive")]
+
+
+class WebhookEvent(TenantOwned):
+    """A provider event, stored in the transaction that applied it: its id can never be applied twice."""
+
+    provider = models.CharField(max_length=20)
+    event_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=100)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "provider", "event_id"], name="event_applied_once")]

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+
+
+class SignatureError(ValueError):
+    """A webhook whose signature, secret or timestamp does not check out. Nothing is applied."""
+
+
+@dataclass
+class ProviderEvent:
+    """A provider's webhook, verified and reduced to what our services need."""
+
+    id: str
+    type: str  # "payment.succeeded", "payment.failed", "payment.cancelled", "refund.succeeded"
+    payment_ref: str
+    amount: int | None = None
+    currency: str = ""
+    payload: dict = field(default_factory=dict)
+
+
+class PaymentProvider:
+    """How Zhiku talks to a payment provider.
+
+    ``start`` creates the provider's side of a pending payment and returns where to send the learner. The outcome
+    arrives as a webhook, which ``parse_event`` verifies and translates; the same event may arrive many times and in
+    any order, and the services apply each event id once. ``refund`` asks the provider to return money and raises
+    on refusal.
+    """
+
+    name = ""
+
+    def start(self, *, payment, request) -> tuple[str, str]:
+        """Return (provider reference, URL to send the learner to)."""
+        raise NotImplementedError
+
+    def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
+        raise NotImplementedError
+
+    def refund(self, *, payment, amount: int, idempotency_key: str) -> str:
+        """Return the provider's reference of the refund."""
+        raise NotImplementedError
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """A ``t=..,v1=..`` signature header value (HMAC-SHA256 of "timestamp.body"), as Stripe signs webhooks."""
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> None:
+    """Check a ``t=..,v1=..`` header; raise SignatureError when it is missing, wrong or too old (or new)."""
+    try:
+        items = [part.split("=", 1) for part in header.split(",")]
+        timestamp = int(next(value for key, value in items if key == "t"))
+        signatures = [value for key, value in items if key == "v1"]
+    except (StopIteration, ValueError) as exc:
+        raise SignatureError("malformed signature header") from exc
+    if abs(time.time() - timestamp) > tolerance:
+        raise SignatureError("timestamp outside the tolerance")
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
+        raise SignatureError("no signature matches")

@@ -1,0 +1,70 @@
+"""How a paid amount is shared, as pure functions over integers.
+
+A line's amount without tax is split in one largest-remainder step over weights in units of 1/10000²: the platform
+fee and any commission take their basis points of the whole; creators take their basis points of what is left after
+those; the storefront keeps the rest. Because it is one split, the parts always sum to the amount. Tax is never
+shared. Refunds claw back in proportion to what each account received, with the same rule.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from marketplace.money import MoneyError, split_largest_remainder
+
+WHOLE = 10000
+
+
+@dataclass(frozen=True)
+class Share:
+    """Who receives a part: an account kind and, for creators and promoters, whose."""
+
+    kind: str
+    party: int | None = None
+
+
+PLATFORM, TENANT, TAX = Share("platform"), Share("tenant"), Share("tax")
+
+
+def split_amount(amount: int, *, platform_fee_bp: int, commission: tuple[Share, int] | None = None,
+                 creators: list[tuple[int, int]] = ()) -> dict[Share, int]:
+    """Split ``amount`` (no tax in it) between the platform, a commission, creators ``[(creator id, share bp)]``
+    and the storefront."""
+    commission_bp = commission[1] if commission else 0
+    if platform_fee_bp + commission_bp > WHOLE:
+        raise MoneyError("the platform fee and commission exceed the whole amount")
+    creator_bp = sum(bp for _creator, bp in creators)
+    if creator_bp > WHOLE:
+        raise MoneyError("creators' shares exceed the whole")
+    rest = WHOLE - platform_fee_bp - commission_bp
+    shares: list[Share] = [PLATFORM]
+    weights = [platform_fee_bp * WHOLE]
+    if commission:
+        shares.append(commission[0])
+        weights.append(commission_bp * WHOLE)
+    for creator, bp in creators:
+        shares.append(Share("creator", creator))
+        weights.append(rest * bp)
+    shares.append(TENANT)
+    weights.append(rest * (WHOLE - creator_bp))
+    parts: dict[Share, int] = defaultdict(int)
+    for share, part in zip(shares, split_largest_remainder(amount, weights), strict=True):
+        parts[share] += part
+    return dict(parts)
+
+
+def clawback(amount: int, received: dict[Share, int]) -> dict[Share, int]:
+    """What each share gives back when ``amount`` of a sale is refunded: in proportion to what it received."""
+    shares = [share for share, part in received.items() if part > 0]
+    parts = split_largest_remainder(amount, [received[share] for share in shares])
+    return {share: part for share, part in zip(shares, parts, strict=True) if part}
+
+
+def tax_of(amount: int, *, rate_bp: int, included: bool) -> int:
+    """The tax in (``included``) or on top of ``amount``, rounded half up to the minor unit."""
+    if rate_bp == 0 or amount == 0:
+        return 0
+    if included:
+        return (amount * rate_bp * 2 + (WHOLE + rate_bp)) // (2 * (WHOLE + rate_bp))
+    return (amount * rate_bp * 2 + WHOLE) // (2 * WHOLE)

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "payments"
+
+urlpatterns = [
+    path("checkout/", views.checkout, name="checkout"),
+    path("checkout/sandbox/<str:token>/", views.sandbox_checkout, name="sandbox_checkout"),
+    path("payments/webhooks/<str:provider_name>/", views.webhook, name="webhook"),
+    path("orders/", views.orders, name="orders"),
+    path("orders/<str:number>/", views.order_detail, name="order"),
+]

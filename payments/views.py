@@ -1,0 +1,132 @@
+"""Checkout on the storefront, the sandbox provider's hosted page, provider webhooks, and the learner's orders."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.http import Http404, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from catalog.models import Bundle, ContentItem
+from marketplace.errors import ApplicationError
+from marketplace.views import storefront_only
+
+from . import services
+from .models import Order, Payment
+from .providers.sandbox import HEADER, SandboxProvider
+
+
+class CheckoutForm(forms.Form):
+    coupon = forms.CharField(label=gettext_lazy("Coupon code"), required=False, max_length=40)
+    key = forms.CharField(widget=forms.HiddenInput, max_length=100)
+
+
+def _target(request):
+    item_slug, bundle_slug = request.GET.get("item") or request.POST.get("item"), (
+        request.GET.get("bundle") or request.POST.get("bundle"))
+    if item_slug:
+        return get_object_or_404(ContentItem, slug=item_slug, status=ContentItem.Status.PUBLISHED), None
+    if bundle_slug:
+        return None, get_object_or_404(Bundle, slug=bundle_slug, is_published=True)
+    raise Http404("Nothing to buy.")
+
+
+@storefront_only
+@login_required
+def checkout(request):
+    """Review the price (with a coupon), then pay. The form's key makes a double submission one order."""
+    item, bundle = _target(request)
+    thing = item or bundle
+    form = CheckoutForm(request.POST or None, initial={"key": uuid.uuid4().hex})
+    quote = None
+    if form.is_valid() and "apply" not in request.POST:
+        try:
+            started = services.checkout_start(
+                tenant=request.tenant, user=request.user, idempotency_key=form.cleaned_data["key"], item=item,
+                bundle=bundle, coupon_code=form.cleaned_data["coupon"], request=request)
+            if started.redirect_url:
+                return HttpResponseRedirect(started.redirect_url)
+            return redirect("payments:order", number=started.order.number)
+        except ApplicationError as exc:
+            form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
+    try:
+        coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else ""
+        quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon)
+    except ApplicationError as exc:
+        form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
+        quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
+    return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle,
+                                                      "thing": thing, "quote": quote},
+                  status=400 if form.errors else 200)
+
+
+def _sandbox_payment(token: str) -> Payment:
+    try:
+        data = signing.loads(token, salt="sandbox-checkout", max_age=3600)
+    except signing.BadSignature as exc:
+        raise Http404("This payment link is not valid.") from exc
+    payment = Payment.objects.filter(pk=data["payment"], provider_ref=data["ref"], provider="sandbox").first()
+    if payment is None:
+        raise Http404("No such payment.")
+    return payment
+
+
+@storefront_only
+def sandbox_checkout(request, token: str):
+    """The sandbox provider's hosted page. Its buttons send signed webhooks through the real webhook path."""
+    payment = _sandbox_payment(token)
+    order = payment.order
+    if request.method == "POST" and payment.status == Payment.Status.PENDING:
+        outcome = {"pay": "succeeded", "fail": "failed", "cancel": "cancelled"}.get(request.POST.get("action"))
+        if outcome is None:
+            raise Http404("Unknown action.")
+        sandbox = SandboxProvider()
+        body = sandbox.event_body(payment=payment, outcome=outcome)
+        services.webhook_receive(tenant=request.tenant, provider_name="sandbox", body=body,
+                                 headers={HEADER: sandbox.signature(body)})
+        if outcome == "succeeded":
+            messages.success(request, _("Payment received. Enjoy learning!"))
+        else:
+            messages.info(request, _("No payment was taken."))
+        return redirect("payments:order", number=order.number)
+    return render(request, "payments/sandbox_checkout.html", {"payment": payment, "order": order})
+
+
+@csrf_exempt
+@require_POST
+def webhook(request, provider_name: str):
+    """Provider webhooks, on the storefront's host: 200 when applied or already applied, 400 when refused."""
+    if request.tenant is None:
+        raise Http404("Webhooks are sent to a storefront's host.")
+    try:
+        result = services.webhook_receive(tenant=request.tenant, provider_name=provider_name,
+                                          headers=request.headers, body=request.body)
+    except ApplicationError as exc:
+        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "extra": exc.extra}},
+                            status=exc.status)
+    return JsonResponse({"result": result})
+
+
+@storefront_only
+@login_required
+def orders(request):
+    return render(request, "payments/orders.html", {
+        "orders": Order.objects.filter(user=request.user).prefetch_related("lines")})
+
+
+@storefront_only
+@login_required
+def order_detail(request, number: str):
+    order = get_object_or_404(Order.objects.prefetch_related("lines", "lines__item", "lines__bundle"),
+                              number=number, user=request.user)
+    return render(request, "payments/order_detail.html", {"order": order})
+
+
