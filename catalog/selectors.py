@@ -217,12 +217,23 @@ def item_personal(*, item: ContentItem, user, with_lessons: bool = False) -> Ite
 
 
 def lesson_resume_target(*, item: ContentItem, user) -> Lesson | None:
-    """Where "continue" takes the learner: the lesson they were on, else the first one."""
+    """Where "continue" takes the learner: the lesson they were on, or the next one they have not completed when they
+    finished it; the first lesson for a newcomer."""
+    lessons = list(item.lessons.order_by("section__position", "section_id", "position", "id").only("id", "item_id"))
+    if not lessons:
+        return None
     if getattr(user, "is_authenticated", False):
-        progress = ItemProgress.objects.filter(user=user, item=item).select_related("last_lesson").first()
-        if progress and progress.last_lesson:
-            return progress.last_lesson
-    return item.lessons.order_by("section__position", "section_id", "position", "id").first()
+        progress = ItemProgress.objects.filter(user=user, item=item).first()
+        if progress and progress.last_lesson_id:
+            done = set(LessonProgress.objects.filter(user=user, lesson__item=item, completed_at__isnull=False)
+                       .values_list("lesson_id", flat=True))
+            ids = [lesson.id for lesson in lessons]
+            start = ids.index(progress.last_lesson_id) if progress.last_lesson_id in ids else 0
+            if progress.last_lesson_id not in done:
+                return lessons[start]
+            later = [lesson for lesson in lessons[start + 1:] + lessons[:start] if lesson.id not in done]
+            return later[0] if later else lessons[start]
+    return lessons[0]
 
 
 def resume_position(*, user, item: ContentItem, lesson: Lesson | None) -> int:

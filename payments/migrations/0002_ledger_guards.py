@@ -35,8 +35,10 @@ TABLES = ("payments_journalentry", "payments_posting")
 def install(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
-    schema_editor.execute(APPEND_ONLY)
-    schema_editor.execute(BALANCED)
+    with schema_editor.connection.cursor() as cursor:
+        # No parameters: the functions' messages contain % placeholders of their own.
+        cursor.execute(APPEND_ONLY)
+        cursor.execute(BALANCED)
     for table in TABLES:
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
         schema_editor.execute(f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "

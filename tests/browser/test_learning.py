@@ -1,5 +1,6 @@
 """A learner's journey through a storefront's catalog, in Debian's Chromium: sign up, search in Chinese and in
-English, filter, open an item, play a free preview and come back to where they stopped. Screenshots of the home,
+English, filter, open an item, play a free preview, come back to where they stopped, confirm their email, buy the
+course with the sandbox provider and resume learning. Screenshots of the home,
 item and lesson pages at desktop and phone widths are written to the test artefacts."""
 
 import io
@@ -7,8 +8,10 @@ import math
 import re
 import struct
 import wave
+from urllib.parse import urlsplit
 
 import pytest
+from django.core import mail
 from django.core.files.base import ContentFile
 from django_scopes import scope
 
@@ -104,6 +107,25 @@ def test_learner_searches_filters_and_plays_a_free_preview(browser, storefront_u
         assert saved >= 2
         page.reload()
         page.wait_for_function(f"document.getElementById('player').currentTime >= {saved}")
+
+        # Confirm the email address from the message the sign-up sent, then buy the course with the sandbox.
+        link = re.search(r"https?://\S+/accounts/confirm-email/\S+", mail.outbox[-1].body).group(0)
+        page.goto(storefront_url("alpha.localhost", urlsplit(link).path))
+        page.get_by_role("button", name="Confirm").click()
+        page.goto(storefront_url("alpha.localhost", f"/item/{course.slug}/"))
+        page.get_by_role("link", name="Buy now").click()
+        page.get_by_role("button", name=re.compile(r"^Pay ")).click()
+        page.get_by_role("button", name="Pay", exact=True).click()
+        assert page.get_by_text("Payment received").is_visible()
+        page.get_by_role("link", name="Start learning").click()
+        # The resume point is the preview lesson; the paid lessons are open now.
+        assert page.locator("h1").inner_text() == "Lesson 1"
+        page.get_by_role("link", name="Lesson 2").first.click()
+        page.get_by_role("button", name="Mark complete and continue").click()
+        page.goto(storefront_url("alpha.localhost", "/learn/"))
+        assert page.get_by_role("link", name="Python for Data Analysis").is_visible()
+        page.get_by_role("link", name="Resume").click()
+        assert page.locator("h1").inner_text() == "Lesson 3"
     finally:
         context.close()
 

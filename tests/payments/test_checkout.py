@@ -1,0 +1,238 @@
+"""Buying on the storefront with the sandbox provider: checkout, the hosted page, access, receipts, refunds."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scope
+
+from accounts.models import Role
+from catalog.models import Bundle
+from payments import services
+from payments.ledger import ledger_verify
+from payments.models import Coupon, Entitlement, JournalEntry, Order, Payment, PaymentSettings, Posting
+from tests.conftest import host_client
+from tests.factories import catalog_creator, catalog_item, member
+
+pytestmark = pytest.mark.django_db
+
+
+def buy(client, query: str, *, coupon: str = "", action: str = "pay"):
+    """Checkout page → pay → the sandbox's hosted page → a button. Returns the order page response."""
+    page = client.get(f"/checkout/?{query}")
+    assert page.status_code == 200, page.content.decode()[:500]
+    key = re.search(r'name="key" value="([0-9a-f]+)"', page.content.decode()).group(1)
+    target = dict([query.split("=")])
+    response = client.post("/checkout/", {**target, "key": key, "coupon": coupon, "pay": "1"})
+    if response.status_code != 302:
+        return response
+    hosted = response.url
+    assert client.get(hosted).status_code == 200
+    return client.post(hosted, {"action": action}, follow=True)
+
+
+@pytest.fixture
+def shop(tenant_a):
+    ada = catalog_creator(tenant_a, "Ada")
+    course = catalog_item(tenant_a, title="Paid Course", kind="course", price=10000, lessons=2, creators=[ada])
+    return course, ada
+
+
+def test_a_learner_buys_an_item_and_gets_access_a_receipt_and_a_balanced_ledger(
+        tenant_a, shop, django_capture_on_commit_callbacks):
+    course, ada = shop
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    assert "Buy now" in client.get(f"/item/{course.slug}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        receipt = buy(client, f"item={course.slug}")
+    assert receipt.status_code == 200
+    assert "Start learning" in receipt.content.decode()
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert order.status == Order.Status.PAID and order.total == 10000
+        assert Entitlement.objects.filter(user=learner, item=course, order=order, revoked_at=None).exists()
+        entry = JournalEntry.objects.get(order=order, kind="sale")
+        amounts = {p.account.code: p.amount for p in entry.postings.select_related("account")}
+        # 10% platform fee, then Ada's 50% of the rest; every part in minor units, summing to zero.
+        assert amounts == {"clearing:sandbox": 10000, "platform": -1000, f"creator:{ada.pk}:held": -4500,
+                           "tenant": -4500}
+        assert ledger_verify(tenant=tenant_a).ok
+    assert "Start learning" in client.get(f"/item/{course.slug}/").content.decode()
+    assert len(mail.outbox) == 1 and order.number in mail.outbox[0].subject
+    assert order.number in client.get("/orders/").content.decode()
+
+
+def test_tax_is_its_own_account_and_never_shared(tenant_a, shop):
+    course, ada = shop
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.create(tenant=tenant_a, tax_rate_bp=600, prices_include_tax=False)
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert (order.subtotal, order.tax, order.total) == (10000, 600, 10600)
+        postings = dict(Posting.objects.filter(entry__order=order).values_list("account__code", "amount"))
+        assert postings["tax"] == -600 and postings["clearing:sandbox"] == 10600
+        assert postings["platform"] == -1000 and postings[f"creator:{ada.pk}:held"] == -4500
+
+
+def test_a_bundle_purchase_opens_every_item_in_it(tenant_a):
+    one = catalog_item(tenant_a, title="One", price=3000)
+    two = catalog_item(tenant_a, title="Two", price=5000)
+    with scope(tenant=tenant_a):
+        bundle = Bundle.objects.create(tenant=tenant_a, title="Both", slug="both", price=6000, is_published=True)
+        bundle.items.set([one, two])
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "bundle=both")
+    for item in (one, two):
+        assert "Start learning" in client.get(f"/item/{item.slug}/").content.decode()
+    with scope(tenant=tenant_a):
+        assert ledger_verify(tenant=tenant_a).ok
+
+
+def test_a_declined_payment_grants_nothing_and_books_nothing(tenant_a, shop):
+    course, _ = shop
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}", action="fail")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert order.status == Order.Status.FAILED
+        assert not Entitlement.objects.filter(user=learner).exists()
+        assert not JournalEntry.objects.exists()
+
+
+def test_double_submission_of_one_checkout_is_one_order(tenant_a, shop):
+    course, _ = shop
+    client = host_client("alpha.test", member(tenant_a))
+    for _ in range(3):
+        response = client.post("/checkout/", {"item": course.slug, "key": "same-attempt", "pay": "1"})
+        assert response.status_code == 302
+    with scope(tenant=tenant_a):
+        assert Order.objects.count() == 1 and Payment.objects.count() == 1
+
+
+@pytest.mark.parametrize("setup, code, message", [
+    ({"expires_at": timezone.now() - timedelta(days=1)}, "coupon_expired", "This coupon has expired."),
+    ({"max_uses": 1, "used_count": 1}, "coupon_exhausted", "This coupon has been used up."),
+    ({"is_active": False}, "coupon_invalid", "This coupon code is not valid."),
+])
+def test_a_bad_coupon_is_shown_next_to_its_field_and_nothing_is_written(tenant_a, shop, setup, code, message):
+    course, _ = shop
+    with scope(tenant=tenant_a):
+        Coupon.objects.create(tenant=tenant_a, code="SAVE20", kind="percent", value=2000, **setup)
+    client = host_client("alpha.test", member(tenant_a))
+    response = client.post("/checkout/", {"item": course.slug, "key": "k1", "coupon": "save20", "pay": "1"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert message in body and body.index(message) > body.index('id="id_coupon"')
+    with scope(tenant=tenant_a):
+        assert not Order.objects.exists()
+
+
+def test_a_coupon_discounts_and_is_counted_once_paid(tenant_a, shop):
+    course, _ = shop
+    with scope(tenant=tenant_a):
+        coupon = Coupon.objects.create(tenant=tenant_a, code="SAVE20", kind="percent", value=2000, max_uses=5)
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}", coupon="save20")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        coupon.refresh_from_db()
+        assert (order.discount, order.total, coupon.used_count) == (2000, 8000, 1)
+
+
+def test_buying_what_you_own_or_what_is_free_is_refused(tenant_a, shop):
+    course, _ = shop
+    free = catalog_item(tenant_a, title="Free One", price=0)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, f"item={course.slug}")
+    again = client.post("/checkout/", {"item": course.slug, "key": "again", "pay": "1"})
+    assert again.status_code == 400 and "You already have this item." in again.content.decode()
+    gratis = client.post("/checkout/", {"item": free.slug, "key": "gratis", "pay": "1"})
+    assert gratis.status_code == 400 and "free" in gratis.content.decode()
+    with scope(tenant=tenant_a):
+        assert Order.objects.count() == 1
+
+
+def test_an_unverified_email_cannot_buy(tenant_a, shop):
+    course, _ = shop
+    learner = member(tenant_a, verified=False)
+    response = host_client("alpha.test", learner).post("/checkout/", {"item": course.slug, "key": "x", "pay": "1"})
+    assert response.status_code == 400 and "Confirm your email address" in response.content.decode()
+
+
+def test_orders_and_payment_pages_of_another_tenant_or_learner_are_404(tenant_a, tenant_b, shop):
+    course, _ = shop
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        number = Order.objects.get(user=learner).number
+    assert host_client("alpha.test", member(tenant_a)).get(f"/orders/{number}/").status_code == 404
+    assert host_client("beta.test", learner).get(f"/orders/{number}/").status_code == 404
+    assert host_client("beta.test", learner).get(f"/checkout/?item={course.slug}").status_code == 404
+
+
+def test_refunds_partial_then_full_claw_back_and_end_access(tenant_a, shop):
+    course, ada = shop
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}")
+    staff = member(tenant_a, Role.STAFF, mfa=True)
+    admin = host_client("alpha.test", staff)
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+    refund_url = reverse("admin:payments_order_refund", args=[order.pk])
+    response = admin.post(refund_url, {"amount": "30.00", "reason": "partly unhappy"})
+    assert response.status_code == 302
+    response = admin.post(refund_url, {"amount": "80.00"})
+    assert "more than is left to refund" in response.content.decode()
+    with scope(tenant=tenant_a):
+        order.refresh_from_db()
+        assert (order.status, order.refunded) == (Order.Status.PARTIALLY_REFUNDED, 3000)
+        assert Entitlement.objects.get(order=order).revoked_at is None
+    assert admin.post(refund_url, {"amount": "70.00"}).status_code == 302
+    with scope(tenant=tenant_a):
+        order.refresh_from_db()
+        assert (order.status, order.refunded) == (Order.Status.REFUNDED, 10000)
+        assert Entitlement.objects.get(order=order).revoked_at is not None
+        codes = dict(Posting.objects.filter(entry__order=order).values_list("account__code")
+                     .annotate(total=Sum("amount")))
+        assert all(total == 0 for total in codes.values())  # everything given back
+        assert ledger_verify(tenant=tenant_a).ok
+    assert "This item is for learners who have bought it" in host_client("alpha.test", learner).get(
+        f"/item/{course.slug}/").content.decode()
+
+
+def test_the_admin_shows_orders_ledger_and_statement(tenant_a, shop):
+    course, _ = shop
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    admin = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    assert "Paid" in admin.get(reverse("admin:payments_order_changelist")).content.decode()
+    entries = admin.get(reverse("admin:payments_journalentry_changelist")).content.decode()
+    assert "The chain of 1 entries verifies." in entries
+    with scope(tenant=tenant_a):
+        ids = [str(pk) for pk in services.LedgerAccount.objects.values_list("pk", flat=True)]
+    statement = admin.post(reverse("admin:payments_ledgeraccount_changelist"),
+                           {"action": "statement_csv", "_selected_action": ids})
+    assert statement.status_code == 200 and b"chain_head" in statement.content
+
+
+def test_a_split_rule_change_is_a_new_version_and_old_orders_keep_theirs(tenant_a, shop):
+    course, _ = shop
+    first = member(tenant_a)
+    buy(host_client("alpha.test", first), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        services.split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=2000)
+    second = member(tenant_a)
+    buy(host_client("alpha.test", second), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        versions = {o.user_id: o.split_rule.version for o in Order.objects.select_related("split_rule")}
+        assert versions == {first.pk: 1, second.pk: 2}
+        fee = dict(Posting.objects.filter(account__code="platform").values_list("entry__order__user", "amount"))
+        assert fee == {first.pk: -1000, second.pk: -2000}
