@@ -298,7 +298,7 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
     return parts
 
 
-def payment_succeed(*, payment: Payment, amount: int | None = None, actor=None) -> Payment:
+def payment_succeed(*, payment: Payment, amount: int | None = None, charge_ref: str = "", actor=None) -> Payment:
     """Capture: the order is paid, access is granted, the coupon is used, the sale is booked. Safe to repeat."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().select_related("order").get(pk=payment.pk)
@@ -310,7 +310,8 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, actor=None) 
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         now = timezone.now()
         payment.status = Payment.Status.SUCCEEDED
-        payment.save(update_fields=["status", "updated_at"])
+        payment.provider_charge_ref = charge_ref or payment.provider_charge_ref
+        payment.save(update_fields=["status", "provider_charge_ref", "updated_at"])
         order.status, order.paid_at = Order.Status.PAID, now
         order.save(update_fields=["status", "paid_at"])
         if order.coupon_id:
@@ -413,7 +414,7 @@ def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
             if payment is None:
                 return "ignored"
             if event.type == "payment.succeeded":
-                payment_succeed(payment=payment, amount=event.amount)
+                payment_succeed(payment=payment, amount=event.amount, charge_ref=event.charge_ref)
             elif event.type in ("payment.failed", "payment.cancelled"):
                 status = Payment.Status.FAILED if event.type == "payment.failed" else Payment.Status.CANCELLED
                 payment_close(payment=payment, status=status, reason=event.type)

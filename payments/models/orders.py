@@ -180,6 +180,9 @@ class Payment(TenantOwned):
     currency = models.CharField(max_length=3)
     refunded_amount = models.PositiveBigIntegerField(_("refunded"), default=0)
     provider_ref = models.CharField(_("provider reference"), max_length=200, blank=True)
+    # What the provider charged, when it differs from the checkout reference (Stripe: the PaymentIntent of a
+    # Checkout Session), for refunds.
+    provider_charge_ref = models.CharField(max_length=200, blank=True)
     failure_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -19,6 +19,7 @@ class ProviderEvent:
     payment_ref: str
     amount: int | None = None
     currency: str = ""
+    charge_ref: str = ""  # the provider's id of the charge, kept for refunds
     payload: dict = field(default_factory=dict)
 
 
