@@ -16,4 +16,12 @@ app.conf.beat_schedule = {
         "task": "marketplace.tasks.sessions_clear_expired",
         "schedule": crontab(minute=17, hour=3),
     },
+    "subscriptions-sweep": {  # renewals due, cancelled and unpaid subscriptions
+        "task": "payments.tasks.subscriptions_sweep_all",
+        "schedule": crontab(minute=5),
+    },
+    "release-held-shares": {  # creators' shares and commissions past the refund window become payable
+        "task": "payments.tasks.shares_release_all",
+        "schedule": crontab(minute=35),
+    },
 }

@@ -24,10 +24,14 @@ from .models import (
     OrderLine,
     Payment,
     PaymentSettings,
+    Payout,
     Posting,
     Refund,
     SplitRule,
+    Subscription,
+    SubscriptionPlan,
 )
+from .payouts import creator_statements, payout_run
 from .services import entitlement_grant, entitlement_revoke, refund_create, split_rule_create
 
 
@@ -276,3 +280,70 @@ class JournalEntryAdmin(ReadOnlyAdmin):
     def changelist_view(self, request, extra_context=None):
         result = ledger.ledger_verify(tenant=request.tenant) if request.tenant is not None else None
         return super().changelist_view(request, {**(extra_context or {}), "verify": result})
+
+
+@admin.register(SubscriptionPlan)
+class SubscriptionPlanAdmin(TenantScopedAdmin):
+    list_display = ["name", "interval", "price", "grace_days", "is_active"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ["user", "plan", "status", "current_period_end", "cancel_at_period_end", "grace_until"]
+    list_filter = ["status", "plan"]
+    search_fields = ["user__email"]
+
+
+@admin.register(Payout)
+class PayoutAdmin(ReadOnlyAdmin):
+    """Payouts already made, the creators' statements, and the payout run."""
+
+    list_display = ["creator", "amount_display", "reference", "created_at", "created_by"]
+    change_list_template = "admin/payments/payout/change_list.html"
+
+    @admin.display(description=_("amount"))
+    def amount_display(self, payout):
+        return format_money(payout.amount, payout.currency)
+
+    def get_urls(self):
+        return [
+            path("run/", self.admin_site.admin_view(self.run_view), name="payments_payout_run"),
+            path("statement/<int:creator_id>.csv", self.admin_site.admin_view(self.statement_csv),
+                 name="payments_payout_statement"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        statements = creator_statements(tenant=request.tenant) if request.tenant is not None else []
+        return super().changelist_view(request, {**(extra_context or {}), "statements": statements,
+                                                 "can_run": self._can_run(request)})
+
+    def _can_run(self, request) -> bool:
+        return request.tenant is not None and request.user.has_perm("payments.add_payout")
+
+    def run_view(self, request):
+        if request.method == "POST" and self._can_run(request):
+            payouts = payout_run(tenant=request.tenant, actor=request.user,
+                                 reference=request.POST.get("reference", "")[:100])
+            self.message_user(request, _("%(n)d payouts made.") % {"n": len(payouts)}, messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:payments_payout_changelist"))
+
+    def statement_csv(self, request, creator_id: int):
+        statement = next((s for s in creator_statements(tenant=request.tenant) if s.creator_id == creator_id), None)
+        if statement is None:
+            from django.http import Http404
+
+            raise Http404("No statement for this creator.")
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="statement-{creator_id}.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["entry", "kind", "created_at", "memo", "amount", "currency", "entry_hash"])
+        for line in statement.lines:
+            writer.writerow([line.sequence, line.kind, line.created_at.isoformat(), line.memo, line.amount,
+                             statement.currency, line.entry_hash])
+        writer.writerow(["held", "", "", "", statement.held, statement.currency, ""])
+        writer.writerow(["payable", "", "", "", statement.payable, statement.currency, ""])
+        writer.writerow(["paid", "", "", "", statement.paid, statement.currency, ""])
+        writer.writerow(["chain_head", statement.chain_sequence, "", "", "", "", statement.chain_head])
+        return response

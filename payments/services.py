@@ -162,17 +162,19 @@ def _order_number() -> str:
     return "ZK" + secrets.token_hex(5).upper()
 
 
-def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None, coupon_code: str = "",
+def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None, plan=None, coupon_code: str = "",
                    provider_name: str | None = None, request=None) -> CheckoutStarted:
-    """Create the order and a pending payment for one item or bundle, and return where the learner pays.
+    """Create the order and a pending payment for one item, bundle or subscription plan, and return where the
+    learner pays.
 
     The same ``idempotency_key`` always returns the same order and payment, also when many requests carry it at
-    once (the unique constraint decides; the losers read the winner's order).
+    once (the unique constraint decides; the losers read the winner's order). Nothing is written when a check fails
+    or the provider refuses to start.
     """
-    from django.conf import settings
-
     from catalog.access import can_access
     from catalog.models import ContentItem
+
+    from .models import Subscription
 
     key = (idempotency_key or "").strip()
     if not key or len(key) > 100:
@@ -180,9 +182,9 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
                                code="idempotency_key_invalid")
     existing = Order.objects.filter(idempotency_key=key).first()
     if existing is not None:
-        return _existing_checkout(existing, user)
-    if (item is None) == (bundle is None):
-        raise ApplicationError(_("Choose one item or one bundle to buy."), code="nothing_to_buy")
+        return existing_checkout(existing, user)
+    if sum(x is not None for x in (item, bundle, plan)) != 1:
+        raise ApplicationError(_("Choose one item, bundle or plan to buy."), code="nothing_to_buy")
     if not user_can_buy(user=user):
         raise ApplicationError(_("Confirm your email address before buying."), code="email_unverified",
                                status=403)
@@ -194,7 +196,7 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         if can_access(user, item):
             raise ApplicationError(_("You already have this item."), code="already_owned")
         title, price = item.title, item.price
-    else:
+    elif bundle is not None:
         if not bundle.is_published:
             raise ApplicationError(_("This bundle is not on sale."), code="not_on_sale")
         published = list(bundle.items.filter(status=ContentItem.Status.PUBLISHED))
@@ -203,12 +205,26 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         if bundle.price == 0:
             raise ApplicationError(_("This bundle is free: no purchase needed."), code="free_item")
         title, price = bundle.title, bundle.price
+    else:
+        if not plan.is_active or plan.price == 0:
+            raise ApplicationError(_("This plan is not on sale."), code="not_on_sale")
+        if Subscription.objects.filter(user=user).exclude(status=Subscription.Status.ENDED).exists():
+            raise ApplicationError(_("You already have a subscription."), code="already_subscribed")
+        title, price = plan.name, plan.price
+    return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
+                      plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request)
+
+
+def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
+               subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
+               source: str = "storefront") -> CheckoutStarted:
+    """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing."""
+    from django.conf import settings
+
     currency = tenant.currency
     if currency not in CURRENCY_EXPONENTS:
         raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
     q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code)
-    coupon, discount, tax, total = q.coupon, q.discount, q.tax, q.total
-    conf = q.settings
     name = provider_name or settings.PAYMENT_PROVIDER
     try:
         gateway = provider(name)
@@ -218,28 +234,29 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         with transaction.atomic():
             order = Order.objects.create(
                 tenant=tenant, number=_order_number(), user=user, currency=currency, subtotal=price,
-                discount=discount, tax=tax, total=total, tax_rate_bp=conf.tax_rate_bp,
-                prices_include_tax=conf.prices_include_tax, coupon=coupon, split_rule=split_rule_current(tenant=tenant),
-                idempotency_key=key)
-            OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, title=title,
-                                     unit_price=price, discount=discount, tax=tax, total=total)
-            payment = Payment.objects.create(tenant=tenant, order=order, provider=name, amount=total,
+                discount=q.discount, tax=q.tax, total=q.total, tax_rate_bp=q.settings.tax_rate_bp,
+                prices_include_tax=q.settings.prices_include_tax, coupon=q.coupon,
+                split_rule=split_rule_current(tenant=tenant), idempotency_key=key, source=source)
+            OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
+                                     subscription=subscription, title=title, unit_price=price, discount=q.discount,
+                                     tax=q.tax, total=q.total)
+            payment = Payment.objects.create(tenant=tenant, order=order, provider=name, amount=q.total,
                                              currency=currency)
             ref, url = gateway.start(payment=payment, request=request)
             payment.provider_ref = ref
             payment.save(update_fields=["provider_ref", "updated_at"])
             audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
-                            data={"total": total, "currency": currency})
+                            data={"total": q.total, "currency": currency, "source": source})
     except IntegrityError:
         # Another request with this key won the race: return what it created.
         existing = Order.objects.filter(idempotency_key=key).first()
         if existing is None:
             raise
-        return _existing_checkout(existing, user)
+        return existing_checkout(existing, user)
     return CheckoutStarted(order=order, payment=payment, redirect_url=url)
 
 
-def _existing_checkout(order: Order, user) -> CheckoutStarted:
+def existing_checkout(order: Order, user) -> CheckoutStarted:
     if order.user_id != user.pk:
         raise ApplicationError(_("This checkout belongs to someone else."), code="idempotency_key_reused",
                                status=409)
@@ -282,6 +299,10 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
     parts: dict[splits.Share, int] = {splits.TAX: order.tax} if order.tax else {}
     for line in order.lines.select_related("item", "bundle"):
         net = line.total - line.tax
+        if line.plan_id:
+            for share, part in splits.split_amount(net, platform_fee_bp=rule.platform_fee_bp).items():
+                parts[share] = parts.get(share, 0) + part
+            continue
         if line.item_id:
             pieces = [(line.item_id, net)]
         else:
@@ -316,9 +337,15 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, charge_ref: 
         order.save(update_fields=["status", "paid_at"])
         if order.coupon_id:
             Coupon.objects.filter(pk=order.coupon_id).update(used_count=F("used_count") + 1)
-        for line in order.lines.all():
-            entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, item=line.item, bundle=line.bundle,
-                              source=Entitlement.Source.PURCHASE, reference=order.number, order=order)
+        for line in order.lines.select_related("plan", "subscription"):
+            if line.plan_id:
+                from .subscriptions import subscription_paid
+
+                subscription_paid(order=order, line=line, actor=actor)
+            else:
+                entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, item=line.item,
+                                  bundle=line.bundle, source=Entitlement.Source.PURCHASE, reference=order.number,
+                                  order=order)
         account, clearing = _accounts(order.tenant, order.currency, payment.provider)
         postings = [(clearing, order.total)]
         postings += [(account(share), -part) for share, part in sale_parts(order).items()]
@@ -377,13 +404,17 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         order.save(update_fields=["refunded", "status"])
         account, clearing = _accounts(order.tenant, order.currency, payment.provider)
         received = sale_parts(order)
-        postings = [(clearing, -amount)] + [(account(share), part)
+        held = order.shares_released_at is None  # after the refund window, claw back from what is payable
+        postings = [(clearing, -amount)] + [(account(share, held=held), part)
                                             for share, part in splits.clawback(amount, received).items()]
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
                           refund=refund, memo=f"Refund {order.number}")
         if order.status == Order.Status.REFUNDED:
             for entitlement in order.entitlements.filter(revoked_at__isnull=True):
                 entitlement_revoke(entitlement=entitlement, actor=actor)
+            from .subscriptions import subscription_end_for_refund
+
+            subscription_end_for_refund(order=order, actor=actor)
         audit_log_write(tenant=order.tenant, actor=actor, action="payments.refund_created", target=order,
                         data={"amount": amount, "reason": reason[:200]})
     return refund

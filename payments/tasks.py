@@ -23,3 +23,60 @@ def receipt_send(*, tenant_id: int, order_id: int) -> None:
             from_email=None,
             recipient_list=[order.user.email],
         )
+
+
+@shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
+def renewal_email_send(*, tenant_id: int, subscription_id: int) -> None:
+    """Tell the learner their subscription renews and where to pay, before the grace period ends."""
+    from .models import Subscription
+
+    sub = Subscription.objects.select_related("tenant", "user", "plan", "renewal_order").get(pk=subscription_id)
+    tenant = sub.tenant
+    with translation.override(tenant.default_language):
+        context = {"sub": sub, "tenant": tenant, "url": tenant.url(reverse("payments:subscription"))}
+        send_mail(
+            subject=render_to_string("payments/email/renewal_subject.txt", context).strip(),
+            message=render_to_string("payments/email/renewal_message.txt", context),
+            from_email=None,
+            recipient_list=[sub.user.email],
+        )
+
+
+@shared_task(base=TenantTask)
+def subscriptions_sweep(*, tenant_id: int) -> dict:
+    from marketplace.tenancy import current_tenant
+
+    from .subscriptions import subscriptions_sweep as sweep
+
+    return sweep(tenant=current_tenant())
+
+
+@shared_task
+def subscriptions_sweep_all() -> int:
+    """Beat's entry point: one sweep task per active storefront."""
+    from marketplace.models import Tenant
+
+    ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
+    for tenant_id in ids:
+        subscriptions_sweep.delay(tenant_id=tenant_id)
+    return len(ids)
+
+
+@shared_task(base=TenantTask)
+def shares_release(*, tenant_id: int) -> int:
+    from marketplace.tenancy import current_tenant
+
+    from .payouts import shares_release as release
+
+    return release(tenant=current_tenant())
+
+
+@shared_task
+def shares_release_all() -> int:
+    """Beat's entry point: release held shares on every active storefront."""
+    from marketplace.models import Tenant
+
+    ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
+    for tenant_id in ids:
+        shares_release.delay(tenant_id=tenant_id)
+    return len(ids)

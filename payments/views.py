@@ -20,8 +20,9 @@ from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
 
 from . import services
-from .models import Order, Payment
+from .models import Order, Payment, Subscription, SubscriptionPlan
 from .providers.sandbox import HEADER, SandboxProvider
+from .subscriptions import subscription_cancel, subscription_resume
 
 
 class CheckoutForm(forms.Form):
@@ -30,12 +31,17 @@ class CheckoutForm(forms.Form):
 
 
 def _target(request):
-    item_slug, bundle_slug = request.GET.get("item") or request.POST.get("item"), (
-        request.GET.get("bundle") or request.POST.get("bundle"))
-    if item_slug:
-        return get_object_or_404(ContentItem, slug=item_slug, status=ContentItem.Status.PUBLISHED), None
-    if bundle_slug:
-        return None, get_object_or_404(Bundle, slug=bundle_slug, is_published=True)
+    """(item, bundle, plan) named by the checkout's query or form; exactly one is set."""
+
+    def arg(name):
+        return request.GET.get(name) or request.POST.get(name)
+
+    if arg("item"):
+        return get_object_or_404(ContentItem, slug=arg("item"), status=ContentItem.Status.PUBLISHED), None, None
+    if arg("bundle"):
+        return None, get_object_or_404(Bundle, slug=arg("bundle"), is_published=True), None
+    if arg("plan"):
+        return None, None, get_object_or_404(SubscriptionPlan, slug=arg("plan"), is_active=True)
     raise Http404("Nothing to buy.")
 
 
@@ -43,15 +49,15 @@ def _target(request):
 @login_required
 def checkout(request):
     """Review the price (with a coupon), then pay. The form's key makes a double submission one order."""
-    item, bundle = _target(request)
-    thing = item or bundle
+    item, bundle, plan = _target(request)
+    thing = item or bundle or plan
     form = CheckoutForm(request.POST or None, initial={"key": uuid.uuid4().hex})
     quote = None
     if form.is_valid() and "apply" not in request.POST:
         try:
             started = services.checkout_start(
                 tenant=request.tenant, user=request.user, idempotency_key=form.cleaned_data["key"], item=item,
-                bundle=bundle, coupon_code=form.cleaned_data["coupon"], request=request)
+                bundle=bundle, plan=plan, coupon_code=form.cleaned_data["coupon"], request=request)
             if started.redirect_url:
                 return HttpResponseRedirect(started.redirect_url)
             return redirect("payments:order", number=started.order.number)
@@ -63,7 +69,7 @@ def checkout(request):
     except ApplicationError as exc:
         form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
-    return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle,
+    return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle, "plan": plan,
                                                       "thing": thing, "quote": quote},
                   status=400 if form.errors else 200)
 
@@ -130,3 +136,35 @@ def order_detail(request, number: str):
     return render(request, "payments/order_detail.html", {"order": order})
 
 
+
+
+@storefront_only
+def plans(request):
+    current = None
+    if request.user.is_authenticated:
+        current = Subscription.objects.filter(user=request.user).exclude(status=Subscription.Status.ENDED).first()
+    return render(request, "payments/plans.html", {
+        "plans": SubscriptionPlan.objects.filter(is_active=True), "current": current})
+
+
+@storefront_only
+@login_required
+def subscription(request):
+    """The learner's subscription: its period, cancelling or resuming it, and paying a due renewal."""
+    sub = (Subscription.objects.filter(user=request.user).select_related("plan", "renewal_order")
+           .order_by("-created_at").first())
+    if request.method == "POST" and sub is not None:
+        try:
+            if request.POST.get("action") == "cancel":
+                subscription_cancel(subscription=sub, actor=request.user)
+                messages.success(request, _("Your subscription will end at the end of the period you paid for."))
+            elif request.POST.get("action") == "resume":
+                subscription_resume(subscription=sub, actor=request.user)
+                messages.success(request, _("Your subscription will renew."))
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        return redirect("payments:subscription")
+    pay_url = ""
+    if sub is not None and sub.status == Subscription.Status.PAST_DUE and sub.renewal_order is not None:
+        pay_url = services.existing_checkout(sub.renewal_order, request.user).redirect_url
+    return render(request, "payments/subscription.html", {"sub": sub, "pay_url": pay_url})

@@ -1,10 +1,12 @@
 """Payments: what learners are entitled to, how they paid for it, and the ledger that records every money movement."""
 
 from .entitlements import Entitlement
-from .ledger import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posting
+from .ledger import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Payout, Posting
 from .orders import Coupon, Order, OrderLine, Payment, PaymentSettings, Refund, SplitRule, WebhookEvent
+from .subscriptions import Subscription, SubscriptionPlan
 
 __all__ = [
-    "GENESIS_HASH", "Coupon", "Entitlement", "JournalEntry", "LedgerAccount", "LedgerHead", "Order", "OrderLine", "Payment",
-    "PaymentSettings", "Posting", "Refund", "SplitRule", "WebhookEvent",
+    "GENESIS_HASH", "Coupon", "Entitlement", "JournalEntry", "LedgerAccount", "LedgerHead", "Order",
+    "OrderLine", "Payment", "PaymentSettings", "Payout", "Posting", "Refund", "SplitRule", "Subscription",
+    "SubscriptionPlan", "WebhookEvent",
 ]

@@ -96,3 +96,21 @@ class LedgerHead(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant"], name="one_ledger_head_per_tenant")]
+
+
+class Payout(TenantOwned):
+    """Money paid out to a creator by a payout run, booked as a payout journal entry."""
+
+    creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, related_name="payouts",
+                                verbose_name=_("creator"))
+    amount = models.PositiveBigIntegerField(_("amount"))
+    currency = models.CharField(_("currency"), max_length=3)
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="payout")
+    reference = models.CharField(_("reference"), max_length=100, blank=True,
+                                 help_text=_("The bank transfer or payout batch."))
+    created_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("payout")

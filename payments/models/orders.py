@@ -113,6 +113,9 @@ class Order(TenantOwned):
     source = models.CharField(_("source"), max_length=20, default="storefront")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+    shares_released_at = models.DateTimeField(
+        _("shares payable since"), null=True, blank=True, editable=False,
+        help_text=_("When the refund window closed and creators' shares moved from held to payable."))
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -141,6 +144,10 @@ class OrderLine(TenantOwned):
                              related_name="order_lines")
     bundle = models.ForeignKey("catalog.Bundle", on_delete=models.PROTECT, null=True, blank=True,
                                related_name="order_lines")
+    plan = models.ForeignKey("payments.SubscriptionPlan", on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="order_lines")
+    subscription = models.ForeignKey("payments.Subscription", on_delete=models.PROTECT, null=True, blank=True,
+                                     related_name="order_lines", help_text="Set on a renewal's line.")
     title = models.CharField(max_length=200)
     unit_price = models.PositiveBigIntegerField()
     discount = models.PositiveBigIntegerField(default=0)
@@ -150,8 +157,10 @@ class OrderLine(TenantOwned):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(item__isnull=False, bundle__isnull=True)
-                                   | Q(item__isnull=True, bundle__isnull=False), name="line_sells_one_thing"),
+            models.CheckConstraint(condition=Q(item__isnull=False, bundle__isnull=True, plan__isnull=True)
+                                   | Q(item__isnull=True, bundle__isnull=False, plan__isnull=True)
+                                   | Q(item__isnull=True, bundle__isnull=True, plan__isnull=False),
+                                   name="line_sells_one_thing"),
         ]
 
     def __str__(self) -> str:

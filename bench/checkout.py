@@ -1,0 +1,854 @@
+"""Paid orders per second end to end on PostgreSQL, side by side with pgbench's TPC-B-like script on the same server.
+
+    python bench/checkout.py [--seconds N] [--workers N] [--tenants K] [--reseed]
+    ./zhiku bench checkout [same options]
+
+What it does, in order:
+
+1. Creates its own PostgreSQL database (``zhiku_bench_checkout`` on postgres://postgres@127.0.0.1:5432; set
+   BENCH_DATABASE_URL to use another), migrates it, and seeds the storefront "checkout" (plus "checkout-2" ...
+   "checkout-K" with ``--tenants K``): 50 paid items, each credited to one or two creators so that every sale has
+   creator shares, a 6 % tax included in prices, and learners with a verified email address, topped up so that
+   every run has fresh (learner, item) pairs (a learner may buy an item only once). An already seeded database is
+   reused; ``--reseed`` drops and rebuilds it.
+2. Buys: each paid order is ``checkout_start`` (order, line, pending sandbox payment) in one tenant transaction,
+   then ``webhook_receive`` of the sandbox's signed ``payment.succeeded`` event in a second one (payment and order
+   paid, entitlement, split into tax, platform, creator and storefront parts, hash-chained ledger entry, audit
+   rows), and the receipt email, which Celery runs in-process after the commit (no REDIS_URL; the locmem email
+   backend). Each order is a fresh (learner, item) pair. ``--workers`` threads, each with its own connection, buy
+   for ``--seconds``; then one thread does the same for comparison; with ``--tenants K`` > 1 the workers also buy
+   spread over K storefronts, whose ledgers (one LedgerHead row lock each) do not contend with each other.
+3. Checks that nothing was lost: every order of the run is paid with exactly one succeeded payment, one
+   entitlement, one sale journal entry with creator parts and one webhook event; every entry's postings sum to
+   zero; ``ledger_verify`` holds the whole chain; the clearing account holds exactly the paid orders' totals.
+4. Runs pgbench on the same PostgreSQL server: ``pgbench -i -s 10`` into ``zhiku_bench_pgbench``, then the
+   built-in TPC-B-like script with as many clients as worker threads (and with one client, beside the one-thread
+   pass), ``-M prepared``, for as long, and prints paid orders per second against pgbench's transactions per
+   second. The goal is at least 10 % of pgbench's figure, with nothing lost.
+
+While buying, a sampler reads pg_stat_activity every 20 ms and reports where the workers' database sessions are:
+running a statement, waiting for a lock (the ledger head), waiting on I/O (commits flushing WAL), or idle while
+Python works (inside or between transactions). This process's CPU use is printed too: the workers are threads of
+one Python process, so more than one CPU's worth of Python is out of reach.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import unicodedata
+import urllib.parse
+import uuid
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/zhiku_bench_checkout"
+PGBENCH_DATABASE = "zhiku_bench_pgbench"
+PGBENCH_SCALE = 10
+SETTINGS_MODULE = "bench.bench_settings"
+
+TENANT_SLUG = "checkout"
+ITEMS = 50
+FRESH_LEARNERS = 2000  # per storefront, topped up before every run: 100,000 fresh (learner, item) pairs
+PRICES = [990, 1990, 2990, 4900, 9900, 19900]
+TAX_RATE_BP = 600
+CREATOR_NAMES = ["Li Wei", "Wang Fang", "Zhang Min", "Chen Jing", "Anna Smith", "Ben Garcia", "王芳", "李伟",
+                 "Carla Müller", "David Tanaka", "张敏", "刘洋"]
+GOAL = 0.10
+SAMPLE_EVERY = 0.02
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _cell(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width`` terminal columns (Chinese characters take two)."""
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(0, width - used)
+
+
+def tenant_slugs(count: int) -> list[str]:
+    return [TENANT_SLUG] + [f"{TENANT_SLUG}-{n}" for n in range(2, count + 1)]
+
+
+# --- the databases -------------------------------------------------------------------------------------------------
+
+def _pg_params(url: str) -> dict:
+    parts = urllib.parse.urlsplit(url)
+    return {"user": urllib.parse.unquote(parts.username or "postgres"),
+            "password": urllib.parse.unquote(parts.password) if parts.password else None,
+            "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432}
+
+
+def _pg_connect(url: str, dbname: str):
+    import psycopg2
+
+    return psycopg2.connect(dbname=dbname, **_pg_params(url))
+
+
+def database_name(url: str) -> str:
+    name = urllib.parse.urlsplit(url).path.lstrip("/")
+    if not name:
+        raise BenchError(f"BENCH_DATABASE_URL has no database name: {url!r}")
+    return name
+
+
+def ensure_database(url: str, name: str, *, drop: bool) -> bool:
+    """Create database ``name`` on ``url``'s server (dropping it first when ``drop``); True when created now."""
+    from psycopg2 import sql
+
+    conn = _pg_connect(url, "postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            if drop:
+                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            if cursor.fetchone():
+                return False
+            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    finally:
+        conn.close()
+
+
+def setup_django(database_url: str) -> None:
+    """The local settings with DEBUG off (bench.bench_settings) on the benchmark database.
+
+    No REDIS_URL: Celery runs tasks in-process, so the receipt email of every paid order is rendered and "sent"
+    (locmem backend) after its commit, inside the measured time, instead of piling up in a queue nobody reads.
+    """
+    os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS_MODULE
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["REDIS_URL"] = ""
+    os.environ.pop("CELERY_BROKER_URL", None)
+    os.environ.pop("CELERY_RESULT_BACKEND", None)
+    os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    warnings.filterwarnings("ignore", message="No directory at")
+    import django
+
+    django.setup()
+
+
+def migrate() -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+
+
+# --- seeding -------------------------------------------------------------------------------------------------------
+
+def tenant_seeded(slug: str) -> bool | None:
+    """True when the storefront is complete, False when it is there but incomplete, None when it is missing."""
+    from django_scopes import scopes_disabled
+
+    from catalog.models import ContentItem, ItemCreator
+    from marketplace.models import Tenant
+
+    with scopes_disabled():
+        tenant = Tenant.objects.filter(slug=slug).first()
+        if tenant is None:
+            return None
+        items = ContentItem.objects.filter(tenant=tenant, status=ContentItem.Status.PUBLISHED, price__gt=0)
+        return items.count() == ITEMS and ItemCreator.objects.filter(tenant=tenant).count() >= ITEMS
+
+
+def seed_tenant(slug: str) -> None:
+    """A storefront with ``ITEMS`` published paid items, every one credited to one or two creators."""
+    from django.conf import settings
+    from django.db import transaction
+    from django.utils import timezone
+    from django_scopes import scopes_disabled
+
+    from catalog.models import ContentItem, Creator, ItemCreator
+    from marketplace.models import Domain, Tenant
+    from payments.models import PaymentSettings, SplitRule
+
+    now = timezone.now()
+    with scopes_disabled(), transaction.atomic():
+        number = "" if slug == TENANT_SLUG else " " + slug.rsplit("-", 1)[1]
+        tenant = Tenant.objects.create(slug=slug, name=f"Checkout Bench 结账{number}", default_language="zh-hans",
+                                       currency="CNY")
+        Domain.objects.create(tenant=tenant, host=f"{slug}.localhost", is_primary=True)
+        PaymentSettings.objects.create(tenant=tenant, tax_rate_bp=TAX_RATE_BP, prices_include_tax=True)
+        SplitRule.objects.create(tenant=tenant, version=1, platform_fee_bp=settings.PLATFORM_FEE_BP)
+        creators = Creator.objects.bulk_create(
+            [Creator(tenant=tenant, name=n, slug=f"creator-{i}", headline="Teacher") for i, n in
+             enumerate(CREATOR_NAMES)])
+        items = ContentItem.objects.bulk_create([
+            ContentItem(tenant=tenant, kind="course" if i % 3 else "article", status=ContentItem.Status.PUBLISHED,
+                        title=f"Paid course {i + 1} 付费课程", slug=f"paid-course-{i + 1}", language="zh-hans",
+                        price=PRICES[i % len(PRICES)], version=1, published_at=now,
+                        search_text=f"paid course {i + 1} 付费课程")
+            for i in range(ITEMS)])
+        credits = []
+        for i, item in enumerate(items):
+            first = creators[i % len(creators)]
+            if i % 2:  # two creators sharing 50 % of the net after the platform fee, the storefront keeping the rest
+                second = creators[(i + 5) % len(creators)]
+                credits += [ItemCreator(tenant=tenant, item=item, creator=first, share_bp=3000, position=0),
+                            ItemCreator(tenant=tenant, item=item, creator=second, share_bp=2000, position=1)]
+            else:
+                credits.append(ItemCreator(tenant=tenant, item=item, creator=first, share_bp=5000, position=0))
+        ItemCreator.objects.bulk_create(credits)
+
+
+def fresh_learners(tenant) -> list:
+    """The storefront's bench learners who have no order there yet, oldest first."""
+    from django_scopes import scopes_disabled
+
+    from accounts.models import User
+    from payments.models import Order
+
+    with scopes_disabled():
+        used = Order.objects.filter(tenant=tenant).values("user_id")
+        return list(User.objects.filter(email__endswith=f"@{tenant.slug}.bench.example",
+                                        memberships__tenant=tenant).exclude(pk__in=used).order_by("pk"))
+
+
+def top_up_learners(tenant, wanted: int) -> tuple[list, int]:
+    """At least ``wanted`` fresh learners (users with a verified email and a membership); returns them and how many
+    were created now."""
+    from allauth.account.models import EmailAddress
+    from django.db import transaction
+    from django_scopes import scopes_disabled
+
+    from accounts.models import Membership, Role, User
+
+    learners = fresh_learners(tenant)
+    missing = wanted - len(learners)
+    if missing <= 0:
+        return learners, 0
+    domain = f"{tenant.slug}.bench.example"
+    with scopes_disabled(), transaction.atomic():
+        start = User.objects.filter(email__endswith=f"@{domain}").count()
+        users = User.objects.bulk_create(
+            [User(email=f"learner{start + n}@{domain}", password="!bench-no-password") for n in range(missing)],
+            batch_size=2000)
+        EmailAddress.objects.bulk_create(
+            [EmailAddress(user=u, email=u.email, verified=True, primary=True) for u in users], batch_size=2000)
+        Membership.objects.bulk_create([Membership(tenant=tenant, user=u, role=Role.LEARNER) for u in users],
+                                       batch_size=2000)
+    return fresh_learners(tenant), missing
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+
+
+# --- buying --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Shop:
+    tenant: object
+    items: list
+    learners: list
+    next_pair: int = 0
+
+    @property
+    def pairs(self) -> int:
+        return len(self.items) * len(self.learners)
+
+
+class Pairs:
+    """Thread-safe source of fresh (tenant, learner, item) triples, round-robin over the shops."""
+
+    def __init__(self, shops: list[Shop]):
+        self.shops = shops
+        self.turn = 0
+        self.lock = threading.Lock()
+
+    def next(self):
+        import copy
+
+        with self.lock:
+            for _ in range(len(self.shops)):
+                shop = self.shops[self.turn % len(self.shops)]
+                self.turn += 1
+                if shop.next_pair < shop.pairs:
+                    k = shop.next_pair
+                    shop.next_pair += 1
+                    learner_index = k // len(shop.items)
+                    item = shop.items[(k + learner_index) % len(shop.items)]
+                    # Copies: the same learner buys several items, possibly in several threads at once.
+                    return shop.tenant, copy.copy(shop.learners[learner_index]), copy.copy(item)
+            return None
+
+
+@dataclass
+class Failure:
+    count: int = 0
+    where: str = ""
+    trace: str = ""
+
+
+@dataclass
+class Pass:
+    label: str
+    workers: int
+    tenants: int
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    checkout_latencies: list[float] = field(default_factory=list)
+    webhook_latencies: list[float] = field(default_factory=list)
+    order_ids: dict[int, list[int]] = field(default_factory=dict)  # tenant id -> orders whose checkout returned
+    errors: dict[str, Failure] = field(default_factory=dict)
+    exhausted: bool = False
+    cpu_seconds: float = 0.0
+    machine_busy: float | None = None
+    sessions: Counter = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def paid(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rate(self) -> float:
+        return self.paid / self.seconds if self.seconds else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(f.count for f in self.errors.values())
+
+    @staticmethod
+    def percentile(values: list[float], p: float) -> float:
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[max(0, math.ceil(p * len(ordered)) - 1)] * 1000
+
+    def record_error(self, exc: BaseException) -> None:
+        code = getattr(exc, "code", "")
+        key = f"{type(exc).__module__}.{type(exc).__name__}" + (f" [{code}]" if code else "") + f": {exc}"[:300]
+        frames = traceback.extract_tb(exc.__traceback__)
+        ours = [f for f in frames if str(ROOT) in f.filename and ".venv" not in f.filename
+                and not f.filename.endswith("bench/checkout.py")]
+        last = (ours or frames or [None])[-1]
+        where = f"{Path(last.filename).relative_to(ROOT) if str(ROOT) in last.filename else last.filename}:" \
+                f"{last.lineno} in {last.name}" if last else "?"
+        with self.lock:
+            failure = self.errors.setdefault(key, Failure(where=where,
+                                                           trace="".join(traceback.format_exception(exc))))
+            failure.count += 1
+
+
+def buy(pairs: Pairs, result: Pass, start_at: float, stop_at: float) -> None:
+    """One worker thread: buy fresh pairs until ``stop_at``, each order checkout + signed webhook, then disconnect."""
+    from django.db import connections
+
+    from marketplace.tenancy import activate
+    from payments.providers.sandbox import HEADER, SandboxProvider
+    from payments.services import checkout_start, webhook_receive
+
+    sandbox = SandboxProvider()
+    latencies, checkouts, webhooks = [], [], []
+    order_ids: dict[int, list[int]] = {}
+    try:
+        while time.perf_counter() < start_at:
+            time.sleep(0.0005)
+        while time.perf_counter() < stop_at:
+            pair = pairs.next()
+            if pair is None:
+                result.exhausted = True
+                break
+            tenant, learner, item = pair
+            began = time.perf_counter()
+            try:
+                with activate(tenant):
+                    started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex,
+                                             item=item, provider_name="sandbox")
+                order_ids.setdefault(tenant.pk, []).append(started.order.pk)
+                checked_out = time.perf_counter()
+                body = sandbox.event_body(payment=started.payment, outcome="succeeded")
+                with activate(tenant):
+                    outcome = webhook_receive(tenant=tenant, provider_name="sandbox",
+                                              headers={HEADER: sandbox.signature(body)}, body=body)
+                if outcome != "applied":
+                    raise BenchError(f"webhook_receive answered {outcome!r} instead of 'applied'")
+                done = time.perf_counter()
+                latencies.append(done - began)
+                checkouts.append(checked_out - began)
+                webhooks.append(done - checked_out)
+            except Exception as exc:  # counted by type and reported with where it was raised
+                result.record_error(exc)
+    finally:
+        connections.close_all()
+        with result.lock:
+            result.latencies += latencies
+            result.checkout_latencies += checkouts
+            result.webhook_latencies += webhooks
+            for tenant_id, ids in order_ids.items():
+                result.order_ids.setdefault(tenant_id, []).extend(ids)
+
+
+class SessionSampler(threading.Thread):
+    """Where the benchmark database's client sessions are, sampled from pg_stat_activity every 20 ms."""
+
+    def __init__(self, url: str, dbname: str):
+        super().__init__(daemon=True)
+        self.url, self.dbname = url, dbname
+        self.counts: Counter = Counter()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        conn = _pg_connect(self.url, "postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cursor:
+                while not self.done.is_set():
+                    cursor.execute(
+                        "SELECT state, wait_event_type, wait_event FROM pg_stat_activity WHERE datname = %s "
+                        "AND backend_type = 'client backend' AND pid <> pg_backend_pid()", [self.dbname])
+                    for state, wait_type, wait_event in cursor.fetchall():
+                        self.counts[_session_kind(state, wait_type, wait_event)] += 1
+                    time.sleep(SAMPLE_EVERY)
+        finally:
+            conn.close()
+
+    def stop(self) -> Counter:
+        self.done.set()
+        self.join()
+        return self.counts
+
+
+def _session_kind(state: str | None, wait_type: str | None, wait_event: str | None) -> str:
+    if state == "active":
+        if wait_type is None:
+            return "running SQL"
+        if wait_type == "Lock":
+            return f"waiting for a lock ({wait_event})"
+        if wait_type in ("IO", "LWLock", "IPC"):
+            return f"waiting on {wait_type} ({wait_event})"
+        return f"active, {wait_type} ({wait_event})"
+    if state == "idle in transaction":
+        return "idle in transaction (Python working)"
+    if state == "idle":
+        return "idle (Python working between transactions)"
+    return state or "?"
+
+
+def _machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) CPU ticks of the whole machine from /proc/stat, or None where there is none."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def run_pass(label: str, shops: list[Shop], *, workers: int, seconds: float, database_url: str) -> Pass:
+    from django.core import mail
+    from django.db import connections
+
+    connections.close_all()  # this thread's connection would show as an idle session in the sample
+    mail.outbox = []
+    result = Pass(label, workers, len(shops))
+    pairs = Pairs(shops)
+    sampler = SessionSampler(database_url, database_name(database_url))
+    start_at = time.perf_counter() + 0.2
+    stop_at = start_at + seconds
+    threads = [threading.Thread(target=buy, args=(pairs, result, start_at, stop_at), name=f"buyer-{n}")
+               for n in range(workers)]
+    for thread in threads:
+        thread.start()
+    sampler.start()
+    while time.perf_counter() < start_at:
+        time.sleep(0.0005)
+    cpu_begin, ticks_begin = time.process_time(), _machine_ticks()
+    for thread in threads:
+        thread.join()
+    # Orders in flight at stop_at finish after it: they count, so the period counts until the last one ends.
+    result.seconds = time.perf_counter() - start_at
+    result.cpu_seconds = time.process_time() - cpu_begin
+    ticks_end = _machine_ticks()
+    if ticks_begin and ticks_end and ticks_end[1] > ticks_begin[1]:
+        result.machine_busy = (ticks_end[0] - ticks_begin[0]) / (ticks_end[1] - ticks_begin[1])
+    result.sessions = sampler.stop()
+    mail.outbox = []
+    return result
+
+
+def first_order_queries(shop: Shop) -> tuple[int, int]:
+    """One paid order outside the measured passes (it also creates the ledger accounts): SQL statements of the
+    checkout transaction and of the webhook transaction with the receipt, BEGIN/COMMIT included."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from marketplace.tenancy import activate
+    from payments.providers.sandbox import HEADER, SandboxProvider
+    from payments.services import checkout_start, webhook_receive
+
+    pairs = Pairs([shop])
+    counts = []
+    for _ in range(2):  # the second order's counts: the first one creates the ledger accounts
+        tenant, learner, item = pairs.next()
+        sandbox = SandboxProvider()
+        with CaptureQueriesContext(connection) as checkout_queries:
+            with activate(tenant):
+                started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
+                                         provider_name="sandbox")
+        body = sandbox.event_body(payment=started.payment, outcome="succeeded")
+        with CaptureQueriesContext(connection) as webhook_queries:
+            with activate(tenant):
+                outcome = webhook_receive(tenant=tenant, provider_name="sandbox",
+                                          headers={HEADER: sandbox.signature(body)}, body=body)
+        if outcome != "applied":
+            raise BenchError(f"the warm-up order's webhook answered {outcome!r}")
+        counts = [len(checkout_queries.captured_queries), len(webhook_queries.captured_queries)]
+    shop.learners = shop.learners[1:]  # the warm-up learner has bought: leave the pairs to fresh learners
+    shop.next_pair = 0
+    return counts[0], counts[1]
+
+
+# --- checking that nothing was lost --------------------------------------------------------------------------------
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def verify(shops: list[Shop], passes: list[Pass], since) -> list[Check]:
+    """Every order of the run complete and booked once, the ledger whole, the clearing account equal to the sales."""
+    from django.db.models import Count, F, Q, Sum
+
+    from marketplace.tenancy import activate
+    from payments.ledger import ledger_verify
+    from payments.models import Entitlement, JournalEntry, LedgerAccount, Order, Payment, Posting, WebhookEvent
+
+    returned = sum(len(ids) for p in passes for ids in p.order_ids.values())
+    paid_counted = sum(p.paid for p in passes)
+    totals = Counter()
+    details: dict[str, list[str]] = {}
+    for shop in shops:
+        tenant = shop.tenant
+        with activate(tenant):
+            orders = Order.objects.filter(created_at__gte=since)
+            ids = set(orders.values_list("pk", flat=True))
+            n = len(ids)
+            totals["orders"] += n
+            totals["returned missing"] += len({i for p in passes for i in p.order_ids.get(tenant.pk, [])} - ids)
+            totals["unpaid"] += orders.exclude(status=Order.Status.PAID, paid_at__isnull=False).count()
+            totals["bad payments"] += orders.annotate(
+                succeeded=Count("payments", filter=Q(payments__status=Payment.Status.SUCCEEDED)),
+                every=Count("payments")).exclude(succeeded=1, every=1).count()
+            totals["bad entitlements"] += orders.annotate(
+                n=Count("entitlements", filter=Q(entitlements__source=Entitlement.Source.PURCHASE,
+                                                 entitlements__revoked_at__isnull=True))).exclude(n=1).count()
+            entitled_pairs = Entitlement.objects.filter(order__in=orders, user_id=F("order__user_id"),
+                                                        item_id=F("order__lines__item_id")).count()
+            totals["entitlement mismatches"] += n - entitled_pairs
+            totals["bad sale entries"] += orders.annotate(
+                n=Count("journal_entries", filter=Q(journal_entries__kind=JournalEntry.Kind.SALE))).exclude(
+                n=1).count()
+            sales = JournalEntry.objects.filter(order__in=orders, kind=JournalEntry.Kind.SALE)
+            totals["sales without creator parts"] += sales.exclude(
+                postings__account__kind=LedgerAccount.Kind.CREATOR).count()
+            totals["webhook events"] += WebhookEvent.objects.filter(received_at__gte=since).count()
+            totals["unbalanced entries"] += Posting.objects.values("entry").annotate(s=Sum("amount")).exclude(
+                s=0).count()
+            postings_sum = Posting.objects.aggregate(s=Sum("amount"))["s"] or 0
+            totals["postings sum"] += postings_sum
+            result = ledger_verify(tenant=tenant)
+            totals["ledger entries"] += result.entries
+            if not result.ok:
+                details.setdefault("ledger", []).append(f"{tenant.slug}: broken at {result.broken_at}: "
+                                                        f"{result.problem}")
+            clearing = Posting.objects.filter(account__kind=LedgerAccount.Kind.CLEARING).aggregate(
+                s=Sum("amount"))["s"] or 0
+            sold = Order.objects.filter(paid_at__isnull=False).aggregate(s=Sum("total"))["s"] or 0
+            totals["clearing"] += clearing
+            totals["sold"] += sold
+            if clearing != sold:
+                details.setdefault("clearing", []).append(f"{tenant.slug}: clearing {clearing} != paid {sold}")
+    warmups = len(shops) * 2
+    extra = totals["orders"] - returned - warmups
+    checks = [
+        Check("every checkout that returned an order left it in the database (and no other order appeared)",
+              totals["returned missing"] == 0 and extra == 0,
+              f"{returned:,} returned by checkout_start + {warmups} warm-up; {totals['orders']:,} in the database; "
+              f"{totals['returned missing']} missing"),
+        Check("every order of the run is paid", totals["unpaid"] == 0,
+              f"{totals['orders'] - totals['unpaid']:,} of {totals['orders']:,} paid; workers counted "
+              f"{paid_counted:,} + {warmups} warm-up"),
+        Check("exactly one payment per order, and it succeeded", totals["bad payments"] == 0,
+              f"{totals['bad payments']} orders otherwise"),
+        Check("one purchase entitlement per order, for its learner and item",
+              totals["bad entitlements"] == 0 and totals["entitlement mismatches"] == 0,
+              f"{totals['bad entitlements']} orders without exactly one; {totals['entitlement mismatches']} "
+              f"for another learner or item"),
+        Check("one sale journal entry per order, each with creator parts",
+              totals["bad sale entries"] == 0 and totals["sales without creator parts"] == 0,
+              f"{totals['bad sale entries']} orders without exactly one; {totals['sales without creator parts']} "
+              f"without a creator posting"),
+        Check("one applied webhook event per order", totals["webhook events"] == totals["orders"],
+              f"{totals['webhook events']:,} events for {totals['orders']:,} orders"),
+        Check("postings sum to zero, in every entry and overall",
+              totals["unbalanced entries"] == 0 and totals["postings sum"] == 0,
+              f"{totals['unbalanced entries']} unbalanced entries; overall sum {totals['postings sum']}"),
+        Check("ledger_verify: every storefront's hash chain holds", "ledger" not in details,
+              f"{totals['ledger entries']:,} entries checked" + "".join(f"; {d}" for d in details.get("ledger", []))),
+        Check("clearing account balance = sum of paid orders' totals", "clearing" not in details,
+              f"{totals['clearing'] / 100:,.2f} = {totals['sold'] / 100:,.2f} CNY"
+              + "".join(f"; {d}" for d in details.get("clearing", []))),
+    ]
+    return checks
+
+
+# --- pgbench -------------------------------------------------------------------------------------------------------
+
+@dataclass
+class PgbenchRun:
+    clients: int
+    tps: float
+    latency_ms: float | None
+    transactions: int | None
+    failed: int | None
+
+
+def pgbench_env(url: str) -> tuple[list[str], dict]:
+    params = _pg_params(url)
+    env = dict(os.environ)
+    if params["password"]:
+        env["PGPASSWORD"] = params["password"]
+    return ["-h", params["host"], "-p", str(params["port"]), "-U", params["user"]], env
+
+
+def pgbench_init(binary: str, url: str) -> float:
+    ensure_database(url, PGBENCH_DATABASE, drop=True)
+    conn_args, env = pgbench_env(url)
+    started = time.perf_counter()
+    done = subprocess.run([binary, "-i", "-q", "-s", str(PGBENCH_SCALE), *conn_args, PGBENCH_DATABASE],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise BenchError(f"pgbench -i failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    conn = _pg_connect(url, "postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("CHECKPOINT")  # the load's dirty pages out of the way of what is measured next
+    except Exception:  # CHECKPOINT needs a superuser (or pg_checkpoint); without it the run goes on
+        pass
+    finally:
+        conn.close()
+    return time.perf_counter() - started
+
+
+def pgbench_run(binary: str, url: str, *, clients: int, seconds: float) -> PgbenchRun:
+    conn_args, env = pgbench_env(url)
+    command = [binary, "-c", str(clients), "-j", str(min(2, clients)), "-T", str(max(1, round(seconds))),
+               "-M", "prepared", *conn_args, PGBENCH_DATABASE]
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise BenchError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    out = done.stdout
+
+    def number(pattern: str) -> float | None:
+        found = re.search(pattern, out, re.MULTILINE)
+        return float(found.group(1)) if found else None
+
+    tps = number(r"^tps = ([\d.]+) \(without initial connection time\)")
+    if tps is None:
+        raise BenchError(f"no 'tps = ... (without initial connection time)' in pgbench's output:\n{out}")
+    processed = number(r"^number of transactions actually processed: (\d+)")
+    failed = number(r"^number of failed transactions: (\d+)")
+    return PgbenchRun(clients, tps, number(r"^latency average = ([\d.]+) ms"),
+                      int(processed) if processed is not None else None, int(failed) if failed is not None else None)
+
+
+# --- the run -------------------------------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=15,
+                        help="measured seconds of each pass, and of each pgbench run (default 15)")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="buyer threads, each with its own connection, and pgbench clients (default 4)")
+    parser.add_argument("--tenants", type=int, default=1,
+                        help="also buy spread over K storefronts, each with its own ledger (default 1: only one)")
+    parser.add_argument("--reseed", action="store_true", help="drop the benchmark database and seed it again")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or args.tenants < 1 or args.seconds <= 0:
+        parser.error("--workers and --tenants must be at least 1, --seconds more than 0")
+    return args
+
+
+def load_shops(slugs: list[str]) -> list[Shop]:
+    from django_scopes import scopes_disabled
+
+    from catalog.models import ContentItem
+    from marketplace.models import Tenant
+
+    shops = []
+    for slug in slugs:
+        tenant = Tenant.objects.get(slug=slug)
+        learners, created = top_up_learners(tenant, FRESH_LEARNERS)
+        with scopes_disabled():
+            items = list(ContentItem.objects.filter(tenant=tenant, status=ContentItem.Status.PUBLISHED,
+                                                    price__gt=0).order_by("pk"))
+        if created:
+            print(f"  {slug}: {created:,} learners added")
+        shops.append(Shop(tenant, items, learners))
+    return shops
+
+
+def print_pass(result: Pass) -> None:
+    p = result.percentile
+    print(f"  {result.label}: {result.paid:,} paid orders in {result.seconds:.1f} s = {result.rate:.1f}/s; "
+          f"latency p50 {p(result.latencies, 0.5):.1f} ms, p95 {p(result.latencies, 0.95):.1f} ms "
+          f"(checkout p50 {p(result.checkout_latencies, 0.5):.1f}, webhook + receipt p50 "
+          f"{p(result.webhook_latencies, 0.5):.1f}); errors {result.error_count}")
+    busy = f", machine {result.machine_busy:.0%} busy" if result.machine_busy is not None else ""
+    print(f"    CPU: this Python process {result.cpu_seconds / result.seconds:.0%} of one CPU{busy} "
+          f"({os.cpu_count()} CPUs shared with PostgreSQL)")
+    samples = sum(result.sessions.values())
+    if samples:
+        shares = ", ".join(f"{kind} {n / samples:.0%}" for kind, n in result.sessions.most_common())
+        print(f"    worker sessions in pg_stat_activity: {shares}")
+    if result.exhausted:
+        print("    ran out of fresh (learner, item) pairs before the end (more are added on the next run)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    parts = urllib.parse.urlsplit(database_url)
+    safe_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no credentials in the output
+    name = database_name(database_url)
+    slugs = tenant_slugs(args.tenants)
+
+    print(f"Database: {safe_url} ({'rebuilding' if args.reseed else 'reused when already seeded'})")
+    created = ensure_database(database_url, name, drop=args.reseed)
+    setup_django(database_url)
+    migrate()
+    states = {slug: tenant_seeded(slug) for slug in slugs}
+    if any(state is False for state in states.values()):
+        print("  the database holds an incomplete seed: rebuilding it")
+        from django.db import connections
+
+        connections.close_all()
+        ensure_database(database_url, name, drop=True)
+        migrate()
+        states = dict.fromkeys(slugs)
+    started = time.perf_counter()
+    for slug, state in states.items():
+        if state is None:
+            seed_tenant(slug)
+            print(f"  seeded {slug}: {ITEMS} paid items, {len(CREATOR_NAMES)} creators, tax {TAX_RATE_BP / 100:g} % "
+                  "included")
+    shops = load_shops(slugs)
+    analyze()
+    if created or any(state is None for state in states.values()):
+        print(f"  seeding took {time.perf_counter() - started:.1f} s")
+    print(f"  fresh learners: {', '.join(f'{s.tenant.slug} {len(s.learners):,}' for s in shops)} "
+          f"(x {ITEMS} items = {sum(s.pairs for s in shops):,} fresh pairs)")
+
+    binary = shutil.which("pgbench")
+    if binary is None:
+        print("\npgbench was not found on PATH (it comes with the PostgreSQL client tools, e.g. the "
+              "postgresql-client package): the pgbench comparison is skipped.")
+    else:
+        took = pgbench_init(binary, database_url)
+        print(f"pgbench: {PGBENCH_DATABASE} initialised at scale {PGBENCH_SCALE} in {took:.1f} s ({binary})")
+
+    from django.utils import timezone
+
+    since = timezone.now()
+    checkout_sql, webhook_sql = first_order_queries(shops[0])
+    for shop in shops[1:]:
+        first_order_queries(shop)
+    print()
+    print(f"SQL statements per paid order (BEGIN/COMMIT included): checkout {checkout_sql}, webhook with entitlement, "
+          f"splits, ledger and receipt {webhook_sql}")
+    print(f"Buying: {args.workers} threads x {args.seconds:g} s, then 1 thread x {args.seconds:g} s"
+          + (f", then {args.workers} threads over {args.tenants} storefronts" if args.tenants > 1 else ""))
+    passes = [run_pass(f"{args.workers} threads, 1 storefront", shops[:1], workers=args.workers,
+                       seconds=args.seconds, database_url=database_url)]
+    print_pass(passes[-1])
+    passes.append(run_pass("1 thread, 1 storefront", shops[:1], workers=1, seconds=args.seconds,
+                           database_url=database_url))
+    print_pass(passes[-1])
+    if args.tenants > 1:
+        passes.append(run_pass(f"{args.workers} threads, {args.tenants} storefronts", shops,
+                               workers=args.workers, seconds=args.seconds, database_url=database_url))
+        print_pass(passes[-1])
+
+    pgbench: dict[int, PgbenchRun] = {}
+    if binary is not None:
+        print()
+        print(f"pgbench: built-in TPC-B-like script, -M prepared, -j min(2, clients), {round(args.seconds)} s each")
+        for clients in dict.fromkeys([args.workers, 1]):
+            pgbench[clients] = run = pgbench_run(binary, database_url, clients=clients, seconds=args.seconds)
+            failed = f", {run.failed} failed" if run.failed is not None else ""
+            print(f"  {clients} client{'s' if clients > 1 else ''}: {run.tps:,.1f} tps "
+                  f"(latency average {run.latency_ms} ms, {run.transactions:,} transactions{failed})")
+
+    print()
+    print("Nothing lost (orders of this run; ledger and clearing account over each storefront's whole history):")
+    checks = verify(shops, passes, since)
+    for check in checks:
+        print(f"  {'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
+    nothing_lost = all(c.ok for c in checks) and not any(p.error_count for p in passes)
+
+    print()
+    print(f"Paid orders end to end (checkout + signed webhook: order, payment, entitlement, splits, ledger, receipt) "
+          f"against pgbench TPC-B-like on the same server; goal: orders/s >= {GOAL:.0%} of pgbench tps with as many "
+          "clients")
+    head = (f"{'run':<28} {'orders':>7} {'orders/s':>9} {'p50 ms':>7} {'p95 ms':>7} {'errors':>6} "
+            f"{'pgbench tps':>12} {'ratio':>6}  {'goal':<5}")
+    print(head)
+    print("-" * len(head))
+    goal_row = passes[2] if args.tenants > 1 else passes[0]
+    goal_met = None
+    for result in passes:
+        run = pgbench.get(result.workers)
+        ratio = result.rate / run.tps if run else None
+        verdict = "-" if ratio is None else ("PASS" if ratio >= GOAL else "BELOW")
+        if result is goal_row:
+            goal_met = None if ratio is None else ratio >= GOAL
+        print(f"{_cell(result.label, 28)} {result.paid:>7,} {result.rate:>9.1f} "
+              f"{result.percentile(result.latencies, 0.5):>7.1f} {result.percentile(result.latencies, 0.95):>7.1f} "
+              f"{result.error_count:>6} {(f'{run.tps:,.1f}' if run else 'skipped'):>12} "
+              f"{(f'{ratio:.3f}' if ratio is not None else '-'):>6}  {verdict:<5}")
+    for result in passes:
+        for key, failure in result.errors.items():
+            print(f"\n{result.label}: {failure.count} x {key}\n  raised at {failure.where}\n"
+                  + "\n".join("    " + line for line in failure.trace.rstrip().splitlines()[-25:]))
+    print()
+    if goal_met is None:
+        print(f"Throughput goal (>= {GOAL:.0%} of pgbench, {goal_row.label}): not judged, pgbench did not run")
+    else:
+        print(f"Throughput goal (>= {GOAL:.0%} of pgbench, {goal_row.label}): {'met' if goal_met else 'NOT met'}")
+    print(f"Nothing lost: {'yes' if nothing_lost else 'NO'}")
+    return 0 if goal_met is not False and nothing_lost else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"\nbench/checkout.py: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,70 @@
+"""Subscriptions: a plan gives the whole catalog for a month or a year.
+
+Renewal is a new order for the next period, opened when the period ends. Until it is paid the subscription is past
+due and access continues through a grace period; a cancelled subscription runs to the end of the period it paid for.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from marketplace.models import TenantOwned
+
+
+class SubscriptionPlan(TenantOwned):
+    class Interval(models.TextChoices):
+        MONTH = "month", _("Monthly")
+        YEAR = "year", _("Yearly")
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), max_length=100, allow_unicode=True)
+    description = models.TextField(_("description"), blank=True)
+    interval = models.CharField(_("billing period"), max_length=5, choices=Interval.choices, default=Interval.MONTH)
+    price = models.PositiveIntegerField(_("price per period"), help_text=_("In the currency's minor unit."))
+    grace_days = models.PositiveIntegerField(
+        _("grace period (days)"), default=3,
+        help_text=_("How long access continues after a renewal is due but not yet paid."))
+    is_active = models.BooleanField(_("on sale"), default=True)
+
+    class Meta:
+        ordering = ["price"]
+        verbose_name = _("subscription plan")
+        constraints = [models.UniqueConstraint(fields=["tenant", "slug"], name="plan_slug_per_tenant")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(TenantOwned):
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Renewal due")
+        ENDED = "ended", _("Ended")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions",
+                             verbose_name=_("learner"))
+    plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    current_period_start = models.DateTimeField(_("period starts"))
+    current_period_end = models.DateTimeField(_("period ends"))
+    cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
+    grace_until = models.DateTimeField(_("grace until"), null=True, blank=True)
+    renewal_order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
+                                      related_name="+", help_text=_("The open renewal, while one is due."))
+    entitlement = models.ForeignKey("payments.Entitlement", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("subscription")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "user"], condition=~Q(status="ended"),
+                                    name="one_live_subscription_per_learner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.plan}"

@@ -1,0 +1,144 @@
+"""From held shares to money paid out.
+
+A sale credits each creator's *held* account. When the storefront's refund window has passed, ``shares_release``
+moves what the order still owes each creator (after any refunds) to their *payable* account. A payout run pays every
+payable balance: one payout entry per creator takes the amount out of the provider's clearing account.
+Statements are read straight from the postings.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from marketplace.services import audit_log_write
+
+from . import ledger
+from .models import JournalEntry, LedgerAccount, Order, Payout, Posting
+from .services import payment_settings
+
+
+def shares_release(*, tenant, now: datetime | None = None) -> int:
+    """Release the shares of orders paid before the refund window; returns how many orders. Safe to repeat."""
+    now = now or timezone.now()
+    window = timedelta(days=payment_settings(tenant=tenant).refund_window_days)
+    due = Order.objects.filter(paid_at__lte=now - window, shares_released_at__isnull=True,
+                               status__in=[Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED, Order.Status.REFUNDED])
+    released = 0
+    for order_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            order = Order.objects.select_for_update().get(pk=order_id)
+            if order.shares_released_at is not None:
+                continue
+            held = (Posting.objects.filter(entry__order=order, account__kind=LedgerAccount.Kind.CREATOR,
+                                           account__code__endswith=":held")
+                    .values("account").annotate(total=Sum("amount")))
+            postings = []
+            for row in held:
+                if row["total"]:
+                    account = LedgerAccount.objects.get(pk=row["account"])
+                    payable = ledger.account_for(
+                        tenant=tenant, code=account.code.replace(":held", ":payable"), kind=account.kind,
+                        currency=account.currency, name=account.name.replace("(held)", "(payable)"),
+                        creator=account.creator)
+                    postings += [(account, -row["total"]), (payable, row["total"])]
+            if postings:
+                ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.RELEASE, postings=postings, order=order,
+                                  memo=f"Release {order.number}")
+            order.shares_released_at = now
+            order.save(update_fields=["shares_released_at"])
+            released += 1
+    return released
+
+
+@dataclass
+class StatementLine:
+    sequence: int
+    kind: str
+    created_at: datetime
+    memo: str
+    amount: int
+    entry_hash: str
+
+
+@dataclass
+class Statement:
+    """What one creator was credited, released and paid, with the chain head that lets them verify it."""
+
+    creator_id: int
+    creator_name: str
+    currency: str
+    held: int = 0
+    payable: int = 0
+    paid: int = 0
+    lines: list[StatementLine] = field(default_factory=list)
+    chain_head: str = ""
+    chain_sequence: int = 0
+
+
+def creator_statements(*, tenant) -> list[Statement]:
+    """Every creator's statement; amounts are what the storefront owes them (positive)."""
+    from .models import LedgerHead
+
+    head = LedgerHead.objects.first()
+    statements: dict[tuple[int, str], Statement] = {}
+    postings = (Posting.objects.filter(account__kind=LedgerAccount.Kind.CREATOR)
+                .select_related("account__creator", "entry").order_by("entry__sequence", "id"))
+    for posting in postings:
+        creator = posting.account.creator
+        key = (creator.pk, posting.currency)
+        st = statements.setdefault(key, Statement(creator_id=creator.pk, creator_name=creator.name,
+                                                  currency=posting.currency,
+                                                  chain_head=head.hash if head else "",
+                                                  chain_sequence=head.sequence if head else 0))
+        owed = -posting.amount
+        if posting.account.code.endswith(":held"):
+            st.held += owed
+        else:
+            st.payable += owed
+        if posting.entry.kind == JournalEntry.Kind.PAYOUT:
+            st.paid += posting.amount
+        st.lines.append(StatementLine(sequence=posting.entry.sequence, kind=posting.entry.kind,
+                                      created_at=posting.entry.created_at, memo=posting.entry.memo, amount=owed,
+                                      entry_hash=posting.entry.hash))
+    return sorted(statements.values(), key=lambda s: s.creator_name)
+
+
+def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
+    """Pay every creator's payable balance: one payout entry and one Payout row each. Safe to repeat (a second run
+    finds nothing payable)."""
+    payouts = []
+    with transaction.atomic():
+        from .models import LedgerHead
+
+        # The head lock serialises payout runs with every other append of this tenant.
+        LedgerHead.objects.get_or_create(tenant=tenant)
+        LedgerHead.objects.select_for_update().get(tenant=tenant)
+        balances: dict[int, int] = defaultdict(int)
+        for row in (Posting.objects.filter(account__kind=LedgerAccount.Kind.CREATOR,
+                                           account__code__endswith=":payable")
+                    .values("account").annotate(total=Sum("amount"))):
+            balances[row["account"]] = row["total"]
+        for account_id, total in sorted(balances.items()):
+            owed = -total
+            if owed <= 0:
+                continue
+            account = LedgerAccount.objects.select_related("creator").get(pk=account_id)
+            clearing = ledger.account_for(tenant=tenant, code="payouts", kind=LedgerAccount.Kind.PAYOUT,
+                                          currency=account.currency, name="Paid out")
+            entry = ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.PAYOUT,
+                                      postings=[(account, owed), (clearing, -owed)],
+                                      memo=f"Payout to {account.creator.name} {reference}".strip())
+            payouts.append(Payout.objects.create(tenant=tenant, creator=account.creator, amount=owed,
+                                                 currency=account.currency, entry=entry, reference=reference,
+                                                 created_by=actor if getattr(actor, "is_authenticated", False)
+                                                 else None))
+        audit_log_write(tenant=tenant, actor=actor, action="payments.payout_run",
+                        data={"payouts": len(payouts), "total": sum(p.amount for p in payouts),
+                              "reference": reference})
+    return payouts

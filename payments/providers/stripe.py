@@ -1,0 +1,165 @@
+"""Stripe Checkout: Stripe's hosted payment page, a signed webhook with the outcome, refunds of the PaymentIntent.
+
+Stripe endpoints used (https://docs.stripe.com/api):
+
+- ``POST /v1/checkout/sessions`` (``start``): one Checkout Session per Payment, ``mode=payment``.
+- ``POST /v1/refunds`` (``refund``): refunds the PaymentIntent the session captured.
+
+Events read by ``parse_event`` (https://docs.stripe.com/checkout/fulfillment): ``checkout.session.completed``,
+``checkout.session.async_payment_succeeded``, ``checkout.session.async_payment_failed`` and
+``checkout.session.expired``; any other type is passed on as "ignored".
+
+Configuration: ``STRIPE_SECRET_KEY``, ``STRIPE_WEBHOOK_SECRET`` and ``STRIPE_API_BASE`` (empty for Stripe itself,
+a Stripe-compatible server in tests). A client is built per call from settings, so nothing global is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import stripe
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from marketplace.errors import ApplicationError
+
+from .base import PaymentProvider, ProviderEvent, SignatureError
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "Stripe-Signature"
+TOLERANCE = 300  # seconds; Stripe's own default for webhook timestamps
+TIMEOUT = 30  # seconds per HTTP request; checkout holds a transaction open while it waits
+RETRIES = 2  # the library retries connection errors and 409/5xx answers, reusing our idempotency key
+
+SUCCEEDED_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+
+
+def client() -> stripe.StripeClient:
+    """A Stripe client for this call, configured from settings (no module-level ``stripe.api_key``)."""
+    if not settings.STRIPE_SECRET_KEY:
+        raise ApplicationError(_("Card payments are not set up for this storefront."),
+                               code="provider_not_configured")
+    base = settings.STRIPE_API_BASE.rstrip("/")
+    return stripe.StripeClient(settings.STRIPE_SECRET_KEY, base_addresses={"api": base} if base else None,
+                               max_network_retries=RETRIES, http_client=stripe.RequestsClient(timeout=TIMEOUT))
+
+
+class StripeProvider(PaymentProvider):
+    """Payments through Stripe Checkout.
+
+    ``provider_ref`` is the Checkout Session id (``cs_...``); the PaymentIntent (``pi_...``) arrives with the
+    success event and is kept as ``provider_charge_ref`` for refunds.
+    """
+
+    name = "stripe"
+
+    def start(self, *, payment, request) -> tuple[str, str]:
+        """Create a Checkout Session (``POST /v1/checkout/sessions``) for the payment's amount.
+
+        The idempotency key is fixed per payment, so the library's retries (and any other retry of this payment)
+        never create a second session.
+        """
+        order = payment.order
+        tenant = order.tenant
+        lines = list(order.lines.select_related("item"))
+        item = next((line.item for line in lines if line.item_id), None)
+        cancel_path = reverse("catalog:item", args=[item.slug]) if item else reverse("storefront:home")
+        metadata = {"payment": str(payment.pk), "order": order.number, "tenant": tenant.slug}
+        params = {
+            "mode": "payment",
+            "line_items": [{
+                "quantity": 1,
+                "price_data": {
+                    "currency": payment.currency.lower(),
+                    "unit_amount": payment.amount,
+                    # Stripe caps a product name; the order page lists the lines in full.
+                    "product_data": {"name": ", ".join(line.title for line in lines)[:250] or order.number},
+                },
+            }],
+            "success_url": tenant.url(reverse("payments:order", args=[order.number])),
+            "cancel_url": tenant.url(cancel_path),
+            "client_reference_id": str(payment.pk),
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},  # so a refund in Stripe's dashboard shows the order
+        }
+        if getattr(order.user, "email", ""):
+            params["customer_email"] = order.user.email
+        try:
+            # The order number makes the key unique across databases sharing one Stripe account (a reset
+            # development database starts its payment ids at 1 again; Stripe keeps keys for 24 hours).
+            session = client().v1.checkout.sessions.create(
+                params=params, options={"idempotency_key": f"checkout-{payment.pk}-{order.number}"})
+        except stripe.APIConnectionError as exc:
+            logger.warning("stripe checkout session not created: %s", exc)
+            raise ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
+                                   code="provider_unavailable", status=502) from exc
+        except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+            logger.error("stripe rejected our credentials: %s", exc)
+            raise ApplicationError(_("Card payments are not available right now. Please try again later."),
+                                   code="provider_misconfigured", status=502,
+                                   extra={"provider_status": exc.http_status}) from exc
+        except stripe.StripeError as exc:
+            logger.error("stripe refused a checkout session: %s", exc)
+            raise ApplicationError(_("The payment service refused this checkout. Please try again later."),
+                                   code="provider_refused", status=502,
+                                   extra={"provider_status": exc.http_status, "provider_code": exc.code}) from exc
+        return session.id, session.url or ""
+
+    def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
+        """Verify the ``Stripe-Signature`` header (HMAC-SHA256, at most 5 minutes old) and translate the event.
+
+        A paid ``checkout.session.completed`` or an ``async_payment_succeeded`` is a success; a completed session
+        still ``unpaid`` (a delayed payment method) waits for its async event and is "ignored" meanwhile.
+        """
+        try:
+            stripe.Webhook.construct_event(body, headers.get(SIGNATURE_HEADER, ""), settings.STRIPE_WEBHOOK_SECRET,
+                                           tolerance=TOLERANCE)
+            data = json.loads(body)
+            event_id, event_type, session = str(data["id"]), str(data["type"]), data["data"]["object"]
+            if not isinstance(session, dict):
+                raise TypeError("data.object is not an object")
+        except stripe.SignatureVerificationError as exc:
+            raise SignatureError(exc.user_message or "signature does not verify") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SignatureError("not a Stripe event") from exc
+        is_session = session.get("object") == "checkout.session"
+        kind = "ignored"
+        if is_session and event_type in SUCCEEDED_TYPES and session.get("payment_status") == "paid":
+            kind = "payment.succeeded"
+        elif is_session and event_type == "checkout.session.async_payment_failed":
+            kind = "payment.failed"
+        elif is_session and event_type == "checkout.session.expired":
+            kind = "payment.cancelled"
+        intent = session.get("payment_intent") or ""
+        if isinstance(intent, dict):  # expanded
+            intent = intent.get("id", "")
+        return ProviderEvent(
+            id=event_id, type=kind, payment_ref=str(session.get("id", "")) if is_session else "",
+            amount=session.get("amount_total") if kind == "payment.succeeded" else None,
+            currency=str(session.get("currency") or "").upper(), charge_ref=str(intent), payload=data)
+
+    def refund(self, *, payment, amount: int, idempotency_key: str) -> str:
+        """Refund ``amount`` of the payment's PaymentIntent (``POST /v1/refunds``); return the refund id (``re_...``).
+
+        Stripe's refusal (for example more than is left on the charge) raises ApplicationError "provider_refused"
+        carrying Stripe's message, so the caller's transaction rolls back.
+        """
+        if not payment.provider_charge_ref:
+            raise ApplicationError(_("Stripe has not reported a charge for this payment; it cannot be refunded."),
+                                   code="provider_refused")
+        params = {"payment_intent": payment.provider_charge_ref, "amount": amount,
+                  "metadata": {"payment": str(payment.pk), "order": payment.order.number}}
+        try:
+            refund = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
+        except stripe.APIConnectionError as exc:
+            logger.warning("stripe refund not confirmed: %s", exc)
+            raise ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
+                                   code="provider_unavailable", status=502) from exc
+        except stripe.StripeError as exc:
+            logger.warning("stripe refused a refund: %s", exc)
+            raise ApplicationError(exc.user_message or _("Stripe refused the refund."), code="provider_refused",
+                                   extra={"provider_status": exc.http_status, "provider_code": exc.code}) from exc
+        return refund.id

@@ -1,0 +1,145 @@
+"""Subscription life cycle: start on the first payment, renew period by period, cancel at period end, end after an
+unpaid grace period.
+
+A subscription's access is one whole-catalog entitlement whose end moves with the paid period (and with the grace
+period while a renewal is due). Renewals are ordinary orders paid through the same checkout and webhook path; the
+learner is emailed the link. ``subscriptions_sweep`` (run by Celery beat) opens due renewals and ends what is over.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from marketplace.errors import ApplicationError
+from marketplace.services import audit_log_write
+
+from .models import Entitlement, Order, Payment, Subscription, SubscriptionPlan
+
+
+def add_interval(moment: datetime, interval: str) -> datetime:
+    """One billing period later: the same day next month (or year), clamped to the month's last day."""
+    months = 12 if interval == SubscriptionPlan.Interval.YEAR else 1
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
+    """A plan's order was paid: start the subscription, or extend it by a period when this was its renewal."""
+    from .services import entitlement_grant
+
+    now = timezone.now()
+    if line.subscription_id:
+        sub = Subscription.objects.select_for_update().get(pk=line.subscription_id)
+        start = max(sub.current_period_end, now) if sub.status == Subscription.Status.ENDED else sub.current_period_end
+        sub.current_period_start, sub.current_period_end = start, add_interval(start, sub.plan.interval)
+        sub.status, sub.grace_until, sub.renewal_order, sub.ended_at = Subscription.Status.ACTIVE, None, None, None
+        sub.save(update_fields=["current_period_start", "current_period_end", "status", "grace_until",
+                                "renewal_order", "ended_at"])
+        Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.current_period_end, revoked_at=None)
+        audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_renewed", target=sub,
+                        data={"until": sub.current_period_end.isoformat(), "order": order.number})
+        return sub
+    end = add_interval(now, line.plan.interval)
+    entitlement = entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, whole_catalog=True,
+                                    source=Entitlement.Source.SUBSCRIPTION, reference=order.number, order=order,
+                                    starts_at=now, ends_at=end)
+    sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan,
+                                      current_period_start=now, current_period_end=end, entitlement=entitlement)
+    audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_started", target=sub,
+                    data={"plan": line.plan.slug, "until": end.isoformat()})
+    return sub
+
+
+def subscription_cancel(*, subscription: Subscription, actor) -> Subscription:
+    """Stop renewing: access runs to the end of the paid period. Safe to repeat."""
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if sub.status == Subscription.Status.ENDED:
+            raise ApplicationError(_("This subscription has already ended."), code="subscription_ended")
+        if not sub.cancel_at_period_end:
+            sub.cancel_at_period_end = True
+            sub.save(update_fields=["cancel_at_period_end"])
+            audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_cancelled", target=sub)
+    return sub
+
+
+def subscription_resume(*, subscription: Subscription, actor) -> Subscription:
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if sub.status == Subscription.Status.ENDED:
+            raise ApplicationError(_("This subscription has already ended."), code="subscription_ended")
+        if sub.cancel_at_period_end:
+            sub.cancel_at_period_end = False
+            sub.save(update_fields=["cancel_at_period_end"])
+            audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_resumed", target=sub)
+    return sub
+
+
+def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
+    from .services import payment_close
+
+    sub.status, sub.ended_at = Subscription.Status.ENDED, at
+    renewal = sub.renewal_order
+    sub.renewal_order = None
+    sub.save(update_fields=["status", "ended_at", "renewal_order"])
+    Entitlement.objects.filter(pk=sub.entitlement_id, ends_at__gt=at).update(ends_at=at)
+    if renewal is not None:
+        for payment in renewal.payments.filter(status=Payment.Status.PENDING):
+            payment_close(payment=payment, status=Payment.Status.CANCELLED, reason="subscription ended")
+    audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_ended", target=sub,
+                    data={"reason": reason})
+
+
+def subscription_end_for_refund(*, order: Order, actor=None) -> None:
+    """A fully refunded first order of a subscription ends it now."""
+    for sub in Subscription.objects.select_for_update().filter(entitlement__order=order).exclude(
+            status=Subscription.Status.ENDED):
+        _end(sub, at=timezone.now(), actor=actor, reason="refunded")
+
+
+def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int]:
+    """Open renewals that are due, and end subscriptions that were cancelled or stayed unpaid past their grace.
+
+    Safe to run as often as wanted: each subscription is locked and its state checked before anything changes;
+    a renewal's idempotency key is the subscription and period, so a second sweep finds the same order.
+    """
+    from .services import order_open
+    from .tasks import renewal_email_send
+
+    now = now or timezone.now()
+    counts = {"renewals_opened": 0, "ended": 0}
+    due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
+    for sub_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            sub = Subscription.objects.select_for_update().select_related("plan", "user").get(pk=sub_id)
+            if sub.status != Subscription.Status.ACTIVE or sub.current_period_end > now:
+                continue
+            if sub.cancel_at_period_end or not sub.plan.is_active:
+                _end(sub, at=sub.current_period_end, reason="cancelled")
+                counts["ended"] += 1
+                continue
+            started = order_open(
+                tenant=tenant, user=sub.user, key=f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}",
+                title=sub.plan.name, price=sub.plan.price, plan=sub.plan, subscription=sub, source="renewal")
+            sub.status = Subscription.Status.PAST_DUE
+            sub.grace_until = sub.current_period_end + timedelta(days=sub.plan.grace_days)
+            sub.renewal_order = started.order
+            sub.save(update_fields=["status", "grace_until", "renewal_order"])
+            Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.grace_until)
+            renewal_email_send.delay_on_commit(tenant_id=tenant.pk, subscription_id=sub.pk)
+            counts["renewals_opened"] += 1
+    overdue = Subscription.objects.filter(status=Subscription.Status.PAST_DUE, grace_until__lte=now)
+    for sub_id in overdue.values_list("pk", flat=True):
+        with transaction.atomic():
+            sub = Subscription.objects.select_for_update().get(pk=sub_id)
+            if sub.status == Subscription.Status.PAST_DUE and sub.grace_until <= now:
+                _end(sub, at=sub.grace_until, reason="renewal unpaid")
+                counts["ended"] += 1
+    return counts

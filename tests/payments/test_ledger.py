@@ -1,0 +1,484 @@
+"""The ledger under random money traffic, tampering, and (on PostgreSQL) the database's own guards."""
+
+import uuid
+from collections import defaultdict
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from marketplace import tenancy
+from marketplace.errors import ApplicationError
+from payments import ledger, services
+from payments.models import (
+    Coupon,
+    Entitlement,
+    JournalEntry,
+    LedgerAccount,
+    Order,
+    Payment,
+    PaymentSettings,
+    Posting,
+    Refund,
+    WebhookEvent,
+)
+from payments.providers.sandbox import HEADER, SandboxProvider
+from tests.factories import catalog_creator, catalog_item, member
+
+SANDBOX = SandboxProvider()
+CLEARING = "clearing:sandbox"
+
+
+def deliver(tenant, body: bytes) -> str:
+    """Send ``body`` through the webhook service with a fresh, valid sandbox signature."""
+    return services.webhook_receive(tenant=tenant, provider_name="sandbox", headers={HEADER: SANDBOX.signature(body)},
+                                     body=body)
+
+
+def buy(tenant, item, *, coupon_code: str = "") -> Payment:
+    learner = member(tenant, "learner")
+    started = services.checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
+                                      coupon_code=coupon_code)
+    return started.payment
+
+
+def settle(tenant, payment: Payment) -> Payment:
+    assert deliver(tenant, SANDBOX.event_body(payment=payment, outcome="succeeded")) == "applied"
+    payment.refresh_from_db()
+    return payment
+
+
+def force_deferred_checks() -> None:
+    """On PostgreSQL, run the deferred 'every entry balances' trigger now instead of at commit."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+def assert_ledger_invariants(tenant) -> None:
+    """Everything that must hold of a tenant's books whatever happened before (call inside its scope)."""
+    postings = list(Posting.objects.select_related("account", "entry"))
+    per_entry: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    per_account: dict[int, int] = defaultdict(int)
+    for p in postings:
+        assert p.currency == p.account.currency
+        per_entry[p.entry_id][p.currency] += p.amount
+        per_account[p.account_id] += p.amount
+    entries = list(JournalEntry.objects.all())
+    for entry in entries:
+        assert entry.pk in per_entry, f"entry #{entry.sequence} has no postings"
+        assert all(total == 0 for total in per_entry[entry.pk].values()), (entry.sequence, per_entry[entry.pk])
+    assert sum(p.amount for p in postings) == 0
+
+    # balances() agrees with sums computed here, for every account and nothing else
+    computed = ledger.balances(tenant=tenant)
+    assert {a.pk: v for a, v in computed.items()} == {a.pk: per_account.get(a.pk, 0)
+                                                      for a in LedgerAccount.objects.all()}
+    for account, value in computed.items():
+        assert ledger.balance(account=account) == value
+
+    payments = list(Payment.objects.select_related("order"))
+    captured = sum(p.amount for p in payments if p.status == Payment.Status.SUCCEEDED)
+    refunded = 0
+    for payment in payments:
+        refunds = sum(Refund.objects.filter(payment=payment).values_list("amount", flat=True))
+        assert payment.refunded_amount <= payment.amount
+        assert refunds == payment.refunded_amount
+        assert payment.order.refunded == payment.refunded_amount
+        assert payment.order.refunded <= payment.order.total
+        if payment.status != Payment.Status.SUCCEEDED:
+            assert payment.refunded_amount == 0
+        refunded += payment.refunded_amount
+    clearing = LedgerAccount.objects.filter(code=CLEARING).first()
+    clearing_balance = per_account.get(clearing.pk, 0) if clearing else 0
+    assert clearing_balance == captured - refunded
+
+    for entry in entries:
+        if entry.kind == JournalEntry.Kind.SALE:
+            amounts = [p for p in postings if p.entry_id == entry.pk]
+            assert sum(p.amount for p in amounts if p.amount < 0) == -entry.order.total
+            assert [p.amount for p in amounts if p.account.code == CLEARING] == [entry.order.total]
+        elif entry.kind == JournalEntry.Kind.REFUND:
+            amounts = [p.amount for p in postings if p.entry_id == entry.pk and p.account.code == CLEARING]
+            assert amounts == [-entry.refund.amount]
+    sales = JournalEntry.objects.filter(kind=JournalEntry.Kind.SALE)
+    assert sorted(sales.values_list("order_id", flat=True)) == sorted(
+        p.order_id for p in payments if p.status == Payment.Status.SUCCEEDED)
+    assert JournalEntry.objects.filter(kind=JournalEntry.Kind.REFUND).count() == Refund.objects.count()
+
+    for order in Order.objects.all():
+        active = order.entitlements.filter(revoked_at__isnull=True).count()
+        if order.status == Order.Status.REFUNDED:
+            assert order.refunded == order.total
+            assert order.entitlements.exists()
+            assert active == 0
+        elif order.status in (Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED):
+            assert active == order.lines.count()
+        else:
+            assert not order.entitlements.exists()
+
+    result = ledger.ledger_verify(tenant=tenant)
+    assert result.ok, result
+    assert result.entries == len(entries)
+    force_deferred_checks()
+
+
+# --- random traffic -------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def shop(tenant_a):
+    first, second = catalog_creator(tenant_a, "Lin Wei"), catalog_creator(tenant_a, "Ada Byron")
+    items = [
+        catalog_item(tenant_a, title="Tea", price=999, creators=[first]),
+        catalog_item(tenant_a, title="Silk", price=1000),
+        catalog_item(tenant_a, title="Paper", price=2501, creators=[first, second]),
+    ]
+    with scopes_disabled():
+        Coupon.objects.create(tenant=tenant_a, code="SAVE15", kind=Coupon.Kind.PERCENT, value=1500)
+        Coupon.objects.create(tenant=tenant_a, code="TENOFF", kind=Coupon.Kind.FIXED, value=10)
+    return tenant_a, items
+
+
+checkout = st.tuples(st.just("checkout"), st.integers(0, 2), st.sampled_from(["", "save15", "TENOFF"]))
+succeed = st.tuples(st.just("succeed"), st.integers(0, 50))
+operation = st.one_of(
+    checkout, succeed, succeed,
+    st.tuples(st.just("fail"), st.integers(0, 50)),
+    st.tuples(st.just("replay"), st.integers(0, 50), st.integers(1, 3)),
+    *[st.tuples(st.just("refund"), st.integers(0, 50),
+                st.integers(1, 400) | st.integers(1, 400) | st.sampled_from(["rest", "rest+1"]) | st.integers(1, 3000))] * 3,
+)
+# Every example opens with a few checkouts and payments, so what follows has orders to pay, fail and refund.
+operations = st.tuples(st.lists(checkout, min_size=1, max_size=4), st.lists(succeed, min_size=1, max_size=3),
+                       st.lists(operation, min_size=5, max_size=40)).map(lambda t: t[0] + t[1] + t[2])
+
+
+def snapshot():
+    return (
+        sorted(Payment.objects.values_list("pk", "status", "refunded_amount")),
+        sorted(Order.objects.values_list("pk", "status", "refunded")),
+        JournalEntry.objects.count(), Posting.objects.count(), Refund.objects.count(),
+        Entitlement.objects.filter(revoked_at__isnull=True).count(), WebhookEvent.objects.count(),
+    )
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ops=operations, tax=st.sampled_from([(0, True), (600, True), (600, False), (1300, False)]),
+       fee_bp=st.sampled_from([None, 0, 3333, 10000]))
+def test_random_money_traffic_keeps_the_books(shop, ops, tax, fee_bp):
+    tenant, items = shop
+    with tenancy.activate(tenant):  # one transaction per example, rolled back at the end
+        PaymentSettings.objects.update_or_create(
+            tenant=tenant, defaults={"tax_rate_bp": tax[0], "prices_include_tax": tax[1]})
+        if fee_bp is not None:
+            services.split_rule_create(tenant=tenant, actor=None, platform_fee_bp=fee_bp)
+        payments: list[Payment] = []
+        sent: list[bytes] = []
+        for op in ops:
+            kind = op[0]
+            if kind == "checkout":
+                item, code = items[op[1]], op[2]
+                payment = buy(tenant, item, coupon_code=code)
+                quote = services.quote(tenant=tenant, price=item.price, item=item, coupon_code=code)
+                assert (payment.amount, payment.order.total) == (quote.total, quote.total)
+                payments.append(payment)
+            elif kind in ("succeed", "fail") and payments:
+                # mostly a pending payment; now and then any, for late and out-of-order outcomes
+                pending = [p for p in payments if p.status == Payment.Status.PENDING]
+                pool = pending if pending and op[1] % 3 else payments
+                payment = pool[op[1] % len(pool)]
+                payment.refresh_from_db()
+                before = payment.status
+                body = SANDBOX.event_body(payment=payment, outcome="succeeded" if kind == "succeed" else "failed")
+                assert deliver(tenant, body) == "applied"
+                sent.append(body)
+                payment.refresh_from_db()
+                if before == Payment.Status.PENDING:
+                    assert payment.status == (Payment.Status.SUCCEEDED if kind == "succeed" else Payment.Status.FAILED)
+                else:  # late or out-of-order events never undo or redo an outcome
+                    assert payment.status == before
+            elif kind == "replay" and sent:
+                body, before = sent[op[1] % len(sent)], snapshot()
+                for _ in range(op[2]):
+                    assert deliver(tenant, body) == "duplicate"
+                assert snapshot() == before
+                event("a webhook was replayed")
+            elif kind == "refund" and payments:
+                # mostly a captured payment; now and then any payment, which may not be refundable
+                captured = [p for p in payments if p.status == Payment.Status.SUCCEEDED]
+                pool = captured if captured and op[1] % 4 else payments
+                payment = pool[op[1] % len(pool)]
+                payment.refresh_from_db()
+                left = payment.amount - payment.refunded_amount
+                amount = {"rest": left, "rest+1": left + 1}.get(op[2], op[2])
+                if amount <= 0:
+                    continue
+                before = snapshot()
+                if payment.status != Payment.Status.SUCCEEDED:
+                    with pytest.raises(ApplicationError) as refused:
+                        services.refund_create(payment=payment, amount=amount, actor=None)
+                    assert refused.value.code == "not_refundable"
+                    assert snapshot() == before
+                elif amount > left:
+                    with pytest.raises(ApplicationError) as refused:
+                        services.refund_create(payment=payment, amount=amount, actor=None)
+                    assert refused.value.code == "refund_exceeds_captured"
+                    event("a refund beyond what is left was refused")
+                    assert refused.value.extra["refundable"] == left
+                    assert snapshot() == before
+                else:
+                    refund = services.refund_create(payment=payment, amount=amount, actor=None)
+                    assert refund.amount == amount
+                    payment.refresh_from_db()
+                    assert payment.refunded_amount == sum(r.amount for r in payment.refunds.all())
+                    event("a refund was made")
+                    if payment.refunded_amount == payment.amount:
+                        event("a payment was refunded in full")
+        assert_ledger_invariants(tenant)
+        transaction.set_rollback(True)
+
+
+# --- worked examples ------------------------------------------------------------------------------------------------
+
+def test_a_sale_and_a_refund_book_these_postings(shop):
+    tenant, (tea, _silk, _paper) = shop
+    with tenancy.activate(tenant):
+        payment = settle(tenant, buy(tenant, tea))
+        order = payment.order
+        creator = tea.item_creators.get().creator_id
+        sale = JournalEntry.objects.get(order=order, kind=JournalEntry.Kind.SALE)
+        assert {p.account.code: p.amount for p in sale.postings.all()} == {
+            CLEARING: 999, "platform": -100, f"creator:{creator}:held": -450, "tenant": -449}
+        refund = services.refund_create(payment=payment, amount=999, actor=None)
+        entry = refund.journal_entries.get()
+        assert {p.account.code: p.amount for p in entry.postings.all()} == {
+            CLEARING: -999, "platform": 100, f"creator:{creator}:held": 450, "tenant": 449}
+        order.refresh_from_db()
+        assert order.status == Order.Status.REFUNDED
+        assert not order.entitlements.filter(revoked_at__isnull=True).exists()
+        assert_ledger_invariants(tenant)
+
+
+def test_partial_refunds_that_add_up_to_the_sale_return_every_share_to_zero(shop):
+    """A sale refunded in parts must leave the books as a refund in one go does: every share back at zero.
+
+    Fails: refund_create claws back each refund with ``splits.clawback(amount, sale_parts(order))`` on its own,
+    ignoring what earlier refunds of the order already took back, so the rounding favours the same share every
+    time. Ten refunds of 100 out of a 1000 sale split {platform 100, tenant 900} balance, but 1000 refunds of 1
+    take every unit from the storefront: the platform keeps its fee (-100) and the storefront ends at +100.
+    """
+    tenant, (_tea, silk, _paper) = shop
+    with tenancy.activate(tenant):
+        payment = settle(tenant, buy(tenant, silk))
+        for _ in range(7):
+            services.refund_create(payment=payment, amount=1, actor=None)
+        services.refund_create(payment=payment, amount=993, actor=None)
+        net: dict[str, int] = defaultdict(int)
+        for posting in Posting.objects.filter(entry__order=payment.order).select_related("account"):
+            net[posting.account.code] += posting.amount
+        assert payment.order.total == 1000
+        assert dict(net) == {CLEARING: 0, "platform": 0, "tenant": 0}
+
+
+# --- tampering ------------------------------------------------------------------------------------------------------
+
+def tamper(sql: str, params: list) -> None:
+    """Change ledger rows behind the services' back (on PostgreSQL, with the append-only triggers off briefly)."""
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            cursor.execute(sql, params)
+            return
+        # Pending deferred-trigger events block ALTER TABLE: fire them first.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        for table in ("payments_posting", "payments_journalentry"):
+            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        cursor.execute(sql, params)
+        for table in ("payments_posting", "payments_journalentry"):
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+
+
+@pytest.fixture
+def books(shop):
+    """Three sales and a partial refund: entries #1..#4."""
+    tenant, (tea, silk, paper) = shop
+    with tenancy.activate(tenant):
+        first = settle(tenant, buy(tenant, tea))
+        settle(tenant, buy(tenant, silk))
+        services.refund_create(payment=first, amount=300, actor=None)
+        settle(tenant, buy(tenant, paper))
+        entries = {e.sequence: e for e in JournalEntry.objects.all()}
+        assert ledger.ledger_verify(tenant=tenant).ok
+    assert sorted(entries) == [1, 2, 3, 4]
+    return tenant, entries
+
+
+def verify(tenant):
+    with tenancy.activate(tenant):
+        return ledger.ledger_verify(tenant=tenant)
+
+
+def command_output() -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("ledger_verify", stdout=out)
+    except SystemExit as exc:
+        return exc.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_the_command_passes_intact_books(books):
+    tenant, entries = books
+    code, output = command_output()
+    assert code == 0
+    assert f"alpha: 4 entries verify; head {entries[4].hash}" in output
+
+
+def test_a_changed_posting_amount_is_found(books):
+    tenant, entries = books
+    with scopes_disabled():
+        posting = entries[2].postings.order_by("amount").first()
+    tamper("UPDATE payments_posting SET amount = amount - 1 WHERE id = %s", [posting.pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 2)
+    assert "do not balance" in result.problem
+    code, output = command_output()
+    assert code == 1
+    assert "alpha: broken at entry #2: its postings do not balance" in output
+
+
+def test_money_moved_between_accounts_of_one_entry_is_found_by_the_hash(books):
+    tenant, entries = books
+    with scopes_disabled():
+        credits = list(entries[3].postings.filter(amount__gt=0).order_by("id"))  # the refund gives back shares
+    assert len(credits) >= 2
+    tamper("UPDATE payments_posting SET amount = amount + 1 WHERE id = %s", [credits[0].pk])
+    tamper("UPDATE payments_posting SET amount = amount - 1 WHERE id = %s", [credits[1].pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 3)
+    assert "does not match its hash" in result.problem
+    code, output = command_output()
+    assert code == 1
+    assert "broken at entry #3" in output
+
+
+def test_a_changed_memo_is_found(books):
+    tenant, entries = books
+    tamper("UPDATE payments_journalentry SET memo = %s WHERE id = %s", ["Sale nothing to see", entries[1].pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 1)
+    assert "does not match its hash" in result.problem
+    code, output = command_output()
+    assert code == 1
+    assert "alpha: broken at entry #1:" in output
+
+
+def test_a_changed_hash_breaks_the_next_link(books):
+    tenant, entries = books
+    tamper("UPDATE payments_journalentry SET hash = %s WHERE id = %s", ["f" * 64, entries[2].pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 2)
+
+
+def test_a_deleted_entry_in_the_middle_is_found(books):
+    tenant, entries = books
+    tamper("DELETE FROM payments_posting WHERE entry_id = %s", [entries[2].pk])
+    tamper("DELETE FROM payments_journalentry WHERE id = %s", [entries[2].pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 3)
+    assert "entry is missing" in result.problem
+    code, output = command_output()
+    assert code == 1
+    assert "alpha: broken at entry #3: sequence 3 where 2 was expected" in output
+
+
+def test_a_deleted_last_entry_is_found_by_the_head(books):
+    tenant, entries = books
+    tamper("DELETE FROM payments_posting WHERE entry_id = %s", [entries[4].pk])
+    tamper("DELETE FROM payments_journalentry WHERE id = %s", [entries[4].pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 4)
+    assert "entries were removed" in result.problem
+    code, output = command_output()
+    assert code == 1
+    assert "alpha: broken at entry #4" in output
+
+
+def test_the_command_reports_only_the_broken_tenant(books, tenant_b):
+    tenant, entries = books
+    tamper("UPDATE payments_journalentry SET memo = %s WHERE id = %s", ["changed", entries[4].pk])
+    code, output = command_output()
+    assert code == 1
+    assert "alpha: broken at entry #4" in output
+    assert "beta: 0 entries verify" in output
+
+
+# --- PostgreSQL guards ----------------------------------------------------------------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("on_postgres")
+class TestDatabaseGuards:
+    @pytest.mark.parametrize("sql", [
+        "UPDATE payments_journalentry SET memo = 'x' WHERE id = %(entry)s",
+        "DELETE FROM payments_journalentry WHERE id = %(entry)s",
+        "UPDATE payments_posting SET amount = amount + 1 WHERE id = %(posting)s",
+        "DELETE FROM payments_posting WHERE id = %(posting)s",
+    ])
+    def test_ledger_rows_are_append_only(self, books, sql):
+        _tenant, entries = books
+        with scopes_disabled():
+            posting = entries[1].postings.first()
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(sql, {"entry": entries[1].pk, "posting": posting.pk})
+
+    def test_the_orm_cannot_update_a_posting_either(self, books):
+        _tenant, entries = books
+        with scopes_disabled(), pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+            Posting.objects.filter(entry=entries[1]).update(amount=0)
+
+    def _entry(self, tenant, sequence: int) -> JournalEntry:
+        return JournalEntry.objects.create(tenant=tenant, sequence=sequence, kind=JournalEntry.Kind.REVERSAL,
+                                           memo="by hand", created_at=timezone.now(),
+                                           previous_hash=uuid.uuid4().hex * 2, hash=uuid.uuid4().hex * 2)
+
+    def _account(self, tenant, code: str, currency: str = "CNY") -> LedgerAccount:
+        return ledger.account_for(tenant=tenant, code=code, kind="tenant", currency=currency, name=code)
+
+    def test_an_unbalanced_entry_is_refused_when_constraints_are_checked(self, tenant_a):
+        with scope(tenant=tenant_a):
+            left, right = self._account(tenant_a, "left"), self._account(tenant_a, "right")
+            with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+                entry = self._entry(tenant_a, 1000)
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=left, amount=5, currency="CNY")
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=right, amount=-4, currency="CNY")
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            assert not JournalEntry.objects.filter(sequence=1000).exists()
+
+    def test_an_entry_balanced_only_across_currencies_is_refused(self, tenant_a):
+        with scope(tenant=tenant_a):
+            cny, usd = self._account(tenant_a, "cash", "CNY"), self._account(tenant_a, "cash", "USD")
+            with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic():
+                entry = self._entry(tenant_a, 1001)
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=cny, amount=5, currency="CNY")
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=usd, amount=-5, currency="USD")
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    def test_postings_added_one_by_one_may_balance_only_at_the_end(self, tenant_a):
+        with scope(tenant=tenant_a):
+            left, right = self._account(tenant_a, "left"), self._account(tenant_a, "right")
+            with transaction.atomic():
+                entry = self._entry(tenant_a, 1002)
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=left, amount=7, currency="CNY")
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=right, amount=-7, currency="CNY")
+                with connection.cursor() as cursor:
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            assert entry.postings.count() == 2

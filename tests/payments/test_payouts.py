@@ -1,0 +1,68 @@
+"""Creators' shares: held through the refund window, then payable, then paid by a payout run; refunds claw back."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scope
+
+from accounts.models import Role
+from payments.ledger import balances, ledger_verify
+from payments.models import Order, Payout
+from payments.payouts import creator_statements, payout_run, shares_release
+from payments.services import refund_create
+from tests.conftest import host_client
+from tests.factories import catalog_creator, catalog_item, member
+from tests.payments.test_checkout import buy
+
+pytestmark = pytest.mark.django_db
+
+
+def test_held_then_payable_then_paid_with_a_statement(tenant_a):
+    ada = catalog_creator(tenant_a, "Ada")
+    course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
+    learners = [member(tenant_a) for _ in range(2)]
+    for learner in learners:
+        buy(host_client("alpha.test", learner), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        [first, second] = Order.objects.filter(user__in=learners).order_by("id")
+        refund_create(payment=second.payments.get(), amount=5000, actor=None)  # half of one sale back
+        assert shares_release(tenant=tenant_a, now=timezone.now()) == 0  # still inside the refund window
+        later = timezone.now() + timedelta(days=15)
+        assert shares_release(tenant=tenant_a, now=later) == 2
+        assert shares_release(tenant=tenant_a, now=later) == 0
+        [statement] = creator_statements(tenant=tenant_a)
+        # 4500 from each sale, 2250 clawed back by the half refund.
+        assert (statement.held, statement.payable, statement.paid) == (0, 6750, 0)
+
+        payouts = payout_run(tenant=tenant_a, actor=None, reference="BATCH-1")
+        assert [(p.creator, p.amount) for p in payouts] == [(ada, 6750)]
+        assert payout_run(tenant=tenant_a, actor=None) == []
+        [statement] = creator_statements(tenant=tenant_a)
+        assert (statement.payable, statement.paid) == (0, 6750)
+
+        # A refund after the window claws back from what was payable (and is now owed back).
+        refund_create(payment=first.payments.get(), amount=10000, actor=None)
+        [statement] = creator_statements(tenant=tenant_a)
+        assert statement.payable == -4500
+        assert sum(balances(tenant=tenant_a).values()) == 0
+        assert ledger_verify(tenant=tenant_a).ok
+
+
+def test_the_admin_runs_payouts_and_serves_statements(tenant_a):
+    ada = catalog_creator(tenant_a, "Ada")
+    course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=30))
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    page = owner.get(reverse("admin:payments_payout_changelist")).content.decode()
+    assert "Ada" in page and "45.00" in page
+    csv = owner.get(reverse("admin:payments_payout_statement", args=[ada.pk])).content.decode()
+    assert "chain_head" in csv and "payable,,,,4500" in csv
+    owner.post(reverse("admin:payments_payout_run"), {"reference": "B1"})
+    with scope(tenant=tenant_a):
+        assert Payout.objects.get().amount == 4500
+    creator = host_client("alpha.test", member(tenant_a, Role.CREATOR))
+    assert creator.get(reverse("admin:payments_payout_changelist")).status_code == 403

@@ -1,0 +1,100 @@
+"""Subscriptions: the whole catalog for a period, renewals with a grace period, cancelling at the period's end."""
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+from django_scopes import scope
+
+from catalog.access import can_access
+from payments.ledger import ledger_verify
+from payments.models import Order, Subscription, SubscriptionPlan
+from payments.subscriptions import add_interval, subscriptions_sweep
+from tests.conftest import host_client
+from tests.factories import catalog_item, member
+from tests.payments.test_checkout import buy
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def plan(tenant_a):
+    with scope(tenant=tenant_a):
+        return SubscriptionPlan.objects.create(tenant=tenant_a, name="All access", slug="all", price=2900,
+                                               interval="month", grace_days=3)
+
+
+def pay_renewal(client, sub):
+    page = client.get("/subscription/").content.decode()
+    link = page.split('class="button" href="')[1].split('"')[0]
+    return client.post(link, {"action": "pay"}, follow=True)
+
+
+def test_add_interval_clamps_to_the_end_of_the_month():
+    start = timezone.now().replace(year=2026, month=1, day=31)
+    assert add_interval(start, "month").date().isoformat() == "2026-02-28"
+    assert add_interval(start, "year").date().isoformat() == "2027-01-31"
+
+
+def test_subscribe_renew_lapse_and_cancel(tenant_a, plan, django_capture_on_commit_callbacks):
+    paid = catalog_item(tenant_a, title="Deep Course", price=9900)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        assert sub.status == "active" and can_access(learner, paid)
+        end = sub.current_period_end
+
+        # The period ends: a renewal order opens, access continues through the grace period.
+        with django_capture_on_commit_callbacks(execute=True):
+            assert subscriptions_sweep(tenant=tenant_a, now=end + timedelta(minutes=1)) == {
+                "renewals_opened": 1, "ended": 0}
+        assert subscriptions_sweep(tenant=tenant_a, now=end + timedelta(minutes=2)) == {
+            "renewals_opened": 0, "ended": 0}  # safe to run again
+        sub.refresh_from_db()
+        assert sub.status == "past_due" and sub.entitlement.ends_at == end + timedelta(days=3)
+        assert "renew" in mail.outbox[-1].subject.lower()
+
+    # Paying the renewal extends the period by a month from the old end.
+    assert "Payment received" in pay_renewal(client, sub).content.decode()
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.status == "active" and sub.current_period_end == add_interval(end, "month")
+        assert Order.objects.filter(user=learner, status="paid").count() == 2
+        assert ledger_verify(tenant=tenant_a).ok
+
+    # Cancelling keeps access to the end of the period, then it ends.
+    client.post("/subscription/", {"action": "cancel"})
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.cancel_at_period_end and can_access(learner, paid)
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end + timedelta(seconds=1))
+        sub.refresh_from_db()
+        assert sub.status == "ended"
+        assert sub.entitlement.ends_at == sub.current_period_end
+
+
+def test_an_unpaid_renewal_ends_after_the_grace_period(tenant_a, plan):
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        end = sub.current_period_end
+        subscriptions_sweep(tenant=tenant_a, now=end)
+        subscriptions_sweep(tenant=tenant_a, now=end + timedelta(days=3, seconds=1))
+        sub.refresh_from_db()
+        assert sub.status == "ended"
+        renewal = Order.objects.get(user=learner, source="renewal")
+        assert renewal.status == "cancelled"
+        sub.entitlement.refresh_from_db()
+        assert sub.entitlement.ends_at == end + timedelta(days=3)  # access stopped when the grace ran out
+
+
+def test_one_live_subscription_per_learner(tenant_a, plan):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    response = client.post("/checkout/", {"plan": "all", "key": "second", "pay": "1"})
+    assert response.status_code == 400 and "You already have a subscription." in response.content.decode()
