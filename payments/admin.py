@@ -26,12 +26,14 @@ from .models import (
     PaymentSettings,
     Payout,
     Posting,
+    Promoter,
+    ReferralTouch,
     Refund,
     SplitRule,
     Subscription,
     SubscriptionPlan,
 )
-from .payouts import creator_statements, payout_run
+from .payouts import payout_run, statements
 from .services import entitlement_grant, entitlement_revoke, refund_create, split_rule_create
 
 
@@ -299,7 +301,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 class PayoutAdmin(ReadOnlyAdmin):
     """Payouts already made, the creators' statements, and the payout run."""
 
-    list_display = ["creator", "amount_display", "reference", "created_at", "created_by"]
+    list_display = ["creator", "promoter", "amount_display", "reference", "created_at", "created_by"]
     change_list_template = "admin/payments/payout/change_list.html"
 
     @admin.display(description=_("amount"))
@@ -309,14 +311,14 @@ class PayoutAdmin(ReadOnlyAdmin):
     def get_urls(self):
         return [
             path("run/", self.admin_site.admin_view(self.run_view), name="payments_payout_run"),
-            path("statement/<int:creator_id>.csv", self.admin_site.admin_view(self.statement_csv),
+            path("statement/<str:kind>/<int:party_id>.csv", self.admin_site.admin_view(self.statement_csv),
                  name="payments_payout_statement"),
             *super().get_urls(),
         ]
 
     def changelist_view(self, request, extra_context=None):
-        statements = creator_statements(tenant=request.tenant) if request.tenant is not None else []
-        return super().changelist_view(request, {**(extra_context or {}), "statements": statements,
+        found = statements(tenant=request.tenant) if request.tenant is not None else []
+        return super().changelist_view(request, {**(extra_context or {}), "statements": found,
                                                  "can_run": self._can_run(request)})
 
     def _can_run(self, request) -> bool:
@@ -329,14 +331,18 @@ class PayoutAdmin(ReadOnlyAdmin):
             self.message_user(request, _("%(n)d payouts made.") % {"n": len(payouts)}, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:payments_payout_changelist"))
 
-    def statement_csv(self, request, creator_id: int):
-        statement = next((s for s in creator_statements(tenant=request.tenant) if s.creator_id == creator_id), None)
+    def statement_csv(self, request, kind: str, party_id: int):
+        if kind not in ("creator", "promoter"):
+            from django.http import Http404
+
+            raise Http404("No such payee.")
+        statement = next(iter(statements(tenant=request.tenant, kind=kind, party_id=party_id)), None)
         if statement is None:
             from django.http import Http404
 
             raise Http404("No statement for this creator.")
         response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="statement-{creator_id}.csv"'
+        response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.csv"'
         writer = csv.writer(response)
         writer.writerow(["entry", "kind", "created_at", "memo", "amount", "currency", "entry_hash"])
         for line in statement.lines:
@@ -347,3 +353,44 @@ class PayoutAdmin(ReadOnlyAdmin):
         writer.writerow(["paid", "", "", "", statement.paid, statement.currency, ""])
         writer.writerow(["chain_head", statement.chain_sequence, "", "", "", "", statement.chain_head])
         return response
+
+
+@admin.register(Promoter)
+class PromoterAdmin(TenantScopedAdmin):
+    list_display = ["user", "code", "status", "recruited_by", "created_at", "approved_at"]
+    list_filter = ["status"]
+    search_fields = ["user__email", "code"]
+    readonly_fields = ["user", "code", "status", "recruited_by", "created_at", "approved_at"]
+    fields = readonly_fields
+    actions = ["approve", "reject", "suspend"]
+
+    def has_add_permission(self, request):
+        return False  # learners apply on the storefront
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _decide(self, request, queryset, status):
+        from .promoters import promoter_decide
+
+        for promoter in queryset:
+            promoter_decide(promoter=promoter, status=status, actor=request.user)
+        self.message_user(request, _("Done."), messages.SUCCESS)
+
+    @admin.action(description=_("Approve"))
+    def approve(self, request, queryset):
+        self._decide(request, queryset, Promoter.Status.APPROVED)
+
+    @admin.action(description=_("Reject"))
+    def reject(self, request, queryset):
+        self._decide(request, queryset, Promoter.Status.REJECTED)
+
+    @admin.action(description=_("Suspend"))
+    def suspend(self, request, queryset):
+        self._decide(request, queryset, Promoter.Status.SUSPENDED)
+
+
+@admin.register(ReferralTouch)
+class ReferralTouchAdmin(ReadOnlyAdmin):
+    list_display = ["promoter", "source", "user", "landing_path", "created_at"]
+    list_filter = ["source"]

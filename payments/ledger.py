@@ -31,10 +31,11 @@ from .models import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posti
 Kind = LedgerAccount.Kind
 
 
-def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str, creator=None) -> LedgerAccount:
+def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str, creator=None,
+                promoter=None) -> LedgerAccount:
     account, _ = LedgerAccount.objects.get_or_create(
         tenant=tenant, code=code, currency=currency,
-        defaults={"kind": kind, "name": name, "creator": creator})
+        defaults={"kind": kind, "name": name, "creator": creator, "promoter": promoter})
     return account
 
 

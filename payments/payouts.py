@@ -1,9 +1,9 @@
 """From held shares to money paid out.
 
-A sale credits each creator's *held* account. When the storefront's refund window has passed, ``shares_release``
-moves what the order still owes each creator (after any refunds) to their *payable* account. A payout run pays every
-payable balance: one payout entry per creator takes the amount out of the provider's clearing account.
-Statements are read straight from the postings.
+Creators and promoters are paid the same way ("payees" below). A sale credits each payee's *held* account. When
+the storefront's refund window has passed, ``shares_release`` moves what the order still owes each payee (after any
+refunds) to their *payable* account. A payout run pays every payable balance: one payout entry per payee books the
+money as paid out. Statements are read straight from the postings.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from . import ledger
 from .models import JournalEntry, LedgerAccount, Order, Payout, Posting
 from .services import payment_settings
 
+PAYEE_KINDS = (LedgerAccount.Kind.CREATOR, LedgerAccount.Kind.PROMOTER)
+
 
 def shares_release(*, tenant, now: datetime | None = None) -> int:
     """Release the shares of orders paid before the refund window; returns how many orders. Safe to repeat."""
@@ -35,7 +37,7 @@ def shares_release(*, tenant, now: datetime | None = None) -> int:
             order = Order.objects.select_for_update().get(pk=order_id)
             if order.shares_released_at is not None:
                 continue
-            held = (Posting.objects.filter(entry__order=order, account__kind=LedgerAccount.Kind.CREATOR,
+            held = (Posting.objects.filter(entry__order=order, account__kind__in=PAYEE_KINDS,
                                            account__code__endswith=":held")
                     .values("account").annotate(total=Sum("amount")))
             postings = []
@@ -45,7 +47,7 @@ def shares_release(*, tenant, now: datetime | None = None) -> int:
                     payable = ledger.account_for(
                         tenant=tenant, code=account.code.replace(":held", ":payable"), kind=account.kind,
                         currency=account.currency, name=account.name.replace("(held)", "(payable)"),
-                        creator=account.creator)
+                        creator=account.creator, promoter=account.promoter)
                     postings += [(account, -row["total"]), (payable, row["total"])]
             if postings:
                 ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.RELEASE, postings=postings, order=order,
@@ -68,10 +70,11 @@ class StatementLine:
 
 @dataclass
 class Statement:
-    """What one creator was credited, released and paid, with the chain head that lets them verify it."""
+    """What one payee was credited, released and paid, with the chain head that lets them verify it."""
 
-    creator_id: int
-    creator_name: str
+    kind: str  # "creator" or "promoter"
+    party_id: int
+    name: str
     currency: str
     held: int = 0
     payable: int = 0
@@ -81,23 +84,25 @@ class Statement:
     chain_sequence: int = 0
 
 
-def creator_statements(*, tenant) -> list[Statement]:
-    """Every creator's statement; amounts are what the storefront owes them (positive)."""
+def statements(*, tenant, kind: str | None = None, party_id: int | None = None) -> list[Statement]:
+    """Payees' statements (all, one kind, or one payee); amounts are what the storefront owes them."""
     from .models import LedgerHead
 
     head = LedgerHead.objects.first()
-    statements: dict[tuple[int, str], Statement] = {}
-    postings = (Posting.objects.filter(account__kind=LedgerAccount.Kind.CREATOR)
-                .select_related("account__creator", "entry").order_by("entry__sequence", "id"))
-    for posting in postings:
-        creator = posting.account.creator
-        key = (creator.pk, posting.currency)
-        st = statements.setdefault(key, Statement(creator_id=creator.pk, creator_name=creator.name,
-                                                  currency=posting.currency,
-                                                  chain_head=head.hash if head else "",
-                                                  chain_sequence=head.sequence if head else 0))
+    found: dict[tuple[str, int, str], Statement] = {}
+    postings = Posting.objects.filter(account__kind__in=[kind] if kind else PAYEE_KINDS)
+    if party_id is not None:
+        postings = postings.filter(**{f"account__{kind}_id": party_id})
+    for posting in postings.select_related("account__creator", "account__promoter__user", "entry").order_by(
+            "entry__sequence", "id"):
+        account = posting.account
+        party = account.creator if account.kind == LedgerAccount.Kind.CREATOR else account.promoter
+        name = party.name if account.kind == LedgerAccount.Kind.CREATOR else party.user.email
+        st = found.setdefault((account.kind, party.pk, posting.currency), Statement(
+            kind=account.kind, party_id=party.pk, name=name, currency=posting.currency,
+            chain_head=head.hash if head else "", chain_sequence=head.sequence if head else 0))
         owed = -posting.amount
-        if posting.account.code.endswith(":held"):
+        if account.code.endswith(":held"):
             st.held += owed
         else:
             st.payable += owed
@@ -106,7 +111,11 @@ def creator_statements(*, tenant) -> list[Statement]:
         st.lines.append(StatementLine(sequence=posting.entry.sequence, kind=posting.entry.kind,
                                       created_at=posting.entry.created_at, memo=posting.entry.memo, amount=owed,
                                       entry_hash=posting.entry.hash))
-    return sorted(statements.values(), key=lambda s: s.creator_name)
+    return sorted(found.values(), key=lambda st: (st.kind, st.name))
+
+
+def creator_statements(*, tenant) -> list[Statement]:
+    return statements(tenant=tenant, kind=LedgerAccount.Kind.CREATOR)
 
 
 def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
@@ -120,21 +129,22 @@ def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
         LedgerHead.objects.get_or_create(tenant=tenant)
         LedgerHead.objects.select_for_update().get(tenant=tenant)
         balances: dict[int, int] = defaultdict(int)
-        for row in (Posting.objects.filter(account__kind=LedgerAccount.Kind.CREATOR,
-                                           account__code__endswith=":payable")
+        for row in (Posting.objects.filter(account__kind__in=PAYEE_KINDS, account__code__endswith=":payable")
                     .values("account").annotate(total=Sum("amount"))):
             balances[row["account"]] = row["total"]
         for account_id, total in sorted(balances.items()):
             owed = -total
             if owed <= 0:
                 continue
-            account = LedgerAccount.objects.select_related("creator").get(pk=account_id)
+            account = LedgerAccount.objects.select_related("creator", "promoter__user").get(pk=account_id)
+            payee = account.creator.name if account.creator_id else account.promoter.user.email
             clearing = ledger.account_for(tenant=tenant, code="payouts", kind=LedgerAccount.Kind.PAYOUT,
                                           currency=account.currency, name="Paid out")
             entry = ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.PAYOUT,
                                       postings=[(account, owed), (clearing, -owed)],
-                                      memo=f"Payout to {account.creator.name} {reference}".strip())
-            payouts.append(Payout.objects.create(tenant=tenant, creator=account.creator, amount=owed,
+                                      memo=f"Payout to {payee} {reference}".strip())
+            payouts.append(Payout.objects.create(tenant=tenant, creator=account.creator,
+                                                 promoter=account.promoter, amount=owed,
                                                  currency=account.currency, entry=entry, reference=reference,
                                                  created_by=actor if getattr(actor, "is_authenticated", False)
                                                  else None))

@@ -88,15 +88,16 @@ def split_rule_current(*, tenant) -> SplitRule:
 
 
 def split_rule_create(*, tenant, actor, platform_fee_bp: int, partner_commission_bp: int = 0,
-                      promoter_commission_bp: int = 0) -> SplitRule:
+                      promoter_commission_bp: int = 0, promoter_second_level_bp: int = 0) -> SplitRule:
     """A new version of the split rule; orders already placed keep the version they were split with."""
-    if platform_fee_bp + max(partner_commission_bp, promoter_commission_bp) > splits.WHOLE:
+    if platform_fee_bp + max(partner_commission_bp, promoter_commission_bp + promoter_second_level_bp) > splits.WHOLE:
         raise ApplicationError(_("The fee and a commission together cannot exceed 100%."), code="split_over_whole")
     with transaction.atomic():
         latest = SplitRule.objects.select_for_update().order_by("-version").first()
         rule = SplitRule.objects.create(
             tenant=tenant, version=(latest.version if latest else 0) + 1, platform_fee_bp=platform_fee_bp,
             partner_commission_bp=partner_commission_bp, promoter_commission_bp=promoter_commission_bp,
+            promoter_second_level_bp=promoter_second_level_bp,
             created_by=actor if getattr(actor, "is_authenticated", False) else None)
         audit_log_write(tenant=tenant, actor=actor, action="payments.split_rule_created", target=rule,
                         data={"version": rule.version, "platform_fee_bp": platform_fee_bp})
@@ -163,7 +164,8 @@ def _order_number() -> str:
 
 
 def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None, plan=None, coupon_code: str = "",
-                   provider_name: str | None = None, request=None) -> CheckoutStarted:
+                   promoter_code: str = "", visitor: str = "", provider_name: str | None = None,
+                   request=None) -> CheckoutStarted:
     """Create the order and a pending payment for one item, bundle or subscription plan, and return where the
     learner pays.
 
@@ -211,13 +213,18 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         if Subscription.objects.filter(user=user).exclude(status=Subscription.Status.ENDED).exists():
             raise ApplicationError(_("You already have a subscription."), code="already_subscribed")
         title, price = plan.name, plan.price
+    from .promoters import attribution_for, touch_record
+
+    if promoter_code.strip():
+        touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
-                      plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request)
+                      plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request,
+                      attribution=attribution_for(tenant=tenant, user=user, visitor=visitor))
 
 
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
-               source: str = "storefront") -> CheckoutStarted:
+               source: str = "storefront", attribution=None) -> CheckoutStarted:
     """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing."""
     from django.conf import settings
 
@@ -236,7 +243,10 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 tenant=tenant, number=_order_number(), user=user, currency=currency, subtotal=price,
                 discount=q.discount, tax=q.tax, total=q.total, tax_rate_bp=q.settings.tax_rate_bp,
                 prices_include_tax=q.settings.prices_include_tax, coupon=q.coupon,
-                split_rule=split_rule_current(tenant=tenant), idempotency_key=key, source=source)
+                split_rule=split_rule_current(tenant=tenant), idempotency_key=key, source=source,
+                promoter=attribution.promoter if attribution else None,
+                promoter_second_level=attribution.second_level if attribution else None,
+                attribution=attribution.evidence if attribution else {})
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, discount=q.discount,
                                      tax=q.tax, total=q.total)
@@ -275,13 +285,20 @@ def existing_checkout(order: Order, user) -> CheckoutStarted:
 
 def _accounts(tenant, currency: str, payment_provider: str):
     def account(share: splits.Share, *, held: bool = True) -> LedgerAccount:
+        state = "held" if held else "payable"
         if share.kind == "creator":
             from catalog.models import Creator
 
             creator = Creator.objects.get(pk=share.party)
-            state = "held" if held else "payable"
             return ledger.account_for(tenant=tenant, code=f"creator:{share.party}:{state}", kind="creator",
                                       currency=currency, name=f"{creator.name} ({state})", creator=creator)
+        if share.kind == "promoter":
+            from .models import Promoter
+
+            promoter = Promoter.objects.select_related("user").get(pk=share.party)
+            return ledger.account_for(tenant=tenant, code=f"promoter:{share.party}:{state}", kind="promoter",
+                                      currency=currency, name=f"{promoter.user.email} ({state})",
+                                      promoter=promoter)
         names = {"platform": "Platform fee", "tenant": "Storefront revenue", "tax": "Tax collected"}
         return ledger.account_for(tenant=tenant, code=share.kind, kind=share.kind, currency=currency,
                                   name=names.get(share.kind, share.kind))
@@ -297,10 +314,16 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
 
     rule = order.split_rule
     parts: dict[splits.Share, int] = {splits.TAX: order.tax} if order.tax else {}
+    commissions = []
+    if order.promoter_id and rule.promoter_commission_bp:
+        commissions.append((splits.Share("promoter", order.promoter_id), rule.promoter_commission_bp))
+    if order.promoter_second_level_id and rule.promoter_second_level_bp:
+        commissions.append((splits.Share("promoter", order.promoter_second_level_id), rule.promoter_second_level_bp))
     for line in order.lines.select_related("item", "bundle"):
         net = line.total - line.tax
         if line.plan_id:
-            for share, part in splits.split_amount(net, platform_fee_bp=rule.platform_fee_bp).items():
+            for share, part in splits.split_amount(net, platform_fee_bp=rule.platform_fee_bp,
+                                                   commissions=commissions).items():
                 parts[share] = parts.get(share, 0) + part
             continue
         if line.item_id:
@@ -314,7 +337,7 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
         for item_id, amount in pieces:
             creators = list(ItemCreator.objects.filter(item_id=item_id).values_list("creator_id", "share_bp"))
             for share, part in splits.split_amount(amount, platform_fee_bp=rule.platform_fee_bp,
-                                                   creators=creators).items():
+                                                   commissions=commissions, creators=creators).items():
                 parts[share] = parts.get(share, 0) + part
     return parts
 

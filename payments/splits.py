@@ -28,21 +28,22 @@ PLATFORM, TENANT, TAX = Share("platform"), Share("tenant"), Share("tax")
 
 
 def split_amount(amount: int, *, platform_fee_bp: int, commission: tuple[Share, int] | None = None,
-                 creators: list[tuple[int, int]] = ()) -> dict[Share, int]:
-    """Split ``amount`` (no tax in it) between the platform, a commission, creators ``[(creator id, share bp)]``
-    and the storefront."""
-    commission_bp = commission[1] if commission else 0
+                 commissions: list[tuple[Share, int]] = (), creators: list[tuple[int, int]] = ()) -> dict[Share, int]:
+    """Split ``amount`` (no tax in it) between the platform, commissions (a partner, or a promoter and the one who
+    recruited them), creators ``[(creator id, share bp)]`` and the storefront."""
+    commissions = [*commissions, *([commission] if commission else [])]
+    commission_bp = sum(bp for _share, bp in commissions)
     if platform_fee_bp + commission_bp > WHOLE:
-        raise MoneyError("the platform fee and commission exceed the whole amount")
+        raise MoneyError("the platform fee and commissions exceed the whole amount")
     creator_bp = sum(bp for _creator, bp in creators)
     if creator_bp > WHOLE:
         raise MoneyError("creators' shares exceed the whole")
     rest = WHOLE - platform_fee_bp - commission_bp
     shares: list[Share] = [PLATFORM]
     weights = [platform_fee_bp * WHOLE]
-    if commission:
-        shares.append(commission[0])
-        weights.append(commission_bp * WHOLE)
+    for share, bp in commissions:
+        shares.append(share)
+        weights.append(bp * WHOLE)
     for creator, bp in creators:
         shares.append(Share("creator", creator))
         weights.append(rest * bp)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("checkout/sandbox/<str:token>/", views.sandbox_checkout, name="sandbox_checkout"),
     path("payments/webhooks/<str:provider_name>/", views.webhook, name="webhook"),
     path("plans/", views.plans, name="plans"),
+    path("promote/", views.promote, name="promote"),
     path("subscription/", views.subscription, name="subscription"),
     path("orders/", views.orders, name="orders"),
     path("orders/<str:number>/", views.order_detail, name="order"),

@@ -20,6 +20,7 @@ from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
 
 from . import services
+from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
 from .providers.sandbox import HEADER, SandboxProvider
 from .subscriptions import subscription_cancel, subscription_resume
@@ -27,6 +28,7 @@ from .subscriptions import subscription_cancel, subscription_resume
 
 class CheckoutForm(forms.Form):
     coupon = forms.CharField(label=gettext_lazy("Coupon code"), required=False, max_length=40)
+    referral = forms.CharField(label=gettext_lazy("Referral code (optional)"), required=False, max_length=16)
     key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
 
@@ -57,7 +59,8 @@ def checkout(request):
         try:
             started = services.checkout_start(
                 tenant=request.tenant, user=request.user, idempotency_key=form.cleaned_data["key"], item=item,
-                bundle=bundle, plan=plan, coupon_code=form.cleaned_data["coupon"], request=request)
+                bundle=bundle, plan=plan, coupon_code=form.cleaned_data["coupon"],
+                promoter_code=form.cleaned_data["referral"], visitor=visitor_id(request), request=request)
             if started.redirect_url:
                 return HttpResponseRedirect(started.redirect_url)
             return redirect("payments:order", number=started.order.number)
@@ -168,3 +171,38 @@ def subscription(request):
     if sub is not None and sub.status == Subscription.Status.PAST_DUE and sub.renewal_order is not None:
         pay_url = services.existing_checkout(sub.renewal_order, request.user).redirect_url
     return render(request, "payments/subscription.html", {"sub": sub, "pay_url": pay_url})
+
+
+@storefront_only
+@login_required
+def promote(request):
+    """The promoter's page: apply, then the referral link and its QR code, referred learners and commissions."""
+    import io
+
+    import segno
+
+    from .models import Order, Promoter
+    from .payouts import statements
+    from .promoters import promoter_apply
+
+    promoter = Promoter.objects.filter(user=request.user).first()
+    if request.method == "POST" and promoter is None:
+        promoter_apply(tenant=request.tenant, user=request.user, visitor=visitor_id(request))
+        messages.success(request, _("Thank you: the team will review your application."))
+        return redirect("payments:promote")
+    if not services.payment_settings(tenant=request.tenant).promoters_enabled:
+        raise Http404("No promoter programme here.")
+    context = {"promoter": promoter}
+    if promoter is not None and promoter.status == Promoter.Status.APPROVED:
+        link = request.tenant.url(f"/?ref={promoter.code}")
+        buffer = io.BytesIO()
+        segno.make(link, error="m").save(buffer, kind="svg", scale=5, xmldecl=False, svgns=True,
+                                         title=_("QR code of your referral link"))
+        orders = Order.objects.filter(promoter=promoter).select_related("user").order_by("-created_at")
+        context.update(
+            link=link, qr_svg=buffer.getvalue().decode(),
+            referred=sorted({o.user.display_name or o.user.email.split("@")[0] for o in orders}),
+            orders=orders[:50], statement=next(iter(statements(tenant=request.tenant, kind="promoter",
+                                                             party_id=promoter.pk)), None),
+            recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
+    return render(request, "payments/promote.html", context)

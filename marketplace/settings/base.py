@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "payments.middleware.ReferralMiddleware",
     "marketplace.errors.ApplicationErrorMiddleware",
 ]
 

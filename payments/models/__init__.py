@@ -3,10 +3,11 @@
 from .entitlements import Entitlement
 from .ledger import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Payout, Posting
 from .orders import Coupon, Order, OrderLine, Payment, PaymentSettings, Refund, SplitRule, WebhookEvent
+from .promoters import Promoter, ReferralTouch
 from .subscriptions import Subscription, SubscriptionPlan
 
 __all__ = [
     "GENESIS_HASH", "Coupon", "Entitlement", "JournalEntry", "LedgerAccount", "LedgerHead", "Order",
     "OrderLine", "Payment", "PaymentSettings", "Payout", "Posting", "Refund", "SplitRule", "Subscription",
-    "SubscriptionPlan", "WebhookEvent",
+    "Promoter", "ReferralTouch", "SubscriptionPlan", "WebhookEvent",
 ]

@@ -35,6 +35,8 @@ class LedgerAccount(TenantOwned):
     name = models.CharField(max_length=200)
     creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="ledger_accounts")
+    promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="ledger_accounts")
 
     class Meta:
         ordering = ["code"]
@@ -99,10 +101,12 @@ class LedgerHead(TenantOwned):
 
 
 class Payout(TenantOwned):
-    """Money paid out to a creator by a payout run, booked as a payout journal entry."""
+    """Money paid out to a creator or a promoter by a payout run, booked as a payout journal entry."""
 
-    creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, related_name="payouts",
-                                verbose_name=_("creator"))
+    creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="payouts", verbose_name=_("creator"))
+    promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="payouts", verbose_name=_("promoter"))
     amount = models.PositiveBigIntegerField(_("amount"))
     currency = models.CharField(_("currency"), max_length=3)
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="payout")

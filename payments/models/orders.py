@@ -24,6 +24,13 @@ class PaymentSettings(TenantOwned):
     refund_window_days = models.PositiveIntegerField(
         _("refund window (days)"), default=14,
         help_text=_("Creators' shares and commissions are held this long, then become payable."))
+    promoters_enabled = models.BooleanField(_("promoter programme"), default=False,
+                                            help_text=_("Learners may apply to promote the storefront."))
+    attribution_window_days = models.PositiveIntegerField(
+        _("attribution window (days)"), default=30,
+        help_text=_("A sale counts for the promoter whose link or code the learner used last, within this window."))
+    self_referral_allowed = models.BooleanField(
+        _("promoters earn on their own purchases"), default=False)
 
     class Meta:
         verbose_name = _("payment settings")
@@ -45,6 +52,9 @@ class SplitRule(TenantOwned):
                                                         validators=[MaxValueValidator(10000)])
     promoter_commission_bp = models.PositiveIntegerField(_("promoter commission (basis points)"), default=0,
                                                          validators=[MaxValueValidator(10000)])
+    promoter_second_level_bp = models.PositiveIntegerField(
+        _("second-level promoter commission (basis points)"), default=0, validators=[MaxValueValidator(10000)],
+        help_text=_("Paid to whoever recruited the promoter who made the sale. There is no third level."))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                                    related_name="+", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -111,6 +121,11 @@ class Order(TenantOwned):
     split_rule = models.ForeignKey(SplitRule, on_delete=models.PROTECT, related_name="orders")
     idempotency_key = models.CharField(max_length=100)
     source = models.CharField(_("source"), max_length=20, default="storefront")
+    promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
+                                 related_name="orders", verbose_name=_("promoter"))
+    promoter_second_level = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
+                                              related_name="second_level_orders")
+    attribution = models.JSONField(_("attribution evidence"), default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     shares_released_at = models.DateTimeField(

@@ -59,7 +59,7 @@ def test_the_admin_runs_payouts_and_serves_statements(tenant_a):
     owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     page = owner.get(reverse("admin:payments_payout_changelist")).content.decode()
     assert "Ada" in page and "45.00" in page
-    csv = owner.get(reverse("admin:payments_payout_statement", args=[ada.pk])).content.decode()
+    csv = owner.get(reverse("admin:payments_payout_statement", args=["creator", ada.pk])).content.decode()
     assert "chain_head" in csv and "payable,,,,4500" in csv
     owner.post(reverse("admin:payments_payout_run"), {"reference": "B1"})
     with scope(tenant=tenant_a):

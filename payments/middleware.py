@@ -1,0 +1,34 @@
+"""Referral links: ``?ref=CODE`` on any storefront page records a touch for the promoter behind the code."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+
+VISITOR_COOKIE = "zk_visitor"
+
+
+def visitor_id(request) -> str:
+    return request.COOKIES.get(VISITOR_COOKIE, "")[:64]
+
+
+class ReferralMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        code = request.GET.get("ref", "") if request.method == "GET" else ""
+        tenant = getattr(request, "tenant", None)
+        new_visitor = None
+        if code and tenant is not None:
+            from .promoters import touch_record
+
+            visitor = visitor_id(request) or uuid.uuid4().hex
+            new_visitor = visitor if not visitor_id(request) else None
+            touch_record(tenant=tenant, code=code, visitor=visitor, user=request.user, path=request.path)
+        response = self.get_response(request)
+        if new_visitor:
+            response.set_cookie(VISITOR_COOKIE, new_visitor, max_age=365 * 24 * 3600, httponly=True,
+                                samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
+        return response

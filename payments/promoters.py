@@ -1,0 +1,113 @@
+"""The promoter programme (分销): applying, approval, referral touches and the attribution of a sale.
+
+Attribution is last touch: of the learner's touches (by account, or by the browser's visitor id before they signed
+up) inside the storefront's attribution window, the newest one through an approved promoter wins. Its id, source and
+time are stored on the order as the commission's evidence. The promoter's recruiter earns the second level.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from marketplace.errors import ApplicationError
+from marketplace.services import audit_log_write
+
+from .models import Promoter, ReferralTouch
+from .services import payment_settings
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: codes are read aloud and typed
+
+
+def _programme(tenant):
+    conf = payment_settings(tenant=tenant)
+    if not conf.promoters_enabled:
+        raise ApplicationError(_("This storefront has no promoter programme."), code="promoters_disabled",
+                               status=404)
+    return conf
+
+
+def touch_record(*, tenant, code: str, visitor: str = "", user=None, path: str = "",
+                 source: str = ReferralTouch.Source.LINK) -> ReferralTouch | None:
+    """Remember a visit through a promoter's link or code; unknown or unapproved codes are ignored."""
+    conf = payment_settings(tenant=tenant)
+    if not conf.promoters_enabled or not code:
+        return None
+    promoter = Promoter.objects.filter(code=code.strip().upper(), status=Promoter.Status.APPROVED).first()
+    if promoter is None:
+        return None
+    return ReferralTouch.objects.create(tenant=tenant, promoter=promoter, source=source, visitor=visitor[:64],
+                                        user=user if getattr(user, "is_authenticated", False) else None,
+                                        landing_path=path[:300])
+
+
+@dataclass
+class Attribution:
+    promoter: Promoter
+    second_level: Promoter | None
+    evidence: dict
+
+
+def attribution_for(*, tenant, user, visitor: str = "", now=None) -> Attribution | None:
+    """The promoter (and their recruiter) a purchase by ``user`` now is attributed to, with the evidence."""
+    conf = payment_settings(tenant=tenant)
+    if not conf.promoters_enabled:
+        return None
+    now = now or timezone.now()
+    who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
+    touches = (ReferralTouch.objects.filter(who, created_at__gte=now - timedelta(days=conf.attribution_window_days),
+                                            promoter__status=Promoter.Status.APPROVED)
+               .select_related("promoter__recruited_by").order_by("-created_at", "-id"))
+    for touch in touches[:20]:
+        promoter = touch.promoter
+        if promoter.user_id == user.pk and not conf.self_referral_allowed:
+            continue
+        second = promoter.recruited_by
+        if second is not None and (second.status != Promoter.Status.APPROVED or second.user_id == user.pk):
+            second = None
+        return Attribution(promoter=promoter, second_level=second, evidence={
+            "touch": touch.pk, "source": touch.source, "code": promoter.code, "at": touch.created_at.isoformat(),
+            "second_level": second.code if second else None})
+    return None
+
+
+def promoter_apply(*, tenant, user, visitor: str = "") -> Promoter:
+    """A learner asks to become a promoter; whoever's link brought them becomes their recruiter."""
+    _programme(tenant)
+    existing = Promoter.objects.filter(user=user).first()
+    if existing is not None:
+        return existing
+    brought_by = attribution_for(tenant=tenant, user=user, visitor=visitor)
+    for _attempt in range(5):
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+        try:
+            with transaction.atomic():
+                promoter = Promoter.objects.create(
+                    tenant=tenant, user=user, code=code,
+                    recruited_by=brought_by.promoter if brought_by else None)
+                audit_log_write(tenant=tenant, actor=user, action="payments.promoter_applied", target=promoter)
+                return promoter
+        except IntegrityError:
+            if Promoter.objects.filter(user=user).exists():
+                return Promoter.objects.get(user=user)
+    raise ApplicationError(_("Could not make a referral code; try again."), code="promoter_code_clash")
+
+
+def promoter_decide(*, promoter: Promoter, status: str, actor) -> Promoter:
+    """The team approves, rejects or suspends a promoter."""
+    if status not in (Promoter.Status.APPROVED, Promoter.Status.REJECTED, Promoter.Status.SUSPENDED):
+        raise ApplicationError(_("Unknown decision."), code="promoter_status_invalid")
+    with transaction.atomic():
+        promoter = Promoter.objects.select_for_update().get(pk=promoter.pk)
+        promoter.status = status
+        if status == Promoter.Status.APPROVED and promoter.approved_at is None:
+            promoter.approved_at = timezone.now()
+        promoter.save(update_fields=["status", "approved_at"])
+        audit_log_write(tenant=promoter.tenant, actor=actor, action=f"payments.promoter_{status}", target=promoter)
+    return promoter

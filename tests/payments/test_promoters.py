@@ -1,0 +1,129 @@
+"""Promoters (分销): referral links and codes, last-touch attribution, two levels at most, commissions."""
+
+from datetime import timedelta
+
+import pytest
+from django.db.models import Sum
+from django.utils import timezone
+from django_scopes import scope
+
+from payments import services
+from payments.ledger import ledger_verify
+from payments.models import Order, PaymentSettings, Posting, Promoter, ReferralTouch
+from payments.promoters import promoter_decide
+from tests.conftest import host_client
+from tests.factories import catalog_item, member
+from tests.payments.test_checkout import buy
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def programme(tenant_a):
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True, attribution_window_days=30)
+        services.split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=1000, promoter_commission_bp=1000,
+                                   promoter_second_level_bp=500)
+    return catalog_item(tenant_a, title="Course", price=10000)
+
+
+def promoter(tenant, *, recruited_by=None):
+    learner = member(tenant)
+    client = host_client("alpha.test", learner)
+    if recruited_by is not None:
+        client.get(f"/?ref={recruited_by.code}")
+    client.post("/promote/")
+    with scope(tenant=tenant):
+        found = Promoter.objects.get(user=learner)
+        return promoter_decide(promoter=found, status="approved", actor=None)
+
+
+def commissions(tenant, order) -> dict[int, int]:
+    with scope(tenant=tenant):
+        rows = (Posting.objects.filter(entry__order=order, account__kind="promoter")
+                .values_list("account__promoter").annotate(total=Sum("amount")))
+        return {promoter_id: -total for promoter_id, total in rows}
+
+
+def test_a_referral_link_before_sign_up_earns_both_levels_and_never_a_third(tenant_a, programme):
+    top = promoter(tenant_a)
+    middle = promoter(tenant_a, recruited_by=top)
+    bottom = promoter(tenant_a, recruited_by=middle)
+    assert middle.recruited_by == top and bottom.recruited_by == middle
+
+    # An anonymous visitor follows the bottom promoter's link, then signs up and buys.
+    visitor = host_client("alpha.test")
+    visitor.get(f"/item/{programme.slug}/?ref={bottom.code}")
+    learner = member(tenant_a)
+    visitor.force_login(learner)
+    buy(visitor, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert order.promoter == bottom and order.promoter_second_level == middle
+        touch = ReferralTouch.objects.get(pk=order.attribution["touch"])
+        assert touch.source == "link" and touch.promoter == bottom and order.attribution["code"] == bottom.code
+    # 10% to the promoter, 5% to their recruiter, nothing to the recruiter's recruiter.
+    assert commissions(tenant_a, order) == {bottom.pk: 1000, middle.pk: 500}
+
+
+def test_a_code_at_checkout_is_the_last_touch(tenant_a, programme):
+    first, second = promoter(tenant_a), promoter(tenant_a)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={first.code}")
+    page = client.get(f"/checkout/?item={programme.slug}").content.decode()
+    key = page.split('name="key" value="')[1].split('"')[0]
+    hosted = client.post("/checkout/", {"item": programme.slug, "key": key, "referral": second.code.lower(),
+                                        "pay": "1"}).url
+    client.post(hosted, {"action": "pay"})
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert order.promoter == second and order.attribution["source"] == "code"
+
+
+def test_self_referral_follows_the_setting(tenant_a, programme):
+    me = promoter(tenant_a)
+    client = host_client("alpha.test", me.user)
+    client.get(f"/?ref={me.code}")
+    buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(user=me.user).promoter is None
+        PaymentSettings.objects.update(self_referral_allowed=True)
+    other = catalog_item(tenant_a, title="Other", price=5000)
+    buy(client, f"item={other.slug}")
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(user=me.user, lines__item=other).promoter == me
+
+
+def test_touches_outside_the_window_and_unapproved_promoters_earn_nothing(tenant_a, programme):
+    old, pending = promoter(tenant_a), promoter(tenant_a)
+    with scope(tenant=tenant_a):
+        promoter_decide(promoter=pending, status="suspended", actor=None)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={old.code}")
+    with scope(tenant=tenant_a):
+        ReferralTouch.objects.filter(promoter=old).update(created_at=timezone.now() - timedelta(days=31))
+    client.get(f"/?ref={pending.code}")
+    buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(user=learner).promoter is None
+
+
+def test_a_refund_claws_back_commissions_and_the_page_shows_them(tenant_a, programme):
+    seller = promoter(tenant_a)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={seller.code}")
+    buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        services.refund_create(payment=order.payments.get(), amount=5000, actor=None)
+        assert ledger_verify(tenant=tenant_a).ok
+    assert commissions(tenant_a, order) == {seller.pk: 500}
+    page = host_client("alpha.test", seller.user).get("/promote/").content.decode()
+    assert f"?ref={seller.code}" in page and "<svg" in page and "5.00" in page
+
+
+def test_no_programme_no_promoter_page(tenant_a):
+    assert host_client("alpha.test", member(tenant_a)).get("/promote/").status_code == 404
