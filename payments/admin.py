@@ -313,6 +313,8 @@ class PayoutAdmin(ReadOnlyAdmin):
             path("run/", self.admin_site.admin_view(self.run_view), name="payments_payout_run"),
             path("statement/<str:kind>/<int:party_id>.csv", self.admin_site.admin_view(self.statement_csv),
                  name="payments_payout_statement"),
+            path("statement/<str:kind>/<int:party_id>.json", self.admin_site.admin_view(self.statement_json),
+                 name="payments_payout_statement_json"),
             *super().get_urls(),
         ]
 
@@ -330,6 +332,20 @@ class PayoutAdmin(ReadOnlyAdmin):
                                  reference=request.POST.get("reference", "")[:100])
             self.message_user(request, _("%(n)d payouts made.") % {"n": len(payouts)}, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:payments_payout_changelist"))
+
+    def statement_json(self, request, kind: str, party_id: int):
+        """The verifiable statement (see docs/ledger.md) of one creator or promoter."""
+        from django.http import Http404, JsonResponse
+
+        if kind not in ("creator", "promoter"):
+            raise Http404("No such payee.")
+        accounts = list(LedgerAccount.objects.filter(**{f"{kind}_id": party_id}))
+        if not accounts:
+            raise Http404("No statement for this payee.")
+        response = JsonResponse(ledger.statement_proof(tenant=request.tenant, accounts=accounts),
+                                json_dumps_params={"ensure_ascii": False, "indent": 1})
+        response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.json"'
+        return response
 
     def statement_csv(self, request, kind: str, party_id: int):
         if kind not in ("creator", "promoter"):

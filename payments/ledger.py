@@ -5,9 +5,10 @@ gives the entry the next sequence number and chains its hash to the previous ent
 the chain from the first entry and reports the first link that does not hold.
 
 The hash of an entry is SHA-256 over a canonical JSON document (sorted keys, no spaces, UTF-8) of its tenant slug,
-sequence, kind, memo, order number, time (ISO 8601, microseconds, UTC), previous hash and postings as
-``[account code, currency, amount]`` sorted. ``docs/ledger.md`` and ``scripts/verify_statement.py`` describe and
-implement the same computation for participants who want to check a statement on their own.
+sequence, kind, memo, order number, time (ISO 8601, microseconds, UTC), previous hash and ``postings_digest``: the
+SHA-256 of the canonical JSON list of its postings as ``[account code, currency, amount]``, sorted. ``docs/ledger.md``
+and ``docs/verify_statement.py`` describe and implement the same computation for participants who want to check a
+statement on their own; ``statement_proof`` produces what they check.
 """
 
 from __future__ import annotations
@@ -39,15 +40,27 @@ def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: st
     return account
 
 
+def _sha256_json(value) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def postings_digest(postings: Iterable[tuple[str, str, int]]) -> str:
+    """The hash of an entry's postings, kept apart so a statement can prove entries without showing their amounts."""
+    return _sha256_json(sorted([code, currency, amount] for code, currency, amount in postings))
+
+
+def entry_document(*, tenant_slug: str, sequence: int, kind: str, memo: str, order_number: str, created_at: str,
+                   previous_hash: str, digest: str) -> dict:
+    return {"tenant": tenant_slug, "sequence": sequence, "kind": kind, "memo": memo, "order": order_number,
+            "created_at": created_at, "previous_hash": previous_hash, "postings_digest": digest}
+
+
 def entry_hash(*, tenant_slug: str, sequence: int, kind: str, memo: str, order_number: str, created_at: str,
                previous_hash: str, postings: Iterable[tuple[str, str, int]]) -> str:
-    document = {
-        "tenant": tenant_slug, "sequence": sequence, "kind": kind, "memo": memo, "order": order_number,
-        "created_at": created_at, "previous_hash": previous_hash,
-        "postings": sorted([code, currency, amount] for code, currency, amount in postings),
-    }
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _sha256_json(entry_document(
+        tenant_slug=tenant_slug, sequence=sequence, kind=kind, memo=memo, order_number=order_number,
+        created_at=created_at, previous_hash=previous_hash, digest=postings_digest(postings)))
 
 
 def _timestamp(value) -> str:
@@ -142,3 +155,34 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
         return VerifyResult(entries=count, head=previous, broken_at=head.sequence,
                             problem="the chain head does not match the last entry (entries were removed)")
     return VerifyResult(entries=count, head=previous)
+
+
+def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
+    """A participant's verifiable statement: every entry from their first one to the chain head.
+
+    Entries that touch their accounts carry all their postings (the participant sees how each of their sales was
+    shared); the others carry only their postings' digest, which is enough to recompute the chain.
+    """
+    mine = set(Posting.objects.filter(account__in=accounts).values_list("entry_id", flat=True))
+    head = LedgerHead.objects.first()
+    document = {"tenant": tenant.slug, "accounts": sorted(a.code for a in accounts),
+                "head": {"sequence": head.sequence if head else 0, "hash": head.hash if head else GENESIS_HASH},
+                "entries": []}
+    if not mine:
+        return document
+    first = JournalEntry.objects.filter(pk__in=mine).order_by("sequence").values_list("sequence", flat=True)[0]
+    postings_of: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+    for entry_id, code, currency, amount in Posting.objects.filter(entry__sequence__gte=first).values_list(
+            "entry_id", "account__code", "currency", "amount"):
+        postings_of[entry_id].append((code, currency, amount))
+    for entry in JournalEntry.objects.filter(sequence__gte=first).select_related("order").order_by("sequence"):
+        rows = postings_of[entry.pk]
+        item = entry_document(tenant_slug=tenant.slug, sequence=entry.sequence, kind=entry.kind, memo=entry.memo,
+                              order_number=entry.order.number if entry.order else "",
+                              created_at=_timestamp(entry.created_at), previous_hash=entry.previous_hash,
+                              digest=postings_digest(rows))
+        item["hash"] = entry.hash
+        if entry.pk in mine:
+            item["postings"] = sorted([code, currency, amount] for code, currency, amount in rows)
+        document["entries"].append(item)
+    return document

@@ -10,6 +10,7 @@ urlpatterns = [
     path("payments/webhooks/<str:provider_name>/", views.webhook, name="webhook"),
     path("plans/", views.plans, name="plans"),
     path("promote/", views.promote, name="promote"),
+    path("promote/statement.json", views.promote_statement, name="promote_statement"),
     path("subscription/", views.subscription, name="subscription"),
     path("orders/", views.orders, name="orders"),
     path("orders/<str:number>/", views.order_detail, name="order"),

@@ -206,3 +206,18 @@ def promote(request):
                                                              party_id=promoter.pk)), None),
             recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
     return render(request, "payments/promote.html", context)
+
+
+@storefront_only
+@login_required
+def promote_statement(request):
+    """The promoter's verifiable statement (checked with docs/verify_statement.py)."""
+    from .ledger import statement_proof
+    from .models import LedgerAccount, Promoter
+
+    promoter = get_object_or_404(Promoter, user=request.user)
+    accounts = list(LedgerAccount.objects.filter(promoter=promoter))
+    response = JsonResponse(statement_proof(tenant=request.tenant, accounts=accounts),
+                            json_dumps_params={"ensure_ascii": False, "indent": 1})
+    response["Content-Disposition"] = 'attachment; filename="statement.json"'
+    return response

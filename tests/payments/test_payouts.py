@@ -66,3 +66,32 @@ def test_the_admin_runs_payouts_and_serves_statements(tenant_a):
         assert Payout.objects.get().amount == 4500
     creator = host_client("alpha.test", member(tenant_a, Role.CREATOR))
     assert creator.get(reverse("admin:payments_payout_changelist")).status_code == 403
+
+
+def test_a_creator_verifies_their_statement_with_the_standalone_script(tenant_a, tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ada = catalog_creator(tenant_a, "Ada")
+    bob = catalog_creator(tenant_a, "Bob")
+    theirs = catalog_item(tenant_a, title="Bob's", price=3000, creators=[bob])
+    course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
+    buy(host_client("alpha.test", member(tenant_a)), f"item={theirs.slug}")
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    buy(host_client("alpha.test", member(tenant_a)), f"item={theirs.slug}")
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    proof = owner.get(reverse("admin:payments_payout_statement_json", args=["creator", ada.pk])).json()
+    # Ada's statement starts at her sale and proves the chain to the head; Bob's later sale shows only its digest.
+    assert [("postings" in e) for e in proof["entries"]] == [True, False]
+    script = Path(__file__).parents[2] / "docs" / "verify_statement.py"
+    path = tmp_path / "statement.json"
+    path.write_text(json.dumps(proof))
+    ok = subprocess.run([sys.executable, str(script), str(path), proof["head"]["hash"]], capture_output=True,
+                        text=True, check=False)
+    assert ok.returncode == 0 and "statement verifies" in ok.stdout and "4500" in ok.stdout
+    proof["entries"][0]["postings"][0][2] += 1  # claim one more minor unit
+    path.write_text(json.dumps(proof))
+    bad = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=False)
+    assert bad.returncode == 1 and "do not match their digest" in bad.stdout
