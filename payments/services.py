@@ -267,17 +267,14 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
 
 
 def existing_checkout(order: Order, user) -> CheckoutStarted:
+    """The checkout already made with this key: its order and payment, and where to finish paying if pending."""
     if order.user_id != user.pk:
         raise ApplicationError(_("This checkout belongs to someone else."), code="idempotency_key_reused",
                                status=409)
     payment = order.payments.order_by("-created_at").first()
     url = ""
-    if payment.status == Payment.Status.PENDING and payment.provider == "sandbox":
-        from django.core import signing
-        from django.urls import reverse
-
-        token = signing.dumps({"payment": payment.pk, "ref": payment.provider_ref}, salt="sandbox-checkout")
-        url = reverse("payments:sandbox_checkout", args=[token])
+    if payment.status == Payment.Status.PENDING:
+        url = provider(payment.provider).checkout_url(payment=payment)
     return CheckoutStarted(order=order, payment=payment, redirect_url=url)
 
 
@@ -342,15 +339,17 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
     return parts
 
 
-def payment_succeed(*, payment: Payment, amount: int | None = None, charge_ref: str = "", actor=None) -> Payment:
+def payment_succeed(*, payment: Payment, amount: int | None = None, currency: str = "", charge_ref: str = "",
+                    actor=None) -> Payment:
     """Capture: the order is paid, access is granted, the coupon is used, the sale is booked. Safe to repeat."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().select_related("order").get(pk=payment.pk)
         if not payment.can_become(Payment.Status.SUCCEEDED):
             return payment
-        if amount is not None and amount != payment.amount:
+        if (amount is not None and amount != payment.amount) or (currency and currency.upper() != payment.currency):
             raise ApplicationError(_("The provider captured a different amount."), code="amount_mismatch",
-                                   extra={"expected": payment.amount, "captured": amount})
+                                   extra={"expected": payment.amount, "captured": amount,
+                                          "expected_currency": payment.currency, "captured_currency": currency})
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         now = timezone.now()
         payment.status = Payment.Status.SUCCEEDED
@@ -417,8 +416,10 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         refund = Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount, reason=reason[:200],
                                        created_by=actor if getattr(actor, "is_authenticated", False) else None)
-        refund.provider_ref = provider(payment.provider).refund(payment=payment, amount=amount,
-                                                                idempotency_key=f"refund-{refund.pk}")
+        # A key that a retry of this same refund reproduces (the payment's state before it and the amount): if the
+        # provider refunded but its answer was lost, the retry gets that refund back instead of a second one.
+        key = f"refund-{payment.provider_ref}-{payment.refunded_amount}-{amount}"
+        refund.provider_ref = provider(payment.provider).refund(payment=payment, amount=amount, idempotency_key=key)
         refund.save(update_fields=["provider_ref"])
         payment.refunded_amount += amount
         payment.save(update_fields=["refunded_amount", "updated_at"])
@@ -428,8 +429,8 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         account, clearing = _accounts(order.tenant, order.currency, payment.provider)
         received = sale_parts(order)
         held = order.shares_released_at is None  # after the refund window, claw back from what is payable
-        postings = [(clearing, -amount)] + [(account(share, held=held), part)
-                                            for share, part in splits.clawback(amount, received).items()]
+        back = splits.clawback_between(order.refunded - amount, order.refunded, received)
+        postings = [(clearing, -amount)] + [(account(share, held=held), part) for share, part in back.items()]
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
                           refund=refund, memo=f"Refund {order.number}")
         if order.status == Order.Status.REFUNDED:
@@ -468,7 +469,8 @@ def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
             if payment is None:
                 return "ignored"
             if event.type == "payment.succeeded":
-                payment_succeed(payment=payment, amount=event.amount, charge_ref=event.charge_ref)
+                payment_succeed(payment=payment, amount=event.amount, currency=event.currency,
+                                charge_ref=event.charge_ref)
             elif event.type in ("payment.failed", "payment.cancelled"):
                 status = Payment.Status.FAILED if event.type == "payment.failed" else Payment.Status.CANCELLED
                 payment_close(payment=payment, status=status, reason=event.type)

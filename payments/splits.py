@@ -62,6 +62,15 @@ def clawback(amount: int, received: dict[Share, int]) -> dict[Share, int]:
     return {share: part for share, part in zip(shares, parts, strict=True) if part}
 
 
+def clawback_between(refunded_before: int, refunded_after: int, received: dict[Share, int]) -> dict[Share, int]:
+    """What each share gives back when the refunded total of a sale goes from ``refunded_before`` to
+    ``refunded_after``: the difference of the two cumulative claw-backs. Partial refunds that add up to the sale
+    therefore return every share exactly what it received, with no rounding left over."""
+    before, after = clawback(refunded_before, received), clawback(refunded_after, received)
+    parts = {share: after.get(share, 0) - before.get(share, 0) for share in received}
+    return {share: part for share, part in parts.items() if part}
+
+
 def tax_of(amount: int, *, rate_bp: int, included: bool) -> int:
     """The tax in (``included``) or on top of ``amount``, rounded half up to the minor unit."""
     if rate_bp == 0 or amount == 0:

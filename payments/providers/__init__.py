@@ -7,14 +7,9 @@ from .base import PaymentProvider, ProviderEvent, SignatureError
 
 def provider(name: str) -> PaymentProvider:
     from .sandbox import SandboxProvider
+    from .stripe import StripeProvider
 
-    known = {SandboxProvider.name: SandboxProvider}
-    try:
-        from .stripe import StripeProvider
-
-        known[StripeProvider.name] = StripeProvider
-    except ImportError:  # the stripe library is optional until a storefront uses Stripe
-        pass
+    known = {SandboxProvider.name: SandboxProvider, StripeProvider.name: StripeProvider}
     if name not in known:
         raise KeyError(name)
     return known[name]()

@@ -38,6 +38,10 @@ class PaymentProvider:
         """Return (provider reference, URL to send the learner to)."""
         raise NotImplementedError
 
+    def checkout_url(self, *, payment) -> str:
+        """Where to send the learner to finish a payment already started (a repeated checkout), or ""."""
+        return ""
+
     def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
         raise NotImplementedError
 

@@ -27,9 +27,12 @@ class SandboxProvider(PaymentProvider):
     name = "sandbox"
 
     def start(self, *, payment, request) -> tuple[str, str]:
-        ref = f"sbx_{uuid.uuid4().hex}"
-        token = signing.dumps({"payment": payment.pk, "ref": ref}, salt="sandbox-checkout")
-        return ref, reverse("payments:sandbox_checkout", args=[token])
+        payment.provider_ref = f"sbx_{uuid.uuid4().hex}"
+        return payment.provider_ref, self.checkout_url(payment=payment)
+
+    def checkout_url(self, *, payment) -> str:
+        token = signing.dumps({"payment": payment.pk, "ref": payment.provider_ref}, salt="sandbox-checkout")
+        return reverse("payments:sandbox_checkout", args=[token])
 
     def event_body(self, *, payment, outcome: str) -> bytes:
         """The webhook the sandbox sends for a button press on its hosted page."""

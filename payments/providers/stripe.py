@@ -108,6 +108,15 @@ class StripeProvider(PaymentProvider):
                                    extra={"provider_status": exc.http_status, "provider_code": exc.code}) from exc
         return session.id, session.url or ""
 
+    def checkout_url(self, *, payment) -> str:
+        """The open Checkout Session's URL (``GET /v1/checkout/sessions/:id``), for a repeated checkout."""
+        try:
+            session = client().v1.checkout.sessions.retrieve(payment.provider_ref)
+        except stripe.StripeError as exc:
+            logger.warning("stripe checkout session %s not retrieved: %s", payment.provider_ref, exc)
+            return ""
+        return session.url or "" if session.status == "open" else ""
+
     def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
         """Verify the ``Stripe-Signature`` header (HMAC-SHA256, at most 5 minutes old) and translate the event.
 

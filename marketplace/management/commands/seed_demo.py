@@ -7,12 +7,14 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import encrypt
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.test.utils import override_settings
 from tqdm import tqdm
 
 from accounts.models import User
 from accounts.services import membership_set_role
 from marketplace import demo
 from marketplace.demo_catalog import seed_catalog
+from marketplace.demo_payments import seed_payments
 from marketplace.models import Domain, Tenant
 from marketplace.tenancy import TenantCommand
 
@@ -50,8 +52,8 @@ class Command(TenantCommand):
         return list(Tenant.objects.filter(slug__in=[t["slug"] for t in demo.TENANTS]).order_by("slug"))
 
     def before_tenants(self, **options):
-        self.catalog_counts = {}
-        self.progress = tqdm(total=1 + len(demo.TENANTS) * 3, desc="seeding demo", unit="step",
+        self.catalog_counts, self.payment_counts = {}, {}
+        self.progress = tqdm(total=1 + len(demo.TENANTS) * 4, desc="seeding demo", unit="step",
                              disable=options.get("verbosity", 1) == 0)
         self.operator = _person(demo.OPERATOR_EMAIL, "Platform Operator", mfa=True, superuser=True)
         self.progress.update()
@@ -76,6 +78,12 @@ class Command(TenantCommand):
         self.catalog_counts[tenant.slug] = seed_catalog(tenant=tenant, actor=people[f"staff@{tenant.slug}.demo"],
                                                         people=people)
         self.progress.update()
+        self.progress.set_description(f"{tenant.slug}: orders")
+        # The demo orders' receipts would bury the logins printed below: keep them in memory.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            self.payment_counts[tenant.slug] = seed_payments(
+                tenant=tenant, actor=people[f"staff@{tenant.slug}.demo"], people=people)
+        self.progress.update()
 
     def after_tenants(self, **options):
         self.progress.close()
@@ -92,6 +100,10 @@ class Command(TenantCommand):
                 languages = ", ".join(f"{n} {language}" for language, n in sorted(counts["by_language"].items()))
                 out(f"      catalog: {counts['items']} items ({kinds}; {languages}), {counts['lessons']} lessons, "
                     f"{counts['bundles']} bundles, {counts['paths']} learning paths")
+            money = self.payment_counts.get(spec["slug"])
+            if money:
+                out(f"      payments: {money['orders']} demo orders (sandbox provider), coupon WELCOME10, promoter "
+                    f"learner2@{spec['slug']}.demo with referral code {money['promoter']}")
             out(f"      owner@{spec['slug']}.demo, staff@{spec['slug']}.demo, creator1@{spec['slug']}.demo, "
                 f"learner1@{spec['slug']}.demo")
         out(f"  Learner on both storefronts: {demo.SHARED_LEARNER_EMAIL}")

@@ -1,0 +1,268 @@
+"""Paying with Stripe Checkout against a local stand-in that speaks Stripe's API and signs webhooks as Stripe does.
+
+The stand-in delivers its events over HTTP to the running app (``live_server``) on the storefront's host, so the
+webhook view, the signature check, deduplication and the payment services all run as in production.
+"""
+
+import http.client
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+import stripe
+from django.urls import reverse
+from django_scopes import scope
+
+from accounts.models import Role
+from marketplace.errors import ApplicationError
+from payments import services
+from payments.ledger import ledger_verify
+from payments.models import Entitlement, JournalEntry, Order, Payment, Refund, WebhookEvent
+from tests.factories import TenantFactory, catalog_creator, catalog_item, member
+from tests.support.stripe_server import StripeServer
+
+HOOK = "/payments/webhooks/stripe/"
+
+
+@pytest.fixture
+def stripe_api():
+    with StripeServer() as server:
+        yield server
+
+
+@pytest.fixture
+def alpha(transactional_db, settings, stripe_api, live_server):
+    settings.STRIPE_SECRET_KEY = stripe_api.secret_key
+    settings.STRIPE_WEBHOOK_SECRET = stripe_api.webhook_secret
+    settings.STRIPE_API_BASE = stripe_api.url
+    tenant = TenantFactory(slug="alpha", name="Alpha Academy", domain="alpha.localhost")
+    stripe_api.set_webhook(live_server.url + HOOK, host_header="alpha.localhost")
+    return tenant
+
+
+@pytest.fixture
+def course(alpha):
+    ada = catalog_creator(alpha, "Ada")
+    return catalog_item(alpha, title="Paid Course", kind="course", price=10000, lessons=1, creators=[ada])
+
+
+def start(tenant, learner, item, key="attempt-1"):
+    with scope(tenant=tenant):
+        return services.checkout_start(tenant=tenant, user=learner, idempotency_key=key, item=item,
+                                       provider_name="stripe")
+
+
+def state(tenant, learner):
+    """What the sale left behind: order status, entitlements, sale entries, recorded events."""
+    with scope(tenant=tenant):
+        order = Order.objects.get(user=learner)
+        return (order.status, Entitlement.objects.filter(user=learner, revoked_at=None).count(),
+                JournalEntry.objects.filter(order=order, kind="sale").count(), WebhookEvent.objects.count())
+
+
+@pytest.fixture
+def paid(alpha, course, stripe_api):
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    result = stripe_api.complete(started.payment.provider_ref)
+    assert result["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    with scope(tenant=alpha):
+        return Payment.objects.get(pk=started.payment.pk), result["event"]
+
+
+def test_checkout_creates_a_checkout_session_and_sends_the_learner_to_it(alpha, course, stripe_api):
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+
+    session_id = started.payment.provider_ref
+    assert session_id.startswith("cs_test_")
+    assert started.redirect_url == f"{stripe_api.url}/pay/{session_id}"
+    assert started.order.status == Order.Status.PENDING
+    [call] = stripe_api.requests_to("POST", "/v1/checkout/sessions")
+    assert call.header("Authorization") == f"Bearer {stripe_api.secret_key}"
+    assert call.header("Idempotency-Key") == f"checkout-{started.payment.pk}-{started.order.number}"
+    assert call.params["mode"] == "payment"
+    assert call.params["line_items"] == [{"quantity": "1", "price_data": {
+        "currency": "cny", "unit_amount": "10000", "product_data": {"name": "Paid Course"}}}]
+    assert call.params["success_url"] == f"http://alpha.localhost/orders/{started.order.number}/"
+    assert call.params["cancel_url"] == "http://alpha.localhost" + reverse("catalog:item", args=[course.slug])
+    assert call.params["client_reference_id"] == str(started.payment.pk)
+    assert call.params["metadata"] == {"payment": str(started.payment.pk), "order": started.order.number,
+                                       "tenant": "alpha"}
+    session = stripe_api.sessions[session_id]
+    assert (session["amount_total"], session["status"], session["payment_status"]) == (10000, "open", "unpaid")
+
+
+def test_a_repeated_checkout_sends_the_learner_back_to_the_same_session(alpha, course, stripe_api):
+    learner = member(alpha)
+    first = start(alpha, learner, course, key="double-click")
+    again = start(alpha, learner, course, key="double-click")
+    assert again.payment.pk == first.payment.pk and len(stripe_api.sessions) == 1
+    assert again.redirect_url == first.redirect_url
+
+
+def test_a_completed_session_pays_the_order_grants_access_and_books_the_sale(alpha, course, stripe_api):
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+
+    result = stripe_api.complete(started.payment.provider_ref)
+
+    assert result["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    intent = stripe_api.sessions[started.payment.provider_ref]["payment_intent"]
+    with scope(tenant=alpha):
+        order = Order.objects.get(pk=started.order.pk)
+        payment = Payment.objects.get(pk=started.payment.pk)
+        assert order.status == Order.Status.PAID and order.paid_at is not None
+        assert payment.status == Payment.Status.SUCCEEDED and payment.provider_charge_ref == intent
+        assert Entitlement.objects.filter(user=learner, item=course, order=order, revoked_at=None).count() == 1
+        entry = JournalEntry.objects.get(order=order, kind="sale")
+        amounts = {p.account.code: p.amount for p in entry.postings.select_related("account")}
+        assert amounts["clearing:stripe"] == 10000 and sum(amounts.values()) == 0
+        assert ledger_verify(tenant=alpha).ok
+
+
+def test_a_replayed_event_has_one_effect(paid, alpha, stripe_api):
+    payment, event = paid
+    learner = payment.order.user
+    before = state(alpha, learner)
+    assert before == (Order.Status.PAID, 1, 1, 1)
+
+    for _ in range(10):
+        assert stripe_api.deliver(event) == (200, {"result": "duplicate"})
+
+    assert state(alpha, learner) == before
+    with scope(tenant=alpha):
+        assert ledger_verify(tenant=alpha).ok
+
+
+@pytest.mark.parametrize("forge", ["tampered body", "wrong secret", "too old", "no signature"])
+def test_an_event_that_does_not_verify_is_refused_and_changes_nothing(alpha, course, stripe_api, forge):
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    event = stripe_api.complete(started.payment.provider_ref, deliver=False)["event"]
+    genuine = stripe_api.sign(event.encode())
+    if forge == "tampered body":
+        body = event.replace('"amount_total": 10000', '"amount_total": 1')
+        assert body != event
+        delivered = stripe_api.deliver(body, signature=genuine)
+    elif forge == "wrong secret":
+        delivered = stripe_api.deliver(event, secret="whsec_someone_else")
+    elif forge == "too old":
+        delivered = stripe_api.deliver(event, timestamp=int(time.time()) - 301)
+    else:
+        delivered = stripe_api.deliver(event, signature="")
+
+    status, body = delivered
+    assert status == 400 and body["error"]["code"] == "signature_invalid"
+    assert state(alpha, learner) == (Order.Status.PENDING, 0, 0, 0)
+    # The genuine event still goes through afterwards: the refusals were about the signature alone.
+    assert stripe_api.deliver(event) == (200, {"result": "applied"})
+    assert state(alpha, learner) == (Order.Status.PAID, 1, 1, 1)
+
+
+def test_another_storefronts_webhook_does_not_touch_this_storefronts_payment(alpha, course, stripe_api, live_server):
+    TenantFactory(slug="beta", domain="beta.localhost")
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    event = stripe_api.complete(started.payment.provider_ref, deliver=False)["event"]
+
+    stripe_api.set_webhook(live_server.url + HOOK, host_header="beta.localhost")
+    assert stripe_api.deliver(event) == (200, {"result": "ignored"})
+    assert state(alpha, learner)[:3] == (Order.Status.PENDING, 0, 0)
+
+    stripe_api.set_webhook(live_server.url + HOOK, host_header="alpha.localhost")
+    assert stripe_api.deliver(event) == (200, {"result": "applied"})
+
+
+def test_an_expired_session_cancels_the_order(alpha, course, stripe_api):
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+
+    result = stripe_api.expire(started.payment.provider_ref)
+
+    assert result["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    assert state(alpha, learner) == (Order.Status.CANCELLED, 0, 0, 1)
+
+
+def test_a_partial_refund_goes_to_stripe_and_a_refund_over_the_rest_is_refused_before_calling_it(
+        paid, alpha, stripe_api):
+    payment, _ = paid
+    staff = member(alpha, role=Role.STAFF)
+    with scope(tenant=alpha):
+        refund = services.refund_create(payment=payment, amount=4000, actor=staff, reason="changed mind")
+
+    [call] = stripe_api.requests_to("POST", "/v1/refunds")
+    assert call.params["payment_intent"] == payment.provider_charge_ref
+    assert call.params["amount"] == "4000"
+    # The key is what a retry of this same refund reproduces: the payment, what was refunded before, the amount.
+    assert call.header("Idempotency-Key") == f"refund-{payment.provider_ref}-0-4000"
+    assert refund.provider_ref in stripe_api.refunds and call.status == 200
+
+    with scope(tenant=alpha), pytest.raises(ApplicationError) as refused:
+        services.refund_create(payment=payment, amount=6001, actor=staff)
+    assert refused.value.code == "refund_exceeds_captured"
+    assert len(stripe_api.requests_to("POST", "/v1/refunds")) == 1  # Stripe was never asked
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert payment.refunded_amount == 4000
+        assert payment.order.status == Order.Status.PARTIALLY_REFUNDED
+        assert ledger_verify(tenant=alpha).ok
+
+
+def test_stripes_refusal_of_a_refund_is_an_application_error_and_writes_nothing(paid, alpha, stripe_api):
+    payment, _ = paid
+    # Someone refunds 8000 in Stripe's dashboard; Zhiku does not know yet and still sees 10000 refundable.
+    dashboard = stripe.StripeClient(stripe_api.secret_key, base_addresses={"api": stripe_api.url})
+    dashboard.v1.refunds.create(params={"payment_intent": payment.provider_charge_ref, "amount": 8000})
+
+    with scope(tenant=alpha), pytest.raises(ApplicationError) as refused:
+        services.refund_create(payment=payment, amount=5000, actor=None)
+
+    assert refused.value.code == "provider_refused"
+    assert "greater than unrefunded amount" in refused.value.message
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert payment.refunded_amount == 0 and not Refund.objects.exists()
+        assert not JournalEntry.objects.filter(kind="refund").exists()
+
+
+def test_a_wrong_api_key_fails_checkout_clearly_and_leaves_no_order(alpha, course, stripe_api, settings):
+    settings.STRIPE_SECRET_KEY = "sk_test_not_ours"
+    learner = member(alpha)
+
+    with pytest.raises(ApplicationError) as failed:
+        start(alpha, learner, course)
+
+    assert failed.value.code == "provider_misconfigured"
+    [call] = stripe_api.requests_to("POST", "/v1/checkout/sessions")
+    assert call.status == 401
+    with scope(tenant=alpha):
+        # The order, its line and the payment are written in the transaction that called Stripe: all rolled back.
+        assert not Order.objects.exists() and not Payment.objects.exists()
+    assert not stripe_api.sessions
+
+
+def test_the_stand_in_answers_as_stripe_does_without_a_key_and_for_a_replayed_key(stripe_api):
+    """The stand-in itself: Stripe's error shape, and idempotent replays."""
+    target = urlsplit(stripe_api.url)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+    connection.request("POST", "/v1/checkout/sessions", body="mode=payment",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"})
+    unauthorized = connection.getresponse()
+    assert unauthorized.status == 401
+    assert json.loads(unauthorized.read())["error"]["type"] == "invalid_request_error"
+    connection.close()
+
+    client = stripe.StripeClient(stripe_api.secret_key, base_addresses={"api": stripe_api.url})
+    params = {"mode": "payment", "success_url": "http://alpha.localhost/done/", "line_items": [
+        {"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 500, "product_data": {"name": "Book"}}}]}
+    first = client.v1.checkout.sessions.create(params=params, options={"idempotency_key": "same"})
+    again = client.v1.checkout.sessions.create(params=params, options={"idempotency_key": "same"})
+    assert first.id == again.id and len(stripe_api.sessions) == 1
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.checkout.sessions.create(params={**params, "mode": "payment", "client_reference_id": "x"},
+                                           options={"idempotency_key": "same"})
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        client.v1.checkout.sessions.retrieve("cs_test_nothing")
+    assert missing.value.code == "resource_missing" and missing.value.http_status == 404
