@@ -30,6 +30,7 @@ from .models import (
     OrderLine,
     Payment,
     PaymentSettings,
+    Posting,
     Refund,
     SplitRule,
     WebhookEvent,
@@ -339,6 +340,22 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
     return parts
 
 
+def _shares_still_held(order: Order) -> dict[splits.Share, int]:
+    """What each share of the order's sale still holds: what the sale's postings gave it, less what refunds took
+    back. Read from the ledger, so later changes to creators' shares or split rules never alter a refund."""
+    from collections import defaultdict
+
+    held: dict[splits.Share, int] = defaultdict(int)
+    rows = (Posting.objects.filter(entry__order=order, entry__kind__in=[JournalEntry.Kind.SALE,
+                                                                        JournalEntry.Kind.REFUND])
+            .exclude(account__kind=LedgerAccount.Kind.CLEARING).values_list("account__code", "amount"))
+    for code, amount in rows:
+        key = code.removesuffix(":held").removesuffix(":payable")
+        kind, _, party = key.partition(":")
+        held[splits.Share(kind, int(party) if party else None)] -= amount
+    return {share: value for share, value in held.items() if value > 0}
+
+
 def payment_succeed(*, payment: Payment, amount: int | None = None, currency: str = "", charge_ref: str = "",
                     actor=None) -> Payment:
     """Capture: the order is paid, access is granted, the coupon is used, the sale is booked. Safe to repeat."""
@@ -427,9 +444,8 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         order.status = Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED
         order.save(update_fields=["refunded", "status"])
         account, clearing = _accounts(order.tenant, order.currency, payment.provider)
-        received = sale_parts(order)
         held = order.shares_released_at is None  # after the refund window, claw back from what is payable
-        back = splits.clawback_between(order.refunded - amount, order.refunded, received)
+        back = splits.clawback_remaining(amount, _shares_still_held(order))
         postings = [(clearing, -amount)] + [(account(share, held=held), part) for share, part in back.items()]
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
                           refund=refund, memo=f"Refund {order.number}")

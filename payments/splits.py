@@ -62,13 +62,16 @@ def clawback(amount: int, received: dict[Share, int]) -> dict[Share, int]:
     return {share: part for share, part in zip(shares, parts, strict=True) if part}
 
 
-def clawback_between(refunded_before: int, refunded_after: int, received: dict[Share, int]) -> dict[Share, int]:
-    """What each share gives back when the refunded total of a sale goes from ``refunded_before`` to
-    ``refunded_after``: the difference of the two cumulative claw-backs. Partial refunds that add up to the sale
-    therefore return every share exactly what it received, with no rounding left over."""
-    before, after = clawback(refunded_before, received), clawback(refunded_after, received)
-    parts = {share: after.get(share, 0) - before.get(share, 0) for share in received}
-    return {share: part for share, part in parts.items() if part}
+def clawback_remaining(amount: int, held: dict[Share, int]) -> dict[Share, int]:
+    """What each share gives back of a refund of ``amount``, in proportion to what it still holds of the sale.
+
+    Splitting over what is still held (not over what was first received) means no part is ever negative or larger
+    than what the share holds, and the refund that completes a sale's refunds returns exactly the rest: partial
+    refunds leave no rounding behind.
+    """
+    if amount > sum(held.values()):
+        raise MoneyError("a refund larger than what the shares still hold")
+    return clawback(amount, held)
 
 
 def tax_of(amount: int, *, rate_bp: int, included: bool) -> int:

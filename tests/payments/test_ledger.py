@@ -147,12 +147,13 @@ def shop(tenant_a):
 
 checkout = st.tuples(st.just("checkout"), st.integers(0, 2), st.sampled_from(["", "save15", "TENOFF"]))
 succeed = st.tuples(st.just("succeed"), st.integers(0, 50))
+# small parts, exactly what is left, one unit too many, or anything up to past the largest total
+refund_amount = st.integers(1, 400) | st.integers(1, 400) | st.sampled_from(["rest", "rest+1"]) | st.integers(1, 3000)
 operation = st.one_of(
     checkout, succeed, succeed,
     st.tuples(st.just("fail"), st.integers(0, 50)),
     st.tuples(st.just("replay"), st.integers(0, 50), st.integers(1, 3)),
-    *[st.tuples(st.just("refund"), st.integers(0, 50),
-                st.integers(1, 400) | st.integers(1, 400) | st.sampled_from(["rest", "rest+1"]) | st.integers(1, 3000))] * 3,
+    *[st.tuples(st.just("refund"), st.integers(0, 50), refund_amount)] * 3,
 )
 # Every example opens with a few checkouts and payments, so what follows has orders to pay, fail and refund.
 operations = st.tuples(st.lists(checkout, min_size=1, max_size=4), st.lists(succeed, min_size=1, max_size=3),
@@ -285,6 +286,44 @@ def test_partial_refunds_that_add_up_to_the_sale_return_every_share_to_zero(shop
             net[posting.account.code] += posting.amount
         assert payment.order.total == 1000
         assert dict(net) == {CLEARING: 0, "platform": 0, "tenant": 0}
+
+
+def test_a_refund_never_credits_a_share(shop):
+    """Each refund entry takes money back: the clearing account pays out, every share account is debited.
+
+    Fails: the refund's parts are the difference of two cumulative largest-remainder claw-backs, which is not
+    monotone (the Alabama paradox). Tea (999, 10% fee, one creator at 50%) is shared {platform 100, creator 450,
+    storefront 449}; after a refund of 5 ({platform 1, creator 2, storefront 2}), a refund of 1 books
+    {platform -1, creator +1, storefront +1}: the refund credits the platform's fee and takes 2 from the others.
+    """
+    tenant, (tea, _silk, _paper) = shop
+    with tenancy.activate(tenant):
+        payment = settle(tenant, buy(tenant, tea))
+        services.refund_create(payment=payment, amount=5, actor=None)
+        refund = services.refund_create(payment=payment, amount=1, actor=None)
+        parts = {p.account.code: p.amount for p in refund.journal_entries.get().postings.select_related("account")}
+        assert parts.pop(CLEARING) == -1
+        assert all(amount > 0 for amount in parts.values()), parts
+
+
+def test_a_refund_claws_back_the_shares_the_sale_paid_not_todays(shop):
+    """The split rule is versioned so that a sale is refunded as it was shared; the creators' shares must be too.
+
+    Fails: ``sale_parts`` reads the item's current ``ItemCreator`` rows, so after a creator's share changes a full
+    refund claws back by the new shares: the creator gives back more (or less) than the sale paid them and the
+    storefront the difference, and the order's accounts do not return to zero.
+    """
+    from catalog.models import ItemCreator
+
+    tenant, (tea, _silk, _paper) = shop
+    with tenancy.activate(tenant):
+        payment = settle(tenant, buy(tenant, tea))
+        ItemCreator.objects.filter(item=tea).update(share_bp=10000)
+        services.refund_create(payment=payment, amount=payment.amount, actor=None)
+        net: dict[str, int] = defaultdict(int)
+        for posting in Posting.objects.filter(entry__order=payment.order).select_related("account"):
+            net[posting.account.code] += posting.amount
+        assert all(amount == 0 for amount in net.values()), dict(net)
 
 
 # --- tampering ------------------------------------------------------------------------------------------------------

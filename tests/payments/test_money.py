@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from marketplace.money import CURRENCY_EXPONENTS, Money, MoneyError, format_money, split_largest_remainder
 from payments import splits
-from payments.splits import PLATFORM, TAX, TENANT, WHOLE, Share, clawback, split_amount, tax_of
+from payments.splits import PLATFORM, TAX, TENANT, WHOLE, Share, clawback, clawback_remaining, split_amount, tax_of
 
 amounts = st.integers(min_value=-(10**15), max_value=10**15)
 non_negative_amounts = st.integers(min_value=0, max_value=10**12)
@@ -249,6 +249,48 @@ class TestClawback:
 
     def test_a_worked_example(self):
         assert clawback(500, {PLATFORM: 100, TENANT: 900}) == {PLATFORM: 50, TENANT: 450}
+
+
+@st.composite
+def sale_and_refunds(draw):
+    """What a sale's shares received, and partial refunds (positive amounts) that add up to at most its total."""
+    received, _amount = draw(sale_and_refund())
+    total = sum(received.values())
+    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=total), min_size=1, max_size=8)))
+    if draw(st.booleans()):
+        cuts.append(total)  # refunded in full
+    steps = [0, *cuts]
+    return received, [(a, b) for a, b in zip(steps, steps[1:], strict=False) if b > a]
+
+
+class TestClawbackRemaining:
+    """Each refund is split over what each share still holds of the sale (``refund_create``)."""
+
+    @given(case=sale_and_refunds())
+    def test_parts_are_never_negative_never_exceed_what_is_held_and_a_full_refund_returns_everything(self, case):
+        received, refunds = case
+        given_back = dict.fromkeys(received, 0)
+        for before, after in refunds:
+            held = {share: received[share] - given_back[share] for share in received}
+            step = clawback_remaining(after - before, held)
+            assert sum(step.values()) == after - before
+            assert all(0 < part <= held[share] for share, part in step.items())
+            for share, part in step.items():
+                given_back[share] += part
+        if refunds and refunds[-1][1] == sum(received.values()):
+            assert given_back == received  # a full refund in parts returns every share to zero
+
+    def test_the_alabama_paradox_case_no_longer_credits_a_share(self):
+        received = split_amount(999, platform_fee_bp=1000, creators=[(7, 5000)])
+        assert received == {PLATFORM: 100, Share("creator", 7): 450, TENANT: 449}
+        first = clawback_remaining(5, received)
+        assert first == {PLATFORM: 1, Share("creator", 7): 2, TENANT: 2}
+        held = {share: received[share] - first.get(share, 0) for share in received}
+        assert all(part > 0 for part in clawback_remaining(1, held).values())
+
+    def test_more_than_is_held_is_refused(self):
+        with pytest.raises(MoneyError):
+            clawback_remaining(11, {PLATFORM: 1, TENANT: 9})
 
 
 # --- splits.tax_of --------------------------------------------------------------------------------------------------
