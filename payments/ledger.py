@@ -40,6 +40,42 @@ def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: st
     return account
 
 
+@dataclass(frozen=True)
+class AccountSpec:
+    """An account to find or create: ``name`` is called only when it must be created (it may need a query)."""
+
+    code: str
+    kind: str
+    name: object
+    creator_id: int | None = None
+    promoter_id: int | None = None
+
+
+def accounts_for(*, tenant: Tenant, currency: str, specs: list[AccountSpec]) -> dict[str, LedgerAccount]:
+    """Many accounts in one query (a sale touches five or more), creating the few that do not exist yet."""
+    found = {a.code: a for a in LedgerAccount.objects.filter(code__in={s.code for s in specs}, currency=currency)}
+    for spec in specs:
+        if spec.code not in found:
+            found[spec.code] = account_for(
+                tenant=tenant, code=spec.code, kind=spec.kind, currency=currency,
+                name=spec.name() if callable(spec.name) else spec.name,
+                creator=spec.creator_id and _creator(spec.creator_id), promoter=spec.promoter_id and
+                _promoter(spec.promoter_id))
+    return found
+
+
+def _creator(pk: int):
+    from catalog.models import Creator
+
+    return Creator.objects.get(pk=pk)
+
+
+def _promoter(pk: int):
+    from .models import Promoter
+
+    return Promoter.objects.get(pk=pk)
+
+
 def _sha256_json(value) -> str:
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

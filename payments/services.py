@@ -281,29 +281,34 @@ def existing_checkout(order: Order, user) -> CheckoutStarted:
 
 # --- payment outcomes -----------------------------------------------------------------------------------------------
 
-def _accounts(tenant, currency: str, payment_provider: str):
-    def account(share: splits.Share, *, held: bool = True) -> LedgerAccount:
-        state = "held" if held else "payable"
-        if share.kind == "creator":
-            from catalog.models import Creator
+_ACCOUNT_NAMES = {"platform": "Platform fee", "tenant": "Storefront revenue", "tax": "Tax collected"}
 
-            creator = Creator.objects.get(pk=share.party)
-            return ledger.account_for(tenant=tenant, code=f"creator:{share.party}:{state}", kind="creator",
-                                      currency=currency, name=f"{creator.name} ({state})", creator=creator)
-        if share.kind == "promoter":
-            from .models import Promoter
 
-            promoter = Promoter.objects.select_related("user").get(pk=share.party)
-            return ledger.account_for(tenant=tenant, code=f"promoter:{share.party}:{state}", kind="promoter",
-                                      currency=currency, name=f"{promoter.user.email} ({state})",
-                                      promoter=promoter)
-        names = {"platform": "Platform fee", "tenant": "Storefront revenue", "tax": "Tax collected"}
-        return ledger.account_for(tenant=tenant, code=share.kind, kind=share.kind, currency=currency,
-                                  name=names.get(share.kind, share.kind))
+def _account_spec(share: splits.Share, *, held: bool) -> ledger.AccountSpec:
+    state = "held" if held else "payable"
+    if share.kind == "creator":
+        from catalog.models import Creator
 
-    clearing = ledger.account_for(tenant=tenant, code=f"clearing:{payment_provider}", kind="clearing",
-                                  currency=currency, name=f"Held by {payment_provider}")
-    return account, clearing
+        return ledger.AccountSpec(code=f"creator:{share.party}:{state}", kind="creator", creator_id=share.party,
+                                  name=lambda: f"{Creator.objects.get(pk=share.party).name} ({state})")
+    if share.kind == "promoter":
+        from .models import Promoter
+
+        return ledger.AccountSpec(
+            code=f"promoter:{share.party}:{state}", kind="promoter", promoter_id=share.party,
+            name=lambda: f"{Promoter.objects.select_related('user').get(pk=share.party).user.email} ({state})")
+    return ledger.AccountSpec(code=share.kind, kind=share.kind, name=_ACCOUNT_NAMES.get(share.kind, share.kind))
+
+
+def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: dict[splits.Share, int], *,
+              sign: int, held: bool) -> list[tuple[LedgerAccount, int]]:
+    """The entry's postings: the provider's clearing account, and each share's account, looked up together."""
+    clearing = ledger.AccountSpec(code=f"clearing:{payment_provider}", kind="clearing",
+                                  name=f"Held by {payment_provider}")
+    specs = {share: _account_spec(share, held=held) for share in parts}
+    accounts = ledger.accounts_for(tenant=order.tenant, currency=order.currency, specs=[clearing, *specs.values()])
+    return [(accounts[clearing.code], clearing_amount)] + [(accounts[specs[share].code], sign * part)
+                                                            for share, part in parts.items()]
 
 
 def sale_parts(order: Order) -> dict[splits.Share, int]:
@@ -385,9 +390,7 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
                 entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, item=line.item,
                                   bundle=line.bundle, source=Entitlement.Source.PURCHASE, reference=order.number,
                                   order=order)
-        account, clearing = _accounts(order.tenant, order.currency, payment.provider)
-        postings = [(clearing, order.total)]
-        postings += [(account(share), -part) for share, part in sale_parts(order).items()]
+        postings = _postings(order, payment.provider, order.total, sale_parts(order), sign=-1, held=True)
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.SALE, postings=postings, order=order,
                           memo=f"Sale {order.number}")
         audit_log_write(tenant=order.tenant, actor=actor, action="payments.payment_succeeded", target=order,
@@ -443,10 +446,9 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         order.refunded += amount
         order.status = Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED
         order.save(update_fields=["refunded", "status"])
-        account, clearing = _accounts(order.tenant, order.currency, payment.provider)
-        held = order.shares_released_at is None  # after the refund window, claw back from what is payable
         back = splits.clawback_remaining(amount, _shares_still_held(order))
-        postings = [(clearing, -amount)] + [(account(share, held=held), part) for share, part in back.items()]
+        # After the refund window, claw back from what is payable.
+        postings = _postings(order, payment.provider, -amount, back, sign=1, held=order.shares_released_at is None)
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
                           refund=refund, memo=f"Refund {order.number}")
         if order.status == Order.Status.REFUNDED:
