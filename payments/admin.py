@@ -209,6 +209,12 @@ class CouponAdmin(TenantScopedAdmin):
 class PaymentSettingsAdmin(TenantScopedAdmin):
     list_display = ["__str__", "tax_rate_bp", "prices_include_tax", "refund_window_days"]
 
+    def save_model(self, request, obj, form, change):
+        from catalog.services import catalog_changed
+
+        super().save_model(request, obj, form, change)
+        catalog_changed(request.tenant.pk)  # cached pages show prices with or without tax
+
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not PaymentSettings.objects.exists()
 

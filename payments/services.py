@@ -73,8 +73,8 @@ def entitlement_revoke(*, entitlement: Entitlement, actor) -> Entitlement:
 # --- settings and rules ---------------------------------------------------------------------------------------------
 
 def payment_settings(*, tenant) -> PaymentSettings:
-    found, _ = PaymentSettings.objects.get_or_create(tenant=tenant)
-    return found
+    """The storefront's payment settings, or the defaults (unsaved) until its team changes them."""
+    return PaymentSettings.objects.filter(tenant=tenant).first() or PaymentSettings(tenant=tenant)
 
 
 def split_rule_current(*, tenant) -> SplitRule:

@@ -236,3 +236,16 @@ def test_a_split_rule_change_is_a_new_version_and_old_orders_keep_theirs(tenant_
         assert versions == {first.pk: 1, second.pk: 2}
         fee = dict(Posting.objects.filter(account__code="platform").values_list("entry__order__user", "amount"))
         assert fee == {first.pk: -1000, second.pk: -2000}
+
+
+def test_prices_say_when_tax_comes_on_top(tenant_a, shop):
+    course, _ = shop
+    client = host_client("alpha.test")
+    assert "+ tax" not in client.get(f"/item/{course.slug}/").content.decode()
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.create(tenant=tenant_a, tax_rate_bp=800, prices_include_tax=False)
+    from django.core.cache import cache
+
+    cache.clear()
+    assert "+ tax" in client.get(f"/item/{course.slug}/").content.decode()
+    assert "+ tax" in client.get("/browse/").content.decode()
