@@ -249,3 +249,30 @@ def test_prices_say_when_tax_comes_on_top(tenant_a, shop):
     cache.clear()
     assert "+ tax" in client.get(f"/item/{course.slug}/").content.decode()
     assert "+ tax" in client.get("/browse/").content.decode()
+
+
+def test_another_storefronts_staff_cannot_see_or_refund_our_orders(tenant_a, tenant_b, shop):
+    course, _ = shop
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+    theirs = host_client("beta.test", member(tenant_b, Role.OWNER, mfa=True))
+    assert theirs.get(reverse("admin:payments_order_change", args=[order.pk])).status_code == 404
+    assert theirs.post(reverse("admin:payments_order_refund", args=[order.pk]), {"amount": "1"}).status_code == 404
+    assert order.number not in theirs.get(reverse("admin:payments_order_changelist")).content.decode()
+    with scope(tenant=tenant_a):
+        order.refresh_from_db()
+        assert order.refunded == 0
+
+
+def test_the_data_export_lists_orders(tenant_a, shop):
+    course, _ = shop
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        number = Order.objects.get(user=learner).number
+    from accounts.privacy import user_data_export
+
+    assert number in str(user_data_export(user=learner))

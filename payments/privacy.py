@@ -1,0 +1,31 @@
+"""What payments hold about a person. Orders and the ledger are financial records the law makes us keep, so erasure
+leaves them (the account itself is pseudonymised by accounts.privacy); they are part of the export."""
+
+from accounts import privacy
+
+from .models import Entitlement, Order, Promoter, Subscription
+
+
+def export(user, tenant) -> dict:
+    return {
+        "orders": [
+            {"number": o.number, "status": o.status, "currency": o.currency, "total": o.total, "tax": o.tax,
+             "refunded": o.refunded, "created_at": o.created_at.isoformat(),
+             "lines": [line.title for line in o.lines.all()]}
+            for o in Order.objects.filter(user=user).prefetch_related("lines")
+        ],
+        "access": [
+            {"source": e.source, "reference": e.reference, "item": e.item.title if e.item else None,
+             "bundle": e.bundle.title if e.bundle else None, "whole_catalog": e.whole_catalog,
+             "ends_at": e.ends_at.isoformat() if e.ends_at else None}
+            for e in Entitlement.objects.filter(user=user).select_related("item", "bundle")
+        ],
+        "subscriptions": [
+            {"plan": s.plan.name, "status": s.status, "until": s.current_period_end.isoformat()}
+            for s in Subscription.objects.filter(user=user).select_related("plan")
+        ],
+        "promoter": [{"code": p.code, "status": p.status} for p in Promoter.objects.filter(user=user)],
+    }
+
+
+privacy.register("payments", exporter=export)
