@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""Check a Zhiku statement on your own: python3 verify_statement.py statement.json [EXPECTED_HEAD_HASH]
+"""Check a Zhiku statement on your own:
+
+    python3 verify_statement.py statement.json [EXPECTED_HEAD_HASH] [--heads heads.json]
 
 A statement (downloaded from the storefront's admin or your promoter page) lists every ledger entry from your
 first one to the chain head. This script needs nothing but Python 3: it recomputes each entry's hash, checks that
 each entry links to the one before it, that the entries carrying postings contain what the statement says you were
 credited, and that the last hash is the chain head, which you can compare with a head published elsewhere (pass it
-as the second argument). Exit status 0 means the statement verifies.
+as the second argument). With ``--heads`` it also checks the storefront's published chain heads (saved from
+``https://<storefront>/ledger/heads.json``): each head inside the statement's range must be the hash of the entry
+at that sequence, and, when the ``cryptography`` package is installed, its Ed25519 signature must verify.
+Exit status 0 means the statement verifies.
 """
 
 import hashlib
@@ -48,9 +53,50 @@ def verify(statement: dict, expected_head: str | None = None) -> list[str]:
     return problems
 
 
+def check_heads(statement: dict, published: dict) -> list[str]:
+    """Published heads that fall inside the statement must be the hashes of the entries at their sequences."""
+    problems = []
+    by_sequence = {entry["sequence"]: entry["hash"] for entry in statement["entries"]}
+    try:
+        import base64
+
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(published["public_key"]))
+    except ImportError:
+        key = None
+        print("note: install the cryptography package to check the heads' signatures")
+    checked = 0
+    for head in published["heads"]:
+        if key is not None:
+            message = json.dumps({"tenant": published["tenant"], "date": head["date"], "sequence": head["sequence"],
+                                  "hash": head["hash"]}, sort_keys=True, separators=(",", ":")).encode()
+            try:
+                key.verify(base64.b64decode(head["signature"]), message)
+            except Exception:  # noqa: BLE001 (any failure of the signature check is the same finding)
+                problems.append(f"the head published on {head['date']} has a bad signature")
+                continue
+        if head["sequence"] in by_sequence:
+            checked += 1
+            if by_sequence[head["sequence"]] != head["hash"]:
+                problems.append(f"entry {head['sequence']} differs from the head published on {head['date']}")
+    print(f"{checked} published heads fall inside this statement and were compared")
+    return problems
+
+
 if __name__ == "__main__":
-    with open(sys.argv[1], encoding="utf-8") as handle:
-        found = verify(json.load(handle), sys.argv[2] if len(sys.argv) > 2 else None)
+    arguments = sys.argv[1:]
+    heads_file = None
+    if "--heads" in arguments:
+        at = arguments.index("--heads")
+        heads_file = arguments[at + 1]
+        del arguments[at:at + 2]
+    with open(arguments[0], encoding="utf-8") as handle:
+        statement = json.load(handle)
+    found = verify(statement, arguments[1] if len(arguments) > 1 else None)
+    if heads_file:
+        with open(heads_file, encoding="utf-8") as handle:
+            found += check_heads(statement, json.load(handle))
     for problem in found:
         print("PROBLEM:", problem)
     print("statement verifies" if not found else "statement does NOT verify")

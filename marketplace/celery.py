@@ -20,6 +20,10 @@ app.conf.beat_schedule = {
         "task": "payments.tasks.subscriptions_sweep_all",
         "schedule": crontab(minute=5),
     },
+    "publish-ledger-heads": {  # signed chain heads, one per storefront and day
+        "task": "payments.tasks.ledger_heads_publish_all",
+        "schedule": crontab(minute=55, hour=23),
+    },
     "release-held-shares": {  # creators' shares and commissions past the refund window become payable
         "task": "payments.tasks.shares_release_all",
         "schedule": crontab(minute=35),

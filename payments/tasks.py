@@ -80,3 +80,23 @@ def shares_release_all() -> int:
     for tenant_id in ids:
         shares_release.delay(tenant_id=tenant_id)
     return len(ids)
+
+
+@shared_task(base=TenantTask)
+def ledger_head_publish(*, tenant_id: int) -> str:
+    from marketplace.tenancy import current_tenant
+
+    from .heads import head_publish
+
+    return head_publish(tenant=current_tenant()).hash
+
+
+@shared_task
+def ledger_heads_publish_all() -> int:
+    """Beat's entry point: sign and publish every active storefront's chain head for the day."""
+    from marketplace.models import Tenant
+
+    ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
+    for tenant_id in ids:
+        ledger_head_publish.delay(tenant_id=tenant_id)
+    return len(ids)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("promote/", views.promote, name="promote"),
     path("promote/statement.json", views.promote_statement, name="promote_statement"),
     path("subscription/", views.subscription, name="subscription"),
+    path("ledger/heads.json", views.ledger_heads, name="ledger_heads"),
     path("orders/", views.orders, name="orders"),
     path("orders/<str:number>/", views.order_detail, name="order"),
 ]

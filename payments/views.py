@@ -221,3 +221,11 @@ def promote_statement(request):
                             json_dumps_params={"ensure_ascii": False, "indent": 1})
     response["Content-Disposition"] = 'attachment; filename="statement.json"'
     return response
+
+
+@storefront_only
+def ledger_heads(request):
+    """The storefront's signed ledger chain heads and the public key that checks them."""
+    from .heads import heads_document
+
+    return JsonResponse(heads_document(tenant=request.tenant), json_dumps_params={"ensure_ascii": False})

@@ -118,3 +118,20 @@ class Payout(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("payout")
+
+
+class ChainHeadPublication(TenantOwned):
+    """The tenant's chain head on a day, signed with the platform's Ed25519 key and published on the storefront.
+
+    Anyone who saved a published head can later prove that no entry up to it was rewritten."""
+
+    published_on = models.DateField()
+    sequence = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+    key_id = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-published_on"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "published_on"], name="one_head_per_day")]

@@ -95,3 +95,46 @@ def test_a_creator_verifies_their_statement_with_the_standalone_script(tenant_a,
     path.write_text(json.dumps(proof))
     bad = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "do not match their digest" in bad.stdout
+
+
+def test_signed_chain_heads_are_published_and_checked_by_the_script(tenant_a, tmp_path):
+    import base64
+    import json
+    import subprocess
+    import sys
+    from datetime import date
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from payments.heads import head_message, head_publish
+
+    ada = catalog_creator(tenant_a, "Ada")
+    course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        first = head_publish(tenant=tenant_a, on=date(2026, 11, 22))
+        assert head_publish(tenant=tenant_a, on=date(2026, 11, 22)) == first  # once a day
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        head_publish(tenant=tenant_a, on=date(2026, 11, 23))
+    published = host_client("alpha.test").get("/ledger/heads.json").json()
+    assert [h["sequence"] for h in published["heads"]] == [2, 1]
+    key = Ed25519PublicKey.from_public_bytes(base64.b64decode(published["public_key"]))
+    for head in published["heads"]:
+        key.verify(base64.b64decode(head["signature"]), head_message(
+            tenant_slug="alpha", published_on=head["date"], sequence=head["sequence"], hash=head["hash"]))
+
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    proof = owner.get(reverse("admin:payments_payout_statement_json", args=["creator", ada.pk])).json()
+    script = Path(__file__).parents[2] / "docs" / "verify_statement.py"
+    (tmp_path / "s.json").write_text(json.dumps(proof))
+    (tmp_path / "h.json").write_text(json.dumps(published))
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "s.json"), "--heads", str(tmp_path / "h.json")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and "2 published heads" in run.stdout, run.stdout
+    published["heads"][1]["hash"] = "f" * 64  # a head that the chain does not pass through
+    (tmp_path / "h.json").write_text(json.dumps(published))
+    run = subprocess.run([sys.executable, str(script), str(tmp_path / "s.json"), "--heads", str(tmp_path / "h.json")],
+                         capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and "bad signature" in run.stdout
