@@ -44,11 +44,8 @@ def can_access(user, item: ContentItem, lesson: Lesson | None = None) -> bool:
             return True
     elif item.status != ContentItem.Status.ARCHIVED:
         return False
-    if item.status == ContentItem.Status.ARCHIVED:
-        # A subscription covers what is on sale now; what was bought stays open.
-        covered = entitled_item_ids(user=user, item_ids=[item.id])
-        return covered is not None and item.id in covered
-    return entitlement_covers(user=user, item=item)
+    # A subscription covers what is on sale now; what was bought stays open after it is archived.
+    return entitlement_covers(user=user, item=item, subscriptions=item.status != ContentItem.Status.ARCHIVED)
 
 
 def accessible_item_ids(user, items: Iterable[ContentItem]) -> set[int]:

@@ -44,8 +44,8 @@ class EntitlementForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if sum(bool(cleaned.get(f)) for f in ("item", "bundle", "whole_catalog")) != 1:
-            raise forms.ValidationError(_("Grant access to one item, one bundle, or the whole catalog."))
+        if sum(bool(cleaned.get(f)) for f in ("item", "bundle", "whole_catalog", "plan")) != 1:
+            raise forms.ValidationError(_("Grant access to one item, one bundle, one subscription tier or the whole catalog."))
         starts, ends = cleaned.get("starts_at"), cleaned.get("ends_at")
         if starts and ends and ends <= starts:
             self.add_error("ends_at", _("Access must end after it starts."))
@@ -56,11 +56,11 @@ class EntitlementForm(forms.ModelForm):
 class EntitlementAdmin(TenantScopedAdmin):
     """Who may open what. The team grants access by hand (a comp, a school class); checkout adds the rest."""
 
-    list_display = ["user", "item", "bundle", "whole_catalog", "source", "starts_at", "ends_at", "revoked_at"]
+    list_display = ["user", "item", "bundle", "whole_catalog", "plan", "source", "starts_at", "ends_at", "revoked_at"]
     list_filter = ["source", "whole_catalog"]
     search_fields = ["user__email", "item__title", "bundle__title", "reference"]
     form = EntitlementForm
-    fields = ["user", "item", "bundle", "whole_catalog", "reference", "starts_at", "ends_at"]
+    fields = ["user", "item", "bundle", "whole_catalog", "plan", "reference", "starts_at", "ends_at"]
     actions = ["revoke"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
@@ -78,7 +78,7 @@ class EntitlementAdmin(TenantScopedAdmin):
         data = form.cleaned_data
         granted = entitlement_grant(
             tenant=request.tenant, user=data["user"], actor=request.user, item=data.get("item"),
-            bundle=data.get("bundle"), whole_catalog=data.get("whole_catalog", False),
+            bundle=data.get("bundle"), whole_catalog=data.get("whole_catalog", False), plan=data.get("plan"),
             reference=data.get("reference", ""), starts_at=data.get("starts_at"), ends_at=data.get("ends_at"))
         obj.pk = granted.pk
 
@@ -293,6 +293,7 @@ class JournalEntryAdmin(ReadOnlyAdmin):
 @admin.register(SubscriptionPlan)
 class SubscriptionPlanAdmin(TenantScopedAdmin):
     list_display = ["name", "interval", "price", "grace_days", "is_active"]
+    filter_horizontal = ["categories"]
     prepopulated_fields = {"slug": ["name"]}
 
 

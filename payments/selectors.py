@@ -15,12 +15,17 @@ def entitlements_active(*, user) -> QuerySet[Entitlement]:
         Q(ends_at__isnull=True) | Q(ends_at__gt=now))
 
 
-def entitlement_covers(*, user, item) -> bool:
-    """Whether one of the learner's entitlements covers ``item`` (itself, a bundle holding it, or everything)."""
+def entitlement_covers(*, user, item, subscriptions: bool = True) -> bool:
+    """Whether one of the learner's entitlements covers ``item``: itself, a bundle holding it, everything, or a
+    subscription tier holding one of its categories. ``subscriptions=False`` counts only what was bought or granted
+    for good (an archived item stays open to buyers, not to subscribers)."""
     if not getattr(user, "is_authenticated", False):
         return False
-    return entitlements_active(user=user).filter(
-        Q(whole_catalog=True) | Q(item_id=item.pk) | Q(bundle__items=item.pk)).exists()
+    active = entitlements_active(user=user)
+    if not subscriptions:
+        active = active.exclude(source=Entitlement.Source.SUBSCRIPTION)
+    return active.filter(Q(whole_catalog=True) | Q(item_id=item.pk) | Q(bundle__items=item.pk)
+                         | Q(plan__categories__items=item.pk)).exists()
 
 
 def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int] | None:
@@ -35,7 +40,8 @@ def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int
     active = entitlements_active(user=user)
     if active.filter(whole_catalog=True).exists():
         return None
-    items = ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active))
+    items = ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active)
+                                       | Q(categories__subscription_plans__entitlements__in=active))
     if item_ids is not None:
         items = items.filter(id__in=list(item_ids))
     return set(items.values_list("id", flat=True).distinct())

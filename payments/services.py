@@ -40,18 +40,18 @@ from .providers import ProviderEvent, SignatureError, provider
 # --- entitlements ---------------------------------------------------------------------------------------------------
 
 
-def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_catalog: bool = False,
+def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_catalog: bool = False, plan=None,
                       source: str = Entitlement.Source.GRANT, reference: str = "", order=None,
                       starts_at: datetime | None = None, ends_at: datetime | None = None) -> Entitlement:
-    if sum(bool(x) for x in (item, bundle, whole_catalog)) != 1:
-        raise ApplicationError(_("Grant access to one item, one bundle, or the whole catalog."),
+    if sum(bool(x) for x in (item, bundle, whole_catalog, plan)) != 1:
+        raise ApplicationError(_("Grant access to one item, one bundle, one subscription tier or the whole catalog."),
                                code="entitlement_target")
     starts_at = starts_at or timezone.now()
     if ends_at is not None and ends_at <= starts_at:
         raise ApplicationError(_("Access must end after it starts."), code="entitlement_period")
     with transaction.atomic():
         entitlement = Entitlement.objects.create(
-            tenant=tenant, user=user, item=item, bundle=bundle, whole_catalog=whole_catalog, source=source,
+            tenant=tenant, user=user, item=item, bundle=bundle, whole_catalog=whole_catalog, plan=plan, source=source,
             reference=reference, order=order, starts_at=starts_at, ends_at=ends_at)
         audit_log_write(tenant=tenant, actor=actor, action="payments.entitlement_granted", target=entitlement,
                         data={"user": user.pk, "source": source, "reference": reference})

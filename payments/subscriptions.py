@@ -47,9 +47,10 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
                         data={"until": sub.current_period_end.isoformat(), "order": order.number})
         return sub
     end = add_interval(now, line.plan.interval)
-    entitlement = entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, whole_catalog=True,
-                                    source=Entitlement.Source.SUBSCRIPTION, reference=order.number, order=order,
-                                    starts_at=now, ends_at=end)
+    tier = line.plan if line.plan.categories.exists() else None
+    entitlement = entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, whole_catalog=tier is None,
+                                    plan=tier, source=Entitlement.Source.SUBSCRIPTION, reference=order.number,
+                                    order=order, starts_at=now, ends_at=end)
     sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan,
                                       current_period_start=now, current_period_end=end, entitlement=entitlement)
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_started", target=sub,

@@ -14,6 +14,17 @@ def pytest_report_header(config):
     ]
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Each request activates its own language, and Django leaves it active in the thread afterwards: start every
+    test from the project's default, as a fresh server thread would."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def tenant_a(db):
     return TenantFactory(slug="alpha", name="Alpha Academy", domain="alpha.test")

@@ -28,6 +28,9 @@ class Entitlement(TenantOwned):
     bundle = models.ForeignKey("catalog.Bundle", on_delete=models.PROTECT, null=True, blank=True,
                                related_name="entitlements", verbose_name=_("bundle"))
     whole_catalog = models.BooleanField(_("whole catalog"), default=False)
+    plan = models.ForeignKey("payments.SubscriptionPlan", on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="entitlements", verbose_name=_("subscription tier"),
+                             help_text=_("Everything in the tier's categories."))
     source = models.CharField(_("source"), max_length=12, choices=Source.choices, default=Source.GRANT)
     order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
                               related_name="entitlements", editable=False)
@@ -43,14 +46,15 @@ class Entitlement(TenantOwned):
         verbose_name = _("entitlement")
         constraints = [
             models.CheckConstraint(
-                condition=(Q(item__isnull=False, bundle__isnull=True, whole_catalog=False)
-                           | Q(item__isnull=True, bundle__isnull=False, whole_catalog=False)
-                           | Q(item__isnull=True, bundle__isnull=True, whole_catalog=True)),
+                condition=(Q(item__isnull=False, bundle__isnull=True, whole_catalog=False, plan__isnull=True)
+                           | Q(item__isnull=True, bundle__isnull=False, whole_catalog=False, plan__isnull=True)
+                           | Q(item__isnull=True, bundle__isnull=True, whole_catalog=True, plan__isnull=True)
+                           | Q(item__isnull=True, bundle__isnull=True, whole_catalog=False, plan__isnull=False)),
                 name="entitlement_covers_one_thing",
             ),
         ]
         indexes = [models.Index(fields=["tenant", "user"], name="entitlement_by_learner")]
 
     def __str__(self) -> str:
-        target = self.item or self.bundle or _("whole catalog")
+        target = self.item or self.bundle or self.plan or _("whole catalog")
         return f"{self.user} → {target}"

@@ -24,6 +24,10 @@ class SubscriptionPlan(TenantOwned):
     description = models.TextField(_("description"), blank=True)
     interval = models.CharField(_("billing period"), max_length=5, choices=Interval.choices, default=Interval.MONTH)
     price = models.PositiveIntegerField(_("price per period"), help_text=_("In the currency's minor unit."))
+    categories = models.ManyToManyField(
+        "catalog.Category", blank=True, related_name="subscription_plans",
+        verbose_name=_("tier: only these categories"),
+        help_text=_("Leave empty for the whole catalog; choose categories to sell a tier."))
     grace_days = models.PositiveIntegerField(
         _("grace period (days)"), default=3,
         help_text=_("How long access continues after a renewal is due but not yet paid."))

@@ -98,3 +98,19 @@ def test_one_live_subscription_per_learner(tenant_a, plan):
     buy(client, "plan=all")
     response = client.post("/checkout/", {"plan": "all", "key": "second", "pay": "1"})
     assert response.status_code == 400 and "You already have a subscription." in response.content.decode()
+
+
+def test_a_tier_opens_only_its_categories(tenant_a):
+    from catalog.models import Category
+
+    data = catalog_item(tenant_a, title="Data Course", price=9900)
+    design = catalog_item(tenant_a, title="Design Course", price=9900)
+    with scope(tenant=tenant_a):
+        category = Category.objects.create(tenant=tenant_a, name="Data", slug="data")
+        data.categories.add(category)
+        tier = SubscriptionPlan.objects.create(tenant=tenant_a, name="Data tier", slug="data-tier", price=1900)
+        tier.categories.add(category)
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), "plan=data-tier")
+    with scope(tenant=tenant_a):
+        assert can_access(learner, data) and not can_access(learner, design)
