@@ -45,7 +45,8 @@ class EntitlementForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if sum(bool(cleaned.get(f)) for f in ("item", "bundle", "whole_catalog", "plan")) != 1:
-            raise forms.ValidationError(_("Grant access to one item, one bundle, one subscription tier or the whole catalog."))
+            raise forms.ValidationError(
+                _("Grant access to one item, one bundle, one subscription tier or the whole catalog."))
         starts, ends = cleaned.get("starts_at"), cleaned.get("ends_at")
         if starts and ends and ends <= starts:
             self.add_error("ends_at", _("Access must end after it starts."))
