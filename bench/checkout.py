@@ -61,6 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_pg import BenchError, database_name, ensure_database, pg_connect, pg_params  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/zhiku_bench_checkout"
 PGBENCH_DATABASE = "zhiku_bench_pgbench"
 PGBENCH_SCALE = 10
@@ -77,9 +79,6 @@ GOAL = 0.10
 SAMPLE_EVERY = 0.02
 
 
-class BenchError(RuntimeError):
-    pass
-
 
 def _cell(text: str, width: int) -> str:
     """``text`` left-aligned in ``width`` terminal columns (Chinese characters take two)."""
@@ -93,43 +92,12 @@ def tenant_slugs(count: int) -> list[str]:
 
 # --- the databases -------------------------------------------------------------------------------------------------
 
-def _pg_params(url: str) -> dict:
-    parts = urllib.parse.urlsplit(url)
-    return {"user": urllib.parse.unquote(parts.username or "postgres"),
-            "password": urllib.parse.unquote(parts.password) if parts.password else None,
-            "host": parts.hostname or "127.0.0.1", "port": parts.port or 5432}
 
 
-def _pg_connect(url: str, dbname: str):
-    import psycopg2
-
-    return psycopg2.connect(dbname=dbname, **_pg_params(url))
 
 
-def database_name(url: str) -> str:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    if not name:
-        raise BenchError(f"BENCH_DATABASE_URL has no database name: {url!r}")
-    return name
 
 
-def ensure_database(url: str, name: str, *, drop: bool) -> bool:
-    """Create database ``name`` on ``url``'s server (dropping it first when ``drop``); True when created now."""
-    from psycopg2 import sql
-
-    conn = _pg_connect(url, "postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            if drop:
-                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone():
-                return False
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    finally:
-        conn.close()
 
 
 def setup_django(database_url: str) -> None:
@@ -401,10 +369,8 @@ def buy(pairs: Pairs, result: Pass, start_at: float, stop_at: float) -> None:
     from django.db import connections
 
     from marketplace.tenancy import activate
-    from payments.providers.sandbox import HEADER, SandboxProvider
-    from payments.services import checkout_start, webhook_receive
+    from payments.services import checkout_start, sandbox_settle
 
-    sandbox = SandboxProvider()
     latencies, checkouts, webhooks = [], [], []
     order_ids: dict[int, list[int]] = {}
     try:
@@ -423,10 +389,8 @@ def buy(pairs: Pairs, result: Pass, start_at: float, stop_at: float) -> None:
                                              item=item, provider_name="sandbox")
                 order_ids.setdefault(tenant.pk, []).append(started.order.pk)
                 checked_out = time.perf_counter()
-                body = sandbox.event_body(payment=started.payment, outcome="succeeded")
                 with activate(tenant):
-                    outcome = webhook_receive(tenant=tenant, provider_name="sandbox",
-                                              headers={HEADER: sandbox.signature(body)}, body=body)
+                    outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
                 if outcome != "applied":
                     raise BenchError(f"webhook_receive answered {outcome!r} instead of 'applied'")
                 done = time.perf_counter()
@@ -455,7 +419,7 @@ class SessionSampler(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
-        conn = _pg_connect(self.url, "postgres")
+        conn = pg_connect(self.url, "postgres")
         conn.autocommit = True
         try:
             with conn.cursor() as cursor:
@@ -550,22 +514,18 @@ def first_order_queries(shop: Shop) -> tuple[int, int]:
     from django.test.utils import CaptureQueriesContext
 
     from marketplace.tenancy import activate
-    from payments.providers.sandbox import HEADER, SandboxProvider
-    from payments.services import checkout_start, webhook_receive
+    from payments.services import checkout_start, sandbox_settle
 
     tenant, item = shop.tenant, shop.items[0]
     counts = []
     # The same item for two learners: the first order creates the ledger accounts it books to, the second one's
     # counts are those of every later sale.
     for learner in shop.learners[:2]:
-        sandbox = SandboxProvider()
         with CaptureQueriesContext(connection) as checkout_queries, activate(tenant):
             started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
                                      provider_name="sandbox")
-        body = sandbox.event_body(payment=started.payment, outcome="succeeded")
         with CaptureQueriesContext(connection) as webhook_queries, activate(tenant):
-            outcome = webhook_receive(tenant=tenant, provider_name="sandbox",
-                                      headers={HEADER: sandbox.signature(body)}, body=body)
+            outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
         if outcome != "applied":
             raise BenchError(f"the warm-up order's webhook answered {outcome!r}")
         counts = [len(checkout_queries.captured_queries), len(webhook_queries.captured_queries)]
@@ -707,7 +667,7 @@ class PgbenchTotal:
 
 
 def pgbench_env(url: str) -> tuple[list[str], dict]:
-    params = _pg_params(url)
+    params = pg_params(url)
     env = dict(os.environ)
     if params["password"]:
         env["PGPASSWORD"] = params["password"]
@@ -724,7 +684,7 @@ def pgbench_init(binary: str, url: str) -> float:
     done = subprocess.run(command, env=env, capture_output=True, text=True)  # noqa: S603
     if done.returncode:
         raise BenchError(f"pgbench -i failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    conn = _pg_connect(url, "postgres")
+    conn = pg_connect(url, "postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:

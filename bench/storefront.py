@@ -50,6 +50,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.bench_pg import BenchError, database_name, ensure_database  # noqa: E402
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/zhiku_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CACHE_KEY_PREFIX = "zhiku-bench"
@@ -80,48 +82,13 @@ SIGNED_IN_PAGES = [
 LEARNER_EMAIL = "bench-learner@example.com"
 
 
-class BenchError(RuntimeError):
-    pass
-
 
 # --- the database --------------------------------------------------------------------------------------------------
 
-def _pg_connect(url: str, dbname: str):
-    import psycopg2
-
-    parts = urllib.parse.urlsplit(url)
-    return psycopg2.connect(
-        dbname=dbname, user=urllib.parse.unquote(parts.username or "postgres"),
-        password=urllib.parse.unquote(parts.password) if parts.password else None,
-        host=parts.hostname or "127.0.0.1", port=parts.port or 5432,
-    )
 
 
-def database_name(url: str) -> str:
-    name = urllib.parse.urlsplit(url).path.lstrip("/")
-    if not name:
-        raise BenchError(f"BENCH_DATABASE_URL has no database name: {url!r}")
-    return name
 
 
-def ensure_database(url: str, *, drop: bool) -> bool:
-    """Create the benchmark database (dropping it first when ``drop``); True when it was created now."""
-    from psycopg2 import sql
-
-    name = database_name(url)
-    conn = _pg_connect(url, "postgres")
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            if drop:
-                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone():
-                return False
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
-    finally:
-        conn.close()
 
 
 def setup_django(database_url: str) -> None:
@@ -695,7 +662,7 @@ def main(argv: list[str] | None = None) -> int:
     safe_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no credentials in the output
 
     print(f"Database: {safe_url} ({'rebuilding' if args.reseed else 'reused when already seeded'})")
-    created = ensure_database(database_url, drop=args.reseed)
+    created = ensure_database(database_url, database_name(database_url), drop=args.reseed)
     setup_django(database_url)
     migrate()
     if not seeded():
@@ -704,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
             from django.db import connections
 
             connections.close_all()
-            ensure_database(database_url, drop=True)
+            ensure_database(database_url, database_name(database_url), drop=True)
             migrate()
         started = time.perf_counter()
         seed()

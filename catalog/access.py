@@ -8,12 +8,10 @@ published item. Unpublished items are open only to the team; an archived item st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from accounts.models import Role
 from accounts.selectors import membership_role
 from marketplace.tenancy import current_tenant
-from payments.selectors import entitled_item_ids, entitlement_covers
+from payments.selectors import entitlement_covers
 
 from .models import ContentItem, Lesson
 
@@ -46,16 +44,3 @@ def can_access(user, item: ContentItem, lesson: Lesson | None = None) -> bool:
         return False
     # A subscription covers what is on sale now; what was bought stays open after it is archived.
     return entitlement_covers(user=user, item=item, subscriptions=item.status != ContentItem.Status.ARCHIVED)
-
-
-def accessible_item_ids(user, items: Iterable[ContentItem]) -> set[int]:
-    """Of these published items, the ones ``user`` may open, with one query however many there are (for listings)."""
-    items = list(items)
-    if is_team(user):
-        return {item.id for item in items}
-    free = {item.id for item in items if item.is_free}
-    paid = [item.id for item in items if not item.is_free]
-    if not paid:
-        return free
-    covered = entitled_item_ids(user=user, item_ids=paid)
-    return free | (set(paid) if covered is None else covered)

@@ -123,7 +123,11 @@ def item_detail(request, slug: str):
     row = _cached(request, "item-row", (slug,), lambda: selectors.item_by_slug(slug=slug) or False)
     if row is False:
         raise Http404("No such item.")
-    item = selectors.item_for_storefront(slug=slug, user=request.user, item=row)
+    return _item_page(request, selectors.item_for_storefront(slug=slug, user=request.user, item=row))
+
+
+def _item_page(request, item: ContentItem, *, review_form: ReviewForm | None = None, status: int = 200):
+    """Render the item page; ``review_form`` is the learner's submitted form when it has errors to show."""
     personal = selectors.item_personal(item=item, user=request.user)
 
     def build() -> tuple[str, str]:
@@ -134,12 +138,12 @@ def item_detail(request, slug: str):
 
     head_html, public_html = _cached(request, "item", (item.pk, item.updated_at.timestamp(), personal.has_access),
                                      build)
-    signed_in = request.user.is_authenticated
-    review_form = ReviewForm(instance=personal.own_review) if personal.has_access and signed_in else None
+    if review_form is None and personal.has_access and request.user.is_authenticated:
+        review_form = ReviewForm(instance=personal.own_review)
     return render(request, "catalog/item_detail.html", {
         "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
         "review_form": review_form, "live_open": _live_open(item, personal.has_access),
-    })
+    }, status=status)
 
 
 def _live_open(item: ContentItem, has_access: bool) -> bool:
@@ -214,15 +218,7 @@ def review(request, slug: str):
             return redirect(reverse("catalog:item", args=[item.slug]) + "#reviews")
         except ApplicationError as exc:
             form.add_error(None, exc.message)
-    personal = selectors.item_personal(item=item, user=request.user)
-    public_html = render_to_string("catalog/_item_public.html", {
-        "item": item, "public": selectors.item_public(item=item), "has_access": personal.has_access,
-        "tenant": request.tenant}, request)
-    head_html = render_to_string("catalog/_item_head.html", {"item": item, "tenant": request.tenant}, request)
-    return render(request, "catalog/item_detail.html", {
-        "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
-        "review_form": form, "live_open": False,
-    }, status=400)
+    return _item_page(request, item, review_form=form, status=400)
 
 
 @storefront_only

@@ -5,7 +5,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from .admin_site import MissingObjectIs404, TenantScopedAdmin
+from .admin_site import MissingObjectIs404, ReadOnlyAdminMixin, TenantScopedAdmin
 from .errors import ApplicationError
 from .models import AuditLog, Domain, Tenant, hostname_validator
 from .services import tenant_onboard
@@ -94,16 +94,7 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
 
 
 @admin.register(AuditLog)
-class AuditLogAdmin(TenantScopedAdmin):
+class AuditLogAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     list_display = ["created_at", "action", "actor", "target_type", "target_id"]
     list_filter = ["action"]
     readonly_fields = ["created_at", "action", "actor", "target_type", "target_id", "data"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

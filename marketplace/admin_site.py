@@ -102,6 +102,19 @@ class MissingObjectIs404:
         return obj
 
 
+class ReadOnlyAdminMixin:
+    """Rows written only by services (audit trail, money records): the admin shows them and changes nothing."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class TenantScopedAdmin(MissingObjectIs404, admin.ModelAdmin):
     """Base for every tenant-owned model's admin.
 

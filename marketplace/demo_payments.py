@@ -8,7 +8,6 @@ from catalog.models import Bundle, ContentItem
 from payments import services
 from payments.models import Coupon, Order, PaymentSettings, Promoter, SubscriptionPlan
 from payments.promoters import promoter_apply, promoter_decide, touch_record
-from payments.providers.sandbox import HEADER, SandboxProvider
 
 PLANS = {
     "USD": [("monthly", "All access, monthly", "month", 1900), ("yearly", "All access, yearly", "year", 15900)],
@@ -18,13 +17,8 @@ PLANS = {
 
 def _pay(tenant, started) -> None:
     """Pay a pending demo order as the sandbox's "Pay" button does: a signed webhook through the real path."""
-    payment = started.payment
-    if payment.status != payment.Status.PENDING:
-        return
-    sandbox = SandboxProvider()
-    body = sandbox.event_body(payment=payment, outcome="succeeded")
-    services.webhook_receive(tenant=tenant, provider_name="sandbox", headers={HEADER: sandbox.signature(body)},
-                             body=body)
+    if started.payment.status == started.payment.Status.PENDING:
+        services.sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
 
 
 def seed_payments(*, tenant, actor, people: dict) -> dict:

@@ -127,7 +127,3 @@ class Money:
     def percent_bp(self, basis_points: int) -> "Money":
         """``basis_points``/10000 of this amount, rounded half up (for a single share such as a tax or a fee)."""
         return Money((self.amount * basis_points * 2 + 10000) // 20000, self.currency)
-
-    @classmethod
-    def zero(cls, currency: str) -> "Money":
-        return cls(0, currency)

@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from marketplace.admin_site import TenantScopedAdmin
+from marketplace.admin_site import ReadOnlyAdminMixin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
 from marketplace.money import format_money
 
@@ -34,7 +34,7 @@ from .models import (
     SubscriptionPlan,
 )
 from .payouts import payout_run, statements
-from .services import entitlement_grant, entitlement_revoke, refund_create, split_rule_create
+from .services import entitlement_check, entitlement_grant, entitlement_revoke, refund_create, split_rule_create
 
 
 class EntitlementForm(forms.ModelForm):
@@ -44,12 +44,11 @@ class EntitlementForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if sum(bool(cleaned.get(f)) for f in ("item", "bundle", "whole_catalog", "plan")) != 1:
-            raise forms.ValidationError(
-                _("Grant access to one item, one bundle, one subscription tier or the whole catalog."))
-        starts, ends = cleaned.get("starts_at"), cleaned.get("ends_at")
-        if starts and ends and ends <= starts:
-            self.add_error("ends_at", _("Access must end after it starts."))
+        try:
+            entitlement_check(**{f: cleaned.get(f) for f in ("item", "bundle", "whole_catalog", "plan", "starts_at",
+                                                             "ends_at")})
+        except ApplicationError as exc:
+            self.add_error(exc.extra.get("field"), exc.message)
         return cleaned
 
 
@@ -90,17 +89,8 @@ class EntitlementAdmin(TenantScopedAdmin):
         self.message_user(request, _("Access revoked."), messages.SUCCESS)
 
 
-class ReadOnlyAdmin(TenantScopedAdmin):
+class ReadOnlyAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
     """Money records are written by the services only; the admin reads them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class OrderLineInline(admin.TabularInline):

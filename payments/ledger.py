@@ -32,11 +32,11 @@ from .models import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posti
 Kind = LedgerAccount.Kind
 
 
-def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str, creator=None,
-                promoter=None) -> LedgerAccount:
+def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str,
+                creator_id: int | None = None, promoter_id: int | None = None) -> LedgerAccount:
     account, _ = LedgerAccount.objects.get_or_create(
         tenant=tenant, code=code, currency=currency,
-        defaults={"kind": kind, "name": name, "creator": creator, "promoter": promoter})
+        defaults={"kind": kind, "name": name, "creator_id": creator_id, "promoter_id": promoter_id})
     return account
 
 
@@ -58,22 +58,9 @@ def accounts_for(*, tenant: Tenant, currency: str, specs: list[AccountSpec]) -> 
         if spec.code not in found:
             found[spec.code] = account_for(
                 tenant=tenant, code=spec.code, kind=spec.kind, currency=currency,
-                name=spec.name() if callable(spec.name) else spec.name,
-                creator=spec.creator_id and _creator(spec.creator_id), promoter=spec.promoter_id and
-                _promoter(spec.promoter_id))
+                name=spec.name() if callable(spec.name) else spec.name, creator_id=spec.creator_id,
+                promoter_id=spec.promoter_id)
     return found
-
-
-def _creator(pk: int):
-    from catalog.models import Creator
-
-    return Creator.objects.get(pk=pk)
-
-
-def _promoter(pk: int):
-    from .models import Promoter
-
-    return Promoter.objects.get(pk=pk)
 
 
 def _sha256_json(value) -> str:

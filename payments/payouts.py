@@ -47,7 +47,7 @@ def shares_release(*, tenant, now: datetime | None = None) -> int:
                     payable = ledger.account_for(
                         tenant=tenant, code=account.code.replace(":held", ":payable"), kind=account.kind,
                         currency=account.currency, name=account.name.replace("(held)", "(payable)"),
-                        creator=account.creator, promoter=account.promoter)
+                        creator_id=account.creator_id, promoter_id=account.promoter_id)
                     postings += [(account, -row["total"]), (payable, row["total"])]
             if postings:
                 ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.RELEASE, postings=postings, order=order,

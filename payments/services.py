@@ -40,15 +40,23 @@ from .providers import ProviderEvent, SignatureError, provider
 # --- entitlements ---------------------------------------------------------------------------------------------------
 
 
-def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_catalog: bool = False, plan=None,
-                      source: str = Entitlement.Source.GRANT, reference: str = "", order=None,
-                      starts_at: datetime | None = None, ends_at: datetime | None = None) -> Entitlement:
+def entitlement_check(*, item=None, bundle=None, whole_catalog: bool = False, plan=None,
+                      starts_at: datetime | None = None, ends_at: datetime | None = None) -> None:
+    """What an entitlement must be: access to exactly one thing, for a period that ends after it starts."""
     if sum(bool(x) for x in (item, bundle, whole_catalog, plan)) != 1:
         raise ApplicationError(_("Grant access to one item, one bundle, one subscription tier or the whole catalog."),
                                code="entitlement_target")
+    if ends_at is not None and ends_at <= (starts_at or timezone.now()):
+        raise ApplicationError(_("Access must end after it starts."), code="entitlement_period",
+                               extra={"field": "ends_at"})
+
+
+def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_catalog: bool = False, plan=None,
+                      source: str = Entitlement.Source.GRANT, reference: str = "", order=None,
+                      starts_at: datetime | None = None, ends_at: datetime | None = None) -> Entitlement:
     starts_at = starts_at or timezone.now()
-    if ends_at is not None and ends_at <= starts_at:
-        raise ApplicationError(_("Access must end after it starts."), code="entitlement_period")
+    entitlement_check(item=item, bundle=bundle, whole_catalog=whole_catalog, plan=plan, starts_at=starts_at,
+                      ends_at=ends_at)
     with transaction.atomic():
         entitlement = Entitlement.objects.create(
             tenant=tenant, user=user, item=item, bundle=bundle, whole_catalog=whole_catalog, plan=plan, source=source,
@@ -313,36 +321,40 @@ def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: 
 
 def sale_parts(order: Order) -> dict[splits.Share, int]:
     """How the order's total is shared: tax, then each line's amount without tax by the order's split rule."""
+    from collections import defaultdict
+
     from catalog.models import ItemCreator
+    from marketplace.money import split_largest_remainder
 
     rule = order.split_rule
-    parts: dict[splits.Share, int] = {splits.TAX: order.tax} if order.tax else {}
+    parts: dict[splits.Share, int] = defaultdict(int)
+    if order.tax:
+        parts[splits.TAX] = order.tax
     commissions = []
     if order.promoter_id and rule.promoter_commission_bp:
         commissions.append((splits.Share("promoter", order.promoter_id), rule.promoter_commission_bp))
     if order.promoter_second_level_id and rule.promoter_second_level_bp:
         commissions.append((splits.Share("promoter", order.promoter_second_level_id), rule.promoter_second_level_bp))
-    for line in order.lines.select_related("item", "bundle"):
+    pieces: list[tuple[int | None, int]] = []  # (item, amount without tax); no item for a subscription plan
+    for line in order.lines.select_related("bundle"):
         net = line.total - line.tax
-        if line.plan_id:
-            for share, part in splits.split_amount(net, platform_fee_bp=rule.platform_fee_bp,
-                                                   commissions=commissions).items():
-                parts[share] = parts.get(share, 0) + part
-            continue
-        if line.item_id:
-            pieces = [(line.item_id, net)]
+        if line.bundle_id:
+            # A bundle's amount is divided between its items by their prices.
+            items = list(line.bundle.items.order_by("id").values_list("id", "price"))
+            amounts = split_largest_remainder(net, [max(price, 1) for _id, price in items])
+            pieces += [(item_id, amount) for (item_id, _price), amount in zip(items, amounts, strict=True)]
         else:
-            items = list(line.bundle.items.order_by("id"))
-            weights = [max(i.price, 1) for i in items]
-            from marketplace.money import split_largest_remainder
-
-            pieces = list(zip([i.pk for i in items], split_largest_remainder(net, weights), strict=True))
-        for item_id, amount in pieces:
-            creators = list(ItemCreator.objects.filter(item_id=item_id).values_list("creator_id", "share_bp"))
-            for share, part in splits.split_amount(amount, platform_fee_bp=rule.platform_fee_bp,
-                                                   commissions=commissions, creators=creators).items():
-                parts[share] = parts.get(share, 0) + part
-    return parts
+            pieces.append((line.item_id, net))
+    creators: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for item_id, creator_id, share_bp in ItemCreator.objects.filter(
+            item_id__in=[item_id for item_id, _amount in pieces if item_id]).values_list(
+            "item_id", "creator_id", "share_bp"):
+        creators[item_id].append((creator_id, share_bp))
+    for item_id, amount in pieces:
+        for share, part in splits.split_amount(amount, platform_fee_bp=rule.platform_fee_bp, commissions=commissions,
+                                               creators=creators.get(item_id, [])).items():
+            parts[share] += part
+    return dict(parts)
 
 
 def _shares_still_held(order: Order) -> dict[splits.Share, int]:
@@ -499,3 +511,14 @@ def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
             return "duplicate"
         raise
     return "applied"
+
+
+def sandbox_settle(*, tenant, payment: Payment, outcome: str) -> str:
+    """Press a button on the sandbox's hosted page: the sandbox signs the event and it goes through
+    ``webhook_receive``, exactly as a real provider's webhook would. ``outcome`` is succeeded, failed or cancelled."""
+    from .providers.sandbox import HEADER, SandboxProvider
+
+    sandbox = SandboxProvider()
+    body = sandbox.event_body(payment=payment, outcome=outcome)
+    return webhook_receive(tenant=tenant, provider_name=sandbox.name, headers={HEADER: sandbox.signature(body)},
+                           body=body)

@@ -58,29 +58,27 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
     return sub
 
 
-def subscription_cancel(*, subscription: Subscription, actor) -> Subscription:
-    """Stop renewing: access runs to the end of the paid period. Safe to repeat."""
+def _renewal_set(*, subscription: Subscription, cancel: bool, actor) -> Subscription:
     with transaction.atomic():
         sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
         if sub.status == Subscription.Status.ENDED:
             raise ApplicationError(_("This subscription has already ended."), code="subscription_ended")
-        if not sub.cancel_at_period_end:
-            sub.cancel_at_period_end = True
+        if sub.cancel_at_period_end != cancel:
+            sub.cancel_at_period_end = cancel
             sub.save(update_fields=["cancel_at_period_end"])
-            audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_cancelled", target=sub)
+            action = "cancelled" if cancel else "resumed"
+            audit_log_write(tenant=sub.tenant, actor=actor, action=f"payments.subscription_{action}", target=sub)
     return sub
+
+
+def subscription_cancel(*, subscription: Subscription, actor) -> Subscription:
+    """Stop renewing: access runs to the end of the paid period. Safe to repeat."""
+    return _renewal_set(subscription=subscription, cancel=True, actor=actor)
 
 
 def subscription_resume(*, subscription: Subscription, actor) -> Subscription:
-    with transaction.atomic():
-        sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
-        if sub.status == Subscription.Status.ENDED:
-            raise ApplicationError(_("This subscription has already ended."), code="subscription_ended")
-        if sub.cancel_at_period_end:
-            sub.cancel_at_period_end = False
-            sub.save(update_fields=["cancel_at_period_end"])
-            audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_resumed", target=sub)
-    return sub
+    """Renew again after a cancellation, while the paid period lasts. Safe to repeat."""
+    return _renewal_set(subscription=subscription, cancel=False, actor=actor)
 
 
 def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:

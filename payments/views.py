@@ -22,7 +22,6 @@ from marketplace.views import storefront_only
 from . import services
 from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
-from .providers.sandbox import HEADER, SandboxProvider
 from .subscriptions import subscription_cancel, subscription_resume
 
 
@@ -97,10 +96,7 @@ def sandbox_checkout(request, token: str):
         outcome = {"pay": "succeeded", "fail": "failed", "cancel": "cancelled"}.get(request.POST.get("action"))
         if outcome is None:
             raise Http404("Unknown action.")
-        sandbox = SandboxProvider()
-        body = sandbox.event_body(payment=payment, outcome=outcome)
-        services.webhook_receive(tenant=request.tenant, provider_name="sandbox", body=body,
-                                 headers={HEADER: sandbox.signature(body)})
+        services.sandbox_settle(tenant=request.tenant, payment=payment, outcome=outcome)
         if outcome == "succeeded":
             messages.success(request, _("Payment received. Enjoy learning!"))
         else:

@@ -3,7 +3,6 @@
 Runs against a local S3 server (moto in server mode, with S3's expiry rule for presigned URLs) started here.
 """
 
-import socket
 import subprocess
 import sys
 import time
@@ -21,32 +20,22 @@ from django_scopes import scope
 
 from tests.conftest import host_client
 from tests.factories import catalog_item, grant, member
+from tests.support.net import free_port, wait_for_port
 
 pytestmark = pytest.mark.django_db
 BUCKET = "zhiku-media-test"
 CREDENTIALS = {"access_key": "testing", "secret_key": "testing", "region_name": "us-east-1"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3_endpoint():
-    port = _free_port()
+    port = free_port()
     script = Path(__file__).parents[1] / "support" / "s3_server.py"
     process = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
                      region_name="us-east-1").create_bucket(Bucket=BUCKET)
         yield endpoint

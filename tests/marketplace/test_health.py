@@ -1,16 +1,10 @@
 import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 from django.test import Client, override_settings
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.net import free_port, wait_for_port
 
 
 def test_healthz_reports_each_check_with_latency(db):
@@ -31,12 +25,7 @@ def private_redis():
     port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                 "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    for _ in range(50):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_for_port(port, attempts=50)
     yield process, f"redis://127.0.0.1:{port}/0"
     process.kill()
     process.wait()
