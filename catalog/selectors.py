@@ -37,7 +37,7 @@ SORTS = {
 }
 
 
-def _with_card_data(items: QuerySet[ContentItem]) -> QuerySet[ContentItem]:
+def with_card_data(items: QuerySet[ContentItem]) -> QuerySet[ContentItem]:
     """What an item card shows, fetched with one extra query for the whole page."""
     credits = ItemCreator.objects.select_related("creator").order_by("position", "id")
     return items.prefetch_related(Prefetch("item_creators", queryset=credits))
@@ -106,7 +106,7 @@ def items_browse(*, filters: dict) -> BrowseResult:
         ordering = SORTS[sort]
     if sort == "rating":
         items = items.alias(rating_avg=F("rating_sum") * 1.0 / F("rating_count"))
-    return BrowseResult(items=_with_card_data(items.order_by(*ordering)), sort=sort)
+    return BrowseResult(items=with_card_data(items.order_by(*ordering)), sort=sort)
 
 
 @dataclass
@@ -120,7 +120,7 @@ class HomePage:
 
 
 def home_page(*, per_row: int = 8) -> HomePage:
-    on_sale = _with_card_data(items_on_sale())
+    on_sale = with_card_data(items_on_sale())
     return HomePage(
         featured=list(on_sale.filter(is_featured=True).order_by("-published_at", "-id")[:per_row]),
         newest=list(on_sale.order_by("-published_at", "-id")[:per_row]),
@@ -188,7 +188,7 @@ def item_public(*, item: ContentItem) -> ItemPublic:
     # A semi-join rather than DISTINCT over whole rows: the planner then reads only the few linked items.
     linked = ContentItem.categories.through.objects.filter(
         category_id__in=item.categories.values("id")).values("contentitem_id")
-    related = _with_card_data(items_on_sale().filter(id__in=Subquery(linked)).exclude(pk=item.pk)
+    related = with_card_data(items_on_sale().filter(id__in=Subquery(linked)).exclude(pk=item.pk)
                               .order_by("-learner_count", "-id")[:4])
     return ItemPublic(
         sections=item_syllabus(item=item),
@@ -258,7 +258,7 @@ def my_learning(*, user) -> list[LearningEntry]:
     progress = {p.item_id: p for p in ItemProgress.objects.filter(user=user)}
     owned = entitled_item_ids(user=user) or set()
     ids = set(progress) | owned
-    items = _with_card_data(ContentItem.objects.filter(id__in=ids).exclude(status=Status.DRAFT))
+    items = with_card_data(ContentItem.objects.filter(id__in=ids).exclude(status=Status.DRAFT))
     entries = [LearningEntry(item=item, progress=progress.get(item.id)) for item in items]
     entries.sort(key=lambda e: (e.progress is None, -(e.progress.updated_at.timestamp() if e.progress else 0)))
     return entries
@@ -272,14 +272,14 @@ def creator_for_storefront(*, slug: str) -> Creator:
 
 
 def creator_items(*, creator: Creator) -> QuerySet[ContentItem]:
-    return _with_card_data(items_on_sale().filter(item_creators__creator=creator).order_by("-published_at"))
+    return with_card_data(items_on_sale().filter(item_creators__creator=creator).order_by("-published_at"))
 
 
 def bundle_for_storefront(*, slug: str) -> tuple[Bundle, list[ContentItem]]:
     bundle = Bundle.objects.filter(slug=slug, is_published=True).first()
     if bundle is None:
         raise Http404("No such bundle.")
-    return bundle, list(_with_card_data(bundle.items.filter(status=Status.PUBLISHED)))
+    return bundle, list(with_card_data(bundle.items.filter(status=Status.PUBLISHED)))
 
 
 @dataclass

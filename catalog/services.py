@@ -15,6 +15,8 @@ from django.utils.translation import gettext as _
 from marketplace.errors import ApplicationError
 from marketplace.services import audit_log_write
 from marketplace.tenancy import current_tenant
+from recommender.events import event_record
+from recommender.models import EventKind
 
 from .access import can_access
 from .models import ContentItem, EditorialDecision, ItemProgress, ItemVersion, Lesson, LessonProgress, Review
@@ -196,6 +198,7 @@ def progress_record(*, user, item: ContentItem, lesson: Lesson | None = None, po
             user=user, item=item, defaults={"tenant": tenant})
         if created:
             ContentItem.objects.filter(pk=item.pk).update(learner_count=F("learner_count") + 1)
+        percent_before = progress.percent
         fields = ["updated_at"]
         if lesson is not None:
             lesson_progress, _created = LessonProgress.objects.get_or_create(
@@ -219,6 +222,9 @@ def progress_record(*, user, item: ContentItem, lesson: Lesson | None = None, po
             progress.completed_at = now
             fields.append("completed_at")
             audit_log_write(tenant=tenant, actor=user, action="catalog.item_completed", target=item)
+            event_record(user=user, item=item, kind=EventKind.COMPLETE)
+        elif created or progress.percent != percent_before:
+            event_record(user=user, item=item, kind=EventKind.PROGRESS, value=progress.percent)
         progress.save(update_fields=fields)
     return progress
 
@@ -239,6 +245,7 @@ def review_save(*, user, item: ContentItem, rating: int, body: str = "") -> Revi
             ContentItem.objects.filter(pk=item.pk).update(rating_sum=F("rating_sum") + rating - review.rating)
             review.rating, review.body = rating, body
             review.save(update_fields=["rating", "body", "updated_at"])
+        event_record(user=user, item=item, kind=EventKind.RATE, value=rating)
         catalog_changed(item.tenant_id)
     return review
 

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 
 from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
+from recommender import storefront as recommendations
 
 from . import selectors, services
 from .access import can_access
@@ -90,7 +91,13 @@ def home(request):
         page = selectors.home_page()
         return render_to_string("catalog/_home_sections.html", {"page": page, "tenant": request.tenant}, request)
 
-    return render(request, "storefront/home.html", {"sections_html": _cached(request, "home", (), build)})
+    context = {"sections_html": _cached(request, "home", (), build)}
+    if request.user.is_authenticated:
+        picks = recommendations.recommended_for(user=request.user)
+        recommendations.picks_shown(user=request.user, picks=picks, placement="home")
+        context.update(recommendations=picks.items, recommendation_reasons=picks.reasons,
+                       recommendation_ref=picks.ref)
+    return render(request, "storefront/home.html", context)
 
 
 @storefront_only
@@ -123,7 +130,10 @@ def item_detail(request, slug: str):
     row = _cached(request, "item-row", (slug,), lambda: selectors.item_by_slug(slug=slug) or False)
     if row is False:
         raise Http404("No such item.")
-    return _item_page(request, selectors.item_for_storefront(slug=slug, user=request.user, item=row))
+    item = selectors.item_for_storefront(slug=slug, user=request.user, item=row)
+    if request.user.is_authenticated:
+        recommendations.item_viewed(user=request.user, item=item, ref=request.GET.get("rec", ""))
+    return _item_page(request, item)
 
 
 def _item_page(request, item: ContentItem, *, review_form: ReviewForm | None = None, status: int = 200):
@@ -143,6 +153,7 @@ def _item_page(request, item: ContentItem, *, review_form: ReviewForm | None = N
     return render(request, "catalog/item_detail.html", {
         "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
         "review_form": review_form, "live_open": _live_open(item, personal.has_access),
+        "neighbours": recommendations.item_neighbours(item=item, user=request.user),
     }, status=status)
 
 
@@ -169,8 +180,11 @@ def learn(request, slug: str, lesson_id: int | None = None):
     if not can_access(request.user, item, lesson):
         messages.info(request, _("This part is for learners who own the item."))
         return redirect("catalog:item", slug=item.slug)
+
     sections = selectors.item_syllabus(item=item)
     personal = selectors.item_personal(item=item, user=request.user, with_lessons=True)
+    if lesson is not None and lesson.is_preview and not personal.has_access:
+        recommendations.event_record(user=request.user, item=item, kind=recommendations.EventKind.PREVIEW)
     position = 0
     if request.user.is_authenticated:
         position = selectors.resume_position(user=request.user, item=item, lesson=lesson)
@@ -270,4 +284,12 @@ def path_detail(request, slug: str):
 @storefront_only
 @login_required
 def my_learning(request):
-    return render(request, "catalog/my_learning.html", {"entries": selectors.my_learning(user=request.user)})
+    preference = recommendations.preference_for(request.user)
+    plan = recommendations.path_plan(user=request.user, preference=preference) if preference else None
+    goal = ""
+    if preference is not None:
+        goal = (f"p:{preference.goal_path_id}" if preference.goal_path_id else
+                f"c:{preference.goal_category_id}" if preference.goal_category_id else "")
+    return render(request, "catalog/my_learning.html", {
+        "entries": selectors.my_learning(user=request.user), "plan": plan,
+        "goal_form": recommendations.GoalForm(initial={"goal": goal})})

@@ -28,4 +28,16 @@ app.conf.beat_schedule = {
         "task": "payments.tasks.shares_release_all",
         "schedule": crontab(minute=35),
     },
+    "recommender-fit": {  # one fit per storefront and night
+        "task": "recommender.tasks.recommender_fit_all",
+        "schedule": crontab(minute=30, hour=2),
+    },
+    "recommender-events-retention": {  # raw events past the retention period folded into rollups
+        "task": "recommender.tasks.events_compact_all",
+        "schedule": crontab(minute=45, hour=4),
+    },
+    "recommender-digests": {  # due digests, outside quiet hours
+        "task": "recommender.tasks.digests_send_all",
+        "schedule": crontab(minute=10),
+    },
 }

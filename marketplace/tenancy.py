@@ -8,7 +8,9 @@ here and nowhere else:
 * ``TenantCommand``: the management-command wrapper (``--tenant SLUG``, default every active tenant);
 * ``each_tenant()``: for the few operations keyed by a person rather than a tenant (privacy export and erasure),
   which visit the person's tenants one at a time;
-* ``platform_scope()``: the operator's admin on a platform host, for superusers only.
+* ``platform_scope()``: the operator's admin on a platform host, for superusers only;
+* ``tenant_phase()``: one committed step of a long job that must not hold one transaction for its whole run (the
+  nightly recommender fit claims its run, reads, computes outside any transaction, then writes).
 
 Each scope is also a database transaction. On PostgreSQL it starts with ``set_config(..., is_local => true)``
 (``SET LOCAL``), which the row-level-security policies installed by ``install_rls()`` read, so a raw SQL query
@@ -94,6 +96,13 @@ def platform_scope() -> Iterator[None]:
             yield
     finally:
         _current_tenant.reset(token)
+
+
+@contextmanager
+def tenant_phase(tenant: Tenant) -> Iterator[Tenant]:
+    """One step of a long per-tenant job: the tenant's scope and a transaction that commits when the step ends."""
+    with activate(tenant):
+        yield tenant
 
 
 def each_tenant(tenants: Iterable[Tenant]) -> Iterator[Tenant]:

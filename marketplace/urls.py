@@ -12,6 +12,7 @@ urlpatterns = [
     path("", include(storefront_patterns)),
     path("", include("catalog.urls")),
     path("", include("payments.urls")),
+    path("", include("recommender.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),

@@ -19,6 +19,7 @@ from accounts.selectors import user_can_buy
 from marketplace.errors import ApplicationError
 from marketplace.money import CURRENCY_EXPONENTS
 from marketplace.services import audit_log_write
+from recommender.events import purchases_record
 
 from . import ledger, splits
 from .models import (
@@ -393,7 +394,8 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
         order.save(update_fields=["status", "paid_at"])
         if order.coupon_id:
             Coupon.objects.filter(pk=order.coupon_id).update(used_count=F("used_count") + 1)
-        for line in order.lines.select_related("plan", "subscription"):
+        bought = []
+        for line in order.lines.select_related("plan", "subscription", "item", "bundle"):
             if line.plan_id:
                 from .subscriptions import subscription_paid
 
@@ -402,6 +404,8 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
                 entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, item=line.item,
                                   bundle=line.bundle, source=Entitlement.Source.PURCHASE, reference=order.number,
                                   order=order)
+                bought += [line.item] if line.item_id else list(line.bundle.items.all())
+        purchases_record(user=order.user, items=bought, order=order)
         postings = _postings(order, payment.provider, order.total, sale_parts(order), sign=-1, held=True)
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.SALE, postings=postings, order=order,
                           memo=f"Sale {order.number}")

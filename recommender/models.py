@@ -1,1 +1,230 @@
-"""Models of the recommender app arrive with its issue; the app is installed so migrations and imports settle now."""
+"""What learners do, what the nightly fit learned from it, and what the storefront serves.
+
+``Event`` is the append-only behaviour store (deduplicated by ``event_id``); old raw events are folded into
+``EventRollup`` by the retention job. A ``FitRun`` is one nightly fit of one storefront (unique per date): it keeps
+every candidate model's holdout metrics and parameters, the winner, and whether the winner replaced the serving
+model. The serving rows (``Recommendation`` per learner, ``SimilarItems`` per item, ``Persona`` per segment) belong
+to a run, so a new run's rows are written beside the old ones and take over in one commit; serving is one indexed
+read of the serving run's row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from marketplace.models import TenantOwned
+
+
+class EventKind(models.TextChoices):
+    VIEW = "view", _("View")
+    PREVIEW = "preview", _("Preview")
+    PURCHASE = "purchase", _("Purchase")
+    PROGRESS = "progress", _("Progress")
+    COMPLETE = "complete", _("Complete")
+    RATE = "rate", _("Rating")
+    SHARE = "share", _("Share")
+    # Feedback on recommendations themselves: they measure experiments and digests, and weigh nothing in the fit.
+    IMPRESSION = "impression", _("Impression")
+    CLICK = "click", _("Click")
+
+
+class EventSource(models.TextChoices):
+    STOREFRONT = "storefront", _("Storefront")
+    API = "api", _("Partner API")
+    CHANNEL = "channel", _("Distribution channel")
+    DIGEST = "digest", _("Digest email")
+
+
+class Event(TenantOwned):
+    """One thing a learner did with an item. Never updated; deleted only by retention (after a rollup) or erasure."""
+
+    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=EventKind.choices)
+    source = models.CharField(max_length=12, choices=EventSource.choices, default=EventSource.STOREFRONT)
+    # A rating's stars, a progress percentage; empty for the other kinds.
+    value = models.FloatField(null=True, blank=True)
+    # Where it happened: {"placement": "home", "experiment": 3, "arm": "b"} for recommendation feedback.
+    context = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField(db_index=False)
+
+    class Meta:
+        verbose_name = _("behaviour event")
+        constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="event_id_per_tenant")]
+        indexes = [
+            models.Index(fields=["tenant", "occurred_at"], name="event_scan"),
+            models.Index(fields=["tenant", "user", "-occurred_at"], name="event_by_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.item_id} by {self.user_id}"
+
+
+class EventRollup(TenantOwned):
+    """Raw events older than the retention period, folded per (learner, item, kind): what the fit still needs."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=EventKind.choices)
+    count = models.PositiveIntegerField(default=0)
+    value = models.FloatField(null=True, blank=True)  # the latest value (a rating, a percentage)
+    last_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user", "item", "kind"], name="rollup_unique")]
+
+
+class LearnerPreference(TenantOwned):
+    """A learner's say over personalisation and the digest on one storefront, and the goal they learn towards."""
+
+    class Digest(models.TextChoices):
+        OFF = "off", _("Never")
+        WEEKLY = "weekly", _("Weekly")
+        DAILY = "daily", _("Daily")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    personalised = models.BooleanField(
+        _("personalised recommendations"), default=True,
+        help_text=_("Off: you see popular and editorial picks, and what you do is not used to recommend."))
+    digest = models.CharField(_("recommendation digest"), max_length=8, choices=Digest.choices,
+                              default=Digest.WEEKLY)
+    last_digest_at = models.DateTimeField(null=True, blank=True, editable=False)
+    goal_category = models.ForeignKey("catalog.Category", on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="+", verbose_name=_("goal: a subject"))
+    goal_path = models.ForeignKey("catalog.LearningPath", on_delete=models.SET_NULL, null=True, blank=True,
+                                  related_name="+", verbose_name=_("goal: a learning path"))
+
+    class Meta:
+        verbose_name = _("learner preference")
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="preference_per_learner")]
+
+
+class FitRun(TenantOwned):
+    """One nightly fit of one storefront. The unique date makes re-running a no-op and two beats one fit."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+
+    run_date = models.DateField(_("date"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    learners = models.PositiveIntegerField(_("learners"), default=0)
+    items = models.PositiveIntegerField(_("items"), default=0)
+    interactions = models.PositiveIntegerField(_("interactions"), default=0)
+    # [{"model", "params", "ndcg@10", "recall@20", "coverage@10", "popularity_bias", "fit_s"}, ...] on the holdout.
+    results = models.JSONField(_("holdout results"), default=list, blank=True)
+    winner = models.CharField(_("best model"), max_length=20, blank=True)
+    winner_params = models.JSONField(default=dict, blank=True)
+    served = models.BooleanField(_("serving"), default=False,
+                                 help_text=_("The best model beat the popularity baseline and replaced the "
+                                             "serving one."))
+    note = models.TextField(_("note"), blank=True)
+    stages = models.JSONField(_("stage timings"), default=dict, blank=True)
+    # Time-decayed popularity, overall and per category: the fallback for cold learners and opted-out ones.
+    popular = models.JSONField(default=list, blank=True)
+    popular_by_category = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-run_date"]
+        verbose_name = _("recommender run")
+        constraints = [models.UniqueConstraint(fields=["tenant", "run_date"], name="one_fit_per_day")]
+        indexes = [models.Index(fields=["tenant", "served", "-run_date"], name="fitrun_serving")]
+
+    def __str__(self) -> str:
+        return f"{self.run_date} {self.get_status_display()}"
+
+    def metric(self, model: str, name: str) -> float | None:
+        row = next((r for r in self.results if r.get("model") == model), None)
+        return row.get(name) if row else None
+
+
+class Recommendation(TenantOwned):
+    """A learner's precomputed top-N from one run and one strategy ("" is the run's winner).
+
+    ``items`` is ``[[item_id, score, reason_item_id | None, reason_category_id | None], ...]`` best first.
+    """
+
+    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+")
+    strategy = models.CharField(max_length=20, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    items = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "strategy", "user"], name="recommendation_unique")]
+
+
+class SimilarItems(TenantOwned):
+    """An item's neighbours from one run: learned from behaviour ("learners also bought") and from content."""
+
+    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+")
+    also_bought = models.JSONField(default=list)  # [[item_id, score], ...]
+    similar = models.JSONField(default=list)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "item"], name="similar_items_unique")]
+
+
+class Persona(TenantOwned):
+    """A segment of learners found by K-Means over their behaviour, named after what sets it apart."""
+
+    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="personas")
+    number = models.PositiveSmallIntegerField()
+    name = models.CharField(_("name"), max_length=200)
+    size = models.PositiveIntegerField(_("learners"))
+    features = models.JSONField(_("centre"), default=dict)
+    top_items = models.JSONField(_("top items"), default=list)  # [item_id, ...]
+
+    class Meta:
+        ordering = ["-size"]
+        verbose_name = _("persona")
+
+
+def validate_arms(value) -> None:
+    from .strategies import STRATEGIES
+
+    if not isinstance(value, list) or len(value) < 2:
+        raise ValidationError(_("An experiment needs at least two arms."))
+    names = set()
+    for arm in value:
+        if not isinstance(arm, dict) or not {"name", "strategy", "weight"} <= set(arm):
+            raise ValidationError(_('Each arm is {"name": ..., "strategy": ..., "weight": ...}.'))
+        if arm["strategy"] not in STRATEGIES:
+            raise ValidationError(_("Unknown strategy “%(s)s”; choose from %(all)s."),
+                                  params={"s": arm["strategy"], "all": ", ".join(STRATEGIES)})
+        if not isinstance(arm["weight"], int) or arm["weight"] <= 0:
+            raise ValidationError(_("An arm's weight is a positive whole number."))
+        if arm["name"] in names:
+            raise ValidationError(_("Arm names must differ."))
+        names.add(arm["name"])
+
+
+class Experiment(TenantOwned):
+    """An A/B test of recommendation strategies on "Recommended for you": learners are split by a hash of their id,
+    so each keeps their arm for the whole experiment."""
+
+    name = models.CharField(_("name"), max_length=120)
+    arms = models.JSONField(
+        _("arms"), validators=[validate_arms],
+        default=list,
+        help_text=_('For example [{"name": "a", "strategy": "model", "weight": 50}, '
+                    '{"name": "b", "strategy": "popularity", "weight": 50}].'))
+    is_active = models.BooleanField(_("running"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("A/B test")
+        verbose_name_plural = _("A/B tests")
+
+    def __str__(self) -> str:
+        return self.name

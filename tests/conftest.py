@@ -25,6 +25,24 @@ def default_language():
     translation.deactivate()
 
 
+def clear_cache() -> None:
+    """Empty this test process's cache. On Redis only its own keys go (``cache.clear()`` would flush the whole
+    database, the Celery broker's queues of a parallel worker test included)."""
+    from django.core.cache import cache
+
+    if hasattr(cache, "delete_pattern"):
+        cache.delete_pattern("*")
+    else:
+        cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts from an empty cache: a rolled-back test's tenant id is given again to the next test's
+    tenant, which must not inherit the pages cached for the first."""
+    clear_cache()
+
+
 @pytest.fixture
 def tenant_a(db):
     return TenantFactory(slug="alpha", name="Alpha Academy", domain="alpha.test")

@@ -290,3 +290,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# Recommender: the digest's quiet hours (start, end; local hours in the time zone below) when nothing is sent.
+RECOMMENDER_QUIET_HOURS = (env.int("RECOMMENDER_QUIET_START", default=22), env.int("RECOMMENDER_QUIET_END", default=8))
+RECOMMENDER_DIGEST_TIME_ZONE = env.str("RECOMMENDER_DIGEST_TIME_ZONE", default="Asia/Shanghai")

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.test import override_settings
 from django_scopes import scope
 
-from tests.conftest import host_client
+from tests.conftest import clear_cache, host_client
 from tests.factories import catalog_item, grant, member
 from tests.support.net import free_port, wait_for_port
 
@@ -64,7 +63,7 @@ def _get(url: str) -> tuple[int, bytes]:
 
 
 def test_signed_url_is_short_lived_and_only_for_entitled_learners(tenant_a, s3_endpoint):
-    cache.clear()
+    clear_cache()
     item = catalog_item(tenant_a, title="Video Lecture", kind="video", price=1900)
     learner = member(tenant_a)
     with override_settings(STORAGES=_s3_storages(s3_endpoint, expire=2)):

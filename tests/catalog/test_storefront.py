@@ -1,21 +1,15 @@
 """The learner's storefront: listings, search, item pages, the paywall, progress and reviews."""
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_scopes import scope, scopes_disabled
 
 from catalog.models import ContentItem, ItemProgress, Review
-from tests.conftest import host_client
+from tests.conftest import clear_cache, host_client
 from tests.factories import catalog_creator, catalog_item, grant, member
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    cache.clear()
 
 
 def test_home_shows_published_items_and_hides_drafts(tenant_a):
@@ -94,7 +88,7 @@ def test_listing_query_count_does_not_depend_on_item_count(tenant_a):
             catalog_item(tenant_a, title=f"Course {i}", creators=[creator], is_featured=True)
         counts = {}
         for path in paths:
-            cache.clear()  # measure the uncached page; the cached one makes fewer queries still
+            clear_cache()  # measure the uncached page; the cached one makes fewer queries still
             with CaptureQueriesContext(connection) as ctx:
                 assert client.get(path).status_code == 200
             counts[path] = len(ctx.captured_queries)

@@ -15,7 +15,7 @@ from catalog.models import Bundle
 from payments import services
 from payments.ledger import ledger_verify
 from payments.models import Coupon, Entitlement, JournalEntry, Order, Payment, PaymentSettings, Posting
-from tests.conftest import host_client
+from tests.conftest import clear_cache, host_client
 from tests.factories import catalog_creator, catalog_item, member
 
 pytestmark = pytest.mark.django_db
@@ -244,9 +244,7 @@ def test_prices_say_when_tax_comes_on_top(tenant_a, shop):
     assert "+ tax" not in client.get(f"/item/{course.slug}/").content.decode()
     with scope(tenant=tenant_a):
         PaymentSettings.objects.create(tenant=tenant_a, tax_rate_bp=800, prices_include_tax=False)
-    from django.core.cache import cache
-
-    cache.clear()
+    clear_cache()
     assert "+ tax" in client.get(f"/item/{course.slug}/").content.decode()
     assert "+ tax" in client.get("/browse/").content.decode()
 

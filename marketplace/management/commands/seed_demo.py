@@ -13,6 +13,7 @@ from tqdm import tqdm
 from accounts.models import User
 from accounts.services import membership_set_role
 from marketplace import demo
+from marketplace.demo_behaviour import seed_behaviour
 from marketplace.demo_catalog import seed_catalog
 from marketplace.demo_payments import seed_payments
 from marketplace.models import Domain, Tenant
@@ -53,7 +54,8 @@ class Command(TenantCommand):
 
     def before_tenants(self, **options):
         self.catalog_counts, self.payment_counts = {}, {}
-        self.progress = tqdm(total=1 + len(demo.TENANTS) * 4, desc="seeding demo", unit="step",
+        self.behaviour_counts = {}
+        self.progress = tqdm(total=1 + len(demo.TENANTS) * 6, desc="seeding demo", unit="step",
                              disable=options.get("verbosity", 1) == 0)
         self.operator = _person(demo.OPERATOR_EMAIL, "Platform Operator", mfa=True, superuser=True)
         self.progress.update()
@@ -84,8 +86,19 @@ class Command(TenantCommand):
             self.payment_counts[tenant.slug] = seed_payments(
                 tenant=tenant, actor=people[f"staff@{tenant.slug}.demo"], people=people)
         self.progress.update()
+        self.progress.set_description(f"{tenant.slug}: behaviour")
+        self.behaviour_counts[tenant.slug] = seed_behaviour(tenant=tenant, people=people)
+        self.progress.update()
 
     def after_tenants(self, **options):
+        from recommender.fitting import fit_run
+
+        self.runs = {}
+        for tenant in self.select_tenants(None):
+            # The nightly fit, now, so that the storefronts open with real recommendations (its own phases commit).
+            self.progress.set_description(f"{tenant.slug}: recommender fit")
+            self.runs[tenant.slug] = fit_run(tenant=tenant, force=True)
+            self.progress.update()
         self.progress.close()
         port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
         out = self.stdout.write
@@ -104,6 +117,11 @@ class Command(TenantCommand):
             if money:
                 out(f"      payments: {money['orders']} demo orders (sandbox provider), coupon WELCOME10, promoter "
                     f"learner2@{spec['slug']}.demo with referral code {money['promoter']}")
+            run = self.runs.get(spec["slug"])
+            if run:
+                out(f"      recommender: {self.behaviour_counts.get(spec['slug'], 0)} behaviour events; tonight's "
+                    f"fit served {run.winner if run.served else 'popularity'} "
+                    f"(NDCG@10 {run.metric(run.winner, 'ndcg@10') or 0:.3f} on the holdout)")
             out(f"      owner@{spec['slug']}.demo, staff@{spec['slug']}.demo, creator1@{spec['slug']}.demo, "
                 f"learner1@{spec['slug']}.demo")
         out(f"  Learner on both storefronts: {demo.SHARED_LEARNER_EMAIL}")

@@ -1,0 +1,337 @@
+"""The nightly fit of one storefront: claim the day's run, read behaviour, choose and fit a model, write what serving
+reads.
+
+The run commits in phases (``tenant_phase``): the claim first, so a second beat or a re-run sees the day taken; the
+read; the computation outside any transaction; then one transaction writes the new run's rows and makes them the
+serving ones. A failure marks the run failed (with the error) and the serving rows stay as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+from django.core.cache import cache
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone, translation
+from scipy import sparse
+
+from marketplace.tenancy import tenant_phase
+
+from . import engine
+from .dataset import Dataset, dataset_load, popularity_ranking
+from .models import Experiment, FitRun, Persona, Recommendation, SimilarItems
+from .personas import personas_find
+from .selectors import serving_cache_key
+
+log = logging.getLogger(__name__)
+
+TOP_N = 20
+SIMILAR_N = 20
+STALE_AFTER = timedelta(hours=3)  # a "running" run older than this was left by a worker that died
+MIN_INTERACTIONS = 20  # below this there is nothing to learn: popularity only
+LARGE = 20_000  # learners: beyond this the holdout uses defaults and a sample of learners
+# A large storefront's candidates: the strongest per fitting second. The content model (for cold items) still
+# gives every item its "Similar" neighbours; it is not a contender for warm learners' top-N there.
+LARGE_CANDIDATES = ["popularity", "itemknn", "rp3beta", "ease", "als", "hybrid"]
+LARGE_EVAL_USERS = 5_000
+REASONS = ["", "f", "b", "v", "c"]  # none, finished, bought, viewed (item reasons); popular in a category
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Claim:
+    run: FitRun | None
+    reason: str
+
+
+def run_claim(*, tenant, run_date: date, force: bool = False) -> Claim:
+    """Take the day's run for this storefront, or say why not (done already, or another worker has it)."""
+    with tenant_phase(tenant):
+        run = FitRun.objects.select_for_update().filter(run_date=run_date).first()
+        now = timezone.now()
+        if run is not None:
+            if run.status == FitRun.Status.SUCCEEDED and not force:
+                return Claim(None, "already fitted for this date")
+            if run.status == FitRun.Status.RUNNING and now - run.started_at < STALE_AFTER and not force:
+                return Claim(None, "another worker is fitting this date")
+            run.status, run.started_at, run.finished_at, run.note = FitRun.Status.RUNNING, now, None, ""
+            run.save(update_fields=["status", "started_at", "finished_at", "note"])
+            return Claim(run, "")
+        try:
+            with transaction.atomic():
+                run = FitRun.objects.create(tenant=tenant, run_date=run_date, started_at=now)
+        except IntegrityError:
+            return Claim(None, "another worker is fitting this date")
+        return Claim(run, "")
+
+
+def fit_run(*, tenant, run_date: date | None = None, force: bool = False, progress: Progress | None = None,
+            max_eval_users: int | None = None) -> FitRun | None:
+    """Fit one storefront for ``run_date`` (today by default). Returns the run, or None when it was not ours to do.
+
+    Safe to re-run: a date already fitted is left alone unless ``force``.
+    """
+    run_date = run_date or timezone.localdate()
+    claim = run_claim(tenant=tenant, run_date=run_date, force=force)
+    if claim.run is None:
+        log.info("recommender fit skipped", extra={"tenant": tenant.slug, "reason": claim.reason})
+        return None
+    run = claim.run
+    step = progress or (lambda _name: None)
+    try:
+        stages: dict = {}
+        with _stage(stages, "read"), tenant_phase(tenant):
+            step("read")
+            data = dataset_load(tenant=tenant)
+            strategies = _experiment_strategies()
+        stages["read"].update(data.timings)
+        with translation.override(tenant.default_language):  # persona names
+            outcome = fit_compute(data, stages=stages, step=step, strategies=strategies,
+                                  max_eval_users=max_eval_users)
+        with _stage(stages, "write"), tenant_phase(tenant):
+            step("write")
+            run_write(run=run, data=data, outcome=outcome, stages=stages)
+    except Exception as exc:
+        with tenant_phase(tenant):
+            FitRun.objects.filter(pk=run.pk).update(status=FitRun.Status.FAILED, finished_at=timezone.now(),
+                                                    note=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    cache.delete(serving_cache_key(tenant.pk))
+    with tenant_phase(tenant):
+        FitRun.objects.filter(pk=run.pk).update(stages=stages)  # with the write stage's own figures
+        return FitRun.objects.get(pk=run.pk)
+
+
+class _stage:
+    """Time and peak memory of one stage, into ``stages[name]``."""
+
+    def __init__(self, stages: dict, name: str):
+        self.stages, self.name = stages, name
+
+    def __enter__(self):
+        self.started = time.perf_counter()
+        self.stages[self.name] = {}
+        return self
+
+    def __exit__(self, *exc):
+        self.stages[self.name].update(seconds=round(time.perf_counter() - self.started, 3), peak_mb=_peak_mb())
+        return False
+
+
+def _peak_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def _experiment_strategies() -> set[str]:
+    strategies = set()
+    for arms in Experiment.objects.filter(is_active=True).values_list("arms", flat=True):
+        strategies |= {arm["strategy"] for arm in arms}
+    return strategies - {"model", "popularity"}
+
+
+@dataclass
+class Outcome:
+    results: list
+    winner: str
+    winner_params: dict
+    served: bool
+    note: str
+    popular: list
+    popular_by_category: dict
+    top: dict  # strategy ("" for the winner) -> (items int32 (users, n) column indices, scores, reasons)
+    also_bought: tuple | None
+    similar: tuple | None
+    personas: list
+
+
+def fit_compute(data: Dataset, *, stages: dict, step: Progress, strategies: set[str] = frozenset(),
+                max_eval_users: int | None = None) -> Outcome:
+    """Everything between reading and writing; no database access (it runs outside any transaction)."""
+    popular, by_category = popularity_ranking(data)
+    users, items = data.shape
+    outcome = Outcome(results=[], winner="popularity", winner_params={}, served=False, note="", popular=popular,
+                      popular_by_category=by_category, top={}, also_bought=None, similar=None, personas=[])
+    with _stage(stages, "content"):
+        step("content model")
+        if items >= 2:
+            content = engine.ContentModel(data.texts).fit(data.X if users else sparse.csr_matrix((1, items)))
+            outcome.similar = content.similar_items(SIMILAR_N)
+    if data.X.nnz < MIN_INTERACTIONS or users < 2 or items < 2:
+        outcome.note = "Not enough behaviour yet: popular and editorial picks are served."
+        return outcome
+
+    with _stage(stages, "select"):
+        step("holdout and candidates")
+        train, holdout = engine.split_by_time(data.X, data.T, test_fraction=0.2)
+        large = users > LARGE
+        selection = engine.select_model(
+            train, holdout, item_texts=None if large else data.texts, grid="none" if large else "small",
+            candidates=LARGE_CANDIDATES if large else None,
+            max_eval_users=max_eval_users or (LARGE_EVAL_USERS if large else None), seed=0)
+    outcome.results = selection.results
+    outcome.winner = selection.best
+    best = next(r for r in selection.results if r["model"] == selection.best)
+    baseline = next((r for r in selection.results if r["model"] == "popularity"), None)
+    outcome.winner_params = best.get("params", {})
+    outcome.served = selection.best != "popularity" and (baseline is None or best["ndcg@10"] > baseline["ndcg@10"])
+    if not outcome.served:
+        outcome.note = "The best model did not beat popularity on the holdout; the serving model is unchanged."
+        return outcome
+
+    with _stage(stages, "refit"):
+        step(f"refit {selection.best}")
+        model = selection.build(selection.best).fit(data.X)
+    with _stage(stages, "top_n"):
+        step("top-N for every learner")
+        exclude = data.owned
+        ranked, scores = engine.top_n(model, exclude, TOP_N, allowed=data.allowed)
+        outcome.top[""] = (ranked, scores)
+        for strategy in sorted(strategies):
+            if strategy == selection.best or strategy not in engine.MODEL_CLASSES:
+                continue
+            other = selection.build(strategy).fit(data.X)
+            outcome.top[strategy] = engine.top_n(other, exclude, TOP_N, allowed=data.allowed)
+    with _stage(stages, "similar"):
+        step("similar items")
+        item_models = ("itemknn", "rp3beta", "ease", "edlae")
+        neighbours = model if selection.best in item_models else engine.ItemKNN(k=50).fit(data.X)
+        outcome.also_bought = neighbours.similar_items(SIMILAR_N)
+    with _stage(stages, "reasons"):
+        step("reasons")
+        outcome.top = {name: (r, s, *explain(data, r, outcome.also_bought)) for name, (r, s) in outcome.top.items()}
+    with _stage(stages, "personas"):
+        step("personas")
+        outcome.personas = personas_find(data)
+    return outcome
+
+
+def explain(data: Dataset, ranked: np.ndarray, neighbours: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Why each recommendation: the learner's history item most similar to it ("because you finished X"), else the
+    item's first category ("popular in Data Science"), else nothing.
+
+    Returns (codes, refs) shaped like ``ranked``: codes index ``REASONS`` ("" none, "f" finished, "b" bought,
+    "v" viewed, "c" category); refs are item columns, or category ids for "c".
+    """
+    n_items = len(data.item_ids)
+    idx, sims = neighbours
+    rows = np.repeat(np.arange(n_items), idx.shape[1])
+    keep = idx.ravel() >= 0
+    S = sparse.csr_matrix((sims.ravel()[keep], (rows[keep], idx.ravel()[keep])), shape=(n_items, n_items))
+    first_category = np.array([cats[0] if cats else -1 for cats in data.categories], dtype=np.int64)
+    codes = np.zeros(ranked.shape, dtype=np.int8)
+    refs = np.full(ranked.shape, -1, dtype=np.int64)
+    history, block_size = 3, 4096
+    for start in range(0, ranked.shape[0], block_size):
+        block = ranked[start:start + block_size]
+        users = np.arange(start, start + block.shape[0])
+        Xb = data.X[users].toarray()
+        top_hist = np.argsort(-Xb, axis=1)[:, :history]
+        has = np.take_along_axis(Xb, top_hist, axis=1) > 0
+        h = np.repeat(top_hist[:, :, None], block.shape[1], axis=2)
+        r = np.repeat(block[:, None, :], history, axis=1)
+        valid = (r >= 0) & has[:, :, None]
+        values = np.zeros(h.shape, dtype=np.float32)
+        if valid.any():
+            values[valid] = np.asarray(S[h[valid], r[valid]]).ravel()
+        best = values.argmax(axis=1)
+        best_value = np.take_along_axis(values, best[:, None, :], axis=1)[:, 0, :]
+        best_item = np.take_along_axis(top_hist, best, axis=1)
+        user_rows = np.repeat(users[:, None], block.shape[1], axis=1)
+        finished = np.asarray(data.completed[user_rows.ravel(), best_item.ravel()]).reshape(block.shape) > 0
+        bought = np.asarray(data.owned[user_rows.ravel(), best_item.ravel()]).reshape(block.shape) > 0
+        by_item = (best_value > 0) & (block >= 0)
+        code = np.where(finished, 1, np.where(bought, 2, 3))
+        category = first_category[np.maximum(block, 0)]
+        by_category = ~by_item & (block >= 0) & (category >= 0)
+        codes[start:start + block.shape[0]] = np.where(by_item, code, np.where(by_category, 4, 0))
+        refs[start:start + block.shape[0]] = np.where(by_item, best_item, np.where(by_category, category, -1))
+    return codes, refs
+
+
+def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> FitRun:
+    """Write the run's rows and make them serve (one transaction: readers see the old rows or the new ones)."""
+    tenant_id = run.tenant_id
+    item_ids, user_ids = data.item_ids, data.user_ids
+    previous = list(FitRun.objects.filter(served=True).exclude(pk=run.pk).values_list("pk", flat=True))
+    Recommendation.objects.filter(run=run).delete()
+    SimilarItems.objects.filter(run=run).delete()
+    Persona.objects.filter(run=run).delete()
+    if outcome.served:
+        rows = []
+        for strategy, (ranked, scores, codes, refs) in outcome.top.items():
+            # Columns become item keys; item reasons' refs too (a category reason's ref is a category id already).
+            pks = np.where(ranked >= 0, item_ids[np.maximum(ranked, 0)], -1).tolist()
+            by_item = (codes > 0) & (codes < 4)
+            ref_pks = np.where(by_item, item_ids[np.where(by_item, refs, 0)], refs).tolist()
+            codes, scores = codes.tolist(), np.round(scores.astype(np.float64), 5).tolist()
+            for u, user_pk in enumerate(user_ids.tolist()):
+                entries = [[pk, score, [REASONS[code], ref] if code else None]
+                           for pk, score, code, ref in zip(pks[u], scores[u], codes[u], ref_pks[u], strict=True)
+                           if pk >= 0]
+                if entries:
+                    rows.append((strategy, user_pk, entries))
+        _bulk_write(Recommendation, tenant_id, run.pk, ["strategy", "user_id", "items"], rows)
+    neighbour_rows = []
+    for col, pk in enumerate(item_ids.tolist()):
+        also = _neighbour_list(outcome.also_bought, col, item_ids) if outcome.served else []
+        similar = _neighbour_list(outcome.similar, col, item_ids)
+        if also or similar:
+            neighbour_rows.append((pk, also, similar))
+    _bulk_write(SimilarItems, tenant_id, run.pk, ["item_id", "also_bought", "similar"], neighbour_rows)
+    for number, persona in enumerate(outcome.personas):
+        Persona.objects.create(tenant_id=tenant_id, run=run, number=number, name=persona["name"],
+                               size=persona["size"], features=persona["features"],
+                               top_items=[int(item_ids[i]) for i in persona["top_items"]])
+    run.status, run.finished_at = FitRun.Status.SUCCEEDED, timezone.now()
+    run.learners, run.items, run.interactions = len(user_ids), len(item_ids), int(data.X.nnz)
+    run.results, run.winner, run.winner_params = outcome.results, outcome.winner, outcome.winner_params
+    run.served, run.note, run.stages = outcome.served, outcome.note, stages
+    run.popular, run.popular_by_category = outcome.popular, outcome.popular_by_category
+    run.save()
+    if outcome.served:
+        FitRun.objects.filter(pk__in=previous).update(served=False)
+        # Older runs keep their metrics for the history; their serving rows are no longer read.
+        Recommendation.objects.filter(run_id__in=previous).delete()
+        SimilarItems.objects.exclude(run=run).delete()
+    return run
+
+
+def _neighbour_list(neighbours: tuple | None, col: int, item_ids: np.ndarray) -> list:
+    if neighbours is None:
+        return []
+    idx, sims = neighbours
+    return [[int(item_ids[i]), round(float(s), 5)] for i, s in zip(idx[col], sims[col], strict=True)
+            if i >= 0 and s > 0]
+
+
+def _bulk_write(model, tenant_id: int, run_id: int, columns: list[str], rows: list[tuple]) -> None:
+    """Insert many rows: PostgreSQL's COPY where we have it (a large storefront writes 100,000 learners' rows)."""
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        import io
+        import json
+
+        buffer = io.StringIO()
+        for row in rows:
+            values = [str(tenant_id), str(run_id)]
+            for value in row:
+                text = json.dumps(value, separators=(",", ":")) if isinstance(value, list) else str(value)
+                values.append(text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n"))
+            buffer.write("\t".join(values) + "\n")
+        buffer.seek(0)
+        table = model._meta.db_table
+        fields = ", ".join(connection.ops.quote_name(name) for name in ["tenant_id", "run_id", *columns])
+        with connection.cursor() as cursor:
+            cursor.cursor.copy_expert(f"COPY {table} ({fields}) FROM STDIN", buffer)
+        return
+    objects = [model(tenant_id=tenant_id, run_id=run_id, **dict(zip(columns, row, strict=True))) for row in rows]
+    model.objects.bulk_create(objects, batch_size=500)
+

@@ -1,0 +1,309 @@
+"""The recommendation digest: what it sends and when, its tracked links, one-click unsubscribe and the settings."""
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from accounts.models import Membership, Role, User
+from marketplace.models import AuditLog
+from marketplace.tenancy import tenant_phase
+from recommender.digest import digest_send, learners_due, quiet_now, unsubscribe_token
+from recommender.models import Event, LearnerPreference
+from tests.conftest import host_client
+from tests.factories import TenantFactory, catalog_item, grant, member
+
+pytestmark = pytest.mark.django_db
+
+NOON = datetime.combine(timezone.now().date(), datetime.min.time(), tzinfo=UTC).replace(hour=12)
+
+
+@pytest.fixture(autouse=True)
+def digest_clock(settings):
+    """Quiet from 22:00 to 08:00 in UTC, so that NOON is never quiet and tests do not depend on the real clock."""
+    settings.RECOMMENDER_QUIET_HOURS = (22, 8)
+    settings.RECOMMENDER_DIGEST_TIME_ZONE = "UTC"
+
+
+@pytest.fixture
+def shelf(tenant_a):
+    return [catalog_item(tenant_a, title=title, price=price) for title, price in
+            (("Spreadsheets for Planners", 0), ("SQL in a Week", 2900), ("Charts that Speak", 4900))]
+
+
+def send(tenant, user, now) -> bool:
+    with tenant_phase(tenant):
+        return digest_send(tenant=tenant, user=user, now=now)
+
+
+def preference(tenant, user, **fields) -> LearnerPreference:
+    with scopes_disabled():
+        row, _created = LearnerPreference.objects.update_or_create(tenant=tenant, user=user, defaults=fields)
+    return row
+
+
+def links_in(text: str) -> list[str]:
+    return re.findall(r"http://alpha\.test(/r/[^/\s\"]+/)", text)
+
+
+def test_the_digest_is_one_email_with_new_items_tracked_links_and_one_click_unsubscribe(tenant_a, shelf, mailoutbox):
+    learner = member(tenant_a, email="lin@example.com")
+    grant(tenant_a, learner, item=shelf[1])  # owned: never suggested
+    assert send(tenant_a, learner, NOON) is True
+    assert len(mailoutbox) == 1
+    message = mailoutbox[0]
+    assert message.to == ["lin@example.com"]
+    assert message.subject == "New and recommended for you at Alpha Academy"
+    assert "Spreadsheets for Planners" in message.body and "Charts that Speak" in message.body
+    assert "SQL in a Week" not in message.body
+    assert len(links_in(message.body)) == 2
+
+    unsubscribe = re.fullmatch(r"<(http://alpha\.test/recommendations/unsubscribe/[^/]+/)>",
+                               message.extra_headers["List-Unsubscribe"])
+    assert unsubscribe, message.extra_headers
+    assert message.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert unsubscribe.group(1) in message.body
+
+    (html, mimetype), = message.alternatives
+    assert mimetype == "text/html"
+    assert "Charts that Speak" in html and "SQL in a Week" not in html
+    assert sorted(links_in(html)) == sorted(links_in(message.body))
+    with scope(tenant=tenant_a):
+        assert LearnerPreference.objects.get(user=learner).last_digest_at == NOON
+
+
+def test_a_second_digest_right_after_is_not_sent(tenant_a, shelf, mailoutbox):
+    learner = member(tenant_a)
+    assert send(tenant_a, learner, NOON)
+    catalog_item(tenant_a, title="Brand New")
+    assert send(tenant_a, learner, NOON + timedelta(minutes=1)) is False
+    assert send(tenant_a, learner, NOON + timedelta(days=6, hours=23)) is False
+    assert len(mailoutbox) == 1
+
+
+def test_weekly_sends_again_after_seven_days_and_daily_after_one(tenant_a, shelf, mailoutbox):
+    weekly, daily = member(tenant_a), member(tenant_a)
+    preference(tenant_a, daily, digest="daily")
+    assert send(tenant_a, weekly, NOON) and send(tenant_a, daily, NOON)
+    assert not send(tenant_a, daily, NOON + timedelta(hours=23))
+    assert send(tenant_a, daily, NOON + timedelta(days=1))
+    assert not send(tenant_a, weekly, NOON + timedelta(days=1))
+    assert send(tenant_a, weekly, NOON + timedelta(days=7))
+    assert [m.to for m in mailoutbox] == [[weekly.email], [daily.email], [daily.email], [weekly.email]]
+
+
+def test_nothing_is_sent_in_quiet_hours_of_the_digest_time_zone(tenant_a, shelf, settings, mailoutbox):
+    settings.RECOMMENDER_DIGEST_TIME_ZONE = "Asia/Shanghai"  # UTC+8
+    learner = member(tenant_a)
+    late_evening_in_shanghai = NOON.replace(hour=15)  # 23:00 there
+    early_morning_in_shanghai = NOON.replace(hour=23, minute=30)  # 07:30 the next day there
+    assert quiet_now(late_evening_in_shanghai) and quiet_now(early_morning_in_shanghai)
+    assert send(tenant_a, learner, late_evening_in_shanghai) is False
+    assert send(tenant_a, learner, early_morning_in_shanghai) is False
+    assert mailoutbox == []
+    with scope(tenant=tenant_a):
+        assert LearnerPreference.objects.get(user=learner).last_digest_at is None
+    assert send(tenant_a, learner, NOON.replace(hour=0, minute=0))  # 08:00 there
+    assert len(mailoutbox) == 1
+
+
+@pytest.mark.parametrize("hours, hour, quiet", [
+    ((22, 8), 21, False), ((22, 8), 22, True), ((22, 8), 3, True), ((22, 8), 8, False),
+    ((1, 5), 0, False), ((1, 5), 1, True), ((1, 5), 4, True), ((1, 5), 5, False),
+    ((0, 0), 12, False),
+])
+def test_quiet_hours_wrap_around_midnight(settings, hours, hour, quiet):
+    settings.RECOMMENDER_QUIET_HOURS = hours
+    assert quiet_now(NOON.replace(hour=hour)) is quiet
+
+
+def test_off_never_sends(tenant_a, shelf, mailoutbox):
+    learner = member(tenant_a)
+    preference(tenant_a, learner, digest="off")
+    for days in (0, 1, 8, 400):
+        assert send(tenant_a, learner, NOON + timedelta(days=days)) is False
+    assert mailoutbox == []
+
+
+def test_nothing_to_say_sends_nothing(tenant_a, mailoutbox):
+    learner = member(tenant_a)
+    catalog_item(tenant_a, title="Draft", published=False)
+    assert send(tenant_a, learner, NOON) is False
+    assert mailoutbox == []
+    with scope(tenant=tenant_a):
+        assert LearnerPreference.objects.get(user=learner).last_digest_at is None
+
+
+def test_learners_due_lists_only_the_due_learners_of_the_open_storefront(tenant_a, tenant_b):
+    never_chose = member(tenant_a, email="never@example.com")
+    off = member(tenant_a, email="off@example.com")
+    recent = member(tenant_a, email="recent@example.com")
+    weekly_due = member(tenant_a, email="weekly@example.com")
+    daily_due = member(tenant_a, email="daily@example.com")
+    first_daily = member(tenant_a, email="first-daily@example.com")
+    member(tenant_a, Role.STAFF, email="staff@example.com")
+    gone = member(tenant_a, email="gone@example.com")
+    gone.is_active = False
+    gone.save(update_fields=["is_active"])
+    member(tenant_b, email="beta-only@example.com")
+    both = member(tenant_a, email="both@example.com")
+    with scopes_disabled():
+        Membership.objects.create(tenant=tenant_b, user=both, role=Role.LEARNER)
+    preference(tenant_b, both, digest="off")  # off on the other storefront only
+    preference(tenant_a, off, digest="off")
+    preference(tenant_a, recent, digest="weekly", last_digest_at=NOON - timedelta(days=3))
+    preference(tenant_a, weekly_due, digest="weekly", last_digest_at=NOON - timedelta(days=7))
+    preference(tenant_a, daily_due, digest="daily", last_digest_at=NOON - timedelta(hours=25))
+    preference(tenant_a, first_daily, digest="daily")
+
+    with tenant_phase(tenant_a):
+        due = learners_due(now=NOON)
+        assert due == sorted(due)
+        assert set(due) == {never_chose.pk, weekly_due.pk, daily_due.pk, first_daily.pk, both.pk}
+        assert learners_due(now=NOON, limit=2) == due[:2]
+        assert learners_due(now=NOON.replace(hour=23)) == []
+    with tenant_phase(tenant_b):
+        assert {u.email for u in User.objects.filter(pk__in=learners_due(now=NOON))} == {
+            "beta-only@example.com"}
+
+
+def test_a_tracked_link_records_a_digest_click_and_opens_the_item(tenant_a, shelf, mailoutbox):
+    learner = member(tenant_a)
+    send(tenant_a, learner, NOON)
+    link = links_in(mailoutbox[0].body)[0]
+    response = host_client("alpha.test").get(link)  # mail clients are not signed in
+    assert response.status_code == 302
+    opened = next(item for item in shelf if response.url == f"/item/{item.slug}/")
+    with scope(tenant=tenant_a):
+        click = Event.objects.get(kind="click")
+    assert (click.user_id, click.item_id, click.source, click.context) == (
+        learner.pk, opened.pk, "digest", {"placement": "digest"})
+
+
+def test_a_tampered_or_foreign_tracked_link_is_404(tenant_a, tenant_b, shelf, mailoutbox):
+    learner = member(tenant_a)
+    send(tenant_a, learner, NOON)
+    link = links_in(mailoutbox[0].body)[0]
+    token = link.split("/")[2]
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert host_client("alpha.test").get(f"/r/{tampered}/").status_code == 404
+    assert host_client("alpha.test").get("/r/not-a-token/").status_code == 404
+    assert host_client("beta.test").get(link).status_code == 404  # the item is not on that storefront
+    with scopes_disabled():
+        assert not Event.objects.filter(kind="click").exists()
+
+
+def test_unsubscribe_confirms_on_get_and_one_click_post_turns_the_digest_off(tenant_a, shelf, mailoutbox):
+    learner = member(tenant_a)
+    send(tenant_a, learner, NOON)
+    address = re.search(r"<http://alpha\.test(/[^>]+)>", mailoutbox[0].extra_headers["List-Unsubscribe"]).group(1)
+
+    mail_client = Client(HTTP_HOST="alpha.test", enforce_csrf_checks=True)
+    page = mail_client.get(address)
+    assert page.status_code == 200
+    assert "Stop the emails with new and recommended items" in page.content.decode()
+    with scope(tenant=tenant_a):
+        assert LearnerPreference.objects.get(user=learner).digest == "weekly"  # looking changes nothing
+
+    # RFC 8058: the mail client POSTs "List-Unsubscribe=One-Click", with no session and no CSRF token.
+    done = mail_client.post(address, "List-Unsubscribe=One-Click",
+                            content_type="application/x-www-form-urlencoded")
+    assert done.status_code == 200
+    assert "You are unsubscribed" in done.content.decode()
+    with scope(tenant=tenant_a):
+        assert LearnerPreference.objects.get(user=learner).digest == "off"
+    assert send(tenant_a, learner, NOON + timedelta(days=30)) is False
+    assert len(mailoutbox) == 1
+
+
+def test_an_unsubscribe_link_of_another_storefront_or_forged_is_400(tenant_a, tenant_b, shelf):
+    learner = member(tenant_a)
+    with scopes_disabled():
+        Membership.objects.create(tenant=tenant_b, user=learner, role=Role.LEARNER)
+    beta_token = unsubscribe_token(user=learner, tenant=tenant_b)
+    client = Client(HTTP_HOST="alpha.test", enforce_csrf_checks=True)
+    assert client.post(f"/recommendations/unsubscribe/{beta_token}/").status_code == 400
+    assert client.get(f"/recommendations/unsubscribe/{beta_token}/").status_code == 400
+    assert client.post("/recommendations/unsubscribe/forged/").status_code == 400
+    alpha_token = unsubscribe_token(user=learner, tenant=tenant_a)
+    assert client.post(f"/recommendations/unsubscribe/{alpha_token[:-3]}xyz/").status_code == 400
+    with scopes_disabled():
+        assert not LearnerPreference.objects.filter(digest="off").exists()
+    # On its own storefront the same link works, and only there.
+    beta = Client(HTTP_HOST="beta.test", enforce_csrf_checks=True)
+    assert beta.post(f"/recommendations/unsubscribe/{beta_token}/").status_code == 200
+    with scopes_disabled():
+        assert list(LearnerPreference.objects.filter(digest="off").values_list("tenant_id", "user_id")) == [
+            (tenant_b.pk, learner.pk)]
+
+
+def test_the_settings_page_saves_personalisation_and_digest(tenant_a):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    page = client.get("/recommendations/settings/")
+    assert page.status_code == 200
+    assert 'name="personalised"' in page.content.decode() and 'name="digest"' in page.content.decode()
+
+    response = client.post("/recommendations/settings/", {"digest": "daily"})  # personalised unticked
+    assert response.status_code == 302 and response.url == "/recommendations/settings/"
+    assert "Your recommendation settings are saved." in client.get(response.url).content.decode()
+    with scope(tenant=tenant_a):
+        saved = LearnerPreference.objects.get(user=learner)
+        assert (saved.personalised, saved.digest) == (False, "daily")
+        assert AuditLog.objects.filter(action="recommender.personalisation_changed", actor=learner).count() == 1
+
+    client.post("/recommendations/settings/", {"personalised": "on", "digest": "off"})
+    with scope(tenant=tenant_a):
+        saved.refresh_from_db()
+        assert (saved.personalised, saved.digest) == (True, "off")
+
+
+def test_an_invalid_digest_choice_is_shown_next_to_the_field(tenant_a):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    response = client.post("/recommendations/settings/", {"personalised": "on", "digest": "hourly"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    message = "Select a valid choice. hourly is not one of the available choices."
+    assert message in body
+    assert body.index('id="id_digest"') < body.index(message)
+    assert body.index('id="id_personalised"') < body.index('id="id_digest"')
+    with scope(tenant=tenant_a):
+        assert LearnerPreference.objects.get(user=learner).digest == "weekly"
+
+
+def test_the_settings_page_needs_a_signed_in_learner(tenant_a):
+    response = host_client("alpha.test").get("/recommendations/settings/")
+    assert response.status_code == 302 and "/accounts/login/" in response.url
+
+
+def test_the_hourly_beat_sends_the_due_digests_of_every_storefront(
+        tenant_a, tenant_b, shelf, settings, mailoutbox, django_capture_on_commit_callbacks):
+    from recommender.tasks import digests_send_all
+
+    settings.RECOMMENDER_QUIET_HOURS = (0, 0)  # never quiet: the task reads the real clock
+    assert settings.CELERY_TASK_ALWAYS_EAGER
+    catalog_item(tenant_b, title="Beta Course")
+    member(tenant_a, email="alpha-learner@example.com")
+    preference(tenant_a, member(tenant_a, email="alpha-off@example.com"), digest="off")
+    beta_learner = member(tenant_b, email="beta-learner@example.com")
+    asleep = TenantFactory(slug="asleep", is_active=False)
+    catalog_item(asleep, title="Asleep Course")
+    member(asleep, email="asleep-learner@example.com")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert digests_send_all.delay().get() == 2  # the two active storefronts
+    assert sorted(m.to[0] for m in mailoutbox) == ["alpha-learner@example.com", "beta-learner@example.com"]
+    beta_mail = next(m for m in mailoutbox if m.to == ["beta-learner@example.com"])
+    assert "Beta Course" in beta_mail.body and "Spreadsheets" not in beta_mail.body
+    assert "http://beta.test/r/" in beta_mail.body
+
+    # The next hour's beat finds nobody due.
+    with django_capture_on_commit_callbacks(execute=True):
+        digests_send_all.delay()
+    assert len(mailoutbox) == 2
+    with scope(tenant=tenant_b):
+        assert LearnerPreference.objects.get(user=beta_learner).last_digest_at is not None
