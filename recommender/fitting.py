@@ -40,7 +40,9 @@ LARGE = 20_000  # learners: beyond this the holdout uses defaults and a sample o
 # gives every item its "Similar" neighbours; it is not a contender for warm learners' top-N there.
 LARGE_CANDIDATES = ["popularity", "itemknn", "rp3beta", "ease", "als", "hybrid"]
 LARGE_EVAL_USERS = 5_000
-REASONS = ["", "f", "b", "v", "c"]  # none, finished, bought, viewed (item reasons); popular in a category
+# Why a pick: "-" none, "f" finished, "b" bought, "v" viewed (the ref is an item), "c" popular in a category (the ref
+# is a category). Stored one letter per pick, beside the picks' ids, scores and refs (see Recommendation).
+REASONS_CODE = "-fbvc"
 
 Progress = Callable[[str], None]
 
@@ -216,43 +218,64 @@ def explain(data: Dataset, ranked: np.ndarray, neighbours: tuple) -> tuple[np.nd
     """Why each recommendation: the learner's history item most similar to it ("because you finished X"), else the
     item's first category ("popular in Data Science"), else nothing.
 
-    Returns (codes, refs) shaped like ``ranked``: codes index ``REASONS`` ("" none, "f" finished, "b" bought,
+    Returns (codes, refs) shaped like ``ranked``: codes index ``REASONS_CODE`` ("-" none, "f" finished, "b" bought,
     "v" viewed, "c" category); refs are item columns, or category ids for "c".
     """
     n_items = len(data.item_ids)
+    n_users, n_picks = ranked.shape
+    history = 3
     idx, sims = neighbours
-    rows = np.repeat(np.arange(n_items), idx.shape[1])
+    # Sparse lookups as sorted keys (row * n_items + column) and binary search: millions at once, no Python loop.
+    neighbour_keys = (np.repeat(np.arange(n_items, dtype=np.int64), idx.shape[1]) * n_items + idx.ravel())
     keep = idx.ravel() >= 0
-    S = sparse.csr_matrix((sims.ravel()[keep], (rows[keep], idx.ravel()[keep])), shape=(n_items, n_items))
+    neighbour_keys, neighbour_sims = _sorted_keys(neighbour_keys[keep], sims.ravel()[keep])
+
+    # Each learner's strongest few history items (by weight), -1 where they have fewer.
+    X = data.X.tocsr()
+    lengths = np.diff(X.indptr)
+    row_of = np.repeat(np.arange(X.shape[0]), lengths)
+    order = np.lexsort((-X.data, row_of))
+    rank_in_row = np.arange(len(order)) - X.indptr[row_of[order]]
+    top = rank_in_row < history
+    top_hist = np.full((X.shape[0], history), -1, dtype=np.int64)
+    top_hist[row_of[order][top], rank_in_row[top]] = X.indices[order][top]
+
+    h = np.repeat(top_hist[:, :, None], n_picks, axis=2)  # (users, history, picks)
+    r = np.repeat(ranked[:, None, :].astype(np.int64), history, axis=1)
+    values = np.where((h >= 0) & (r >= 0), _lookup(neighbour_keys, neighbour_sims, h * n_items + r), 0.0)
+    best = values.argmax(axis=1)
+    best_value = np.take_along_axis(values, best[:, None, :], axis=1)[:, 0, :]
+    best_item = np.take_along_axis(top_hist, best, axis=1)
+    user_rows = np.repeat(np.arange(n_users, dtype=np.int64)[:, None], n_picks, axis=1)
+    pair_keys = user_rows * n_items + np.maximum(best_item, 0)
+    finished = _lookup(*_matrix_keys(data.completed), pair_keys) > 0
+    bought = _lookup(*_matrix_keys(data.owned), pair_keys) > 0
+    by_item = (best_value > 0) & (ranked >= 0)
     first_category = np.array([cats[0] if cats else -1 for cats in data.categories], dtype=np.int64)
-    codes = np.zeros(ranked.shape, dtype=np.int8)
-    refs = np.full(ranked.shape, -1, dtype=np.int64)
-    history, block_size = 3, 4096
-    for start in range(0, ranked.shape[0], block_size):
-        block = ranked[start:start + block_size]
-        users = np.arange(start, start + block.shape[0])
-        Xb = data.X[users].toarray()
-        top_hist = np.argsort(-Xb, axis=1)[:, :history]
-        has = np.take_along_axis(Xb, top_hist, axis=1) > 0
-        h = np.repeat(top_hist[:, :, None], block.shape[1], axis=2)
-        r = np.repeat(block[:, None, :], history, axis=1)
-        valid = (r >= 0) & has[:, :, None]
-        values = np.zeros(h.shape, dtype=np.float32)
-        if valid.any():
-            values[valid] = np.asarray(S[h[valid], r[valid]]).ravel()
-        best = values.argmax(axis=1)
-        best_value = np.take_along_axis(values, best[:, None, :], axis=1)[:, 0, :]
-        best_item = np.take_along_axis(top_hist, best, axis=1)
-        user_rows = np.repeat(users[:, None], block.shape[1], axis=1)
-        finished = np.asarray(data.completed[user_rows.ravel(), best_item.ravel()]).reshape(block.shape) > 0
-        bought = np.asarray(data.owned[user_rows.ravel(), best_item.ravel()]).reshape(block.shape) > 0
-        by_item = (best_value > 0) & (block >= 0)
-        code = np.where(finished, 1, np.where(bought, 2, 3))
-        category = first_category[np.maximum(block, 0)]
-        by_category = ~by_item & (block >= 0) & (category >= 0)
-        codes[start:start + block.shape[0]] = np.where(by_item, code, np.where(by_category, 4, 0))
-        refs[start:start + block.shape[0]] = np.where(by_item, best_item, np.where(by_category, category, -1))
+    category = first_category[np.maximum(ranked, 0)]
+    by_category = ~by_item & (ranked >= 0) & (category >= 0)
+    code = np.where(finished, 1, np.where(bought, 2, 3))
+    codes = np.where(by_item, code, np.where(by_category, 4, 0)).astype(np.int8)
+    refs = np.where(by_item, best_item, np.where(by_category, category, -1))
     return codes, refs
+
+
+def _sorted_keys(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(keys, kind="stable")
+    return keys[order], values[order]
+
+
+def _matrix_keys(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    coo = matrix.tocoo()
+    return _sorted_keys(coo.row.astype(np.int64) * matrix.shape[1] + coo.col, coo.data)
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """values[key] for each key in ``query`` (0 where absent); ``keys`` sorted."""
+    if not len(keys):
+        return np.zeros(query.shape, dtype=np.float32)
+    at = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[at] == query, values[at], 0.0).astype(np.float32)
 
 
 def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> FitRun:
@@ -267,16 +290,18 @@ def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> 
         rows = []
         for strategy, (ranked, scores, codes, refs) in outcome.top.items():
             # Columns become item keys; item reasons' refs too (a category reason's ref is a category id already).
-            pks = np.where(ranked >= 0, item_ids[np.maximum(ranked, 0)], -1).tolist()
             by_item = (codes > 0) & (codes < 4)
-            ref_pks = np.where(by_item, item_ids[np.where(by_item, refs, 0)], refs).tolist()
-            codes, scores = codes.tolist(), np.round(scores.astype(np.float64), 5).tolist()
+            pks = np.where(ranked >= 0, item_ids[np.maximum(ranked, 0)], -1)
+            ref_pks = np.where(by_item, item_ids[np.where(by_item, refs, 0)], np.where(codes == 4, refs, -1))
+            why = np.array(list(REASONS_CODE), dtype="<U1")[codes]
+            lengths = (ranked >= 0).sum(axis=1).tolist()
+            pks, ref_pks, scores = pks.tolist(), ref_pks.tolist(), np.round(scores.astype(np.float64), 5).tolist()
+            why = ["".join(row) for row in why.tolist()]
             for u, user_pk in enumerate(user_ids.tolist()):
-                entries = [[pk, score, [REASONS[code], ref] if code else None]
-                           for pk, score, code, ref in zip(pks[u], scores[u], codes[u], ref_pks[u], strict=True)
-                           if pk >= 0]
-                if entries:
-                    rows.append((strategy, user_pk, entries))
+                n = lengths[u]
+                if n:
+                    rows.append((strategy, user_pk, {"ids": pks[u][:n], "scores": scores[u][:n],
+                                                     "why": why[u][:n], "refs": ref_pks[u][:n]}))
         _bulk_write(Recommendation, tenant_id, run.pk, ["strategy", "user_id", "items"], rows)
     neighbour_rows = []
     for col, pk in enumerate(item_ids.tolist()):
@@ -323,7 +348,8 @@ def _bulk_write(model, tenant_id: int, run_id: int, columns: list[str], rows: li
         for row in rows:
             values = [str(tenant_id), str(run_id)]
             for value in row:
-                text = json.dumps(value, separators=(",", ":")) if isinstance(value, list) else str(value)
+                text = (json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+                        if isinstance(value, list | dict) else str(value))
                 values.append(text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n"))
             buffer.write("\t".join(values) + "\n")
         buffer.seek(0)

@@ -150,16 +150,27 @@ class FitRun(TenantOwned):
 class Recommendation(TenantOwned):
     """A learner's precomputed top-N from one run and one strategy ("" is the run's winner).
 
-    ``items`` is ``[[item_id, score, reason_item_id | None, reason_category_id | None], ...]`` best first.
+    ``items`` is columnar, best first: ``{"ids": [item_id, ...], "scores": [...], "why": "vvc...", "refs": [...]}``;
+    ``why`` has one letter per pick ("-" no reason, "f" finished, "b" bought, "v" viewed: ``refs`` holds that item;
+    "c" popular in a category: ``refs`` holds the category). Columns keep a 100,000-learner run quick to write.
     """
 
     run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+")
     strategy = models.CharField(max_length=20, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    items = models.JSONField(default=list)
+    items = models.JSONField(default=dict)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "strategy", "user"], name="recommendation_unique")]
+
+    @property
+    def item_ids(self) -> list[int]:
+        return list(self.items.get("ids", []))
+
+    def reasons(self) -> dict[int, tuple[str, int]]:
+        """item id -> (reason letter, ref) for the picks that have a reason."""
+        return {pk: (code, ref) for pk, code, ref in zip(self.items.get("ids", []), self.items.get("why", ""),
+                                                         self.items.get("refs", []), strict=False) if code != "-"}
 
 
 class SimilarItems(TenantOwned):

@@ -19,7 +19,7 @@ def export(user, tenant) -> dict:
             for r in EventRollup.objects.filter(user=user).select_related("item")
         ],
         "recommendations": [
-            {"strategy": r.strategy or "model", "items": [entry[0] for entry in r.items]}
+            {"strategy": r.strategy or "model", "items": r.item_ids}
             for r in Recommendation.objects.filter(user=user)
         ],
         "preferences": {

@@ -140,9 +140,8 @@ def recommended_for(*, user, n: int = 8) -> Picks:
             row = Recommendation.objects.filter(run=serving, user=user,
                                                 strategy="" if strategy == "model" else strategy).first()
         if row is not None:
-            ids = [entry[0] for entry in row.items]
-            picks.items = _cards(ids, exclude=owned, n=n)
-            picks.reasons = reasons_text({entry[0]: entry[2] for entry in row.items if entry[2]})
+            picks.items = _cards(row.item_ids, exclude=owned, n=n)
+            picks.reasons = reasons_text(row.reasons())
             picks.personalised = True
     if len(picks.items) < n:
         categories, language = browsing_interest(user) if personalised(user) else ([], None)
@@ -155,7 +154,7 @@ def recommended_for(*, user, n: int = 8) -> Picks:
     return picks
 
 
-def reasons_text(reasons: dict[int, list]) -> dict[int, str]:
+def reasons_text(reasons: dict[int, tuple[str, int]]) -> dict[int, str]:
     """Reason codes from the run, as sentences: "Because you finished X", "Popular in Data Science"."""
     item_refs = {ref for code, ref in reasons.values() if code != "c"}
     category_refs = {ref for code, ref in reasons.values() if code == "c"}

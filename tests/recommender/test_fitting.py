@@ -102,10 +102,10 @@ def test_never_owned_unpublished_or_other_storefront_items(world, tenant_a):
     assert run.served
     with tenant_phase(tenant_a):
         rows = list(Recommendation.objects.filter(run=run))
-        listed = {entry[0] for row in rows for entry in row.items}
+        listed = {pk for row in rows for pk in row.item_ids}
         mine = next(row for row in rows if row.user_id == learner.pk)
         picks = recommended_for(user=learner, n=20)
-    assert owned.pk not in {entry[0] for entry in mine.items}
+    assert owned.pk not in set(mine.item_ids)
     assert archived.pk not in listed
     assert not listed & {item.pk for item in world["other"]}
     assert owned.pk not in {i.pk for i in picks.items} and archived.pk not in {i.pk for i in picks.items}
@@ -143,7 +143,7 @@ def test_the_nightly_job_is_idempotent_for_a_date(world, tenant_a):
     assert again.pk == first.pk
 
     def picks(rows):
-        return {user: {entry[0] for entry in items} for user, items in rows}
+        return {user: set(items["ids"]) for user, items in rows}
 
     with tenant_phase(tenant_a):
         assert picks(Recommendation.objects.filter(run=first).values_list("user_id", "items")) == picks(rows)
