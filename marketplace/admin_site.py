@@ -136,3 +136,7 @@ class TenantScopedAdmin(MissingObjectIs404, admin.ModelAdmin):
         if not change:
             obj.tenant = request.tenant
         super().save_model(request, obj, form, change)
+
+
+class ReadOnlyAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
+    """A tenant-owned model that only services write (money records, recommender runs): the admin reads it."""

@@ -9,7 +9,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from marketplace.admin_site import ReadOnlyAdminMixin, TenantScopedAdmin
+from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
 from marketplace.money import format_money
 
@@ -87,10 +87,6 @@ class EntitlementAdmin(TenantScopedAdmin):
         for entitlement in queryset:
             entitlement_revoke(entitlement=entitlement, actor=request.user)
         self.message_user(request, _("Access revoked."), messages.SUCCESS)
-
-
-class ReadOnlyAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
-    """Money records are written by the services only; the admin reads them."""
 
 
 class OrderLineInline(admin.TabularInline):

@@ -4,19 +4,10 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
+from marketplace.tasks import for_each_storefront
 from marketplace.tenancy import TenantTask
 
 from .models import Order
-
-
-def _for_each_storefront(task) -> int:
-    """Fan a beat task out: one ``task`` per active storefront, each in that storefront's scope."""
-    from marketplace.models import Tenant
-
-    ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
-    for tenant_id in ids:
-        task.delay(tenant_id=tenant_id)
-    return len(ids)
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -64,7 +55,7 @@ def subscriptions_sweep(*, tenant_id: int) -> dict:
 @shared_task
 def subscriptions_sweep_all() -> int:
     """Beat's entry point: one sweep task per active storefront."""
-    return _for_each_storefront(subscriptions_sweep)
+    return for_each_storefront(subscriptions_sweep)
 
 
 @shared_task(base=TenantTask)
@@ -79,7 +70,7 @@ def shares_release(*, tenant_id: int) -> int:
 @shared_task
 def shares_release_all() -> int:
     """Beat's entry point: release held shares on every active storefront."""
-    return _for_each_storefront(shares_release)
+    return for_each_storefront(shares_release)
 
 
 @shared_task(base=TenantTask)
@@ -94,4 +85,4 @@ def ledger_head_publish(*, tenant_id: int) -> str:
 @shared_task
 def ledger_heads_publish_all() -> int:
     """Beat's entry point: sign and publish every active storefront's chain head for the day."""
-    return _for_each_storefront(ledger_head_publish)
+    return for_each_storefront(ledger_head_publish)

@@ -7,15 +7,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from catalog.models import ContentItem
-from marketplace.admin_site import ReadOnlyAdminMixin, TenantScopedAdmin
+from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 
 from .charts import metrics_chart
 from .experiments import experiment_results
 from .models import Event, Experiment, FitRun, Persona
-
-
-class ReadOnlyAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
-    pass
 
 
 @admin.register(FitRun)

@@ -133,7 +133,8 @@ def recommended_for(*, user, n: int = 8) -> Picks:
     arm = arm_for(experiment, user) if experiment is not None else None
     strategy = arm["strategy"] if arm else "model"
     picks = Picks(items=[], experiment=experiment.pk if experiment else None, arm=arm["name"] if arm else "")
-    if personalised(user) and strategy != "popularity":
+    personal = personalised(user)
+    if personal and strategy != "popularity":
         serving, _latest = serving_runs()
         row = None
         if serving is not None:
@@ -144,7 +145,7 @@ def recommended_for(*, user, n: int = 8) -> Picks:
             picks.reasons = reasons_text(row.reasons())
             picks.personalised = True
     if len(picks.items) < n:
-        categories, language = browsing_interest(user) if personalised(user) else ([], None)
+        categories, language = browsing_interest(user) if personal else ([], None)
         ids = popular_ids(categories=categories)
         if language:
             same = set(ContentItem.objects.filter(pk__in=ids, language=language).values_list("pk", flat=True))

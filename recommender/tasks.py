@@ -6,14 +6,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from marketplace.models import Tenant
+from marketplace.tasks import for_each_storefront
 from marketplace.tenancy import TenantTask, current_tenant
-
-
-def _for_each_storefront(task, **kwargs) -> int:
-    ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
-    for tenant_id in ids:
-        task.delay(tenant_id=tenant_id, **kwargs)
-    return len(ids)
 
 
 @shared_task(acks_late=True)
@@ -31,7 +25,7 @@ def recommender_fit(*, tenant_id: int, run_date: str) -> dict:
 @shared_task
 def recommender_fit_all() -> int:
     """Nightly: one fit per active storefront, all for the same date (the date beat fired, not when each runs)."""
-    return _for_each_storefront(recommender_fit, run_date=timezone.localdate().isoformat())
+    return for_each_storefront(recommender_fit, run_date=timezone.localdate().isoformat())
 
 
 @shared_task(base=TenantTask)
@@ -43,7 +37,7 @@ def events_compact(*, tenant_id: int) -> int:
 
 @shared_task
 def events_compact_all() -> int:
-    return _for_each_storefront(events_compact)
+    return for_each_storefront(events_compact)
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -68,4 +62,4 @@ def digests_send(*, tenant_id: int) -> int:
 
 @shared_task
 def digests_send_all() -> int:
-    return _for_each_storefront(digests_send)
+    return for_each_storefront(digests_send)
