@@ -12,6 +12,7 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from distribution.services import deliveries_plan
 from marketplace.errors import ApplicationError
 from marketplace.services import audit_log_write
 from marketplace.tenancy import current_tenant
@@ -139,6 +140,7 @@ def item_approve(*, item: ContentItem, actor) -> ContentItem:
         ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
                                    snapshot=snapshot, published_by=actor)
         _decide(item, EditorialDecision.Outcome.APPROVED, actor)
+        deliveries_plan(item=item, actor=actor)
         catalog_changed(item.tenant_id)
     return item
 
@@ -168,6 +170,7 @@ def item_archive(*, item: ContentItem, actor) -> ContentItem:
         item.status = Status.ARCHIVED
         item.save(update_fields=["status", "updated_at"])
         _decide(item, EditorialDecision.Outcome.ARCHIVED, actor)
+        deliveries_plan(item=item, actor=actor)
         catalog_changed(item.tenant_id)
     return item
 

@@ -40,4 +40,12 @@ app.conf.beat_schedule = {
         "task": "recommender.tasks.digests_send_all",
         "schedule": crontab(minute=10),
     },
+    "distribution-dispatch": {  # scheduled pushes that fell due, retries, deliveries whose worker died
+        "task": "distribution.tasks.deliveries_dispatch_all",
+        "schedule": crontab(),
+    },
+    "distribution-allocation": {  # yesterday's platform numbers, then each storefront's traffic allocation
+        "task": "distribution.tasks.allocation_recompute_all",
+        "schedule": crontab(minute=20, hour=1),
+    },
 }

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from .models import Entitlement
+from .models import Entitlement, Order
 
 
 def entitlements_active(*, user) -> QuerySet[Entitlement]:
@@ -45,3 +45,10 @@ def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int
     if item_ids is not None:
         items = items.filter(id__in=list(item_ids))
     return set(items.values_list("id", flat=True).distinct())
+
+
+def paid_orders_by_channel(*, since) -> dict[int, int]:
+    """Paid (and not fully refunded) orders per distribution channel since ``since``: the channels' conversions."""
+    return dict(Order.objects.filter(channel__isnull=False, paid_at__gte=since,
+                                     status__in=[Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED])
+                .values("channel_id").annotate(n=Count("id")).values_list("channel_id", "n"))

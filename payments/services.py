@@ -227,15 +227,21 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
 
     if promoter_code.strip():
         touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
+    from distribution.selectors import channel_attribution
+
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
                       plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request,
-                      attribution=attribution_for(tenant=tenant, user=user, visitor=visitor))
+                      attribution=attribution_for(tenant=tenant, user=user, visitor=visitor),
+                      channel=channel_attribution(tenant=tenant, user=user, visitor=visitor))
 
 
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
-               source: str = "storefront", attribution=None) -> CheckoutStarted:
-    """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing."""
+               source: str = "storefront", attribution=None, channel=None) -> CheckoutStarted:
+    """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing.
+
+    ``attribution`` names the promoter who brought the sale; ``channel`` the distribution channel whose tracked link
+    the learner came through (``distribution.selectors.channel_attribution``), each with its evidence."""
     from django.conf import settings
 
     currency = tenant.currency
@@ -256,7 +262,9 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 split_rule=split_rule_current(tenant=tenant), idempotency_key=key, source=source,
                 promoter=attribution.promoter if attribution else None,
                 promoter_second_level=attribution.second_level if attribution else None,
-                attribution=attribution.evidence if attribution else {})
+                channel=channel.channel if channel else None,
+                attribution={**(attribution.evidence if attribution else {}),
+                             **({"channel": channel.evidence} if channel else {})})
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, discount=q.discount,
                                      tax=q.tax, total=q.total)

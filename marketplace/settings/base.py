@@ -104,6 +104,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
+    "distribution.middleware.ChannelClickMiddleware",
     "payments.middleware.ReferralMiddleware",
     "marketplace.errors.ApplicationErrorMiddleware",
 ]
@@ -227,6 +228,7 @@ else:
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL or None)
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL.startswith(("redis://", "rediss://", "amqp://"))
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_SERIALIZER = "json"
@@ -294,3 +296,22 @@ LOGGING = {
 # Recommender: the digest's quiet hours (start, end; local hours in the time zone below) when nothing is sent.
 RECOMMENDER_QUIET_HOURS = (env.int("RECOMMENDER_QUIET_START", default=22), env.int("RECOMMENDER_QUIET_END", default=8))
 RECOMMENDER_DIGEST_TIME_ZONE = env.str("RECOMMENDER_DIGEST_TIME_ZONE", default="Asia/Shanghai")
+
+# Distribution. Channel credentials are encrypted with these Fernet keys (comma-separated, newest first, so a key can
+# be rotated); without any, a key is derived from SECRET_KEY (development only: it changes with the secret).
+CHANNEL_CREDENTIAL_KEYS = env.list("CHANNEL_CREDENTIAL_KEYS", default=[])
+# Where the platforms' APIs are (a local stand-in in the tests).
+WECHAT_API_BASE = env.str("WECHAT_API_BASE", default="https://api.weixin.qq.com")
+WEIBO_API_BASE = env.str("WEIBO_API_BASE", default="https://api.weibo.com")
+# Tenant-supplied URLs may not reach private addresses, except in these networks (CIDRs).
+DISTRIBUTION_ALLOWED_NETWORKS = env.list("DISTRIBUTION_ALLOWED_NETWORKS", default=[])
+# Retries: exponential backoff from the base, with jitter, capped; after the last attempt a delivery is parked.
+DISTRIBUTION_RETRY_BASE_SECONDS = env.float("DISTRIBUTION_RETRY_BASE_SECONDS", default=30.0)
+DISTRIBUTION_RETRY_CAP_SECONDS = env.float("DISTRIBUTION_RETRY_CAP_SECONDS", default=3600.0)
+DISTRIBUTION_MAX_ATTEMPTS = env.int("DISTRIBUTION_MAX_ATTEMPTS", default=10)
+# A claimed delivery whose worker has not reported back after this long is taken over by the sweeper.
+DISTRIBUTION_LEASE_SECONDS = env.float("DISTRIBUTION_LEASE_SECONDS", default=120.0)
+# A queued delivery whose task message has not started after this long (lost with a killed worker) is queued again.
+DISTRIBUTION_QUEUE_LEASE_SECONDS = env.float("DISTRIBUTION_QUEUE_LEASE_SECONDS", default=900.0)
+# How often an asynchronous publication (WeChat) is polled.
+DISTRIBUTION_CONFIRM_SECONDS = env.float("DISTRIBUTION_CONFIRM_SECONDS", default=30.0)

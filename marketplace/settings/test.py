@@ -32,3 +32,6 @@ if REDIS_URL:  # noqa: F405
 # Tests about workers start a real worker against Redis themselves; everything else runs tasks in-process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_RESULT_BACKEND = None if CELERY_TASK_ALWAYS_EAGER else CELERY_RESULT_BACKEND  # noqa: F405
+# The suite's stand-in platforms and receivers listen on 127.0.0.1.
+DISTRIBUTION_ALLOWED_NETWORKS = env.list("DISTRIBUTION_ALLOWED_NETWORKS", default=["127.0.0.0/8"])
+CHANNEL_CREDENTIAL_KEYS = ["XR1GSou5V8VYmWErtnPYpw1MHoEmRsdrlk8IwKA40ak="]

@@ -126,6 +126,9 @@ class Order(TenantOwned):
     promoter_second_level = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
                                               related_name="second_level_orders")
     attribution = models.JSONField(_("attribution evidence"), default=dict, blank=True)
+    channel = models.ForeignKey("distribution.Channel", on_delete=models.SET_NULL, null=True, blank=True,
+                                related_name="orders", verbose_name=_("channel"),
+                                help_text=_("The distribution channel whose tracked link brought the learner."))
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     shares_released_at = models.DateTimeField(

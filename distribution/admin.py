@@ -1,0 +1,293 @@
+"""Distribution in the storefront's admin: channels (with "Test connection"), the delivery log with retry, replay and
+"mark as published", scheduled pushes, and the traffic allocation's history."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils.translation import gettext_lazy as _
+
+from catalog.models import ContentItem
+from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
+from marketplace.errors import ApplicationError
+
+from . import services
+from .allocation import allocation_recompute
+from .connectors import CONNECTORS, connector_class, connector_for
+from .models import Allocation, Channel, Delivery, DeliveryAttempt, DistributionSettings, Publication, PushSchedule
+
+
+def credential_fields() -> dict:
+    """Every connector's credential inputs by name (the form shows them all; each type uses its own)."""
+    fields = {}
+    for kind in CONNECTORS:
+        for spec in connector_class(kind).credential_fields:
+            fields.setdefault(spec.name, spec)
+    return fields
+
+
+class ChannelForm(forms.ModelForm):
+    """Credentials are write-only: the inputs start empty, and an empty input keeps the stored value."""
+
+    content_kinds = forms.MultipleChoiceField(choices=ContentItem.Kind.choices, required=False,
+                                              widget=forms.CheckboxSelectMultiple, label=_("Content kinds"),
+                                              help_text=_("None ticked: every kind."))
+
+    class Meta:
+        model = Channel
+        fields = ["name", "kind", "is_enabled", "endpoint_url", "content_kinds", "options"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from catalog.models import Category
+
+        # Built per request, inside the storefront's scope (a class-level queryset would query without one).
+        self.fields["categories"] = forms.ModelMultipleChoiceField(
+            queryset=Category.objects.order_by("position", "name"), required=False, label=_("Categories"),
+            widget=forms.CheckboxSelectMultiple, help_text=_("Only items in these categories; none means all."),
+            initial=list(self.instance.categories.all()) if self.instance.pk else [])
+        for name, spec in credential_fields().items():
+            widget = forms.PasswordInput(render_value=False) if spec.secret else forms.TextInput()
+            self.fields[f"cred_{name}"] = forms.CharField(
+                label=spec.label, required=False, widget=widget,
+                help_text=_("Leave empty to keep the stored value.") if self.instance.pk else "")
+
+    def credentials(self) -> dict[str, str]:
+        return {name: self.cleaned_data.get(f"cred_{name}", "") for name in credential_fields()}
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind and connector_class(kind).needs_endpoint and not cleaned.get("endpoint_url"):
+            self.add_error("endpoint_url", _("This type of channel needs an endpoint URL."))
+        if kind and cleaned.get("endpoint_url") and connector_class(kind).needs_endpoint:
+            from .connectors.base import PushError
+            from .http import public_url_check
+
+            try:
+                public_url_check(cleaned["endpoint_url"])
+            except PushError as exc:
+                self.add_error("endpoint_url", exc.message)
+        if kind and not self.instance.pk:
+            for spec in connector_class(kind).credential_fields:
+                if spec.required and not cleaned.get(f"cred_{spec.name}"):
+                    self.add_error(f"cred_{spec.name}", _("Required for this type of channel."))
+        return cleaned
+
+
+@admin.register(Channel)
+class ChannelAdmin(TenantScopedAdmin):
+    form = ChannelForm
+    list_display = ["name", "kind", "is_enabled", "credentials_hint", "verified_at", "share_today", "parked"]
+    list_filter = ["kind", "is_enabled"]
+    readonly_fields = ["code", "credentials_hint", "verified_at", "verify_message", "feed_urls"]
+    actions = ["test_connection", "push_published_items", "recompute_allocation"]
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ["name", "kind", "is_enabled", "endpoint_url", "options"]}),
+            (_("What goes there"), {"fields": ["content_kinds", "categories"]}),
+            (_("Credentials"), {"fields": ["credentials_hint", *[f"cred_{n}" for n in credential_fields()],
+                                           "verified_at", "verify_message"],
+                                "description": _("Stored encrypted; never shown again in full. Fill in only the "
+                                                 "ones this type of channel uses.")}),
+            (_("Tracking"), {"fields": ["code", "feed_urls"]}),
+        ]
+
+    @admin.display(description=_("feeds"))
+    def feed_urls(self, obj):
+        if obj is None or obj.pk is None or obj.kind != Channel.Kind.FEED:
+            return "—"
+        return connector_for(obj).verify()
+
+    @admin.display(description=_("share today"))
+    def share_today(self, obj):
+        latest = obj.allocations.order_by("-day").first()
+        if latest is None:
+            return "—"
+        return f"{latest.share:.1%}" + (f" · {latest.budget}/day" if latest.budget is not None else "")
+
+    @admin.display(description=_("parked"))
+    def parked(self, obj):
+        return obj.deliveries.filter(status=Delivery.Status.PARKED).count()
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.tenant = request.tenant
+        obj.content_kinds = form.cleaned_data.get("content_kinds") or []
+        try:
+            _channel, generated = services.channel_save(channel=obj, credentials=form.credentials(),
+                                                        actor=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            raise
+        obj.categories.set(form.cleaned_data.get("categories") or [])
+        if generated:
+            self.message_user(request, _("Signing secret (copy it now, it is not shown again): %(secret)s")
+                              % {"secret": generated}, messages.WARNING)
+
+    @admin.action(description=_("Test connection"))
+    def test_connection(self, request, queryset):
+        for channel in queryset:
+            services.channel_verify(channel=channel, actor=request.user)
+            level = messages.SUCCESS if channel.verified_at else messages.ERROR
+            self.message_user(request, f"{channel.name}: {channel.verify_message}", level)
+
+    @admin.action(description=_("Push every published item that is not there yet"))
+    def push_published_items(self, request, queryset):
+        total = sum(services.channel_backfill(channel=c, actor=request.user) for c in queryset)
+        self.message_user(request, _("%(n)s deliveries queued.") % {"n": total}, messages.SUCCESS)
+
+    @admin.action(description=_("Recompute the traffic allocation now"))
+    def recompute_allocation(self, request, queryset):
+        rows = allocation_recompute(tenant=request.tenant)
+        self.message_user(request, _("Allocation recomputed for %(n)s channels.") % {"n": len(rows)},
+                          messages.SUCCESS)
+
+
+class AttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["number", "outcome", "response_code", "latency_ms", "external_id", "error", "worker", "started_at",
+              "finished_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MarkDoneForm(forms.Form):
+    external_url = forms.URLField(label=_("URL of the published post"), required=False, assume_scheme="https")
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    """The delivery log: every push with its attempts; parked ones can be retried, webhooks replayed, and export
+    packages downloaded and marked as published."""
+
+    list_display = ["item", "channel", "version", "action", "status", "attempts", "due_at", "message"]
+    list_filter = ["status", "action", "channel"]
+    search_fields = ["item__title", "external_id"]
+    list_select_related = ["item", "channel"]
+    readonly_fields = ["item", "channel", "version", "action", "status", "attempts", "due_at", "external_id",
+                       "external_url", "error_code", "message", "created_at", "finished_at", "webhook_id"]
+    fields = readonly_fields
+    inlines = [AttemptInline]
+    actions = ["retry", "replay"]
+    change_form_template = "admin/distribution/delivery/change_form.html"
+
+    @admin.display(description=_("message id"))
+    def webhook_id(self, obj):
+        return obj.webhook_id
+
+    @admin.action(description=_("Retry now"))
+    def retry(self, request, queryset):
+        self._each(request, queryset, services.delivery_retry, _("Queued again: %(n)s."))
+
+    @admin.action(description=_("Replay (send again with the same id)"))
+    def replay(self, request, queryset):
+        self._each(request, queryset, services.delivery_replay, _("Replayed: %(n)s."))
+
+    def _each(self, request, queryset, service, done):
+        n = 0
+        for delivery in queryset:
+            try:
+                service(delivery=delivery, actor=request.user)
+                n += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{delivery}: {exc.message}", messages.ERROR)
+        if n:
+            self.message_user(request, done % {"n": n}, messages.SUCCESS)
+
+    def get_urls(self):
+        return [
+            path("<int:pk>/package/", self.admin_site.admin_view(self.package), name="distribution_delivery_package"),
+            path("<int:pk>/done/", self.admin_site.admin_view(self.mark_done), name="distribution_delivery_done"),
+            *super().get_urls(),
+        ]
+
+    def package(self, request, pk):
+        delivery = self.get_object(request, str(pk))
+        if not self.has_view_permission(request, delivery) or delivery.status != Delivery.Status.MANUAL:
+            return HttpResponseRedirect(reverse("admin:distribution_delivery_changelist"))
+        from catalog.models import ItemVersion
+
+        from .adapt import post_for
+
+        connector = connector_for(delivery.channel)
+        version = ItemVersion.objects.get(item=delivery.item, number=delivery.version)
+        data = connector.export_package(post_for(channel=delivery.channel, connector=connector,
+                                                 item=delivery.item, version=version))
+        response = HttpResponse(data, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{delivery.item.slug}-v{delivery.version}.zip"'
+        return response
+
+    def mark_done(self, request, pk):
+        delivery = self.get_object(request, str(pk))
+        if not self.has_view_permission(request, delivery):
+            return HttpResponseRedirect(reverse("admin:distribution_delivery_changelist"))
+        form = MarkDoneForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.delivery_mark_done(delivery=delivery, external_url=form.cleaned_data["external_url"],
+                                            actor=request.user)
+            except ApplicationError as exc:
+                form.add_error("external_url", exc.message)
+            else:
+                self.message_user(request, _("Recorded."), messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:distribution_delivery_change", args=[delivery.pk]))
+        context = {**self.admin_site.each_context(request), "delivery": delivery, "form": form,
+                   "opts": self.model._meta, "title": _("Mark as published")}
+        return render(request, "admin/distribution/delivery/mark_done.html", context)
+
+
+@admin.register(Publication)
+class PublicationAdmin(ReadOnlyAdmin):
+    list_display = ["item", "channel", "version", "status", "external_url", "published_at", "updated_at"]
+    list_filter = ["status", "channel"]
+    search_fields = ["item__title", "external_id", "external_url"]
+
+
+@admin.register(Allocation)
+class AllocationAdmin(ReadOnlyAdmin):
+    """Each channel's measured inputs, share and budget, day by day: how the allocation changed and why."""
+
+    list_display = ["day", "channel", "impressions", "clicks", "conversions", "exposure_source", "interest_pct",
+                    "exposure", "share_pct", "budget", "explored"]
+    list_filter = ["channel", "explored"]
+    date_hierarchy = "day"
+
+    @admin.display(description=_("interest"))
+    def interest_pct(self, obj):
+        return f"{obj.interest:.2%}"
+
+    @admin.display(description=_("share"))
+    def share_pct(self, obj):
+        return f"{obj.share:.2%}"
+
+
+@admin.register(PushSchedule)
+class PushScheduleAdmin(TenantScopedAdmin):
+    """Publish now, push later: an item's next publication reaches the channels at the time set here."""
+
+    fields = ["item", "push_at"]
+    list_display = ["item", "push_at"]
+
+    def save_model(self, request, obj, form, change):
+        services.push_schedule_set(item=form.cleaned_data["item"], push_at=form.cleaned_data["push_at"],
+                                   actor=request.user)
+
+    def delete_model(self, request, obj):
+        services.push_schedule_set(item=obj.item, push_at=None, actor=request.user)
+
+
+@admin.register(DistributionSettings)
+class DistributionSettingsAdmin(TenantScopedAdmin):
+    list_display = ["__str__", "daily_push_budget", "exploration_floor", "window_days"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not DistributionSettings.objects.exists()

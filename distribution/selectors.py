@@ -1,0 +1,38 @@
+"""Reads on distribution: which channel an order is attributed to, and what the admin's overview shows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Allocation, Channel, ChannelClick
+
+
+@dataclass
+class ChannelAttribution:
+    channel: Channel
+    evidence: dict
+
+
+def channel_attribution(*, tenant, user, visitor: str = "", now=None) -> ChannelAttribution | None:
+    """Last touch: the newest tracked-link visit by this learner (by account, or by the browser they used before
+    signing up) inside the storefront's attribution window, from a channel that still exists."""
+    from payments.services import payment_settings
+
+    now = now or timezone.now()
+    window = payment_settings(tenant=tenant).attribution_window_days
+    who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
+    click = (ChannelClick.objects.filter(who, created_at__gte=now - timedelta(days=window))
+             .select_related("channel").order_by("-created_at", "-id").first())
+    if click is None:
+        return None
+    return ChannelAttribution(channel=click.channel, evidence={
+        "click": click.pk, "channel": click.channel.code, "kind": click.channel.kind,
+        "at": click.created_at.isoformat(), "landing": click.landing_path})
+
+
+def allocation_history(*, channel: Channel, days: int = 30) -> list[Allocation]:
+    return list(Allocation.objects.filter(channel=channel).order_by("-day")[:days])[::-1]

@@ -1,0 +1,351 @@
+"""Writes on distribution: channels, planning deliveries when content is published or archived, dispatching them
+within the day's budget, staff's retry, replay and "mark as published", and push schedules."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, time, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from catalog.models import ContentItem
+from marketplace.errors import ApplicationError
+from marketplace.services import audit_log_write
+
+from . import credentials as secrets_store
+from .connectors import connector_class, connector_for
+from .connectors.base import PushError
+from .models import (
+    Allocation,
+    Channel,
+    ChannelClick,
+    Delivery,
+    DeliveryAttempt,
+    DistributionSettings,
+    Publication,
+    PushSchedule,
+)
+
+Status = Delivery.Status
+Action = Delivery.Action
+DISPATCH_BATCH = 5000
+REPLAYABLE_KINDS = {Channel.Kind.WEBHOOK, Channel.Kind.PARTNER, Channel.Kind.FEED}
+
+
+def distribution_settings(*, tenant) -> DistributionSettings:
+    found = DistributionSettings.objects.filter(tenant=tenant).first()
+    return found or DistributionSettings.objects.get_or_create(tenant=tenant)[0]
+
+
+# --- channels ------------------------------------------------------------------------------------------------------
+
+def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tuple[Channel, str]:
+    """Validate and save a channel; ``credentials`` left blank keep their stored value. Returns the channel and a
+    newly generated webhook secret (shown to staff once), or ""."""
+    from .connectors.webhook import new_secret
+    from .http import public_url_check
+
+    connector = connector_class(channel.kind)
+    if connector.needs_endpoint:
+        if not channel.endpoint_url:
+            raise ApplicationError(_("This type of channel needs an endpoint URL."), code="endpoint_missing",
+                                   extra={"field": "endpoint_url"})
+        try:
+            public_url_check(channel.endpoint_url)
+        except PushError as exc:
+            raise ApplicationError(exc.message, code=exc.code, extra={"field": "endpoint_url"}) from exc
+    stored = secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
+    values = {f.name: (credentials.get(f.name) or "").strip() or stored.get(f.name, "")
+              for f in connector.credential_fields}
+    generated = ""
+    if "signing_secret" in values and not values["signing_secret"]:
+        values["signing_secret"] = generated = new_secret()
+    missing = [f.label for f in connector.credential_fields if f.required and not values.get(f.name)]
+    if missing:
+        raise ApplicationError(_("Missing credentials: %(fields)s.") % {"fields": ", ".join(missing)},
+                               code="credentials_missing", extra={"fields": missing})
+    changed = values != stored
+    channel.credentials_encrypted = secrets_store.encrypt(values) if changed else channel.credentials_encrypted
+    channel.credentials_hint = secrets_store.hint(values, {f.name for f in connector.credential_fields if f.secret})
+    if changed:
+        channel.verified_at, channel.verify_message = None, ""
+    with transaction.atomic():
+        created = channel.pk is None
+        channel.save()
+        audit_log_write(tenant=channel.tenant, actor=actor,
+                        action="distribution.channel_created" if created else "distribution.channel_changed",
+                        target=channel, data={"kind": channel.kind, "credentials_changed": changed})
+    return channel, generated
+
+
+def channel_verify(*, channel: Channel, actor) -> Channel:
+    """"Test connection": ask the platform whether the credentials work; the answer is kept on the channel."""
+    try:
+        message = connector_for(channel).verify()
+        channel.verified_at, ok = timezone.now(), True
+    except PushError as exc:
+        message, ok = exc.message, False
+        channel.verified_at = None
+    channel.verify_message = message[:300]
+    channel.save(update_fields=["verified_at", "verify_message"])
+    audit_log_write(tenant=channel.tenant, actor=actor, action="distribution.channel_verified", target=channel,
+                    data={"ok": ok, "message": channel.verify_message})
+    return channel
+
+
+def _matches(channel: Channel, item: ContentItem, item_categories: set[int]) -> bool:
+    if channel.content_kinds and item.kind not in channel.content_kinds:
+        return False
+    wanted = {c.pk for c in channel.categories.all()}
+    return not wanted or bool(wanted & item_categories)
+
+
+# --- planning ------------------------------------------------------------------------------------------------------
+
+def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
+    """Create the deliveries that follow the item's latest change; call inside the transaction that publishes or
+    archives it. The rows commit with the publication (nothing is lost between the two), and the pushes start when
+    that transaction has committed. A published version goes to every matching enabled channel (an update where the
+    channel already shows the item); archiving withdraws it wherever it is live. Re-running changes nothing: the
+    key (channel, item, version, action) is unique."""
+    now = timezone.now()
+    open_rows = Delivery.objects.filter(item=item, status__in=[Status.SCHEDULED, Status.QUEUED, Status.RETRYING])
+    rows: list[Delivery] = []
+    if item.status == ContentItem.Status.ARCHIVED:
+        open_rows.exclude(action=Action.WITHDRAW).update(
+            status=Status.SKIPPED, finished_at=now, lease_until=None,
+            message=_("The item was archived before this push ran; nothing was sent."))
+        reached = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
+                      .values_list("channel_id", flat=True))
+        reached |= set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING,
+                                                                      Status.MANUAL])
+                       .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
+        for channel_id in reached:
+            rows.append(Delivery(tenant=item.tenant, channel_id=channel_id, item=item, version=item.version,
+                                 action=Action.WITHDRAW, status=Status.QUEUED, due_at=now))
+    elif item.status == ContentItem.Status.PUBLISHED:
+        open_rows.filter(version__lt=item.version).exclude(action=Action.WITHDRAW).update(
+            status=Status.SKIPPED, finished_at=now, lease_until=None,
+            message=_("Superseded by version %(version)s.") % {"version": item.version})
+        schedule = PushSchedule.objects.filter(item=item, push_at__gt=now).first()
+        due = schedule.push_at if schedule else now
+        live = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
+                   .values_list("channel_id", flat=True))
+        categories = set(item.categories.values_list("pk", flat=True))
+        planned = set(Delivery.objects.filter(item=item, version=item.version).exclude(action=Action.WITHDRAW)
+                      .values_list("channel_id", flat=True))
+        for channel in Channel.objects.filter(is_enabled=True).prefetch_related("categories"):
+            if channel.pk in planned or not _matches(channel, item, categories):
+                continue
+            rows.append(Delivery(tenant=item.tenant, channel=channel, item=item, version=item.version,
+                                 action=Action.UPDATE if channel.pk in live else Action.PUBLISH,
+                                 status=Status.SCHEDULED if schedule else Status.QUEUED, due_at=due))
+    if not rows:
+        return []
+    created = Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+    audit_log_write(tenant=item.tenant, actor=actor, action="distribution.deliveries_planned", target=item,
+                    data={"version": item.version, "channels": len(rows), "status": item.status})
+    dispatch_after_commit(tenant=item.tenant)
+    return created
+
+
+def channel_backfill(*, channel: Channel, actor) -> int:
+    """Push every published item that matches a (new or re-enabled) channel and is not on it yet."""
+    now = timezone.now()
+    have = set(Delivery.objects.filter(channel=channel).exclude(action=Action.WITHDRAW)
+               .values_list("item_id", "version"))
+    rows = []
+    for item in ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED).prefetch_related("categories"):
+        if (item.pk, item.version) in have or not _matches(channel, item, {c.pk for c in item.categories.all()}):
+            continue
+        rows.append(Delivery(tenant=channel.tenant, channel=channel, item=item, version=item.version,
+                             action=Action.PUBLISH, status=Status.QUEUED, due_at=now))
+    with transaction.atomic():
+        Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        audit_log_write(tenant=channel.tenant, actor=actor, action="distribution.channel_backfilled",
+                        target=channel, data={"items": len(rows)})
+    dispatch_after_commit(tenant=channel.tenant)
+    return len(rows)
+
+
+def push_schedule_set(*, item: ContentItem, push_at: datetime | None, actor) -> PushSchedule | None:
+    """Hold the item's next pushes until ``push_at`` (None clears it). Deliveries already waiting move with it."""
+    with transaction.atomic():
+        if push_at is None:
+            PushSchedule.objects.filter(item=item).delete()
+            Delivery.objects.filter(item=item, status=Status.SCHEDULED).update(status=Status.QUEUED,
+                                                                               due_at=timezone.now())
+            schedule = None
+        else:
+            schedule, _created = PushSchedule.objects.update_or_create(tenant=item.tenant, item=item,
+                                                                       defaults={"push_at": push_at})
+            Delivery.objects.filter(item=item, status__in=[Status.SCHEDULED, Status.QUEUED], attempts=0).exclude(
+                action=Action.WITHDRAW).update(status=Status.SCHEDULED, due_at=push_at, lease_until=None)
+        audit_log_write(tenant=item.tenant, actor=actor, action="distribution.push_scheduled", target=item,
+                        data={"push_at": push_at.isoformat() if push_at else None})
+    dispatch_after_commit(tenant=item.tenant)
+    return schedule
+
+
+# --- dispatching ---------------------------------------------------------------------------------------------------
+
+def _day_start(now) -> datetime:
+    return timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
+
+
+def budgets_today(*, now) -> tuple[dict[int, int | None], dict[int, float]]:
+    """Each channel's push budget and share from the latest allocation (no allocation yet: no limit)."""
+    latest = Allocation.objects.filter(day__lte=timezone.localdate(now)).order_by("channel_id", "-day")
+    budgets: dict[int, int | None] = {}
+    shares: dict[int, float] = {}
+    for allocation in latest:
+        if allocation.channel_id not in budgets:
+            budgets[allocation.channel_id], shares[allocation.channel_id] = allocation.budget, allocation.share
+    return budgets, shares
+
+
+def deliveries_dispatch(*, tenant) -> int:
+    """Queue every delivery that is due, in the order of the channels' shares, within each channel's budget for the
+    day (withdrawals and retries are never held back), and take over those whose worker died. Runs after each
+    publication and every minute (beat); re-running it queues nothing twice, because a queued row carries a lease."""
+    from .tasks import delivery_push
+
+    now = timezone.now()
+    Delivery.objects.filter(status=Status.SCHEDULED, due_at__lte=now).update(status=Status.QUEUED)
+    budgets, shares = budgets_today(now=now)
+    used: dict[int, int] = defaultdict(int)
+    if any(b is not None for b in budgets.values()):
+        first_tries = (DeliveryAttempt.objects.filter(number=1, started_at__gte=_day_start(now))
+                       .exclude(delivery__action=Action.WITHDRAW)
+                       .values("delivery__channel_id").annotate(n=Count("id")))
+        for row in first_tries:
+            used[row["delivery__channel_id"]] = row["n"]
+        waiting = (Delivery.objects.filter(status=Status.QUEUED, attempts=0, lease_until__gt=now)
+                   .exclude(action=Action.WITHDRAW).values("channel_id").annotate(n=Count("id")))
+        for row in waiting:
+            used[row["channel_id"]] += row["n"]
+    waiting = (Q(status__in=[Status.QUEUED, Status.RETRYING, Status.CONFIRMING], due_at__lte=now)
+               & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+               | Q(status=Status.SENDING, lease_until__lt=now))
+    due = (Delivery.objects.filter(waiting)
+           .values_list("pk", "channel_id", "status", "attempts", "action", "due_at")[:DISPATCH_BATCH])
+    due = sorted(due, key=lambda row: (-shares.get(row[1], 0.0), row[5], row[0]))
+    chosen = []
+    for pk, channel_id, status, attempts, action, _due_at in due:
+        budget = budgets.get(channel_id)
+        if budget is not None and status == Status.QUEUED and attempts == 0 and action != Action.WITHDRAW:
+            if used[channel_id] >= budget:
+                continue
+            used[channel_id] += 1
+        chosen.append(pk)
+    if not chosen:
+        return 0
+    # Only rows still waiting: one a worker claimed meanwhile keeps its own lease (the claim's token). A push whose
+    # worker died goes back to the queue; its attempt row stays as the worker left it.
+    lease = now + timedelta(seconds=settings.DISTRIBUTION_QUEUE_LEASE_SECONDS)
+    Delivery.objects.filter(waiting, pk__in=chosen, status=Status.SENDING).update(status=Status.QUEUED,
+                                                                                 lease_until=lease)
+    Delivery.objects.filter(waiting, pk__in=chosen).update(lease_until=lease)
+    tenant_id = tenant.pk
+
+    def enqueue() -> None:
+        for pk in chosen:
+            delivery_push.delay(tenant_id=tenant_id, delivery_id=pk)
+
+    transaction.on_commit(enqueue)
+    return len(chosen)
+
+
+def dispatch_after_commit(*, tenant) -> None:
+    from .tasks import deliveries_dispatch_task
+
+    transaction.on_commit(lambda: deliveries_dispatch_task.delay(tenant_id=tenant.pk))
+
+
+# --- staff actions -------------------------------------------------------------------------------------------------
+
+def delivery_retry(*, delivery: Delivery, actor) -> Delivery:
+    """Send a parked delivery (or one waiting to retry) again now, with a fresh count of attempts."""
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
+        if delivery.status not in (Status.PARKED, Status.RETRYING):
+            raise ApplicationError(_("Only a parked delivery, or one waiting to retry, can be retried."),
+                                   code="not_retryable")
+        delivery.status, delivery.attempts, delivery.due_at = Status.QUEUED, 0, timezone.now()
+        delivery.lease_until = delivery.finished_at = None
+        delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at"])
+        audit_log_write(tenant=delivery.tenant, actor=actor, action="distribution.delivery_retried",
+                        target=delivery)
+    dispatch_after_commit(tenant=delivery.tenant)
+    return delivery
+
+
+def delivery_replay(*, delivery: Delivery, actor) -> Delivery:
+    """Send a delivered webhook again, with the same id, for a receiver that lost it."""
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().select_related("channel").get(pk=delivery.pk)
+        if delivery.status != Status.DELIVERED or delivery.channel.kind not in REPLAYABLE_KINDS:
+            raise ApplicationError(_("Only a delivered webhook or feed delivery can be replayed (a platform post "
+                                     "would be published twice)."), code="not_replayable")
+        delivery.status, delivery.attempts, delivery.due_at = Status.QUEUED, 0, timezone.now()
+        delivery.lease_until = delivery.finished_at = None
+        delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at"])
+        audit_log_write(tenant=delivery.tenant, actor=actor, action="distribution.delivery_replayed",
+                        target=delivery)
+    dispatch_after_commit(tenant=delivery.tenant)
+    return delivery
+
+
+def delivery_mark_done(*, delivery: Delivery, external_url: str, actor) -> Delivery:
+    """Staff published (or removed) the export package by hand: record where, so clicks and orders are tracked."""
+    from .connectors.zhihu import zhihu_url_check
+
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().select_related("channel", "item").get(pk=delivery.pk)
+        if delivery.status != Status.MANUAL:
+            raise ApplicationError(_("This delivery is not waiting to be published by hand."), code="not_manual")
+        now = timezone.now()
+        if delivery.action == Action.WITHDRAW:
+            Publication.objects.filter(channel=delivery.channel, item=delivery.item).update(
+                status=Publication.Status.WITHDRAWN, updated_at=now)
+        else:
+            try:
+                if delivery.channel.kind == Channel.Kind.ZHIHU:
+                    zhihu_url_check(external_url)
+            except ValueError as exc:
+                raise ApplicationError(str(exc), code="external_url_invalid",
+                                       extra={"field": "external_url"}) from exc
+            delivery.external_url = external_url
+            Publication.objects.update_or_create(
+                tenant=delivery.tenant, channel=delivery.channel, item=delivery.item,
+                defaults={"version": delivery.version, "status": Publication.Status.LIVE,
+                          "external_url": external_url, "external_id": external_url, "published_at": now})
+        delivery.status, delivery.finished_at = Status.DELIVERED, now
+        delivery.message = _("Marked as done by hand.")
+        delivery.save(update_fields=["status", "finished_at", "external_url", "message"])
+        audit_log_write(tenant=delivery.tenant, actor=actor, action="distribution.delivery_marked_done",
+                        target=delivery, data={"url": external_url})
+    return delivery
+
+
+
+# --- tracked links -------------------------------------------------------------------------------------------------
+
+def click_record(*, code: str, visitor: str, user=None, path: str = "") -> ChannelClick | None:
+    """A visit through a channel's tracked link (unknown codes, and other storefronts' codes, are ignored)."""
+    from catalog.models import ContentItem as Item
+
+    channel = Channel.objects.filter(code=code).first()
+    if channel is None:
+        return None
+    item = None
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "item":
+        item = Item.objects.filter(slug=parts[1]).first()
+    return ChannelClick.objects.create(tenant=channel.tenant, channel=channel, item=item, visitor=visitor[:64],
+                                       user=user if getattr(user, "is_authenticated", False) else None,
+                                       landing_path=path[:300])

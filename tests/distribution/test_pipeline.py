@@ -1,0 +1,277 @@
+"""The push pipeline end to end on the signed-webhook connector, against a real receiver on 127.0.0.1."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from catalog import services as catalog
+from catalog.models import Category
+from distribution import services
+from distribution.credentials import decrypt
+from distribution.models import Channel, Delivery, DeliveryAttempt, Publication, PushSchedule
+from distribution.pipeline import delivery_run
+from marketplace.errors import ApplicationError
+from tests.factories import UserFactory, catalog_item
+from tests.support.webhook_receiver import WebhookReceiver
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver(SECRET) as r:
+        yield r
+
+
+@pytest.fixture
+def staff(tenant_a):
+    return UserFactory(email="editor@alpha.test")
+
+
+def make_channel(tenant, url, **fields):
+    with scope(tenant=tenant):
+        channel, _ = services.channel_save(
+            channel=Channel(tenant=tenant, name=fields.pop("name", "Partner hook"), kind=fields.pop("kind", "webhook"),
+                            endpoint_url=url, **fields),
+            credentials={"signing_secret": SECRET}, actor=None)
+    return channel
+
+
+def push(tenant, django_capture_on_commit_callbacks):
+    """What beat and the workers do: dispatch the due deliveries and run them (tasks run in-process here)."""
+    for _ in range(5):  # dispatching can queue follow-ups (a retry due now)
+        with django_capture_on_commit_callbacks(execute=True), scope(tenant=tenant):
+            if not services.deliveries_dispatch(tenant=tenant):
+                return
+
+
+def deliveries(tenant, **filters):
+    with scopes_disabled():
+        return list(Delivery.objects.filter(tenant=tenant, **filters).order_by("id"))
+
+
+def test_publish_update_and_archive_reach_the_receiver_once_each(tenant_a, staff, receiver,
+                                                                  django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Statistics for everyone", body="The **whole** article text.")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    push(tenant_a, django_capture_on_commit_callbacks)  # a second beat sends nothing again
+    [first] = deliveries(tenant_a)
+    assert first.status == Delivery.Status.DELIVERED and first.action == "publish" and first.attempts == 1
+    event = receiver.received[first.webhook_id]
+    assert event["type"] == "content.published"
+    assert event["data"]["title"] == "Statistics for everyone"
+    assert f"zc={channel.code}" in event["data"]["link"]
+    assert "whole" in event["data"]["html"]  # free: the full text travels
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    assert publication.status == "live" and publication.version == 1
+    assert publication.external_id == f"rcv-{first.webhook_id}"
+
+    with scope(tenant=tenant_a):
+        services.deliveries_plan(item=item)  # planning the same version again adds nothing
+        item.title = "Statistics for everyone, 2nd edition"
+        item.save()
+        catalog.item_approve(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    rows = deliveries(tenant_a)
+    assert [(d.version, d.action, d.status) for d in rows] == [
+        (1, "publish", "delivered"), (2, "update", "delivered"), (2, "withdraw", "delivered")]
+    assert [receiver.received[d.webhook_id]["type"] for d in rows] == [
+        "content.published", "content.updated", "content.withdrawn"]
+    assert sum(receiver.arrivals.values()) == 3
+    publication.refresh_from_db()
+    assert publication.status == "withdrawn"
+
+
+def test_a_paid_item_travels_as_its_description_and_a_paywall_link(tenant_a, receiver,
+                                                                   django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Paid course", price=9900, description="What you will learn.",
+                 body="SECRET CHAPTER: the paid body.")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [event] = receiver.received.values()
+    data = event["data"]
+    assert data["is_paid"] and "What you will learn." in data["html"]
+    assert "SECRET CHAPTER" not in str(event)
+    assert data["link"].replace("&", "&amp;") in data["html"]  # the paywall link
+
+
+def test_channels_take_only_the_kinds_and_categories_they_ask_for(tenant_a, receiver,
+                                                                  django_capture_on_commit_callbacks):
+    with scopes_disabled():
+        data = Category.objects.create(tenant=tenant_a, name="Data", slug="data")
+    make_channel(tenant_a, receiver.url, name="Audio only", content_kinds=["audio"])
+    by_category = make_channel(tenant_a, receiver.url, name="Data only")
+    with scopes_disabled():
+        by_category.categories.add(data)
+    catalog_item(tenant_a, title="An article on art")
+    assert deliveries(tenant_a) == []
+    item = catalog_item(tenant_a, title="An article on data", published=False)
+    with scopes_disabled():
+        item.categories.add(data)
+    with scope(tenant=tenant_a):
+        staff = UserFactory(email="x@alpha.test")
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    assert [(d.channel_id, d.item_id) for d in deliveries(tenant_a)] == [(by_category.pk, item.pk)]
+
+
+def test_transient_failures_back_off_honouring_retry_after_then_park(tenant_a, receiver, settings,
+                                                                    django_capture_on_commit_callbacks):
+    settings.DISTRIBUTION_MAX_ATTEMPTS = 3
+    make_channel(tenant_a, receiver.url)
+    receiver.script = [(429, {"Retry-After": "7"})]
+    catalog_item(tenant_a, title="Busy receiver")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert delivery.status == "retrying" and delivery.error_code == "http_429"
+    assert delivery.due_at >= timezone.now() + timedelta(seconds=6)
+    receiver.script = [(503, {}), (500, {})]
+    for _ in range(2):
+        with scopes_disabled():
+            Delivery.objects.filter(pk=delivery.pk).update(due_at=timezone.now(), lease_until=None)
+        push(tenant_a, django_capture_on_commit_callbacks)
+    delivery.refresh_from_db()
+    assert delivery.status == "parked" and delivery.attempts == 3
+    assert "Gave up after 3 attempts" in delivery.message
+    with scopes_disabled():
+        log = list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("outcome", "response_code"))
+    assert log == [("transient", 429), ("transient", 503), ("transient", 500)]
+    assert receiver.received == {}
+
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        services.delivery_retry(delivery=delivery, actor=None)
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and list(receiver.received) == [delivery.webhook_id]
+
+
+def test_a_refused_request_parks_at_once(tenant_a, receiver, django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    receiver.script = [(422, {})]
+    catalog_item(tenant_a, title="Refused")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.attempts, delivery.error_code) == ("parked", 1, "http_422")
+
+
+def test_wrong_credentials_park_with_the_receivers_answer(tenant_a, receiver, django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    with scope(tenant=tenant_a):
+        services.channel_save(channel=channel, credentials={"signing_secret": "whsec_d3Jvbmctc2VjcmV0"}, actor=None)
+        assert services.channel_verify(channel=channel, actor=None).verified_at is None
+    assert "401" in channel.verify_message
+    catalog_item(tenant_a, title="Signed wrongly")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.error_code) == ("parked", "http_401")
+
+
+def test_credentials_are_encrypted_and_shown_only_as_a_hint(tenant_a, receiver):
+    channel = make_channel(tenant_a, receiver.url)
+    assert SECRET not in channel.credentials_encrypted
+    assert decrypt(channel.credentials_encrypted) == {"signing_secret": SECRET}
+    assert channel.credentials_hint == f"signing_secret: ••••{SECRET[-4:]}"
+    with scope(tenant=tenant_a):
+        services.channel_save(channel=channel, credentials={"signing_secret": ""}, actor=None)  # blank keeps it
+    assert decrypt(channel.credentials_encrypted) == {"signing_secret": SECRET}
+    with scope(tenant=tenant_a):
+        fresh, generated = services.channel_save(
+            channel=Channel(tenant=tenant_a, name="New", kind="webhook", endpoint_url=receiver.url),
+            credentials={}, actor=None)
+    assert generated.startswith("whsec_") and decrypt(fresh.credentials_encrypted)["signing_secret"] == generated
+
+
+@pytest.mark.parametrize("url", ["http://10.1.2.3/hook", "http://169.254.169.254/latest", "http://[::1]:9/x",
+                                 "http://192.168.0.10/"])
+def test_a_channel_url_pointing_at_a_private_address_is_refused(tenant_a, settings, url):
+    settings.DISTRIBUTION_ALLOWED_NETWORKS = []
+    with scope(tenant=tenant_a), pytest.raises(ApplicationError) as refused:
+        services.channel_save(channel=Channel(tenant=tenant_a, name="Sneaky", kind="webhook", endpoint_url=url),
+                              credentials={}, actor=None)
+    assert refused.value.code == "private_address" and refused.value.extra == {"field": "endpoint_url"}
+
+
+def test_a_url_that_turns_private_after_saving_is_refused_at_send_time(tenant_a, receiver, settings,
+                                                                       django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    settings.DISTRIBUTION_ALLOWED_NETWORKS = []  # 127.0.0.1 is loopback: no longer allowed
+    catalog_item(tenant_a, title="Rebound")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.error_code) == ("parked", "private_address")
+    assert receiver.requests == []
+
+
+def test_an_item_archived_before_its_push_ran_is_skipped_and_nothing_is_sent(tenant_a, staff, receiver):
+    make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Short-lived")
+    [delivery] = deliveries(tenant_a)
+    with scopes_disabled():  # archived behind the pipeline's back, as a slow queue would see it
+        type(item).objects.filter(pk=item.pk).update(status="archived")
+    assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "skipped"
+    delivery.refresh_from_db()
+    assert "archived" in delivery.message and receiver.requests == []
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        item.status = "published"
+        item.save()
+        catalog.item_archive(item=item, actor=staff)
+    assert [d.action for d in deliveries(tenant_a)] == ["publish"]  # nothing live: nothing to withdraw
+
+
+def test_a_scheduled_push_waits_for_its_time(tenant_a, staff, receiver, django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Embargoed", published=False)
+    with scope(tenant=tenant_a):
+        services.push_schedule_set(item=item, push_at=timezone.now() + timedelta(hours=2), actor=staff)
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert delivery.status == "scheduled" and receiver.requests == []
+    with scopes_disabled():
+        PushSchedule.objects.filter(item=item).update(push_at=timezone.now())
+        Delivery.objects.filter(pk=delivery.pk).update(due_at=timezone.now())
+    push(tenant_a, django_capture_on_commit_callbacks)
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered"
+
+
+def test_a_delivery_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_record(tenant_a, receiver):
+    from distribution import pipeline
+
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Interrupted")
+    [delivery] = deliveries(tenant_a)
+    with scope(tenant=tenant_a):
+        stale = pipeline._claim(delivery.pk, timezone.now())  # a worker claims, then dies before recording
+    assert stale is not None
+    assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "not_claimable"  # its lease still holds
+    with scopes_disabled():
+        Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "delivered"
+    with scope(tenant=tenant_a):
+        late = pipeline._settle(stale, receipt=None, error=None, latency_ms=1, now=timezone.now())
+    assert late == "lease_lost"
+    with scopes_disabled():
+        log = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("id").values_list("outcome", "error"))
+    assert log == [("started", "lease lost: another worker took the delivery over"), ("ok", "")]
+    assert receiver.arrivals[delivery.webhook_id] == 1
+
+
+def test_replay_sends_the_same_message_id_again(tenant_a, receiver, django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Lost by the receiver")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        services.delivery_replay(delivery=delivery, actor=None)
+    assert len(receiver.requests) == 2 and {r["id"] for r in receiver.requests} == {delivery.webhook_id}
+    assert receiver.arrivals[delivery.webhook_id] == 2  # the receiver saw it twice and kept it once
+    assert len(receiver.received) == 1

@@ -1,0 +1,458 @@
+"""The WeChat connector against a stand-in of WeChat's official account API on 127.0.0.1."""
+
+from datetime import date, datetime, timedelta
+from io import BytesIO
+from uuid import uuid4
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from PIL import Image
+
+from distribution.connectors.base import (
+    Media,
+    PermanentError,
+    Post,
+    PublicationState,
+    Receipt,
+    StatRow,
+    TransientError,
+)
+from distribution.connectors.wechat import WeChatConnector, wechat_content
+from distribution.models import Channel
+from tests.support.wechat_server import WeChatServer
+
+TITLE = "知库：十分钟读懂《资本论》"
+LINK = "https://alpha.test/items/capital/?zc=abc123&utm_source=wechat"
+WECHAT_IMG = "http://mmbiz.qpic.cn/mmbiz_png/abc/0?wx_fmt=png"
+
+
+@pytest.fixture
+def wechat(settings):
+    with WeChatServer() as server:
+        settings.WECHAT_API_BASE = server.url
+        yield server
+
+
+def png(size: int = 8) -> bytes:
+    buffer = BytesIO()
+    Image.new("RGB", (size, size), (200, 30, 30)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def stored(data: bytes, suffix: str = "png") -> str:
+    return default_storage.save(f"covers/{uuid4().hex}.{suffix}", ContentFile(data))
+
+
+def make_cover(data: bytes | None = None, content_type: str = "image/png") -> Media:
+    data = png() if data is None else data
+    return Media(name=stored(data), content_type=content_type, size=len(data))
+
+
+def make_post(**fields) -> Post:
+    values = {
+        "item_id": 7, "version": 1, "kind": "article", "title": TITLE, "summary": "一本书的导读。" * 30,
+        "html": f'<p>正文第一段。</p><img src="https://cdn.alpha.test/a.png" alt="x"><img src="{WECHAT_IMG}">'
+                f'<p><a href="{LINK}">在知库阅读全文</a></p>',
+        "markdown": "", "text": "", "link": LINK, "is_paid": True, "price_display": "¥19.00", "language": "zh-hans",
+        "cover": make_cover(),
+    }
+    values.update(fields)
+    return Post(**values)
+
+
+def make_connector(server: WeChatServer, *, secret: str | None = None, appid: str | None = None,
+                   **options) -> WeChatConnector:
+    channel = Channel(name="WX", kind="wechat", options={"author": "知库编辑部", **options})
+    return WeChatConnector(channel, {"appid": appid or server.appid, "appsecret": secret or server.secret})
+
+
+def published(connector: WeChatConnector, post: Post | None = None, *, delivery_id: str = "d1"):
+    """Publish and poll until WeChat says published; returns the final receipt."""
+    receipt = connector.publish(post or make_post(), delivery_id=delivery_id)
+    for _ in range(5):
+        receipt = connector.confirm(receipt)
+        if not receipt.pending:
+            return receipt
+    raise AssertionError("never published")
+
+
+def state(receipt, version: int = 1) -> PublicationState:
+    return PublicationState(item_id=7, external_id=receipt.external_id, external_url=receipt.external_url,
+                            version=version, data=receipt.data)
+
+
+def yesterday_in_china() -> date:
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date() - timedelta(days=1)
+
+
+# --- the whole publication ---------------------------------------------------------------------------------------
+
+def test_publish_is_pending_until_wechat_has_published_it(settings):
+    with WeChatServer(publish_polls=2) as wechat:
+        settings.WECHAT_API_BASE = wechat.url
+        connector = make_connector(wechat, need_open_comment=True)
+        post = make_post()
+
+        receipt = connector.publish(post, delivery_id="d1")
+
+        assert receipt.pending
+        assert set(receipt.data) == {"thumb_media_id", "draft_media_id", "publish_id", "msg_data_id"}
+        assert receipt.external_id == receipt.data["publish_id"]
+        assert receipt.data["thumb_media_id"] in wechat.materials
+        assert "1 image" in receipt.note  # the one not hosted by WeChat
+        upload = wechat.requests_to("/cgi-bin/material/add_material")[0]
+        assert upload.query["type"] == "image"
+        article = wechat.requests_to("/cgi-bin/draft/add")[0].json()["articles"][0]
+        assert article["title"] == TITLE and article["author"] == "知库编辑部"
+        assert article["thumb_media_id"] == receipt.data["thumb_media_id"]
+        assert article["content_source_url"] == LINK
+        assert article["need_open_comment"] == 1 and article["only_fans_can_comment"] == 0
+        assert "cdn.alpha.test" not in article["content"] and WECHAT_IMG in article["content"]
+        assert f'href="{LINK}"' in article["content"]
+        assert len(article["digest"]) == 128 and article["digest"].endswith("…")
+        submitted = wechat.requests_to("/cgi-bin/freepublish/submit")[0].json()
+        assert submitted == {"media_id": receipt.data["draft_media_id"]}
+
+        still = connector.confirm(receipt)
+        assert still.pending and still.external_id == receipt.external_id
+        still = connector.confirm(still)
+        assert still.pending
+        done = connector.confirm(still)
+
+    assert not done.pending
+    assert done.external_id == done.data["article_id"] and done.data["article_id"] in wechat.articles
+    assert done.external_url.startswith("http://mp.weixin.qq.com/s?")
+    assert done.data["msg_data_id"] == receipt.data["msg_data_id"]
+    assert [r.json() for r in wechat.requests_to("/cgi-bin/freepublish/get")] == [
+        {"publish_id": receipt.data["publish_id"]}] * 3
+
+
+def test_json_is_sent_as_utf8_not_escaped(wechat):
+    make_connector(wechat).publish(make_post(), delivery_id="d1")
+
+    draft = wechat.requests_to("/cgi-bin/draft/add")[0]
+    assert draft.header("Content-Type") == "application/json; charset=utf-8"
+    assert TITLE.encode("utf-8") in draft.body
+    assert b"\\u" not in draft.body
+    assert draft.errcode == 0
+
+
+def test_a_failed_publication_is_permanent(settings):
+    with WeChatServer(publish_polls=0, publish_outcome=4) as wechat:
+        settings.WECHAT_API_BASE = wechat.url
+        connector = make_connector(wechat)
+        receipt = connector.publish(make_post(), delivery_id="d1")
+
+        with pytest.raises(PermanentError) as failure:
+            connector.confirm(receipt)
+
+    assert failure.value.code == "wechat_publish_4"
+    assert "review" in failure.value.message
+
+
+def test_a_retry_reuses_the_cover_and_the_draft(wechat):
+    connector = make_connector(wechat)
+    wechat.fail(-1, path="/cgi-bin/freepublish/submit")
+
+    with pytest.raises(TransientError) as busy:
+        connector.publish(make_post(), delivery_id="d1")
+    receipt = connector.publish(make_post(), delivery_id="d1")
+
+    assert busy.value.code == "wechat_-1" and busy.value.retry_after == 10
+    assert receipt.pending
+    assert len(wechat.requests_to("/cgi-bin/material/add_material")) == 1
+    assert len(wechat.requests_to("/cgi-bin/draft/add")) == 1
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 2
+
+
+def test_another_delivery_saves_a_new_draft(wechat):
+    connector = make_connector(wechat)
+    connector.publish(make_post(), delivery_id="d1")
+    connector.publish(make_post(), delivery_id="d2")
+
+    assert len(wechat.requests_to("/cgi-bin/draft/add")) == 2
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 2
+
+
+# --- access token ------------------------------------------------------------------------------------------------
+
+def test_one_token_serves_several_operations(wechat):
+    first = published(make_connector(wechat), delivery_id="d1")
+    published(make_connector(wechat), delivery_id="d2")  # a new connector for the same account: same cache
+    make_connector(wechat).withdraw(state(first), delivery_id="d3")
+
+    assert len(wechat.requests_to("/cgi-bin/token")) == 1
+    token = wechat.requests_to("/cgi-bin/token")[0]
+    assert token.query == {"grant_type": "client_credential", "appid": wechat.appid, "secret": wechat.secret}
+    assert len({r.query["access_token"] for r in wechat.requests if r.path != "/cgi-bin/token"}) == 1
+
+
+def test_an_expired_token_is_replaced_and_the_call_retried_once(wechat):
+    wechat.publish_polls = 0
+    connector = make_connector(wechat)
+    receipt = connector.publish(make_post(), delivery_id="d1")
+    wechat.expire_tokens()
+
+    done = connector.confirm(receipt)
+
+    assert not done.pending
+    polls = wechat.requests_to("/cgi-bin/freepublish/get")
+    assert [p.errcode for p in polls] == [42001, 0]  # expired, then retried with a new token
+    assert len(wechat.requests_to("/cgi-bin/token")) == 2
+    assert polls[0].query["access_token"] != polls[1].query["access_token"]
+
+
+def test_a_second_refusal_is_not_retried_again(wechat):
+    connector = make_connector(wechat)
+    receipt = connector.publish(make_post(), delivery_id="d1")
+    wechat.fail(40001, times=5, path="/cgi-bin/freepublish/get")
+
+    with pytest.raises(TransientError) as refused:
+        connector.confirm(receipt)
+
+    assert refused.value.code == "wechat_40001"
+    assert len(wechat.requests_to("/cgi-bin/freepublish/get")) == 2
+    assert len(wechat.requests_to("/cgi-bin/token")) == 2
+
+
+@pytest.mark.parametrize(("credentials", "errcode"), [
+    ({"secret": "0" * 32}, 40125),
+    ({"appid": "wx0000000000000000"}, 40013),
+])
+def test_wrong_credentials_are_permanent(wechat, credentials, errcode):
+    with pytest.raises(PermanentError) as refused:
+        make_connector(wechat, **credentials).publish(make_post(), delivery_id="d1")
+
+    assert refused.value.code == "invalid_credentials"
+    assert f"WeChat {errcode}" in refused.value.message
+    assert [r.path for r in wechat.requests] == ["/cgi-bin/token"]
+
+
+def test_a_server_off_the_ip_whitelist_is_told_so(wechat):
+    wechat.block_ip()
+
+    with pytest.raises(PermanentError) as refused:
+        make_connector(wechat).verify()
+
+    assert refused.value.code == "invalid_credentials"
+    assert "whitelist" in refused.value.message and "127.0.0.1" in refused.value.message
+
+
+def test_a_wrong_secret_does_not_borrow_a_cached_token(wechat):
+    make_connector(wechat).verify()
+
+    with pytest.raises(PermanentError):
+        make_connector(wechat, secret="f" * 32).publish(make_post(), delivery_id="d1")
+
+
+def test_verify_names_the_account(wechat):
+    message = make_connector(wechat).verify()
+
+    assert wechat.appid in message and "7200" in message
+
+
+# --- errors ------------------------------------------------------------------------------------------------------
+
+def test_the_daily_quota_waits_for_the_reset(wechat):
+    wechat.fail(45009, times=3)
+
+    with pytest.raises(TransientError) as limited:
+        make_connector(wechat).publish(make_post(), delivery_id="d1")
+
+    assert limited.value.code == "wechat_45009"
+    assert 60 <= limited.value.retry_after <= 24 * 3600
+    assert len(wechat.requests_to("/cgi-bin/draft/add")) == 0
+
+
+def test_the_minute_quota_waits_a_minute(wechat):
+    wechat.fail(45011, path="/cgi-bin/draft/add")
+
+    with pytest.raises(TransientError) as limited:
+        make_connector(wechat).publish(make_post(), delivery_id="d1")
+
+    assert limited.value.code == "wechat_45011" and limited.value.retry_after == 60
+
+
+def test_an_http_error_is_transient(wechat):
+    wechat.fail_http(502)
+
+    with pytest.raises(TransientError) as failure:
+        make_connector(wechat).verify()
+
+    assert failure.value.code == "http_502" and failure.value.status == 502
+
+
+def test_a_material_deleted_between_retries_is_an_invalid_media_id(wechat):
+    connector = make_connector(wechat)
+    wechat.fail(-1, path="/cgi-bin/draft/add")
+    with pytest.raises(TransientError):
+        connector.publish(make_post(), delivery_id="d1")
+    (thumb,) = wechat.materials
+    wechat.delete_material(thumb)
+
+    with pytest.raises(PermanentError) as invalid:
+        connector.publish(make_post(), delivery_id="d1")
+
+    assert invalid.value.code == "wechat_40007"
+    assert wechat.requests_to("/cgi-bin/draft/add")[-1].errcode == 40007
+
+
+def test_a_file_that_is_not_an_image_is_refused_by_wechat(wechat):
+    cover = make_cover(b"%PDF-1.4 not an image at all")  # named .png, labelled image/png
+
+    with pytest.raises(PermanentError) as refused:
+        make_connector(wechat).publish(make_post(cover=cover), delivery_id="d1")
+
+    assert refused.value.code == "wechat_40113"
+    assert not wechat.requests_to("/cgi-bin/draft/add")
+
+
+def test_a_cover_over_wechats_size_is_refused(settings):
+    with WeChatServer(image_max_bytes=64) as wechat:
+        settings.WECHAT_API_BASE = wechat.url
+        cover = make_cover(png(64))
+        cover = Media(name=cover.name, content_type="image/png")  # size unknown to ``check``
+
+        with pytest.raises(PermanentError) as refused:
+            make_connector(wechat).publish(make_post(cover=cover), delivery_id="d1")
+
+    assert refused.value.code == "wechat_40009"
+
+
+# --- checks before any call --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fields", "options", "code"), [
+    ({"title": "长" * 33}, {}, "too_long"),
+    ({"cover": None}, {}, "cover_missing"),
+    ({"cover": Media(name="covers/x.webp", content_type="image/webp", size=10)}, {}, "cover_type"),
+    ({"cover": Media(name="covers/x.png", content_type="image/png", size=11 * 1024 * 1024)}, {}, "cover_too_large"),
+    ({"html": "<p>" + "字" * 20_000 + "</p>"}, {}, "too_long"),
+    ({"html": "<p>" + "字" * 19_993 + "</p>"}, {}, "too_long"),  # 20,000 characters with the tags
+    ({}, {"author": "作" * 17}, "too_long"),
+    ({"link": "https://alpha.test/?q=" + "x" * 1100}, {}, "too_long"),
+])
+def test_what_wechat_would_refuse_is_refused_without_a_call(wechat, fields, options, code):
+    connector = make_connector(wechat, **options)
+    post = make_post(**fields)
+
+    with pytest.raises(PermanentError) as refused:
+        connector.check(post)
+    with pytest.raises(PermanentError):
+        connector.publish(post, delivery_id="d1")
+
+    assert refused.value.code == code
+    assert wechat.requests == []
+
+
+def test_images_hosted_elsewhere_do_not_count_against_the_limit(wechat):
+    body = "<p>" + "字" * 19_900 + "</p>" + '<img src="https://cdn.alpha.test/big.png">' * 10
+
+    make_connector(wechat).check(make_post(html=body))
+
+    assert wechat_content(body) == ("<p>" + "字" * 19_900 + "</p>", 10)
+
+
+def test_content_keeps_only_wechat_images():
+    body = (f"<p>a</p><img alt='x' src='{WECHAT_IMG}'><IMG SRC=https://evil.test/a.png>"
+            '<img src="//mmbiz.qpic.cn/mmbiz_jpg/y/0"><img src="https://mmbiz.qpic.cn.evil.test/z.png">')
+
+    content, dropped = wechat_content(body)
+
+    assert dropped == 2
+    assert content == f"<p>a</p><img alt='x' src='{WECHAT_IMG}'><img src=\"//mmbiz.qpic.cn/mmbiz_jpg/y/0\">"
+
+
+# --- withdraw and update -----------------------------------------------------------------------------------------
+
+def test_withdraw_deletes_the_article(wechat):
+    connector = make_connector(wechat)
+    live = published(connector)
+
+    receipt = connector.withdraw(state(live), delivery_id="d2")
+
+    assert receipt.external_id == live.data["article_id"]
+    assert wechat.requests_to("/cgi-bin/freepublish/delete")[0].json() == {
+        "article_id": live.data["article_id"], "index": 1}
+    assert wechat.articles[live.data["article_id"]]["deleted"]
+    with pytest.raises(PermanentError) as gone:  # WeChat now reports the publication as deleted
+        connector.confirm(Receipt(external_id=live.data["publish_id"], pending=True, data=live.data))
+    assert gone.value.code == "wechat_publish_5"
+
+
+def test_update_publishes_the_new_version_then_deletes_the_old_one(wechat):
+    connector = make_connector(wechat)
+    old = published(connector, delivery_id="d1")
+    revised = make_post(version=2, title="知库：读懂《资本论》（修订版）")
+
+    pending = connector.update(revised, state(old), delivery_id="d2")
+
+    assert pending.pending and pending.data["replaces_article_id"] == old.data["article_id"]
+    assert not wechat.articles[old.data["article_id"]]["deleted"]  # still live while the new one is publishing
+
+    new = connector.confirm(connector.confirm(pending))
+
+    assert not new.pending and new.external_id != old.external_id
+    assert wechat.articles[new.external_id]["article"]["title"] == "知库：读懂《资本论》（修订版）"
+    assert wechat.articles[old.data["article_id"]]["deleted"]
+    assert not wechat.articles[new.external_id]["deleted"]
+    assert "replaces_article_id" not in new.data
+
+
+def test_an_update_that_fails_review_keeps_the_old_article(wechat):
+    connector = make_connector(wechat)
+    old = published(connector, delivery_id="d1")
+    wechat.publish_outcome = 4
+
+    pending = connector.update(make_post(version=2), state(old), delivery_id="d2")
+    with pytest.raises(PermanentError):
+        connector.confirm(connector.confirm(pending))
+
+    assert not wechat.articles[old.data["article_id"]]["deleted"]
+    assert not wechat.requests_to("/cgi-bin/freepublish/delete")
+
+
+def test_an_old_article_already_gone_does_not_fail_the_update(wechat):
+    connector = make_connector(wechat)
+    old = published(connector, delivery_id="d1")
+    connector.withdraw(state(old), delivery_id="d2")
+
+    pending = connector.update(make_post(version=2), state(old), delivery_id="d4")
+    new = connector.confirm(connector.confirm(pending))
+
+    assert not new.pending
+    assert old.data["article_id"] in new.note
+
+
+# --- stats -------------------------------------------------------------------------------------------------------
+
+def test_stats_count_this_channels_readers_and_sharers(wechat):
+    connector = make_connector(wechat)
+    live = published(connector)
+    day = yesterday_in_china()
+    wechat.set_article_stats(day, f"{live.data['msg_data_id']}_1", read_user=120, share_user=7)
+    wechat.set_article_stats(day, "1999999999_1", read_user=1000, share_user=50)  # posted on the account by hand
+    wechat.set_article_stats(day - timedelta(days=1), f"{live.data['msg_data_id']}_1", read_user=5)
+
+    rows = connector.stats([state(live)], day=day)
+
+    assert rows == [StatRow(day=day, impressions=120, engagements=7)]
+    read = wechat.requests_to("/datacube/getarticleread")[0]
+    assert read.json() == {"begin_date": day.isoformat(), "end_date": day.isoformat()}
+    assert read.errcode == 0 and wechat.requests_to("/datacube/getarticleshare")[0].errcode == 0
+
+
+def test_stats_without_message_ids_are_the_accounts(wechat):
+    day = yesterday_in_china()
+    wechat.set_article_stats(day, "1999999999_1", read_user=1000, share_user=50)
+    wechat.set_article_stats(day, "1999999998_2", read_user=30)
+    legacy = PublicationState(item_id=1, external_id="a1", external_url="", version=1, data={"article_id": "a1"})
+
+    assert make_connector(wechat).stats([legacy], day=day) == [StatRow(day=day, impressions=1030, engagements=50)]
+
+
+@pytest.mark.parametrize("day", [date(2025, 10, 31), datetime.now(ZoneInfo("Asia/Shanghai")).date()])
+def test_stats_outside_what_wechat_holds_make_no_call(wechat, day):
+    assert make_connector(wechat).stats([], day=day) is None
+    assert wechat.requests == []

@@ -1,0 +1,200 @@
+"""Zhihu export packages and the RSS and Atom feeds of a feed channel."""
+
+import io
+import xml.etree.ElementTree as ET
+import zipfile
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.urls import include, path
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from catalog.models import ItemVersion
+from distribution.adapt import post_for
+from distribution.connectors import connector_for
+from distribution.connectors.base import PublicationState
+from distribution.connectors.feed import FeedConnector
+from distribution.connectors.zhihu import ZhihuConnector, zhihu_url_check
+from distribution.models import Channel, Publication
+from marketplace.urls import urlpatterns as project_urlpatterns
+from tests.conftest import host_client
+from tests.factories import catalog_item
+
+# The feeds' routes on top of the project's, for as long as the project's urls do not include them.
+urlpatterns = [*project_urlpatterns]
+if not any(getattr(p, "namespace", None) == "distribution" for p in project_urlpatterns):
+    urlpatterns.append(path("", include("distribution.urls")))
+
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(200))
+AUDIO = b"ID3\x04\x00" + b"\x55" * 4091
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def channel_for(tenant, kind: str, **fields) -> Channel:
+    with scopes_disabled():
+        return Channel.objects.create(tenant=tenant, name=fields.pop("name", f"{kind} channel"), kind=kind, **fields)
+
+
+def go_live(channel: Channel, item, status: str = "live") -> Publication:
+    with scopes_disabled():
+        return Publication.objects.create(tenant=channel.tenant, channel=channel, item=item, version=item.version,
+                                          status=status, published_at=timezone.now())
+
+
+def parse(document: bytes) -> ET.Element:
+    return ET.fromstring(document)  # noqa: S314 -- our own view's output, not untrusted input
+
+
+def post_of(channel: Channel, item):
+    with scope(tenant=channel.tenant):
+        version = ItemVersion.objects.get(item=item, number=item.version)
+        return post_for(channel=channel, connector=connector_for(channel), item=item, version=version)
+
+
+# --- Zhihu -------------------------------------------------------------------------------------------------------
+
+def test_the_export_package_holds_markdown_html_cover_and_instructions(tenant_a):
+    cover = storages["default"].save(f"tenants/{tenant_a.pk}/covers/cover.png", ContentFile(PNG))
+    item = catalog_item(tenant_a, title="统计学入门", cover=cover,
+                        body="## 第一课\n\n平均数与**中位数**。\n\n- 一\n- 二\n")
+    channel = channel_for(tenant_a, "zhihu")
+    post = post_of(channel, item)
+    package = zipfile.ZipFile(io.BytesIO(ZhihuConnector(channel, {}).export_package(post)))
+    assert sorted(package.namelist()) == ["README.txt", "article.html", "article.md", "assets/cover.png"]
+    markdown = package.read("article.md").decode()
+    assert markdown.startswith("# 统计学入门\n\n")
+    assert "## 第一课" in markdown and "平均数与**中位数**。" in markdown and "- 一\n- 二" in markdown
+    links = [part.split(")")[0] for part in markdown.split("](")[1:]]
+    assert links and all(parse_qs(urlsplit(link).query)["zc"] == [channel.code] for link in links)
+    assert package.read("assets/cover.png") == PNG
+    html = package.read("article.html").decode()
+    assert html.startswith("<!DOCTYPE html>") and "<title>统计学入门</title>" in html
+    assert 'src="assets/cover.png"' in html and post.html in html
+    readme = package.read("README.txt").decode()
+    assert "Mark as published" in readme and "标记为已发布" in readme
+
+
+def test_without_a_cover_the_package_has_no_assets(tenant_a):
+    item = catalog_item(tenant_a, title="No cover", body="Text.")
+    channel = channel_for(tenant_a, "zhihu")
+    data = ZhihuConnector(channel, {}).export_package(post_of(channel, item))
+    package = zipfile.ZipFile(io.BytesIO(data))
+    assert sorted(package.namelist()) == ["README.txt", "article.html", "article.md"]
+    assert "<img" not in package.read("article.html").decode()
+
+
+def test_zhihu_deliveries_are_manual_and_never_touch_the_network(tenant_a):
+    channel = channel_for(tenant_a, "zhihu")
+    conn = connector_for(channel)
+    assert isinstance(conn, ZhihuConnector) and conn.manual and not conn.pushes
+    post = post_of(channel, catalog_item(tenant_a, title="Manual"))
+    receipt = conn.publish(post, delivery_id="dlv_x")
+    assert receipt.pending and receipt.data == {"manual": True}
+    current = PublicationState(item_id=post.item_id, external_id="", version=1, data={},
+                               external_url="https://zhuanlan.zhihu.com/p/123")
+    assert "by hand" in conn.withdraw(current, delivery_id="dlv_y").note
+    assert "Nothing to verify" in conn.verify()
+
+
+@pytest.mark.parametrize("url", ["https://zhuanlan.zhihu.com/p/123456",
+                                 "https://www.zhihu.com/question/1/answer/2"])
+def test_zhihu_article_urls_are_accepted(url):
+    zhihu_url_check(url)
+
+
+@pytest.mark.parametrize("url", ["http://zhuanlan.zhihu.com/p/1", "https://zhihu.com.evil.test/p/1",
+                                 "https://evil.test/p/1?next=zhuanlan.zhihu.com", "javascript:alert(1)",
+                                 "https://zhuanlan.zhihu.com/", "https://me@zhuanlan.zhihu.com/p/1", ""])
+def test_other_urls_are_refused(url):
+    with pytest.raises(ValueError):
+        zhihu_url_check(url)
+
+
+# --- feeds ------------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def feed(tenant_a):
+    """A feed channel with a free audio item, a paid article and a withdrawn item."""
+    media = storages["private"].save(f"tenants/{tenant_a.pk}/media/talk.mp3", ContentFile(AUDIO))
+    audio = catalog_item(tenant_a, title="Free talk", kind="audio", media=media, description="A talk on maps.")
+    paid = catalog_item(tenant_a, title="Paid course", price=9900, description="What you will learn.",
+                        body="SECRET CHAPTER: the paid body.")
+    gone = catalog_item(tenant_a, title="Withdrawn item", body="Gone.")
+    channel = channel_for(tenant_a, "feed")
+    go_live(channel, audio)
+    go_live(channel, paid)
+    go_live(channel, gone, status="withdrawn")
+    return channel, audio, paid
+
+
+@pytest.mark.urls(__name__)
+def test_rss_lists_the_live_items_with_tracked_links_and_enclosures(feed):
+    channel, audio, paid = feed
+    response = host_client("alpha.test").get(f"/feeds/{channel.code}.rss")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/rss+xml")
+    assert "public" in response["Cache-Control"] and "max-age=300" in response["Cache-Control"]
+    root = parse(response.content)
+    assert root.tag == "rss" and root.get("version") == "2.0"
+    items = {i.findtext("title"): i for i in root.find("channel").findall("item")}
+    assert sorted(items) == ["Free talk", "Paid course"]
+    for item in items.values():
+        assert parse_qs(urlsplit(item.findtext("link")).query)["zc"] == [channel.code]
+        assert item.find("guid").get("isPermaLink") == "false" and item.findtext("guid").startswith("tag:alpha.test,")
+        assert item.findtext("pubDate")
+    enclosure = items["Free talk"].find("enclosure")
+    assert enclosure.get("url") == f"http://alpha.test/item/{audio.slug}/media/"
+    assert enclosure.get("length") == str(len(AUDIO)) and enclosure.get("type") == "audio/mpeg"
+    paid_text = items["Paid course"].findtext("description")
+    assert "What you will learn." in paid_text and "SECRET CHAPTER" not in response.content.decode()
+    assert items["Paid course"].find("enclosure") is None
+
+
+@pytest.mark.urls(__name__)
+def test_atom_has_the_same_entries(feed):
+    channel, audio, paid = feed
+    response = host_client("alpha.test").get(f"/feeds/{channel.code}.atom")
+    assert response.status_code == 200 and response["Content-Type"].startswith("application/atom+xml")
+    root = parse(response.content)
+    assert root.tag == f"{ATOM}feed"
+    entries = {e.findtext(f"{ATOM}title"): e for e in root.findall(f"{ATOM}entry")}
+    assert sorted(entries) == ["Free talk", "Paid course"]
+    talk = entries["Free talk"]
+    assert talk.findtext(f"{ATOM}id") == f"tag:alpha.test,{channel.tenant.created_at:%Y-%m-%d}:item/{audio.pk}"
+    [alternate] = [link for link in talk.findall(f"{ATOM}link") if link.get("rel") == "alternate"]
+    assert f"zc={channel.code}" in alternate.get("href")
+    [enclosure] = [link for link in talk.findall(f"{ATOM}link") if link.get("rel") == "enclosure"]
+    assert enclosure.get("length") == str(len(AUDIO)) and enclosure.get("type") == "audio/mpeg"
+    assert "SECRET CHAPTER" not in response.content.decode()
+
+
+@pytest.mark.urls(__name__)
+def test_another_storefront_cannot_read_the_feed(feed, tenant_b):
+    channel = feed[0]
+    assert host_client("beta.test").get(f"/feeds/{channel.code}.rss").status_code == 404
+    assert host_client("beta.test").get(f"/feeds/{channel.code}.atom").status_code == 404
+    assert host_client("alpha.test").get("/feeds/nosuchcode.rss").status_code == 404
+
+
+@pytest.mark.urls(__name__)
+def test_a_disabled_channel_or_another_kind_has_no_feed(feed, tenant_a):
+    channel = feed[0]
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=False)
+    assert host_client("alpha.test").get(f"/feeds/{channel.code}.rss").status_code == 404
+    weibo = channel_for(tenant_a, "weibo")
+    assert host_client("alpha.test").get(f"/feeds/{weibo.code}.rss").status_code == 404
+
+
+@pytest.mark.urls(__name__)
+def test_the_feed_connector_names_its_feeds_and_sends_nothing(feed):
+    channel = feed[0]
+    conn = connector_for(channel)
+    assert isinstance(conn, FeedConnector) and not conn.pushes
+    rss, atom = f"http://alpha.test/feeds/{channel.code}.rss", f"http://alpha.test/feeds/{channel.code}.atom"
+    assert conn.verify() == f"RSS: {rss} · Atom: {atom}"
+    post = post_of(channel, feed[1])
+    assert conn.publish(post, delivery_id="dlv_z").external_url == rss
+    assert host_client("alpha.test").get(urlsplit(rss).path).status_code == 200
