@@ -55,12 +55,13 @@ def setup(database_url: str, redis_url: str, queue: str) -> dict:
 
 
 def seed(items: int, channels: int, receiver_url: str):
+    from django.utils import timezone
     from django_scopes import scopes_disabled
 
     from catalog import services as catalog
     from catalog.models import ContentItem
     from distribution.credentials import encrypt
-    from distribution.models import Channel
+    from distribution.models import Channel, Delivery
     from marketplace.models import Domain, Tenant
     from marketplace.tenancy import tenant_phase
 
@@ -76,14 +77,15 @@ def seed(items: int, channels: int, receiver_url: str):
             catalog.item_submit(item=item, actor=None)
             catalog.item_approve(item=item, actor=None)  # no channels yet: nothing planned
     with scopes_disabled():
-        Channel.objects.bulk_create([
+        channels = Channel.objects.bulk_create([
             Channel(tenant=tenant, name=f"Receiver {i}", kind="webhook", endpoint_url=receiver_url,
                     credentials_encrypted=encrypt({"signing_secret": SECRET})) for i in range(channels)])
-    with tenant_phase(tenant):
-        for channel in Channel.objects.all():
-            from distribution.services import channel_backfill
-
-            channel_backfill(channel=channel, actor=None)  # queues nothing yet: tasks are enqueued on dispatch
+        # The deliveries a publication to these channels plans, written at once so that nothing is dispatched
+        # before the timed run starts.
+        now = timezone.now()
+        Delivery.objects.bulk_create([
+            Delivery(tenant=tenant, channel=channel, item=item, version=item.version, action="publish", due_at=now)
+            for item in ContentItem.objects.filter(tenant=tenant) for channel in channels], batch_size=2000)
     return tenant
 
 
@@ -135,8 +137,13 @@ def run_push(tenant, ids_count: int) -> tuple[float, dict]:
     from marketplace.tenancy import tenant_phase
 
     started = time.perf_counter()
-    with tenant_phase(tenant):
-        queued = deliveries_dispatch(tenant=tenant)  # enqueues on commit, at the end of this block
+    queued = 0
+    while True:  # the dispatcher queues up to DISPATCH_BATCH rows per call, as beat would call it again
+        with tenant_phase(tenant):
+            batch = deliveries_dispatch(tenant=tenant)  # enqueues on commit, at the end of this block
+        if not batch:
+            break
+        queued += batch
     assert queued == ids_count, f"dispatched {queued} of {ids_count}"
     while True:
         with scopes_disabled():
