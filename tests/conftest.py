@@ -32,6 +32,13 @@ def clear_cache() -> None:
 
     if hasattr(cache, "delete_pattern"):
         cache.delete_pattern("*")
+    elif hasattr(getattr(cache, "_cache", None), "get_client") and cache.key_prefix:
+        # Django's own Redis backend: its clear() is FLUSHDB, which would empty the parallel test workers' caches
+        # (a WeChat token between two calls) and queues too. Delete this process's keys only.
+        client = cache._cache.get_client(None, write=True)
+        keys = list(client.scan_iter(match=f"{cache.key_prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
     else:
         cache.clear()
 
