@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
@@ -49,11 +50,9 @@ class ChannelForm(forms.ModelForm):
             queryset=Category.objects.order_by("position", "name"), required=False, label=_("Categories"),
             widget=forms.CheckboxSelectMultiple, help_text=_("Only items in these categories; none means all."),
             initial=list(self.instance.categories.all()) if self.instance.pk else [])
-        for name, spec in credential_fields().items():
-            widget = forms.PasswordInput(render_value=False) if spec.secret else forms.TextInput()
-            self.fields[f"cred_{name}"] = forms.CharField(
-                label=spec.label, required=False, widget=widget,
-                help_text=_("Leave empty to keep the stored value.") if self.instance.pk else "")
+        if self.instance.pk:
+            for name in credential_fields():
+                self.fields[f"cred_{name}"].help_text = _("Leave empty to keep the stored value.")
 
     def credentials(self) -> dict[str, str]:
         return {name: self.cleaned_data.get(f"cred_{name}", "") for name in credential_fields()}
@@ -61,21 +60,23 @@ class ChannelForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         kind = cleaned.get("kind")
-        if kind and connector_class(kind).needs_endpoint and not cleaned.get("endpoint_url"):
-            self.add_error("endpoint_url", _("This type of channel needs an endpoint URL."))
-        if kind and cleaned.get("endpoint_url") and connector_class(kind).needs_endpoint:
-            from .connectors.base import PushError
-            from .http import public_url_check
-
+        if kind:
             try:
-                public_url_check(cleaned["endpoint_url"])
-            except PushError as exc:
-                self.add_error("endpoint_url", exc.message)
+                services.channel_endpoint_check(kind=kind, endpoint_url=cleaned.get("endpoint_url") or "")
+            except ApplicationError as exc:
+                self.add_error(exc.extra.get("field"), exc.message)
         if kind and not self.instance.pk:
             for spec in connector_class(kind).credential_fields:
                 if spec.required and not cleaned.get(f"cred_{spec.name}"):
                     self.add_error(f"cred_{spec.name}", _("Required for this type of channel."))
         return cleaned
+
+
+# Declared on the class (not added per instance) so that the admin's fieldsets may name them.
+for _name, _spec in credential_fields().items():
+    ChannelForm.base_fields[f"cred_{_name}"] = ChannelForm.declared_fields[f"cred_{_name}"] = forms.CharField(
+        label=_spec.label, required=False,
+        widget=forms.PasswordInput(render_value=False) if _spec.secret else forms.TextInput())
 
 
 @admin.register(Channel)
@@ -103,16 +104,21 @@ class ChannelAdmin(TenantScopedAdmin):
             return "—"
         return connector_for(obj).verify()
 
+    def get_queryset(self, request):
+        latest = Allocation.objects.filter(channel=OuterRef("pk")).order_by("-day")
+        return super().get_queryset(request).annotate(
+            parked_count=Count("deliveries", filter=Q(deliveries__status=Delivery.Status.PARKED)),
+            latest_share=Subquery(latest.values("share")[:1]), latest_budget=Subquery(latest.values("budget")[:1]))
+
     @admin.display(description=_("share today"))
     def share_today(self, obj):
-        latest = obj.allocations.order_by("-day").first()
-        if latest is None:
+        if obj.latest_share is None:
             return "—"
-        return f"{latest.share:.1%}" + (f" · {latest.budget}/day" if latest.budget is not None else "")
+        return f"{obj.latest_share:.1%}" + (f" · {obj.latest_budget}/day" if obj.latest_budget is not None else "")
 
-    @admin.display(description=_("parked"))
+    @admin.display(description=_("parked"), ordering="parked_count")
     def parked(self, obj):
-        return obj.deliveries.filter(status=Delivery.Status.PARKED).count()
+        return obj.parked_count
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -212,16 +218,13 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     def package(self, request, pk):
         delivery = self.get_object(request, str(pk))
-        if not self.has_view_permission(request, delivery) or delivery.status != Delivery.Status.MANUAL:
+        if not self.has_view_permission(request, delivery):
             return HttpResponseRedirect(reverse("admin:distribution_delivery_changelist"))
-        from catalog.models import ItemVersion
-
-        from .adapt import post_for
-
-        connector = connector_for(delivery.channel)
-        version = ItemVersion.objects.get(item=delivery.item, number=delivery.version)
-        data = connector.export_package(post_for(channel=delivery.channel, connector=connector,
-                                                 item=delivery.item, version=version))
+        try:
+            data = services.export_package(delivery=delivery)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:distribution_delivery_change", args=[delivery.pk]))
         response = HttpResponse(data, content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{delivery.item.slug}-v{delivery.version}.zip"'
         return response

@@ -16,7 +16,7 @@ and the order in which due pushes are sent.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Sum
@@ -87,7 +87,7 @@ def allocation_recompute(*, tenant, day: date | None = None) -> list[Allocation]
     channels = list(Channel.objects.filter(is_enabled=True).order_by("pk"))
     if not channels:
         return []
-    start = timezone.make_aware(timezone.datetime.combine(since, timezone.datetime.min.time()))
+    start = timezone.make_aware(datetime.combine(since, time.min))
     clicks = dict(ChannelClick.objects.filter(created_at__gte=start).values("channel_id")
                   .annotate(n=Count("id")).values_list("channel_id", "n"))
     reported = {row["channel_id"]: row for row in ChannelStat.objects.filter(day__gte=since, day__lt=day)

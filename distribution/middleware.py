@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
-
-from payments.middleware import VISITOR_COOKIE, visitor_id
+from payments.middleware import VISITOR_COOKIE, remember_visitor, visitor_id
 
 from .models import TRACKING_PARAM
 
@@ -30,7 +28,6 @@ class ChannelClickMiddleware:
             request.COOKIES[VISITOR_COOKIE] = visitor  # the rest of this request (a referral touch) sees it too
             click_record(code=code[:16], visitor=visitor, user=request.user, path=request.path)
         response = self.get_response(request)
-        if new_visitor and VISITOR_COOKIE not in response.cookies:
-            response.set_cookie(VISITOR_COOKIE, new_visitor, max_age=365 * 24 * 3600, httponly=True,
-                                samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
+        if new_visitor:
+            remember_visitor(response, new_visitor)
         return response

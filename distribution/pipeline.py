@@ -17,6 +17,7 @@ permanent ones, and the last allowed attempt, park the delivery for staff to fix
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import time
@@ -39,7 +40,7 @@ from .models import Delivery, DeliveryAttempt, Publication
 log = logging.getLogger(__name__)
 Status = Delivery.Status
 Outcome = DeliveryAttempt.Outcome
-WORKER = f"{socket.gethostname()}:{__import__('os').getpid()}"
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
 MAX_CONFIRM_POLLS = 96
 
 

@@ -43,21 +43,28 @@ def distribution_settings(*, tenant) -> DistributionSettings:
 
 # --- channels ------------------------------------------------------------------------------------------------------
 
+def channel_endpoint_check(*, kind: str, endpoint_url: str) -> None:
+    """A channel that delivers to an endpoint needs one, and it must resolve to a public address."""
+    from .http import public_url_check
+
+    if not connector_class(kind).needs_endpoint:
+        return
+    if not endpoint_url:
+        raise ApplicationError(_("This type of channel needs an endpoint URL."), code="endpoint_missing",
+                               extra={"field": "endpoint_url"})
+    try:
+        public_url_check(endpoint_url)
+    except PushError as exc:
+        raise ApplicationError(exc.message, code=exc.code, extra={"field": "endpoint_url"}) from exc
+
+
 def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tuple[Channel, str]:
     """Validate and save a channel; ``credentials`` left blank keep their stored value. Returns the channel and a
     newly generated webhook secret (shown to staff once), or ""."""
     from .connectors.webhook import new_secret
-    from .http import public_url_check
 
     connector = connector_class(channel.kind)
-    if connector.needs_endpoint:
-        if not channel.endpoint_url:
-            raise ApplicationError(_("This type of channel needs an endpoint URL."), code="endpoint_missing",
-                                   extra={"field": "endpoint_url"})
-        try:
-            public_url_check(channel.endpoint_url)
-        except PushError as exc:
-            raise ApplicationError(exc.message, code=exc.code, extra={"field": "endpoint_url"}) from exc
+    channel_endpoint_check(kind=channel.kind, endpoint_url=channel.endpoint_url)
     stored = secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
     values = {f.name: (credentials.get(f.name) or "").strip() or stored.get(f.name, "")
               for f in connector.credential_fields}
@@ -97,10 +104,11 @@ def channel_verify(*, channel: Channel, actor) -> Channel:
     return channel
 
 
-def _matches(channel: Channel, item: ContentItem, item_categories: set[int]) -> bool:
+def _matches(channel: Channel, item: ContentItem, item_categories: set[int], wanted: set[int]) -> bool:
+    """Whether ``item`` goes to ``channel``: its kind is taken, and it is in one of the ``wanted`` categories (if
+    the channel names any)."""
     if channel.content_kinds and item.kind not in channel.content_kinds:
         return False
-    wanted = {c.pk for c in channel.categories.all()}
     return not wanted or bool(wanted & item_categories)
 
 
@@ -139,7 +147,8 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
         planned = set(Delivery.objects.filter(item=item, version=item.version).exclude(action=Action.WITHDRAW)
                       .values_list("channel_id", flat=True))
         for channel in Channel.objects.filter(is_enabled=True).prefetch_related("categories"):
-            if channel.pk in planned or not _matches(channel, item, categories):
+            wanted = {c.pk for c in channel.categories.all()}  # prefetched
+            if channel.pk in planned or not _matches(channel, item, categories, wanted):
                 continue
             rows.append(Delivery(tenant=item.tenant, channel=channel, item=item, version=item.version,
                                  action=Action.UPDATE if channel.pk in live else Action.PUBLISH,
@@ -158,9 +167,11 @@ def channel_backfill(*, channel: Channel, actor) -> int:
     now = timezone.now()
     have = set(Delivery.objects.filter(channel=channel).exclude(action=Action.WITHDRAW)
                .values_list("item_id", "version"))
+    wanted = set(channel.categories.values_list("pk", flat=True))
     rows = []
     for item in ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED).prefetch_related("categories"):
-        if (item.pk, item.version) in have or not _matches(channel, item, {c.pk for c in item.categories.all()}):
+        if (item.pk, item.version) in have or not _matches(channel, item, {c.pk for c in item.categories.all()},
+                                                           wanted):
             continue
         rows.append(Delivery(tenant=channel.tenant, channel=channel, item=item, version=item.version,
                              action=Action.PUBLISH, status=Status.QUEUED, due_at=now))
@@ -198,13 +209,13 @@ def _day_start(now) -> datetime:
 
 
 def budgets_today(*, now) -> tuple[dict[int, int | None], dict[int, float]]:
-    """Each channel's push budget and share from the latest allocation (no allocation yet: no limit)."""
-    latest = Allocation.objects.filter(day__lte=timezone.localdate(now)).order_by("channel_id", "-day")
-    budgets: dict[int, int | None] = {}
-    shares: dict[int, float] = {}
-    for allocation in latest:
-        if allocation.channel_id not in budgets:
-            budgets[allocation.channel_id], shares[allocation.channel_id] = allocation.budget, allocation.share
+    """Each channel's push budget and share from the latest allocation (no allocation yet: no limit). The
+    dispatcher runs after every publication and every minute, so it reads one day's rows, not the history."""
+    day = (Allocation.objects.filter(day__lte=timezone.localdate(now)).order_by("-day")
+           .values_list("day", flat=True).first())
+    rows = Allocation.objects.filter(day=day).values_list("channel_id", "budget", "share") if day else []
+    budgets = {channel_id: budget for channel_id, budget, _share in rows}
+    shares = {channel_id: share for channel_id, _budget, share in rows}
     return budgets, shares
 
 
@@ -300,6 +311,20 @@ def delivery_replay(*, delivery: Delivery, actor) -> Delivery:
     return delivery
 
 
+def export_package(*, delivery: Delivery) -> bytes:
+    """The package staff publish by hand (Zhihu): the delivery's version adapted for its channel."""
+    from catalog.models import ItemVersion
+
+    from .adapt import post_for
+
+    if delivery.status != Status.MANUAL or delivery.action == Action.WITHDRAW:
+        raise ApplicationError(_("This delivery has no package to publish by hand."), code="not_manual")
+    connector = connector_for(delivery.channel)
+    version = ItemVersion.objects.get(item=delivery.item, number=delivery.version)
+    return connector.export_package(post_for(channel=delivery.channel, connector=connector, item=delivery.item,
+                                             version=version))
+
+
 def delivery_mark_done(*, delivery: Delivery, external_url: str, actor) -> Delivery:
     """Staff published (or removed) the export package by hand: record where, so clicks and orders are tracked."""
     from .connectors.zhihu import zhihu_url_check
@@ -337,15 +362,18 @@ def delivery_mark_done(*, delivery: Delivery, external_url: str, actor) -> Deliv
 
 def click_record(*, code: str, visitor: str, user=None, path: str = "") -> ChannelClick | None:
     """A visit through a channel's tracked link (unknown codes, and other storefronts' codes, are ignored)."""
-    from catalog.models import ContentItem as Item
+    from django.urls import Resolver404, resolve
 
     channel = Channel.objects.filter(code=code).first()
     if channel is None:
         return None
     item = None
-    parts = [p for p in path.split("/") if p]
-    if len(parts) >= 2 and parts[0] == "item":
-        item = Item.objects.filter(slug=parts[1]).first()
+    try:
+        match = resolve(path)
+    except Resolver404:
+        match = None
+    if match is not None and match.view_name == "catalog:item":
+        item = ContentItem.objects.filter(slug=match.kwargs["slug"]).first()
     return ChannelClick.objects.create(tenant=channel.tenant, channel=channel, item=item, visitor=visitor[:64],
                                        user=user if getattr(user, "is_authenticated", False) else None,
                                        landing_path=path[:300])

@@ -13,6 +13,13 @@ def visitor_id(request) -> str:
     return request.COOKIES.get(VISITOR_COOKIE, "")[:64]
 
 
+def remember_visitor(response, visitor: str) -> None:
+    """Keep the browser's visitor id for a year, so that a sign-up and a checkout later find its touches."""
+    if VISITOR_COOKIE not in response.cookies:
+        response.set_cookie(VISITOR_COOKIE, visitor, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                            secure=settings.SESSION_COOKIE_SECURE)
+
+
 class ReferralMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -29,6 +36,5 @@ class ReferralMiddleware:
             touch_record(tenant=tenant, code=code, visitor=visitor, user=request.user, path=request.path)
         response = self.get_response(request)
         if new_visitor:
-            response.set_cookie(VISITOR_COOKIE, new_visitor, max_age=365 * 24 * 3600, httponly=True,
-                                samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
+            remember_visitor(response, new_visitor)
         return response
