@@ -43,7 +43,7 @@ SECRET = "whsec_YmVuY2gtc2VjcmV0LWJlbmNoLXNlY3JldC0x"  # noqa: S105  (the local 
 def setup(database_url: str, redis_url: str, queue: str) -> dict:
     env = {"DJANGO_SETTINGS_MODULE": "marketplace.settings.local", "DATABASE_URL": database_url,
            "REDIS_URL": redis_url, "CELERY_TASK_DEFAULT_QUEUE": queue, "DISTRIBUTION_ALLOWED_NETWORKS": "127.0.0.0/8",
-           "DISTRIBUTION_LEASE_SECONDS": "600", "LOG_LEVEL": "WARNING"}
+           "DISTRIBUTION_LEASE_SECONDS": "600", "LOG_LEVEL": "WARNING", "DJANGO_DEBUG": "false"}
     os.environ.update(env)
     import django
 

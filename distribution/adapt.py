@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import nh3
@@ -76,6 +77,12 @@ def _excerpt(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+@lru_cache(maxsize=512)
+def _summary(description_html: str, subtitle: str, title: str) -> str:
+    """The same for every channel a version goes to: computed once per worker."""
+    return _excerpt(plain_text(description_html) or subtitle or title, SUMMARY_CHARS)
+
+
 def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemVersion) -> Post:
     """The ``Post`` for ``version`` of ``item`` on ``channel``, within the connector's limits where they can be met
     by shortening the excerpt (a title or body that is too long is left for ``check`` to refuse)."""
@@ -87,7 +94,7 @@ def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemV
         is_paid = bool(snap.get("price"))
         price = format_money(snap["price"], tenant.currency) if is_paid else _("Free")
         description = snap.get("description_html", "")
-        summary = _excerpt(plain_text(description) or snap.get("subtitle", "") or snap["title"], SUMMARY_CHARS)
+        summary = _summary(description, snap.get("subtitle", ""), snap["title"])
         if is_paid:
             paywall = _("Read the whole of “%(title)s” on %(storefront)s (%(price)s).") % {
                 "title": snap["title"], "storefront": tenant.name, "price": price}

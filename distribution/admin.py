@@ -10,6 +10,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from catalog.models import ContentItem
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
@@ -114,7 +115,9 @@ class ChannelAdmin(TenantScopedAdmin):
     def share_today(self, obj):
         if obj.latest_share is None:
             return "—"
-        return f"{obj.latest_share:.1%}" + (f" · {obj.latest_budget}/day" if obj.latest_budget is not None else "")
+        if obj.latest_budget is None:
+            return f"{obj.latest_share:.1%}"
+        return _("%(share)s · %(budget)s a day") % {"share": f"{obj.latest_share:.1%}", "budget": obj.latest_budget}
 
     @admin.display(description=_("parked"), ordering="parked_count")
     def parked(self, obj):
@@ -145,12 +148,14 @@ class ChannelAdmin(TenantScopedAdmin):
     @admin.action(description=_("Push every published item that is not there yet"))
     def push_published_items(self, request, queryset):
         total = sum(services.channel_backfill(channel=c, actor=request.user) for c in queryset)
-        self.message_user(request, _("%(n)s deliveries queued.") % {"n": total}, messages.SUCCESS)
+        self.message_user(request, ngettext("%(n)s delivery queued.", "%(n)s deliveries queued.", total)
+                          % {"n": total}, messages.SUCCESS)
 
     @admin.action(description=_("Recompute the traffic allocation now"))
     def recompute_allocation(self, request, queryset):
         rows = allocation_recompute(tenant=request.tenant)
-        self.message_user(request, _("Allocation recomputed for %(n)s channels.") % {"n": len(rows)},
+        self.message_user(request, ngettext("Allocation recomputed for %(n)s channel.",
+                                            "Allocation recomputed for %(n)s channels.", len(rows)) % {"n": len(rows)},
                           messages.SUCCESS)
 
 

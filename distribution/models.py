@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from marketplace.models import TenantOwned
 
@@ -148,7 +149,7 @@ class DeliveryAttempt(TenantOwned):
 
     class Outcome(models.TextChoices):
         STARTED = "started", _("Started (no answer recorded)")
-        OK = "ok", _("Succeeded")
+        OK = "ok", pgettext_lazy("attempt outcome", "Succeeded")
         PENDING = "pending", _("Accepted, not yet live")
         TRANSIENT = "transient", _("Failed, will retry")
         PERMANENT = "permanent", _("Failed permanently")

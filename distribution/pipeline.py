@@ -1,14 +1,18 @@
-"""Running one delivery: claim it, adapt the item, call the connector, record the outcome.
+"""Running deliveries: claim a batch, adapt each item, call the connector, record the outcomes.
 
-Three short steps, because a platform call must never run inside a database transaction:
+A push task carries up to ``PUSH_BATCH`` deliveries of one channel (``services.deliveries_dispatch`` groups them), so
+the bookkeeping of a batch costs a handful of statements however many deliveries it holds. Three steps, because a
+platform call must never run inside a database transaction:
 
-1. *Claim* (one committed transaction): a conditional UPDATE moves the row to ``sending`` with a lease and counts
-   the attempt, and an attempt row is written *before* the call, so a worker killed mid-push leaves its trace. Only
-   a due row, or one whose lease ran out (its worker died), can be claimed: two workers never push the same row at
-   once. The item is adapted here, from the version's snapshot.
-2. *Call* the connector, outside any transaction.
-3. *Record* (one committed transaction): the attempt's outcome and the delivery's new state, only if the claim is
-   still ours (the lease value is the claim's token).
+1. *Claim* (one committed transaction): the due rows of the batch (or those whose lease ran out: their worker died)
+   move to ``sending`` under one lease, their attempts are counted, and an attempt row per delivery is written
+   *before* any call, so a worker killed mid-batch leaves its trace: an attempt that never finished means the
+   platform may or may not have received it. Rows another worker holds are left to it (``SKIP LOCKED``), so two
+   workers never push the same row at once. Each item is adapted here, from its version's snapshot.
+2. *Call* the connector for each delivery in turn, outside any transaction. A slow platform cannot outlive the
+   lease: it is extended whenever less than half of it is left before a call.
+3. *Record* (one committed transaction): each attempt's outcome and each delivery's new state, only for the rows
+   whose claim is still ours (the lease value is the claim's token).
 
 Transient failures are retried with exponential backoff and jitter (``Retry-After`` wins when it asks for longer);
 permanent ones, and the last allowed attempt, park the delivery for staff to fix and retry.
@@ -21,27 +25,33 @@ import os
 import random
 import socket
 import time
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from catalog.models import ContentItem, ItemVersion
+from marketplace.db import bulk_set
 from marketplace.tenancy import tenant_phase
 
 from .adapt import post_for
 from .connectors import connector_for
 from .connectors.base import Connector, PermanentError, Post, PublicationState, PushError, Receipt, TransientError
-from .models import Delivery, DeliveryAttempt, Publication
+from .models import Channel, Delivery, DeliveryAttempt, Publication
 
 log = logging.getLogger(__name__)
 Status = Delivery.Status
 Outcome = DeliveryAttempt.Outcome
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 MAX_CONFIRM_POLLS = 96
+PUSH_BATCH = 50  # deliveries of one channel per push task
+LEASE_LOST = "lease lost: another worker took the delivery over"
+DELIVERY_FIELDS = ["status", "lease_until", "message", "error_code", "due_at", "finished_at", "external_id",
+                   "external_url", "data"]
+ATTEMPT_FIELDS = ["outcome", "response_code", "latency_ms", "external_id", "error", "finished_at"]
 
 
 class Skip(Exception):
@@ -51,14 +61,26 @@ class Skip(Exception):
 @dataclass
 class Job:
     delivery: Delivery
-    attempt: DeliveryAttempt
-    lease: object
     confirming: bool
+    attempt: DeliveryAttempt | None = None
     connector: Connector | None = None
     post: Post | None = None
     current: PublicationState | None = None
     skip: str = ""
     error: PushError | None = None
+    receipt: Receipt | None = None
+    latency_ms: int | None = None
+    lost: bool = False  # another worker took the row over while this batch ran
+
+    @property
+    def callable(self) -> bool:
+        return not (self.skip or self.lost) and self.error is None and self.receipt is None
+
+
+@dataclass
+class Batch:
+    lease: datetime
+    jobs: list[Job] = field(default_factory=list)
 
 
 def claimable(now) -> Q:
@@ -75,21 +97,17 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _publication_state(channel, item) -> PublicationState | None:
-    publication = Publication.objects.filter(channel=channel, item=item, status=Publication.Status.LIVE).first()
-    if publication is None:
-        return None
-    return PublicationState(item_id=item.pk, external_id=publication.external_id,
-                            external_url=publication.external_url, version=publication.version, data=publication.data)
-
-
-def _prepare(job: Job) -> None:
-    """Everything the call needs, read inside the claim's transaction; a reason to skip, or a refusal, instead."""
+def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) -> None:
+    """Everything the call needs, from what the claim read; a reason to skip, or a refusal, instead."""
     delivery = job.delivery
     channel, item = delivery.channel, delivery.item
     if not channel.is_enabled:
         raise Skip(_("The channel was turned off before this push ran."))
-    job.current = _publication_state(channel, item)
+    publication = publications.get((channel.pk, item.pk))
+    if publication is not None and publication.status == Publication.Status.LIVE:
+        job.current = PublicationState(item_id=item.pk, external_id=publication.external_id,
+                                       external_url=publication.external_url, version=publication.version,
+                                       data=publication.data)
     if delivery.action == Delivery.Action.WITHDRAW:
         if job.current is None and not job.confirming:
             raise Skip(_("Nothing to withdraw: the item is not live on this channel."))
@@ -100,33 +118,54 @@ def _prepare(job: Job) -> None:
                 channel=channel, item=item, version__gt=delivery.version).exclude(action=Delivery.Action.WITHDRAW
                                                                                  ).exists():
             raise Skip(_("Superseded by version %(version)s.") % {"version": item.version})
-    job.connector = connector_for(channel)
+    if channel.pk not in connectors:
+        connectors[channel.pk] = connector_for(channel)
+    job.connector = connectors[channel.pk]
     if delivery.action != Delivery.Action.WITHDRAW:
-        version = ItemVersion.objects.get(item=item, number=delivery.version)
+        version = versions.get((item.pk, delivery.version))
+        if version is None:
+            raise Skip(_("Version %(version)s of this item no longer exists.") % {"version": delivery.version})
         job.post = post_for(channel=channel, connector=job.connector, item=item, version=version)
         job.connector.check(job.post)
 
 
-def _claim(delivery_id: int, now) -> Job | None:
-    lease = now + timedelta(seconds=settings.DISTRIBUTION_LEASE_SECONDS)
-    row = Delivery.objects.filter(pk=delivery_id).filter(claimable(now))
-    confirming = row.filter(status=Status.CONFIRMING).exists()
-    changes = {"status": Status.SENDING, "lease_until": lease}
-    if not confirming:
-        changes["attempts"] = F("attempts") + 1
-    if not row.update(**changes):
+def _claim(tenant, delivery_ids, now) -> Batch | None:
+    """Claim the claimable rows among ``delivery_ids`` and prepare their calls (inside a tenant phase)."""
+    rows = list(Delivery.objects.filter(pk__in=delivery_ids).filter(claimable(now)).select_related("item")
+                .select_for_update(skip_locked=True, of=("self",)).order_by("pk"))
+    if not rows:
         return None
-    delivery = Delivery.objects.select_related("channel", "item", "item__tenant").get(pk=delivery_id)
-    attempt = DeliveryAttempt.objects.create(tenant=delivery.tenant, delivery=delivery, number=delivery.attempts,
-                                             started_at=now, worker=WORKER)
-    job = Job(delivery=delivery, attempt=attempt, lease=lease, confirming=confirming)
-    try:
-        _prepare(job)
-    except Skip as reason:
-        job.skip = str(reason)
-    except PushError as exc:
-        job.error = exc
-    return job
+    batch = Batch(lease=now + timedelta(seconds=settings.DISTRIBUTION_LEASE_SECONDS))
+    # One statement; the CASE reads the rows as they were, so a publish-status poll does not count as an attempt.
+    Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
+        status=Status.SENDING, lease_until=batch.lease,
+        attempts=F("attempts") + Case(When(status=Status.CONFIRMING, then=Value(0)), default=Value(1)))
+    channels = Channel.objects.in_bulk({row.channel_id for row in rows})
+    for row in rows:
+        job = Job(delivery=row, confirming=row.status == Status.CONFIRMING)
+        row.attempts += 0 if job.confirming else 1
+        row.status, row.lease_until = Status.SENDING, batch.lease
+        row.tenant = row.item.tenant = tenant
+        row.channel = channels[row.channel_id]
+        job.attempt = DeliveryAttempt(tenant=tenant, delivery=row, number=row.attempts, started_at=now, worker=WORKER)
+        batch.jobs.append(job)
+    DeliveryAttempt.objects.bulk_create([job.attempt for job in batch.jobs])
+
+    items = list({row.item_id: row.item for row in rows if row.action != Delivery.Action.WITHDRAW}.values())
+    prefetch_related_objects(items, "categories", "tags")
+    pairs = Q(channel_id__in=channels.keys(), item_id__in={row.item_id for row in rows})
+    publications = {(p.channel_id, p.item_id): p for p in Publication.objects.filter(pairs)}
+    versions = {(v.item_id, v.number): v for v in ItemVersion.objects.filter(
+        item__in=items, number__in={row.version for row in rows})} if items else {}
+    connectors: dict[int, Connector] = {}
+    for job in batch.jobs:
+        try:
+            _prepare(job, publications=publications, versions=versions, connectors=connectors)
+        except Skip as reason:
+            job.skip = str(reason)
+        except PushError as exc:
+            job.error = exc
+    return batch
 
 
 def _call(job: Job) -> Receipt:
@@ -145,8 +184,24 @@ def _call(job: Job) -> Receipt:
     return connector.publish(job.post, delivery_id=msg_id)
 
 
+def _keep_lease(tenant, batch: Batch) -> None:
+    """Before a call, make sure the lease outlives it: extend it when less than half is left. Rows whose lease
+    another worker took over meanwhile are not called."""
+    now = timezone.now()
+    seconds = settings.DISTRIBUTION_LEASE_SECONDS
+    if (batch.lease - now).total_seconds() >= seconds / 2:
+        return
+    lease, ids = now + timedelta(seconds=seconds), [job.delivery.pk for job in batch.jobs if not job.lost]
+    with tenant_phase(tenant):
+        Delivery.objects.filter(pk__in=ids, status=Status.SENDING, lease_until=batch.lease).update(lease_until=lease)
+        kept = set(Delivery.objects.filter(pk__in=ids, lease_until=lease).values_list("pk", flat=True))
+    batch.lease = lease
+    for job in batch.jobs:
+        job.lost = job.lost or job.delivery.pk not in kept
+
+
 def _requeue_lease(due_at):
-    """A retry is sent to the broker with a countdown (``tasks.delivery_push``); the lease keeps the sweeper from
+    """A retry is sent to the broker with a countdown (``tasks.deliveries_push``); the lease keeps the sweeper from
     queueing it a second time unless that message is lost. In-process tasks have no countdown: the sweeper retries."""
     from .tasks import tasks_run_in_process
 
@@ -155,24 +210,15 @@ def _requeue_lease(due_at):
     return due_at + timedelta(seconds=settings.DISTRIBUTION_QUEUE_LEASE_SECONDS)
 
 
-def _settle(job: Job, *, receipt: Receipt | None, error: PushError | None, latency_ms: int | None,
-            now) -> str:
-    """Write the outcome if the claim is still ours; return the delivery's new status."""
-    delivery, attempt = job.delivery, job.attempt
-    ours = Delivery.objects.select_for_update().filter(pk=delivery.pk, status=Status.SENDING, lease_until=job.lease)
-    if not ours.exists():
-        attempt.error = "lease lost: another worker took the delivery over"
-        attempt.finished_at = now
-        attempt.save(update_fields=["error", "finished_at"])
-        return "lease_lost"
-    attempt.finished_at, attempt.latency_ms = now, latency_ms
-    fields = ["status", "lease_until", "message", "error_code"]
+def _outcome(job: Job, now) -> None:
+    """The delivery's new state and the attempt's outcome, from what the call (or the preparation) gave."""
+    delivery, attempt, receipt, error = job.delivery, job.attempt, job.receipt, job.error
+    attempt.finished_at, attempt.latency_ms = now, job.latency_ms
     delivery.lease_until = None
     delivery.error_code = ""
     if job.skip:
         delivery.status, delivery.message, delivery.finished_at = Status.SKIPPED, job.skip[:500], now
         attempt.outcome, attempt.error = Outcome.OK, job.skip[:500]
-        fields.append("finished_at")
     elif error is not None:
         attempt.response_code, attempt.error = error.status, error.message[:500]
         delivery.message, delivery.error_code = error.message[:500], error.code[:60]
@@ -182,14 +228,12 @@ def _settle(job: Job, *, receipt: Receipt | None, error: PushError | None, laten
             delivery.status = Status.CONFIRMING if job.confirming else Status.RETRYING
             delivery.due_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, error.retry_after))
             delivery.lease_until = _requeue_lease(delivery.due_at)
-            fields.append("due_at")
         else:
             attempt.outcome = Outcome.PERMANENT if isinstance(error, PermanentError) else Outcome.TRANSIENT
             if isinstance(error, TransientError):
-                delivery.message = (_("Gave up after %(n)s attempts: ") % {"n": delivery.attempts}
-                                    + error.message)[:500]
+                delivery.message = (_("Gave up after %(n)s attempts: %(error)s")
+                                    % {"n": delivery.attempts, "error": error.message})[:500]
             delivery.status, delivery.finished_at = Status.PARKED, now
-            fields.append("finished_at")
     elif receipt.pending and receipt.data.get("manual"):
         attempt.outcome = Outcome.PENDING
         delivery.status = Status.MANUAL
@@ -200,17 +244,14 @@ def _settle(job: Job, *, receipt: Receipt | None, error: PushError | None, laten
         attempt.response_code = receipt.status_code
         delivery.external_id = receipt.external_id[:200]
         delivery.data = {**delivery.data, **receipt.data, "polls": polls}
-        fields += ["external_id", "data"]
         if polls >= MAX_CONFIRM_POLLS:
             delivery.status, delivery.finished_at = Status.PARKED, now
             delivery.message = _("The platform accepted the post but never confirmed it was published.")
-            fields.append("finished_at")
         else:
             delivery.status = Status.CONFIRMING
             delivery.message = receipt.note[:500] or _("Accepted; waiting for the platform to publish it.")
             delivery.due_at = now + timedelta(seconds=settings.DISTRIBUTION_CONFIRM_SECONDS)
             delivery.lease_until = _requeue_lease(delivery.due_at)
-            fields.append("due_at")
     else:
         attempt.outcome, attempt.response_code = Outcome.OK, receipt.status_code
         attempt.external_id = receipt.external_id[:200]
@@ -218,45 +259,89 @@ def _settle(job: Job, *, receipt: Receipt | None, error: PushError | None, laten
         delivery.external_id = (receipt.external_id or delivery.external_id)[:200]
         delivery.external_url = (receipt.external_url or delivery.external_url)[:500]
         delivery.message = receipt.note[:500]
-        fields += ["finished_at", "external_id", "external_url"]
-        _publication_record(job, receipt, now)
-    delivery.save(update_fields=fields)
-    attempt.save(update_fields=["outcome", "response_code", "latency_ms", "external_id", "error", "finished_at"])
-    return delivery.status
 
 
-def _publication_record(job: Job, receipt: Receipt, now) -> None:
-    delivery = job.delivery
-    if delivery.action == Delivery.Action.WITHDRAW:
-        Publication.objects.filter(channel=delivery.channel, item=delivery.item).update(
-            status=Publication.Status.WITHDRAWN, updated_at=now)
+def _settle(batch: Batch, now) -> dict[int, str]:
+    """Write the outcomes whose claim is still ours (inside a tenant phase); return each delivery's new status."""
+    ids = [job.delivery.pk for job in batch.jobs]
+    ours = set(Delivery.objects.select_for_update().filter(pk__in=ids, status=Status.SENDING, lease_until=batch.lease)
+               .values_list("pk", flat=True))
+    statuses, settled = {}, []
+    for job in batch.jobs:
+        if job.delivery.pk in ours and not job.lost:
+            _outcome(job, now)
+            settled.append(job)
+            statuses[job.delivery.pk] = job.delivery.status
+        else:
+            job.attempt.error, job.attempt.finished_at = LEASE_LOST, now
+            statuses[job.delivery.pk] = "lease_lost"
+    bulk_set([job.delivery for job in settled], DELIVERY_FIELDS)
+    bulk_set([job.attempt for job in batch.jobs], ATTEMPT_FIELDS)
+    _publications_record([job for job in settled if job.delivery.status == Status.DELIVERED], now)
+    return statuses
+
+
+def _publications_record(jobs: list[Job], now) -> None:
+    """What is live where, after these deliveries: one row per (channel, item)."""
+    if not jobs:
         return
-    current = Publication.objects.filter(channel=delivery.channel, item=delivery.item).first()
-    data = {**(current.data if current else {}), **receipt.data}
-    Publication.objects.update_or_create(
-        tenant=delivery.tenant, channel=delivery.channel, item=delivery.item,
-        defaults={"version": delivery.version, "status": Publication.Status.LIVE,
-                  "external_id": (receipt.external_id or delivery.external_id)[:200],
-                  "external_url": (receipt.external_url or delivery.external_url)[:500], "data": data,
-                  "published_at": current.published_at if current else now})
+    pairs = Q(channel_id__in={job.delivery.channel_id for job in jobs},
+              item_id__in={job.delivery.item_id for job in jobs})
+    rows = {(p.channel_id, p.item_id): p for p in Publication.objects.select_for_update().filter(pairs)}
+    changed, created = {}, {}
+    for job in jobs:  # in delivery order: a later version's outcome wins
+        delivery, receipt = job.delivery, job.receipt
+        key = (delivery.channel_id, delivery.item_id)
+        current = rows.get(key)
+        if delivery.action == Delivery.Action.WITHDRAW:
+            if current is not None:
+                current.status, current.updated_at = Publication.Status.WITHDRAWN, now
+                (changed if current.pk else created)[key] = current
+            continue
+        publication = current or Publication(tenant=delivery.tenant, channel_id=delivery.channel_id,
+                                             item_id=delivery.item_id, published_at=now)
+        publication.version, publication.status = delivery.version, Publication.Status.LIVE
+        publication.external_id = (receipt.external_id or delivery.external_id)[:200]
+        publication.external_url = (receipt.external_url or delivery.external_url)[:500]
+        publication.data = {**(current.data if current else {}), **receipt.data}
+        publication.updated_at = now
+        rows[key] = publication
+        (changed if publication.pk else created)[key] = publication
+    fields = ["version", "status", "external_id", "external_url", "data", "updated_at"]
+    bulk_set(list(changed.values()), fields)
+    # A first publication may race another batch's for the same pair: the unique pair makes it one row.
+    Publication.objects.bulk_create(created.values(), update_conflicts=True, unique_fields=["channel", "item"],
+                                    update_fields=fields)
+
+
+def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
+    """Claim, push and record a batch of deliveries; returns each one's new status, or why it did not run
+    (``not_claimable``: not due, or another worker holds it). Safe to call twice."""
+    with tenant_phase(tenant):
+        batch = _claim(tenant, delivery_ids, timezone.now())
+    statuses = dict.fromkeys(delivery_ids, "not_claimable")
+    if batch is None:
+        return statuses
+    for job in batch.jobs:
+        if not job.callable:
+            continue
+        _keep_lease(tenant, batch)
+        if job.lost:
+            continue
+        started = time.monotonic()
+        try:
+            job.receipt = _call(job)
+        except PushError as exc:
+            job.error = exc
+        except Exception as exc:  # a connector bug must not lose the delivery: record it and retry
+            log.exception("connector %s failed on delivery %s", job.delivery.channel.kind, job.delivery.pk)
+            job.error = TransientError(f"Unexpected error: {exc!r}"[:300], code="connector_error")
+        job.latency_ms = int((time.monotonic() - started) * 1000)
+    with tenant_phase(tenant):
+        statuses.update(_settle(batch, timezone.now()))
+    return statuses
 
 
 def delivery_run(*, tenant, delivery_id: int) -> str:
-    """Claim, push and record one delivery; returns its new status (or why nothing ran). Safe to call twice."""
-    with tenant_phase(tenant):
-        job = _claim(delivery_id, timezone.now())
-    if job is None:
-        return "not_claimable"
-    receipt, error, latency = None, job.error, None
-    if not job.skip and error is None:
-        started = time.monotonic()
-        try:
-            receipt = _call(job)
-        except PushError as exc:
-            error = exc
-        except Exception as exc:  # a connector bug must not lose the delivery: record it and retry
-            log.exception("connector %s failed on delivery %s", job.delivery.channel.kind, delivery_id)
-            error = TransientError(f"Unexpected error: {exc!r}"[:300], code="connector_error")
-        latency = int((time.monotonic() - started) * 1000)
-    with tenant_phase(tenant):
-        return _settle(job, receipt=receipt, error=error, latency_ms=latency, now=timezone.now())
+    """Claim, push and record one delivery; returns its new status (or why nothing ran)."""
+    return deliveries_run(tenant=tenant, delivery_ids=[delivery_id])[delivery_id]

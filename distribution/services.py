@@ -223,7 +223,8 @@ def deliveries_dispatch(*, tenant) -> int:
     """Queue every delivery that is due, in the order of the channels' shares, within each channel's budget for the
     day (withdrawals and retries are never held back), and take over those whose worker died. Runs after each
     publication and every minute (beat); re-running it queues nothing twice, because a queued row carries a lease."""
-    from .tasks import delivery_push
+    from .pipeline import PUSH_BATCH
+    from .tasks import deliveries_push
 
     now = timezone.now()
     Delivery.objects.filter(status=Status.SCHEDULED, due_at__lte=now).update(status=Status.QUEUED)
@@ -245,7 +246,7 @@ def deliveries_dispatch(*, tenant) -> int:
     due = (Delivery.objects.filter(waiting)
            .values_list("pk", "channel_id", "status", "attempts", "action", "due_at")[:DISPATCH_BATCH])
     due = sorted(due, key=lambda row: (-shares.get(row[1], 0.0), row[5], row[0]))
-    chosen = []
+    chosen, batches, open_batch = [], [], {}
     for pk, channel_id, status, attempts, action, _due_at in due:
         budget = budgets.get(channel_id)
         if budget is not None and status == Status.QUEUED and attempts == 0 and action != Action.WITHDRAW:
@@ -253,6 +254,11 @@ def deliveries_dispatch(*, tenant) -> int:
                 continue
             used[channel_id] += 1
         chosen.append(pk)
+        batch = open_batch.get(channel_id)  # a channel's rows in batches, in the order of the channels' shares
+        if batch is None or len(batch) >= PUSH_BATCH:
+            batch = open_batch[channel_id] = []
+            batches.append(batch)
+        batch.append(pk)
     if not chosen:
         return 0
     # Only rows still waiting: one a worker claimed meanwhile keeps its own lease (the claim's token). A push whose
@@ -264,8 +270,8 @@ def deliveries_dispatch(*, tenant) -> int:
     tenant_id = tenant.pk
 
     def enqueue() -> None:
-        for pk in chosen:
-            delivery_push.delay(tenant_id=tenant_id, delivery_id=pk)
+        for batch in batches:
+            deliveries_push.delay(tenant_id=tenant_id, delivery_ids=batch)
 
     transaction.on_commit(enqueue)
     return len(chosen)

@@ -2,49 +2,40 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from celery import shared_task
 from django.utils import timezone
 
 from marketplace.celery import app
 from marketplace.models import Tenant
 from marketplace.tasks import for_each_storefront
-from marketplace.tenancy import TenantTask
+from marketplace.tenancy import TenantTask, tenant_phase
 
 
 def tasks_run_in_process() -> bool:
     return bool(app.conf.task_always_eager)
 
 
-_tenants: dict[int, Tenant] = {}
-
-
-def _tenant(tenant_id: int) -> Tenant:
-    # The push task is the hot path: a storefront's row barely changes, so each worker process keeps it.
-    tenant = _tenants.get(tenant_id)
-    if tenant is None:
-        tenant = _tenants[tenant_id] = Tenant.objects.get(pk=tenant_id)
-    return tenant
-
-
 @shared_task(acks_late=True)
-def delivery_push(*, tenant_id: int, delivery_id: int) -> str:
-    """Push one delivery. Not a ``TenantTask``: the platform call runs between two short transactions (see
-    ``distribution.pipeline``). A transient failure comes back here with a countdown; if that message is lost the
-    sweeper finds the row again."""
+def deliveries_push(*, tenant_id: int, delivery_ids: list[int]) -> dict[str, int]:
+    """Push a batch of one channel's deliveries. Not a ``TenantTask``: the platform calls run between two short
+    transactions (see ``distribution.pipeline``). A transient failure comes back here on its own with a countdown; if
+    that message is lost the sweeper finds the row again."""
     from .models import Delivery
-    from .pipeline import delivery_run
+    from .pipeline import deliveries_run
 
-    tenant = _tenant(tenant_id)
-    status = delivery_run(tenant=tenant, delivery_id=delivery_id)
-    if status in (Delivery.Status.RETRYING, Delivery.Status.CONFIRMING) and not tasks_run_in_process():
-        from marketplace.tenancy import tenant_phase
-
+    tenant = Tenant.objects.prefetch_related("domains").get(pk=tenant_id)  # the links in every post need its host
+    statuses = deliveries_run(tenant=tenant, delivery_ids=delivery_ids)
+    again = [pk for pk, status in statuses.items() if status in (Delivery.Status.RETRYING, Delivery.Status.CONFIRMING)]
+    if again and not tasks_run_in_process():
         with tenant_phase(tenant):
-            due_at = Delivery.objects.filter(pk=delivery_id).values_list("due_at", flat=True).first()
-        if due_at is not None:
-            delivery_push.apply_async(kwargs={"tenant_id": tenant_id, "delivery_id": delivery_id},
-                                      countdown=max(0.0, (due_at - timezone.now()).total_seconds()))
-    return status
+            due = list(Delivery.objects.filter(pk__in=again).values_list("pk", "due_at"))
+        now = timezone.now()
+        for pk, due_at in due:
+            deliveries_push.apply_async(kwargs={"tenant_id": tenant_id, "delivery_ids": [pk]},
+                                        countdown=max(0.0, (due_at - now).total_seconds()))
+    return dict(Counter(statuses.values()))
 
 
 @shared_task(base=TenantTask)

@@ -4,12 +4,24 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings.local")
 
 app = Celery("zhiku")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _recycle_connections(sender=None, **kwargs):
+    """A task in a worker is a request's lifecycle: connections past CONN_MAX_AGE, or broken, are closed around it
+    (see CELERY_DB_REUSE_MAX in the settings); in-process tasks run inside their caller's connection."""
+    if not getattr(sender.request, "is_eager", False):
+        from django.db import close_old_connections
+
+        close_old_connections()
 
 app.conf.beat_schedule = {
     "clear-expired-sessions": {

@@ -20,6 +20,8 @@ import secrets
 import time
 from dataclasses import asdict
 
+from django.utils.translation import gettext_lazy as _
+
 from .. import http
 from .base import Connector, CredentialField, PermanentError, Post, PublicationState, Receipt
 
@@ -55,7 +57,7 @@ def post_data(post: Post) -> dict:
 class WebhookConnector(Connector):
     kind = "webhook"
     needs_endpoint = True
-    credential_fields = (CredentialField("signing_secret", "Signing secret (whsec_...); empty: generate one",
+    credential_fields = (CredentialField("signing_secret", _("Signing secret (whsec_...); empty: generate one"),
                                          required=False),)
 
     def _send(self, event_type: str, data: dict, *, msg_id: str) -> Receipt:

@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from .. import http
 from .base import Connector, CredentialField, Limits, PermanentError, Post, PublicationState, Receipt, TransientError
@@ -64,7 +65,7 @@ class WeiboConnector(Connector):
 
     kind = "weibo"
     limits = Limits(text_chars=TEXT_UNITS)
-    credential_fields = (CredentialField("access_token", "Access token (OAuth 2.0)"),)
+    credential_fields = (CredentialField("access_token", _("Access token (OAuth 2.0)")),)
 
     # -- the text -------------------------------------------------------------------------------------------------
     def status_text(self, post: Post) -> str:

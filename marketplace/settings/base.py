@@ -245,6 +245,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 1500
 CELERY_RESULT_EXPIRES = 86400
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Workers keep their database connections between tasks, as web requests do: Celery's Django fix-up would otherwise
+# close them before and after every task (a new PostgreSQL backend per task); ``marketplace.celery`` closes the
+# unusable or obsolete ones instead, by CONN_MAX_AGE and the health check, like Django's request cycle.
+CELERY_DB_REUSE_MAX = 1_000_000
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",

@@ -250,19 +250,49 @@ def test_a_delivery_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_r
     catalog_item(tenant_a, title="Interrupted")
     [delivery] = deliveries(tenant_a)
     with scope(tenant=tenant_a):
-        stale = pipeline._claim(delivery.pk, timezone.now())  # a worker claims, then dies before recording
+        stale = pipeline._claim(tenant_a, [delivery.pk], timezone.now())  # a worker claims, then dies
     assert stale is not None
     assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "not_claimable"  # its lease still holds
     with scopes_disabled():
         Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "delivered"
     with scope(tenant=tenant_a):
-        late = pipeline._settle(stale, receipt=None, error=None, latency_ms=1, now=timezone.now())
-    assert late == "lease_lost"
+        late = pipeline._settle(stale, timezone.now())
+    assert late == {delivery.pk: "lease_lost"}
     with scopes_disabled():
         log = list(DeliveryAttempt.objects.filter(delivery=delivery).order_by("id").values_list("outcome", "error"))
     assert log == [("started", "lease lost: another worker took the delivery over"), ("ok", "")]
     assert receiver.arrivals[delivery.webhook_id] == 1
+
+
+def test_a_slow_batch_extends_its_lease_and_leaves_a_row_another_worker_took_over(tenant_a, receiver):
+    from distribution import pipeline
+
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="First in the batch")
+    catalog_item(tenant_a, title="Second in the batch")
+    kept, taken = deliveries(tenant_a)
+    with scope(tenant=tenant_a):
+        batch = pipeline._claim(tenant_a, [kept.pk, taken.pk], timezone.now())
+    # The platform was slow: a second of the lease is left, and the second row's lease already ran out and another
+    # worker holds it now.
+    soon, theirs = timezone.now() + timedelta(seconds=1), timezone.now() + timedelta(minutes=5)
+    with scopes_disabled():
+        Delivery.objects.filter(pk=kept.pk).update(lease_until=soon)
+        Delivery.objects.filter(pk=taken.pk).update(lease_until=theirs)
+    batch.lease = soon
+    pipeline._keep_lease(tenant_a, batch)
+    assert batch.lease > soon
+    kept.refresh_from_db()
+    assert kept.lease_until == batch.lease
+    assert [job.lost for job in batch.jobs] == [False, True]
+    with scope(tenant=tenant_a):
+        batch.jobs[0].receipt = pipeline._call(batch.jobs[0])
+        statuses = pipeline._settle(batch, timezone.now())
+    assert statuses == {kept.pk: "delivered", taken.pk: "lease_lost"}
+    assert set(receiver.received) == {kept.webhook_id}  # the row another worker holds was not sent from here
+    taken.refresh_from_db()
+    assert (taken.status, taken.lease_until) == ("sending", theirs)
 
 
 def test_replay_sends_the_same_message_id_again(tenant_a, receiver, django_capture_on_commit_callbacks):

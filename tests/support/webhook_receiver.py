@@ -36,6 +36,7 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # keep-alive: the answer must not wait for the delayed ACK
 
             def log_message(self, *args):
                 pass

@@ -398,6 +398,7 @@ class WeChatServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # keep-alive: the answer must not wait for the delayed ACK
     server_version = "wechat-stand-in"
 
     def log_message(self, format, *args):  # keep test output quiet

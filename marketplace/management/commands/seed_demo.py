@@ -15,6 +15,7 @@ from accounts.services import membership_set_role
 from marketplace import demo
 from marketplace.demo_behaviour import seed_behaviour
 from marketplace.demo_catalog import seed_catalog
+from marketplace.demo_distribution import seed_distribution
 from marketplace.demo_payments import seed_payments
 from marketplace.models import Domain, Tenant
 from marketplace.tenancy import TenantCommand
@@ -54,8 +55,8 @@ class Command(TenantCommand):
 
     def before_tenants(self, **options):
         self.catalog_counts, self.payment_counts = {}, {}
-        self.behaviour_counts = {}
-        self.progress = tqdm(total=1 + len(demo.TENANTS) * 6, desc="seeding demo", unit="step",
+        self.behaviour_counts, self.distribution_counts = {}, {}
+        self.progress = tqdm(total=1 + len(demo.TENANTS) * 7, desc="seeding demo", unit="step",
                              disable=options.get("verbosity", 1) == 0)
         self.operator = _person(demo.OPERATOR_EMAIL, "Platform Operator", mfa=True, superuser=True)
         self.progress.update()
@@ -89,6 +90,10 @@ class Command(TenantCommand):
         self.progress.set_description(f"{tenant.slug}: behaviour")
         self.behaviour_counts[tenant.slug] = seed_behaviour(tenant=tenant, people=people)
         self.progress.update()
+        self.progress.set_description(f"{tenant.slug}: distribution")
+        self.distribution_counts[tenant.slug] = seed_distribution(tenant=tenant,
+                                                                  actor=people[f"staff@{tenant.slug}.demo"])
+        self.progress.update()
 
     def after_tenants(self, **options):
         from recommender.fitting import fit_run
@@ -117,6 +122,11 @@ class Command(TenantCommand):
             if money:
                 out(f"      payments: {money['orders']} demo orders (sandbox provider), coupon WELCOME10, promoter "
                     f"learner2@{spec['slug']}.demo with referral code {money['promoter']}")
+            pushed = self.distribution_counts.get(spec["slug"])
+            if pushed:
+                feeds = ", ".join(f"{base}/feeds/{code}.rss" for code in pushed["feeds"])
+                out(f"      distribution: {pushed['channels']} channels (feed {feeds}; a Zhihu column whose export "
+                    "packages wait in the admin's delivery log)")
             run = self.runs.get(spec["slug"])
             if run:
                 out(f"      recommender: {self.behaviour_counts.get(spec['slug'], 0)} behaviour events; tonight's "
