@@ -20,7 +20,7 @@ def test_channel_list_shows_share_budget_and_parked_count(tenant_a, tenant_b):
                                          status="parked", due_at=timezone.now(), message="Receiver refused it")
     client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     listing = client.get("/admin/distribution/channel/").content.decode()
-    assert "Partner hook" in listing and "25.0% · 12/day" in listing
+    assert "Partner hook" in listing and "25.0% · 12 a day" in listing
     assert 'class="field-parked">1<' in listing
     log = client.get(f"/admin/distribution/delivery/{parked.pk}/change/").content.decode()
     assert "Receiver refused it" in log
