@@ -10,7 +10,8 @@ platform call must never run inside a database transaction:
    platform may or may not have received it. Rows another worker holds are left to it (``SKIP LOCKED``), so two
    workers never push the same row at once. Each item is adapted here, from its version's snapshot.
 2. *Call* the connector for each delivery in turn, outside any transaction. A slow platform cannot outlive the
-   lease: it is extended whenever less than half of it is left before a call.
+   lease: it is extended whenever less than half of it is left before a call. A platform that asks to wait, times
+   out or cannot be reached is not called again in this batch; the rest of its deliveries retry with it.
 3. *Record* (one committed transaction): each attempt's outcome and each delivery's new state, only for the rows
    whose claim is still ours (the lease value is the claim's token).
 
@@ -48,6 +49,9 @@ Outcome = DeliveryAttempt.Outcome
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 MAX_CONFIRM_POLLS = 96
 PUSH_BATCH = 50  # deliveries of one channel per push task
+# A platform that rate-limits (``Retry-After``), times out or cannot be reached is not called again for the rest of
+# the batch: its other deliveries wait with it, instead of each spending a request (or a timeout) to hear the same.
+HOLD_CODES = {"timeout", "connection_failed"}
 LEASE_LOST = "lease lost: another worker took the delivery over"
 DELIVERY_FIELDS = ["status", "lease_until", "message", "error_code", "due_at", "finished_at", "external_id",
                    "external_url", "data"]
@@ -322,8 +326,14 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
     statuses = dict.fromkeys(delivery_ids, "not_claimable")
     if batch is None:
         return statuses
+    held: dict[int, TransientError] = {}  # channel -> the answer that asked this batch to stop calling it
     for job in batch.jobs:
         if not job.callable:
+            continue
+        stop = held.get(job.delivery.channel_id)
+        if stop is not None:
+            reason = _("Not sent: the platform asked to wait (%(reason)s).") % {"reason": stop.message}
+            job.error = TransientError(reason, code="held", retry_after=stop.retry_after)
             continue
         _keep_lease(tenant, batch)
         if job.lost:
@@ -337,6 +347,8 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
             log.exception("connector %s failed on delivery %s", job.delivery.channel.kind, job.delivery.pk)
             job.error = TransientError(f"Unexpected error: {exc!r}"[:300], code="connector_error")
         job.latency_ms = int((time.monotonic() - started) * 1000)
+        if isinstance(job.error, TransientError) and (job.error.retry_after or job.error.code in HOLD_CODES):
+            held[job.delivery.channel_id] = job.error
     with tenant_phase(tenant):
         statuses.update(_settle(batch, timezone.now()))
     return statuses

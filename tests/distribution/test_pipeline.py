@@ -151,6 +151,25 @@ def test_transient_failures_back_off_honouring_retry_after_then_park(tenant_a, r
     assert delivery.status == "delivered" and list(receiver.received) == [delivery.webhook_id]
 
 
+def test_a_rate_limited_platform_is_not_called_again_in_the_same_batch(tenant_a, receiver,
+                                                                       django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    receiver.script = [(429, {"Retry-After": "60"})]
+    with django_capture_on_commit_callbacks(execute=False):  # three publications, pushed together below
+        for title in ("One", "Two", "Three"):
+            catalog_item(tenant_a, title=title)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert len(receiver.requests) == 1  # the platform said wait: the other two were not sent
+    rows = deliveries(tenant_a)
+    assert {d.status for d in rows} == {"retrying"}
+    assert all(d.due_at >= timezone.now() + timedelta(seconds=59) for d in rows)
+    assert sorted(d.error_code for d in rows) == ["held", "held", "http_429"]
+    with scopes_disabled():
+        Delivery.objects.filter(tenant=tenant_a).update(due_at=timezone.now(), lease_until=None)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert {d.status for d in deliveries(tenant_a)} == {"delivered"} and len(receiver.received) == 3
+
+
 def test_a_refused_request_parks_at_once(tenant_a, receiver, django_capture_on_commit_callbacks):
     make_channel(tenant_a, receiver.url)
     receiver.script = [(422, {})]
