@@ -285,6 +285,14 @@ def dispatch_after_commit(*, tenant) -> None:
 
 # --- staff actions -------------------------------------------------------------------------------------------------
 
+def _send_again(delivery: Delivery, *, actor, action: str) -> None:
+    """Queue a locked delivery to go now with a fresh count of attempts (inside the caller's transaction)."""
+    delivery.status, delivery.attempts, delivery.due_at = Status.QUEUED, 0, timezone.now()
+    delivery.lease_until = delivery.finished_at = None
+    delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at"])
+    audit_log_write(tenant=delivery.tenant, actor=actor, action=action, target=delivery)
+
+
 def delivery_retry(*, delivery: Delivery, actor) -> Delivery:
     """Send a parked delivery (or one waiting to retry) again now, with a fresh count of attempts."""
     with transaction.atomic():
@@ -292,11 +300,7 @@ def delivery_retry(*, delivery: Delivery, actor) -> Delivery:
         if delivery.status not in (Status.PARKED, Status.RETRYING):
             raise ApplicationError(_("Only a parked delivery, or one waiting to retry, can be retried."),
                                    code="not_retryable")
-        delivery.status, delivery.attempts, delivery.due_at = Status.QUEUED, 0, timezone.now()
-        delivery.lease_until = delivery.finished_at = None
-        delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at"])
-        audit_log_write(tenant=delivery.tenant, actor=actor, action="distribution.delivery_retried",
-                        target=delivery)
+        _send_again(delivery, actor=actor, action="distribution.delivery_retried")
     dispatch_after_commit(tenant=delivery.tenant)
     return delivery
 
@@ -308,11 +312,7 @@ def delivery_replay(*, delivery: Delivery, actor) -> Delivery:
         if delivery.status != Status.DELIVERED or delivery.channel.kind not in REPLAYABLE_KINDS:
             raise ApplicationError(_("Only a delivered webhook or feed delivery can be replayed (a platform post "
                                      "would be published twice)."), code="not_replayable")
-        delivery.status, delivery.attempts, delivery.due_at = Status.QUEUED, 0, timezone.now()
-        delivery.lease_until = delivery.finished_at = None
-        delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at"])
-        audit_log_write(tenant=delivery.tenant, actor=actor, action="distribution.delivery_replayed",
-                        target=delivery)
+        _send_again(delivery, actor=actor, action="distribution.delivery_replayed")
     dispatch_after_commit(tenant=delivery.tenant)
     return delivery
 

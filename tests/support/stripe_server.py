@@ -41,8 +41,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from .stand_in import StandIn, StandInHandler
 
 API_VERSION = "2025-06-30.basil"
 
@@ -145,8 +146,41 @@ def _id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-class StripeServer:
+class _Handler(StandInHandler):
+    server_version = "stripe-stand-in"
+
+    def do_DELETE(self):
+        self.handle_request("DELETE")
+
+    def handle_request(self, method: str) -> None:
+        stand_in: StripeServer = self.stand_in
+        split = urlsplit(self.path)
+        raw = self.read_body().decode()
+        record = RecordedRequest(method=method, path=split.path, headers=dict(self.headers.items()), params={},
+                                 raw=raw)
+        with stand_in._lock:
+            stand_in.requests.append(record)
+        extra: dict = {}
+        try:
+            if split.path.startswith("/_test/"):
+                status, body = stand_in.handle_control(split.path, json.loads(raw) if raw else {})
+            else:
+                record.params = decode_form(parse_qsl(split.query, keep_blank_values=True)
+                                            + parse_qsl(raw, keep_blank_values=True))
+                with stand_in._lock:
+                    status, body, extra = stand_in.handle_api(method, split.path, self.headers, record.params)
+        except StripeAPIError as exc:
+            status, body = exc.status, exc.body()
+        record.status = status
+        version = self.headers.get("Stripe-Version") or API_VERSION
+        headers = {"Request-Id": _id("req"), "Stripe-Version": version, **extra}
+        self.reply(status, json.dumps(body).encode(), "application/json", headers)
+
+
+class StripeServer(StandIn):
     """The stand-in's state and its HTTP server on 127.0.0.1, on a free port, in a background thread."""
+
+    handler, name = _Handler, "stripe-stand-in"
 
     def __init__(self, *, secret_key: str | None = None, webhook_secret: str | None = None):
         self.secret_key = secret_key or f"sk_test_{secrets.token_hex(12)}"
@@ -160,36 +194,6 @@ class StripeServer:
         self.webhook_host: str | None = None
         self._idempotent: dict[tuple[str, str], tuple[tuple, int, bytes]] = {}
         self._lock = threading.RLock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------------------------
-
-    def start(self) -> StripeServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.stand_in = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="stripe-stand-in", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(timeout=5)
-            self._httpd = None
-
-    def __enter__(self) -> StripeServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     def set_webhook(self, url: str | None, host_header: str | None = None) -> None:
         """Where events go; ``host_header`` replaces the URL's host in the ``Host`` header (tenant routing)."""
@@ -434,52 +438,3 @@ class StripeServer:
 
 def _public(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if not k.startswith("_")}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # keep-alive: the answer must not wait for the delayed ACK
-    server_version = "stripe-stand-in"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        self._handle("GET")
-
-    def do_POST(self):
-        self._handle("POST")
-
-    def do_DELETE(self):
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
-        stand_in: StripeServer = self.server.stand_in
-        split = urlsplit(self.path)
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-        record = RecordedRequest(method=method, path=split.path, headers=dict(self.headers.items()), params={},
-                                 raw=raw)
-        with stand_in._lock:
-            stand_in.requests.append(record)
-        extra: dict = {}
-        try:
-            if split.path.startswith("/_test/"):
-                status, body = stand_in.handle_control(split.path, json.loads(raw) if raw else {})
-            else:
-                record.params = decode_form(parse_qsl(split.query, keep_blank_values=True)
-                                            + parse_qsl(raw, keep_blank_values=True))
-                with stand_in._lock:
-                    status, body, extra = stand_in.handle_api(method, split.path, self.headers, record.params)
-        except StripeAPIError as exc:
-            status, body = exc.status, exc.body()
-        record.status = status
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.send_header("Request-Id", _id("req"))
-        self.send_header("Stripe-Version", self.headers.get("Stripe-Version") or API_VERSION)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)

@@ -14,14 +14,24 @@ import random
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from distribution.connectors.webhook import verify_signature
 
-from .net import free_port
+from .stand_in import StandIn, StandInHandler
 
 
-class WebhookReceiver:
+class _Handler(StandInHandler):
+    def handle_request(self, method: str) -> None:
+        if method != "POST":
+            self.reply(405, b"{}", "application/json")
+            return
+        status, headers, answer = self.stand_in.handle(self.headers, self.read_body())
+        self.reply(status, json.dumps(answer).encode(), "application/json", headers)
+
+
+class WebhookReceiver(StandIn):
+    handler, name = _Handler, "webhook-receiver"
+
     def __init__(self, secret: str, *, failure_rate: float = 0.0, seed: int | None = None, delay: float = 0.0):
         self.secret, self.failure_rate, self.delay = secret, failure_rate, delay
         self.random = random.Random(seed)
@@ -30,31 +40,10 @@ class WebhookReceiver:
         self.received: dict[str, dict] = {}
         self.arrivals: Counter[str] = Counter()
         self.requests: list[dict] = []
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/hooks"
-        receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # keep-alive: the answer must not wait for the delayed ACK
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                status, headers, answer = receiver.handle(self.headers, body)
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+    @property
+    def url(self) -> str:
+        return super().url + "/hooks"
 
     def handle(self, headers, body: bytes) -> tuple[int, dict, dict]:
         msg_id = headers.get("webhook-id", "")
@@ -75,11 +64,3 @@ class WebhookReceiver:
             if msg_id not in self.received:
                 self.received[msg_id] = json.loads(body)
         return 200, {}, {"id": f"rcv-{msg_id}"}
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()

@@ -35,9 +35,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
+
+from .stand_in import StandIn, StandInHandler
 
 CHINA = ZoneInfo("Asia/Shanghai")
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF87a": "gif", b"GIF89a": "gif",
@@ -120,8 +121,28 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str, str,
     return parts
 
 
-class WeChatServer:
+class _Handler(StandInHandler):
+    server_version = "wechat-stand-in"
+
+    def handle_request(self, method: str) -> None:
+        stand_in: WeChatServer = self.stand_in
+        split = urlsplit(self.path)
+        record = RecordedRequest(method=method, path=split.path, query=dict(parse_qsl(split.query)),
+                                 headers=dict(self.headers.items()), body=self.read_body())
+        with stand_in._lock:
+            stand_in.requests.append(record)
+        status, answer = stand_in.handle(record)
+        record.status = status
+        if isinstance(answer, str):
+            self.reply(status, answer.encode(), "text/html")
+        else:
+            self.reply(status, json.dumps(answer, ensure_ascii=False).encode(), "application/json; encoding=utf-8")
+
+
+class WeChatServer(StandIn):
     """The stand-in's state and its HTTP server on 127.0.0.1, on a free port, in a background thread."""
+
+    handler, name = _Handler, "wechat-stand-in"
 
     def __init__(self, *, appid: str | None = None, secret: str | None = None, expires_in: int = 7200,
                  publish_polls: int = 1, publish_outcome: int = 0, image_max_bytes: int = 10 * 1024 * 1024):
@@ -143,38 +164,6 @@ class WeChatServer:
         self._http_failures: list[int] = []
         self._ids = iter(range(2247490001, 2247999999))
         self._lock = threading.RLock()
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---------------------------------------------------------------------------------------------
-
-    def start(self) -> WeChatServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.stand_in = self
-        # A short poll interval: shutting down waits for one, and every test starts its own server.
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="wechat-stand-in", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(timeout=5)
-            self._httpd = None
-
-    def __enter__(self) -> WeChatServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     # --- test controls -----------------------------------------------------------------------------------------
 
@@ -394,38 +383,3 @@ class WeChatServer:
                     else {"share_user": stats.share_user}
                 rows.append({"ref_date": day, "msgid": msgid, "detail": detail})
         return {"list": rows, "is_delay": False}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # keep-alive: the answer must not wait for the delayed ACK
-    server_version = "wechat-stand-in"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        self._handle("GET")
-
-    def do_POST(self):
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        stand_in: WeChatServer = self.server.stand_in
-        split = urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        record = RecordedRequest(method=method, path=split.path, query=dict(parse_qsl(split.query)),
-                                 headers=dict(self.headers.items()), body=body)
-        with stand_in._lock:
-            stand_in.requests.append(record)
-        status, answer = stand_in.handle(record)
-        record.status = status
-        if isinstance(answer, str):
-            payload, content_type = answer.encode(), "text/html"
-        else:
-            payload, content_type = json.dumps(answer, ensure_ascii=False).encode(), "application/json; encoding=utf-8"
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)

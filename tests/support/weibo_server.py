@@ -31,8 +31,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from .stand_in import StandIn, StandInHandler
 
 PIC_MAX_BYTES = 5 * 1024 * 1024
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
@@ -83,8 +84,36 @@ def _multipart(content_type: str, body: bytes) -> tuple[dict, dict]:
     return params, files
 
 
-class WeiboServer:
+class _Handler(StandInHandler):
+    server_version = "weibo-stand-in"
+
+    def handle_request(self, method: str) -> None:
+        stand_in: WeiboServer = self.stand_in
+        split = urlsplit(self.path)
+        body = self.read_body()
+        content_type = self.headers.get("Content-Type", "")
+        params, files = dict(parse_qsl(split.query, keep_blank_values=True)), {}
+        if content_type.startswith("multipart/form-data"):
+            form, files = _multipart(content_type, body)
+            params.update(form)
+        elif body:
+            params.update(parse_qsl(body.decode(), keep_blank_values=True))
+        record = RecordedRequest(method=method, path=split.path, content_type=content_type, params=params,
+                                 files=files)
+        with stand_in._lock:
+            stand_in.requests.append(record)
+            try:
+                status, answer = 200, stand_in.handle(method, split.path, params, files)
+            except WeiboError as exc:
+                status, answer = exc.status, {"error": exc.error, "error_code": exc.code, "request": split.path}
+            record.status = status
+        self.reply(status, json.dumps(answer, ensure_ascii=False).encode(), "application/json;charset=UTF-8")
+
+
+class WeiboServer(StandIn):
     """The stand-in's state and its HTTP server on 127.0.0.1, on a free port, in a background thread."""
+
+    handler, name = _Handler, "weibo-stand-in"
 
     def __init__(self, *, uid: str = "5678901234", secure_domains: tuple[str, ...] = ()):
         self.uid, self.secure_domains = uid, secure_domains
@@ -94,28 +123,8 @@ class WeiboServer:
         self.requests: list[RecordedRequest] = []
         self._rate_limited = self._busy = 0
         self._lock = threading.RLock()
-        self._httpd: ThreadingHTTPServer | None = None
 
-    # --- lifecycle and controls --------------------------------------------------------------------------------
-
-    def __enter__(self) -> WeiboServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.stand_in = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="weibo-stand-in", daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+    # --- controls ----------------------------------------------------------------------------------------------
 
     def expire(self, token: str | None = None) -> None:
         self.tokens[token or self.token] = "expired"
@@ -199,45 +208,3 @@ class WeiboServer:
         if status is None:
             raise WeiboError(20101, "target weibo does not exist!")
         return status
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # keep-alive: the answer must not wait for the delayed ACK
-    server_version = "weibo-stand-in"
-
-    def log_message(self, format, *args):  # keep test output quiet
-        pass
-
-    def do_GET(self):
-        self._handle("GET")
-
-    def do_POST(self):
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        stand_in: WeiboServer = self.server.stand_in
-        split = urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        content_type = self.headers.get("Content-Type", "")
-        params, files = dict(parse_qsl(split.query, keep_blank_values=True)), {}
-        if content_type.startswith("multipart/form-data"):
-            form, files = _multipart(content_type, body)
-            params.update(form)
-        elif body:
-            params.update(parse_qsl(body.decode(), keep_blank_values=True))
-        record = RecordedRequest(method=method, path=split.path, content_type=content_type, params=params,
-                                 files=files)
-        with stand_in._lock:
-            stand_in.requests.append(record)
-            try:
-                status, answer = 200, stand_in.handle(method, split.path, params, files)
-            except WeiboError as exc:
-                status, answer = exc.status, {"error": exc.error, "error_code": exc.code, "request": split.path}
-            record.status = status
-        payload = json.dumps(answer, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
