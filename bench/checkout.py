@@ -16,24 +16,25 @@ What it does, in order:
    then ``webhook_receive`` of the sandbox's signed ``payment.succeeded`` event in a second one (payment and order
    paid, entitlement, split into tax, platform, creator and storefront parts, hash-chained ledger entry, audit
    rows), and the receipt email, which Celery runs in-process after the commit (no REDIS_URL; the locmem email
-   backend). Each order is a fresh (learner, item) pair. Configurations: ``--workers`` threads on one storefront,
-   each thread with its own connection; one thread, for comparison; and with ``--tenants K`` > 1, the workers
-   spread over K storefronts, whose ledgers (one LedgerHead row lock each) do not contend with each other. Each
-   buys for ``--seconds`` in all, in slices taking turns with the other configurations and with pgbench (4.).
+   backend). Each order is a fresh (learner, item) pair. Configurations: ``--workers`` processes on one storefront,
+   each with its own connection, as a web server's worker processes (gunicorn's sync workers) would run them; one
+   process, for comparison; and with ``--tenants K`` > 1, the workers spread over K storefronts, whose ledgers (one
+   LedgerHead row lock each) do not contend with each other. Each buys for ``--seconds`` in all, in slices taking
+   turns with the other configurations and with pgbench (4.).
 3. Checks that nothing was lost: every order of the run is paid with exactly one succeeded payment, one
    entitlement, one sale journal entry with creator parts and one webhook event; every entry's postings sum to
    zero; ``ledger_verify`` holds the whole chain; the clearing account holds exactly the paid orders' totals.
 4. Runs pgbench on the same PostgreSQL server: ``pgbench -i -s 10`` into ``zhiku_bench_pgbench`` before the
    buying, then the built-in TPC-B-like script (``-M prepared``) with as many clients as the configuration has
-   worker threads, in slices alternating with the buying slices (``--rounds``, default 3, of ``--seconds`` /
+   worker processes, in slices alternating with the buying slices (``--rounds``, default 3, of ``--seconds`` /
    rounds each), so that drift in the speed of a shared machine reaches both figures alike. It prints paid orders
    per second against pgbench's transactions per second. The goal is at least 10 % of pgbench's figure, with
    nothing lost; it is judged on the ``--workers`` configuration (over K storefronts when ``--tenants K`` > 1).
 
 While buying, a sampler reads pg_stat_activity every 20 ms and reports where the workers' database sessions are:
 running a statement, waiting for a lock (the ledger head), waiting on I/O (commits flushing WAL), or idle while
-Python works (inside or between transactions). This process's CPU use is printed too: the workers are threads of
-one Python process, so more than one CPU's worth of Python is out of reach.
+Python works (inside or between transactions). The buyer processes' CPU time is printed too, in all and per paid
+order, with how busy the whole machine was: PostgreSQL, the buyers and pgbench share its CPUs.
 """
 
 from __future__ import annotations
@@ -260,28 +261,33 @@ class Shop:
 
 
 class Pairs:
-    """Thread-safe source of fresh (tenant, learner, item) triples, round-robin over the shops."""
+    """One worker's fresh (tenant, learner, item) triples: round-robin over the shops, and in each shop every
+    ``stride``-th pair from the shop's next unused one, starting at ``offset``, so that workers never share a pair."""
 
-    def __init__(self, shops: list[Shop]):
-        self.shops = shops
-        self.turn = 0
-        self.lock = threading.Lock()
+    def __init__(self, shops: list[Shop], *, offset: int = 0, stride: int = 1):
+        self.shops, self.offset, self.stride = shops, offset, stride
+        self.turn = offset
+        self.taken = [0] * len(shops)
 
     def next(self):
-        import copy
+        for _ in range(len(self.shops)):
+            index = self.turn % len(self.shops)
+            shop = self.shops[index]
+            self.turn += 1
+            k = shop.next_pair + self.offset + self.taken[index] * self.stride
+            if k < shop.pairs:
+                self.taken[index] += 1
+                learner_index = k // len(shop.items)
+                item = shop.items[(k + learner_index) % len(shop.items)]
+                return shop.tenant, shop.learners[learner_index], item
+        return None
 
-        with self.lock:
-            for _ in range(len(self.shops)):
-                shop = self.shops[self.turn % len(self.shops)]
-                self.turn += 1
-                if shop.next_pair < shop.pairs:
-                    k = shop.next_pair
-                    shop.next_pair += 1
-                    learner_index = k // len(shop.items)
-                    item = shop.items[(k + learner_index) % len(shop.items)]
-                    # Copies: the same learner buys several items, possibly in several threads at once.
-                    return shop.tenant, copy.copy(shop.learners[learner_index]), copy.copy(item)
-            return None
+
+def pairs_used(shops: list[Shop], taken: list[list[int]], stride: int) -> None:
+    """Move each shop's next unused pair past every pair the workers of a pass took (``taken[worker][shop]``)."""
+    for index, shop in enumerate(shops):
+        most = max((counts[index] for counts in taken), default=0)
+        shop.next_pair = min(shop.pairs, shop.next_pair + most * stride)
 
 
 @dataclass
@@ -307,7 +313,6 @@ class Pass:
     busy_ticks: int = 0
     all_ticks: int = 0
     sessions: Counter = field(default_factory=Counter)
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, other: Pass) -> None:
         """Another slice of the same configuration."""
@@ -349,33 +354,35 @@ class Pass:
         ordered = sorted(values)
         return ordered[max(0, math.ceil(p * len(ordered)) - 1)] * 1000
 
-    def record_error(self, exc: BaseException) -> None:
-        code = getattr(exc, "code", "")
-        key = f"{type(exc).__module__}.{type(exc).__name__}" + (f" [{code}]" if code else "") + f": {exc}"[:300]
-        frames = traceback.extract_tb(exc.__traceback__)
-        ours = [f for f in frames if str(ROOT) in f.filename and ".venv" not in f.filename
-                and not f.filename.endswith("bench/checkout.py")]
-        last = (ours or frames or [None])[-1]
-        where = f"{Path(last.filename).relative_to(ROOT) if str(ROOT) in last.filename else last.filename}:" \
-                f"{last.lineno} in {last.name}" if last else "?"
-        with self.lock:
-            failure = self.errors.setdefault(key, Failure(where=where,
-                                                           trace="".join(traceback.format_exception(exc))))
-            failure.count += 1
 
 
-def buy(pairs: Pairs, result: Pass, start_at: float, stop_at: float) -> None:
-    """One worker thread: buy fresh pairs until ``stop_at``, each order checkout + signed webhook, then disconnect."""
+def error_key(exc: BaseException) -> tuple[str, Failure]:
+    """How an error is counted (its type, code and message) and where it was raised."""
+    code = getattr(exc, "code", "")
+    key = f"{type(exc).__module__}.{type(exc).__name__}" + (f" [{code}]" if code else "") + f": {exc}"[:300]
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if str(ROOT) in f.filename and ".venv" not in f.filename
+            and not f.filename.endswith("bench/checkout.py")]
+    last = (ours or frames or [None])[-1]
+    where = f"{Path(last.filename).relative_to(ROOT) if str(ROOT) in last.filename else last.filename}:" \
+            f"{last.lineno} in {last.name}" if last else "?"
+    return key, Failure(where=where, trace="".join(traceback.format_exception(exc)))
+
+
+def buy(pairs: Pairs, start_at: float, stop_at: float, report) -> None:
+    """One worker process: buy fresh pairs until ``stop_at``, each order checkout + signed webhook, then disconnect
+    and put what it did on ``report`` (a queue to the parent process)."""
     from django.db import connections
 
     from marketplace.tenancy import activate
     from payments.services import checkout_start, sandbox_settle
 
-    latencies, checkouts, webhooks = [], [], []
-    order_ids: dict[int, list[int]] = {}
+    result = Pass("", 1, len(pairs.shops))
+    cpu_begin = time.process_time()
     try:
         while time.perf_counter() < start_at:
             time.sleep(0.0005)
+        cpu_begin = time.process_time()
         while time.perf_counter() < stop_at:
             pair = pairs.next()
             if pair is None:
@@ -387,26 +394,26 @@ def buy(pairs: Pairs, result: Pass, start_at: float, stop_at: float) -> None:
                 with activate(tenant):
                     started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex,
                                              item=item, provider_name="sandbox")
-                order_ids.setdefault(tenant.pk, []).append(started.order.pk)
+                result.order_ids.setdefault(tenant.pk, []).append(started.order.pk)
                 checked_out = time.perf_counter()
                 with activate(tenant):
                     outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
                 if outcome != "applied":
                     raise BenchError(f"webhook_receive answered {outcome!r} instead of 'applied'")
                 done = time.perf_counter()
-                latencies.append(done - began)
-                checkouts.append(checked_out - began)
-                webhooks.append(done - checked_out)
+                result.latencies.append(done - began)
+                result.checkout_latencies.append(checked_out - began)
+                result.webhook_latencies.append(done - checked_out)
             except Exception as exc:  # counted by type and reported with where it was raised
-                result.record_error(exc)
+                key, failure = error_key(exc)
+                result.errors.setdefault(key, failure).count += 1
+    except BaseException as exc:  # the worker itself broke: the parent reports it instead of waiting forever
+        key, failure = error_key(exc)
+        result.errors.setdefault(key, failure).count += 1
     finally:
+        result.cpu_seconds = time.process_time() - cpu_begin
         connections.close_all()
-        with result.lock:
-            result.latencies += latencies
-            result.checkout_latencies += checkouts
-            result.webhook_latencies += webhooks
-            for tenant_id, ids in order_ids.items():
-                result.order_ids.setdefault(tenant_id, []).extend(ids)
+        report.put((result, pairs.taken))
 
 
 class SessionSampler(threading.Thread):
@@ -476,34 +483,41 @@ def machine_busy_now(seconds: float = 1.0) -> float | None:
 
 
 def run_pass(label: str, shops: list[Shop], *, workers: int, seconds: float, database_url: str) -> Pass:
-    from django.core import mail
+    """``workers`` processes buying at once for ``seconds``, as a web server's worker processes would."""
+    import multiprocessing
+
     from django.db import connections
 
-    connections.close_all()  # this thread's connection would show as an idle session in the sample
-    mail.outbox = []
+    connections.close_all()  # a connection must not cross a fork; and it would show as an idle session in the sample
     result = Pass(label, workers, len(shops))
-    pairs = Pairs(shops)
+    context = multiprocessing.get_context("fork")
+    report = context.Queue()
     sampler = SessionSampler(database_url, database_name(database_url))
-    start_at = time.perf_counter() + 0.2
+    start_at = time.perf_counter() + 0.3
     stop_at = start_at + seconds
-    threads = [threading.Thread(target=buy, args=(pairs, result, start_at, stop_at), name=f"buyer-{n}")
-               for n in range(workers)]
-    for thread in threads:
-        thread.start()
+    processes = [context.Process(target=buy, name=f"buyer-{n}",
+                                 args=(Pairs(shops, offset=n, stride=workers), start_at, stop_at, report))
+                 for n in range(workers)]
+    for process in processes:
+        process.start()
     sampler.start()
     while time.perf_counter() < start_at:
         time.sleep(0.0005)
-    cpu_begin, ticks_begin = time.process_time(), _machine_ticks()
-    for thread in threads:
-        thread.join()
+    ticks_begin = _machine_ticks()
+    taken = []
+    for _ in processes:  # read before joining: a child with a large report only exits once it is read
+        part, counts = report.get()
+        taken.append(counts)
+        result.add(part)
     # Orders in flight at stop_at finish after it: they count, so the period counts until the last one ends.
     result.seconds = time.perf_counter() - start_at
-    result.cpu_seconds = time.process_time() - cpu_begin
+    for process in processes:
+        process.join()
     ticks_end = _machine_ticks()
     if ticks_begin and ticks_end:
         result.busy_ticks, result.all_ticks = ticks_end[0] - ticks_begin[0], ticks_end[1] - ticks_begin[1]
     result.sessions = sampler.stop()
-    mail.outbox = []
+    pairs_used(shops, taken, workers)
     return result
 
 
@@ -725,7 +739,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15,
                         help="measured seconds of each configuration, and of pgbench beside it (default 15)")
     parser.add_argument("--workers", type=int, default=4,
-                        help="buyer threads, each with its own connection, and pgbench clients (default 4)")
+                        help="buyer processes, each with its own connection, and pgbench clients (default 4)")
     parser.add_argument("--tenants", type=int, default=1,
                         help="also buy spread over K storefronts, each with its own ledger (default 1: only one)")
     parser.add_argument("--rounds", type=int, default=3,
@@ -763,7 +777,8 @@ def print_pass(result: Pass) -> None:
           f"(checkout p50 {p(result.checkout_latencies, 0.5):.1f}, webhook + receipt p50 "
           f"{p(result.webhook_latencies, 0.5):.1f}); errors {result.error_count}")
     busy = f", machine {result.machine_busy:.0%} busy" if result.machine_busy is not None else ""
-    print(f"    CPU: this Python process {result.cpu_seconds / result.seconds:.0%} of one CPU{busy} "
+    print(f"    CPU: the buyer processes {result.cpu_seconds / result.seconds:.0%} of one CPU together, "
+          f"{result.cpu_seconds * 1000 / max(result.paid, 1):.1f} ms per paid order{busy} "
           f"({os.cpu_count()} CPUs shared with PostgreSQL)")
     samples = sum(result.sessions.values())
     if samples:
@@ -828,10 +843,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"SQL statements per paid order (BEGIN/COMMIT included): checkout {checkout_sql}, webhook with entitlement, "
           f"splits, ledger and receipt {webhook_sql}")
-    configs = [(f"{args.workers} threads, 1 storefront", shops[:1], args.workers),
-               ("1 thread, 1 storefront", shops[:1], 1)]
+    configs = [(f"{args.workers} workers, 1 storefront", shops[:1], args.workers),
+               ("1 worker, 1 storefront", shops[:1], 1)]
     if args.tenants > 1:
-        configs.append((f"{args.workers} threads, {args.tenants} storefronts", shops, args.workers))
+        configs.append((f"{args.workers} workers, {args.tenants} storefronts", shops, args.workers))
     slice_seconds = max(1, round(args.seconds / args.rounds))
     busy = machine_busy_now()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

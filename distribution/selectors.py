@@ -17,13 +17,15 @@ class ChannelAttribution:
     evidence: dict
 
 
-def channel_attribution(*, tenant, user, visitor: str = "", now=None) -> ChannelAttribution | None:
+def channel_attribution(*, tenant, user, visitor: str = "", now=None,
+                        window_days: int | None = None) -> ChannelAttribution | None:
     """Last touch: the newest tracked-link visit by this learner (by account, or by the browser they used before
-    signing up) inside the storefront's attribution window, from a channel that still exists."""
+    signing up) inside the storefront's attribution window (``window_days``, read from the storefront's payment
+    settings when not given), from a channel that still exists."""
     from payments.services import payment_settings
 
     now = now or timezone.now()
-    window = payment_settings(tenant=tenant).attribution_window_days
+    window = window_days if window_days is not None else payment_settings(tenant=tenant).attribution_window_days
     who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
     click = (ChannelClick.objects.filter(who, created_at__gte=now - timedelta(days=window))
              .select_related("channel").order_by("-created_at", "-id").first())

@@ -64,13 +64,15 @@ def _set_db_scope(value: tuple[str, str]) -> None:
 @contextmanager
 def _db_transaction_scope(value: tuple[str, str]) -> Iterator[None]:
     previous = _db_scope.get()
+    # A scope opened by an on-commit hook of an outer one starts a transaction of its own.
+    nested = previous is not None and connection.in_atomic_block
     token = _db_scope.set(value)
     try:
         with transaction.atomic():
             _set_db_scope(value)
             yield
             # A nested scope's SET LOCAL outlives its savepoint: put the outer one back.
-            if previous is not None:
+            if nested:
                 _set_db_scope(previous)
     finally:
         _db_scope.reset(token)

@@ -101,9 +101,11 @@ def entry_post(*, tenant: Tenant, kind: str, postings: list[tuple[LedgerAccount,
     if not postings or any(totals.values()):
         raise ApplicationError("A journal entry must balance in every currency.", code="unbalanced_entry",
                                extra={"totals": dict(totals)})
-    with transaction.atomic():
-        head, _ = LedgerHead.objects.get_or_create(tenant=tenant)
-        head = LedgerHead.objects.select_for_update().get(pk=head.pk)
+    with transaction.atomic(savepoint=False):  # nothing in here is caught: a failure fails the caller's transaction
+        head = LedgerHead.objects.select_for_update().filter(tenant=tenant).first()
+        if head is None:  # the tenant's first entry
+            LedgerHead.objects.get_or_create(tenant=tenant)
+            head = LedgerHead.objects.select_for_update().get(tenant=tenant)
         created_at = timezone.now()
         sequence = head.sequence + 1
         digest = entry_hash(

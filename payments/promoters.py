@@ -54,9 +54,10 @@ class Attribution:
     evidence: dict
 
 
-def attribution_for(*, tenant, user, visitor: str = "", now=None) -> Attribution | None:
-    """The promoter (and their recruiter) a purchase by ``user`` now is attributed to, with the evidence."""
-    conf = payment_settings(tenant=tenant)
+def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> Attribution | None:
+    """The promoter (and their recruiter) a purchase by ``user`` now is attributed to, with the evidence. ``conf``
+    is the storefront's payment settings when the caller has read them already."""
+    conf = conf or payment_settings(tenant=tenant)
     if not conf.promoters_enabled:
         return None
     now = now or timezone.now()

@@ -58,7 +58,7 @@ def entitlement_grant(*, tenant, user, actor, item=None, bundle=None, whole_cata
     starts_at = starts_at or timezone.now()
     entitlement_check(item=item, bundle=bundle, whole_catalog=whole_catalog, plan=plan, starts_at=starts_at,
                       ends_at=ends_at)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # nothing in here is caught: a failure fails the caller's transaction
         entitlement = Entitlement.objects.create(
             tenant=tenant, user=user, item=item, bundle=bundle, whole_catalog=whole_catalog, plan=plan, source=source,
             reference=reference, order=order, starts_at=starts_at, ends_at=ends_at)
@@ -155,11 +155,12 @@ class Quote:
     settings: PaymentSettings
 
 
-def quote(*, tenant, price: int, item=None, coupon_code: str = "") -> Quote:
-    """What the learner will pay for ``price``: the coupon's discount, then tax included in or added to the rest."""
+def quote(*, tenant, price: int, item=None, coupon_code: str = "", conf: PaymentSettings | None = None) -> Quote:
+    """What the learner will pay for ``price``: the coupon's discount, then tax included in or added to the rest.
+    ``conf`` is the storefront's payment settings when the caller has read them already."""
     coupon = _coupon_usable(coupon_code, now=timezone.now()) if coupon_code.strip() else None
     discount = _discount(coupon, subtotal=price, item=item)
-    conf = payment_settings(tenant=tenant)
+    conf = conf or payment_settings(tenant=tenant)
     after_discount = price - discount
     tax = splits.tax_of(after_discount, rate_bp=conf.tax_rate_bp, included=conf.prices_include_tax)
     total = after_discount if conf.prices_include_tax else after_discount + tax
@@ -229,15 +230,18 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
     from distribution.selectors import channel_attribution
 
+    conf = payment_settings(tenant=tenant)
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
-                      plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request,
-                      attribution=attribution_for(tenant=tenant, user=user, visitor=visitor),
-                      channel=channel_attribution(tenant=tenant, user=user, visitor=visitor))
+                      plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request, conf=conf,
+                      attribution=attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf),
+                      channel=channel_attribution(tenant=tenant, user=user, visitor=visitor,
+                                                  window_days=conf.attribution_window_days))
 
 
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
-               source: str = "storefront", attribution=None, channel=None) -> CheckoutStarted:
+               source: str = "storefront", attribution=None, channel=None,
+               conf: PaymentSettings | None = None) -> CheckoutStarted:
     """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing.
 
     ``attribution`` names the promoter who brought the sale; ``channel`` the distribution channel whose tracked link
@@ -247,7 +251,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
     currency = tenant.currency
     if currency not in CURRENCY_EXPONENTS:
         raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
-    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code)
+    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf)
     name = provider_name or settings.PAYMENT_PROVIDER
     try:
         gateway = provider(name)
@@ -328,8 +332,9 @@ def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: 
                                                             for share, part in parts.items()]
 
 
-def sale_parts(order: Order) -> dict[splits.Share, int]:
-    """How the order's total is shared: tax, then each line's amount without tax by the order's split rule."""
+def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[splits.Share, int]:
+    """How the order's total is shared: tax, then each line's amount without tax by the order's split rule.
+    ``lines`` are the order's lines when the caller has read them already (with their bundles)."""
     from collections import defaultdict
 
     from catalog.models import ItemCreator
@@ -345,7 +350,7 @@ def sale_parts(order: Order) -> dict[splits.Share, int]:
     if order.promoter_second_level_id and rule.promoter_second_level_bp:
         commissions.append((splits.Share("promoter", order.promoter_second_level_id), rule.promoter_second_level_bp))
     pieces: list[tuple[int | None, int]] = []  # (item, amount without tax); no item for a subscription plan
-    for line in order.lines.select_related("bundle"):
+    for line in order.lines.select_related("bundle") if lines is None else lines:
         net = line.total - line.tax
         if line.bundle_id:
             # A bundle's amount is divided between its items by their prices.
@@ -386,14 +391,16 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
                     actor=None) -> Payment:
     """Capture: the order is paid, access is granted, the coupon is used, the sale is booked. Safe to repeat."""
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("order").get(pk=payment.pk)
+        # Locks the payment and its order (not the tenant, learner or split rule read with them).
+        payment = (Payment.objects.select_for_update(of=("self", "order"))
+                   .select_related("order__tenant", "order__user", "order__split_rule").get(pk=payment.pk))
         if not payment.can_become(Payment.Status.SUCCEEDED):
             return payment
         if (amount is not None and amount != payment.amount) or (currency and currency.upper() != payment.currency):
             raise ApplicationError(_("The provider captured a different amount."), code="amount_mismatch",
                                    extra={"expected": payment.amount, "captured": amount,
                                           "expected_currency": payment.currency, "captured_currency": currency})
-        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        order = payment.order
         now = timezone.now()
         payment.status = Payment.Status.SUCCEEDED
         payment.provider_charge_ref = charge_ref or payment.provider_charge_ref
@@ -403,7 +410,8 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
         if order.coupon_id:
             Coupon.objects.filter(pk=order.coupon_id).update(used_count=F("used_count") + 1)
         bought = []
-        for line in order.lines.select_related("plan", "subscription", "item", "bundle"):
+        lines = list(order.lines.select_related("plan", "subscription", "item", "bundle"))
+        for line in lines:
             if line.plan_id:
                 from .subscriptions import subscription_paid
 
@@ -414,11 +422,12 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
                                   order=order)
                 bought += [line.item] if line.item_id else list(line.bundle.items.all())
         purchases_record(user=order.user, items=bought, order=order)
-        postings = _postings(order, payment.provider, order.total, sale_parts(order), sign=-1, held=True)
-        ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.SALE, postings=postings, order=order,
-                          memo=f"Sale {order.number}")
         audit_log_write(tenant=order.tenant, actor=actor, action="payments.payment_succeeded", target=order,
                         data={"amount": payment.amount, "provider": payment.provider})
+        # Last: the entry locks the storefront's ledger head, which every other sale waits for until this commits.
+        postings = _postings(order, payment.provider, order.total, sale_parts(order, lines), sign=-1, held=True)
+        ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.SALE, postings=postings, order=order,
+                          memo=f"Sale {order.number}")
         from .tasks import receipt_send
 
         receipt_send.delay_on_commit(tenant_id=order.tenant_id, order_id=order.pk)

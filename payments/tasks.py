@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from marketplace.tasks import for_each_storefront
-from marketplace.tenancy import TenantTask
+from marketplace.tenancy import TenantTask, current_tenant
 
 from .models import Order
 
@@ -13,8 +13,8 @@ from .models import Order
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
 def receipt_send(*, tenant_id: int, order_id: int) -> None:
     """Email the receipt of a paid order, in the storefront's language (SMTP errors are retried)."""
-    order = Order.objects.select_related("tenant", "user").prefetch_related("lines").get(pk=order_id)
-    tenant = order.tenant
+    tenant = current_tenant()
+    order = Order.objects.select_related("user").prefetch_related("lines").get(pk=order_id)
     with translation.override(tenant.default_language):
         context = {"order": order, "tenant": tenant,
                    "url": tenant.url(reverse("payments:order", args=[order.number]))}
