@@ -456,7 +456,7 @@ def _session_kind(state: str | None, wait_type: str | None, wait_event: str | No
             return f"waiting on {wait_type} ({wait_event})"
         return f"active, {wait_type} ({wait_event})"
     if state == "idle in transaction":
-        return "idle in transaction (Python working, or waiting for the GIL)"
+        return "idle in transaction (Python working, or waiting for a CPU)"
     if state == "idle":
         return "idle (Python between transactions)"
     return state or "?"
