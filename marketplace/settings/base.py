@@ -296,6 +296,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+if CELERY_TASK_ALWAYS_EAGER:
+    # Tasks run in-process on the in-memory broker, which has no host name: kombu would warn about it at first use.
+    LOGGING["loggers"]["kombu.connection"] = {"level": "ERROR"}
 
 # Recommender: the digest's quiet hours (start, end; local hours in the time zone below) when nothing is sent.
 RECOMMENDER_QUIET_HOURS = (env.int("RECOMMENDER_QUIET_START", default=22), env.int("RECOMMENDER_QUIET_END", default=8))

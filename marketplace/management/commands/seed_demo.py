@@ -1,6 +1,7 @@
 """Build (or rebuild in place) the demo world: safe to run again, it converges on the same data."""
 
 import io
+import logging
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
@@ -50,10 +51,18 @@ def _person(email: str, display_name: str, *, mfa: bool, superuser: bool = False
 class Command(TenantCommand):
     help = "Create the demo tenants, their people and (as later apps add them) their content. Idempotent."
 
+    def handle(self, *args, **options):
+        # The demo orders' receipts, sent when each storefront's seeding commits, would bury the logins printed at
+        # the end: they stay in memory.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            return super().handle(*args, **options)
+
     def select_tenants(self, slugs):
         return list(Tenant.objects.filter(slug__in=[t["slug"] for t in demo.TENANTS]).order_by("slug"))
 
     def before_tenants(self, **options):
+        # The tasks seeding runs in-process would each log a worker's "Task ... succeeded" line over the progress bar.
+        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         self.catalog_counts, self.payment_counts = {}, {}
         self.behaviour_counts, self.distribution_counts = {}, {}
         self.progress = tqdm(total=1 + len(demo.TENANTS) * 7, desc="seeding demo", unit="step",
@@ -82,10 +91,8 @@ class Command(TenantCommand):
                                                         people=people)
         self.progress.update()
         self.progress.set_description(f"{tenant.slug}: orders")
-        # The demo orders' receipts would bury the logins printed below: keep them in memory.
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-            self.payment_counts[tenant.slug] = seed_payments(
-                tenant=tenant, actor=people[f"staff@{tenant.slug}.demo"], people=people)
+        self.payment_counts[tenant.slug] = seed_payments(tenant=tenant, actor=people[f"staff@{tenant.slug}.demo"],
+                                                         people=people)
         self.progress.update()
         self.progress.set_description(f"{tenant.slug}: behaviour")
         self.behaviour_counts[tenant.slug] = seed_behaviour(tenant=tenant, people=people)
