@@ -115,13 +115,9 @@ def setup_django(database_url: str) -> None:
     os.environ["EMAIL_BACKEND"] = "django.core.mail.backends.locmem.EmailBackend"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     warnings.filterwarnings("ignore", message="No directory at")
-    import logging
-
     import django
 
     django.setup()
-    # Celery's in-process broker (memory://) has no host name, which kombu warns about at every first use.
-    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
 
 
 def migrate() -> None:
@@ -355,7 +351,6 @@ class Pass:
         return ordered[max(0, math.ceil(p * len(ordered)) - 1)] * 1000
 
 
-
 def error_key(exc: BaseException) -> tuple[str, Failure]:
     """How an error is counted (its type, code and message) and where it was raised."""
     code = getattr(exc, "code", "")
@@ -378,6 +373,11 @@ def buy(pairs: Pairs, start_at: float, stop_at: float, report) -> None:
     from payments.services import checkout_start, sandbox_settle
 
     result = Pass("", 1, len(pairs.shops))
+
+    def record(exc: BaseException) -> None:
+        key, failure = error_key(exc)
+        result.errors.setdefault(key, failure).count += 1
+
     cpu_begin = time.process_time()
     try:
         while time.perf_counter() < start_at:
@@ -405,11 +405,9 @@ def buy(pairs: Pairs, start_at: float, stop_at: float, report) -> None:
                 result.checkout_latencies.append(checked_out - began)
                 result.webhook_latencies.append(done - checked_out)
             except Exception as exc:  # counted by type and reported with where it was raised
-                key, failure = error_key(exc)
-                result.errors.setdefault(key, failure).count += 1
+                record(exc)
     except BaseException as exc:  # the worker itself broke: the parent reports it instead of waiting forever
-        key, failure = error_key(exc)
-        result.errors.setdefault(key, failure).count += 1
+        record(exc)
     finally:
         result.cpu_seconds = time.process_time() - cpu_begin
         connections.close_all()

@@ -53,16 +53,21 @@ class Command(TenantCommand):
 
     def handle(self, *args, **options):
         # The demo orders' receipts, sent when each storefront's seeding commits, would bury the logins printed at
-        # the end: they stay in memory.
-        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
-            return super().handle(*args, **options)
+        # the end: they stay in memory. And the tasks seeding runs in-process would each log a worker's "Task ...
+        # succeeded" line over the progress bar.
+        trace = logging.getLogger("celery.app.trace")
+        level = trace.level
+        trace.setLevel(logging.WARNING)
+        try:
+            with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+                return super().handle(*args, **options)
+        finally:
+            trace.setLevel(level)
 
     def select_tenants(self, slugs):
         return list(Tenant.objects.filter(slug__in=[t["slug"] for t in demo.TENANTS]).order_by("slug"))
 
     def before_tenants(self, **options):
-        # The tasks seeding runs in-process would each log a worker's "Task ... succeeded" line over the progress bar.
-        logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
         self.catalog_counts, self.payment_counts = {}, {}
         self.behaviour_counts, self.distribution_counts = {}, {}
         self.progress = tqdm(total=1 + len(demo.TENANTS) * 7, desc="seeding demo", unit="step",
