@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.parse
 
 
@@ -29,20 +30,44 @@ def database_name(url: str) -> str:
     return name
 
 
-def ensure_database(url: str, name: str, *, drop: bool) -> bool:
-    """Create database ``name`` on ``url``'s server (dropping it first when ``drop``); True when created now."""
-    from psycopg2 import sql
-
+@contextlib.contextmanager
+def server_cursor(url: str):
+    """A cursor on ``url``'s server outside any database of ours (the ``postgres`` database), in autocommit."""
     conn = pg_connect(url, "postgres")
     conn.autocommit = True
     try:
         with conn.cursor() as cursor:
-            if drop:
-                cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone():
-                return False
-            cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            return True
+            yield cursor
     finally:
         conn.close()
+
+
+def drop_database(url: str, name: str) -> None:
+    from psycopg2 import sql
+
+    with server_cursor(url) as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def ensure_database(url: str, name: str, *, drop: bool) -> bool:
+    """Create database ``name`` on ``url``'s server (dropping it first when ``drop``); True when created now."""
+    from psycopg2 import sql
+
+    if drop:
+        drop_database(url, name)
+    with server_cursor(url) as cursor:
+        cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+        if cursor.fetchone():
+            return False
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return True
+
+
+def clone_database(url: str, source: str, name: str) -> None:
+    """Database ``name``, a copy of ``source`` as it is now (replacing any earlier ``name``). Nobody may be
+    connected to ``source`` meanwhile: PostgreSQL copies it file by file."""
+    from psycopg2 import sql
+
+    drop_database(url, name)
+    with server_cursor(url) as cursor:
+        cursor.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(source)))

@@ -1,6 +1,6 @@
 """Paid orders per second end to end on PostgreSQL, side by side with pgbench's TPC-B-like script on the same server.
 
-    python bench/checkout.py [--seconds N] [--workers N] [--tenants K] [--rounds N] [--reseed]
+    python bench/checkout.py [--seconds N] [--workers N] [--tenants K] [--rounds N] [--replay-orders N] [--reseed]
     ./zhiku bench checkout [same options]
 
 What it does, in order:
@@ -30,6 +30,14 @@ What it does, in order:
    rounds each), so that drift in the speed of a shared machine reaches both figures alike. It prints paid orders
    per second against pgbench's transactions per second. The goal is at least 10 % of pgbench's figure, with
    nothing lost; it is judged on the ``--workers`` configuration (over K storefronts when ``--tenants K`` > 1).
+
+5. Measures the database's share: ``--replay-orders`` (default 300) more paid orders are bought in this process
+   with every statement captured as sent (literals in place, BEGIN, SAVEPOINT and COMMIT included), then replayed
+   verbatim by plain psycopg2 clients, one client and then ``--workers`` clients, each on its own copy of the
+   database taken just before those orders, so that every id comes out the same and no two clients share a row or
+   a lock. This is how fast PostgreSQL runs exactly this SQL when no Python builds it, against pgbench's figures
+   from 4.; the one client's waits are broken down by statement kind. Every copy must end with as many paid
+   orders as the benchmark database.
 
 While buying, a sampler reads pg_stat_activity every 20 ms and reports where the workers' database sessions are:
 running a statement, waiting for a lock (the ledger head), waiting on I/O (commits flushing WAL), or idle while
@@ -62,7 +70,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_pg import BenchError, database_name, ensure_database, pg_connect, pg_params  # noqa: E402
+from bench.bench_pg import (  # noqa: E402
+    BenchError,
+    clone_database,
+    database_name,
+    drop_database,
+    ensure_database,
+    pg_connect,
+    pg_params,
+    server_cursor,
+)
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/zhiku_bench_checkout"
 PGBENCH_DATABASE = "zhiku_bench_pgbench"
@@ -545,6 +562,142 @@ def first_order_queries(shop: Shop) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+# --- the database's share: the same SQL without Python ----------------------------------------------------------
+
+@dataclass
+class Replay:
+    """Clients sending the captured statements of the same orders, each to its own copy of the database."""
+
+    clients: int
+    orders: int
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    waits: Counter = field(default_factory=Counter)  # statement kind -> seconds until its answer, over all clients
+    paid_after: list[int] = field(default_factory=list)  # paid orders in each copy afterwards
+
+    @property
+    def rate(self) -> float:
+        return self.clients * self.orders / self.seconds if self.seconds else 0.0
+
+
+def capture_orders(shop: Shop, count: int) -> list[str]:
+    """Buy ``count`` fresh orders in this process as a worker does, and return every statement they sent, in order
+    and as sent: literals in place, BEGIN, SAVEPOINT and COMMIT included, and the receipt's reads."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from marketplace.tenancy import activate
+    from payments.services import checkout_start, sandbox_settle
+
+    pairs = Pairs([shop])
+    statements: list[str] = []
+    for _ in range(count):
+        pair = pairs.next()
+        if pair is None:
+            raise BenchError("no fresh (learner, item) pair left for the orders whose SQL is replayed")
+        tenant, learner, item = pair
+        connection.queries_log.clear()  # the log holds 9,000 statements: read one order's at a time
+        with CaptureQueriesContext(connection) as queries:
+            with activate(tenant):
+                started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
+                                         provider_name="sandbox")
+            with activate(tenant):
+                outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
+        if outcome != "applied":
+            raise BenchError(f"a captured order's webhook answered {outcome!r}")
+        statements += [q["sql"] for q in queries.captured_queries]
+    pairs_used([shop], [pairs.taken], 1)
+    return statements
+
+
+def statement_kind(sql: str) -> str:
+    """What a statement does, for the breakdown: "SELECT payments_payment", "INSERT payments_posting", "COMMIT"."""
+    verb = sql.split(None, 1)[0].upper()
+    table = re.search(r'\b(?:FROM|INTO|UPDATE)\s+"(\w+)"', sql)
+    if table and verb in ("SELECT", "INSERT", "UPDATE", "DELETE"):
+        return f"{verb} {table.group(1)}"
+    return re.match(r"\w+(?: [a-z_]+| SAVEPOINT)?", sql).group(0)
+
+
+def replay_client(url: str, dbname: str, statements: list[str], kinds: list[str], start_at: float, report) -> None:
+    """One client: send ``statements`` one by one as they are, in autocommit (their BEGIN and COMMIT among them),
+    and put (seconds, CPU seconds, seconds waited by statement kind, paid orders afterwards) on ``report``."""
+    try:
+        conn = pg_connect(url, dbname)
+        conn.autocommit = True
+        waits: Counter = Counter()
+        clock = time.perf_counter
+        with conn.cursor() as cursor:
+            while clock() < start_at:
+                time.sleep(0.0005)
+            began, cpu = clock(), time.process_time()
+            for sql, kind in zip(statements, kinds, strict=True):
+                sent = clock()
+                cursor.execute(sql)
+                waits[kind] += clock() - sent
+            seconds, cpu = clock() - began, time.process_time() - cpu
+            cursor.execute("SELECT count(*) FROM payments_order WHERE status = 'paid'")
+            paid = cursor.fetchone()[0]
+        conn.close()
+        report.put((seconds, cpu, waits, paid))
+    except BaseException as exc:  # the parent reports it instead of waiting forever
+        key, failure = error_key(exc)
+        report.put(f"{key}\n  raised at {failure.where}")
+
+
+def sql_floor(shop: Shop, *, clients: int, orders: int, database_url: str) -> tuple[list[Replay], int, float]:
+    """How fast PostgreSQL runs a paid order's SQL when no Python builds it: ``orders`` paid orders are bought in
+    this process with their statements captured, then replayed verbatim by one client and by ``clients`` clients,
+    each on its own copy of the database taken before those orders (so every id comes out the same, and no two
+    clients share a row or a lock). Returns the replays, the source's paid orders afterwards (each copy must end
+    with as many) and the statements per order."""
+    import multiprocessing
+
+    from django.db import connections
+    from django_scopes import scopes_disabled
+
+    from payments.models import Order
+
+    name = database_name(database_url)
+    copies = [f"{name}_replay_{n}" for n in range(clients + 1)]
+    connections.close_all()  # PostgreSQL copies a database only while nobody is connected to it
+    for copy in copies:
+        clone_database(database_url, name, copy)
+    try:
+        statements = capture_orders(shop, orders)
+        with scopes_disabled():
+            paid = Order.objects.filter(status=Order.Status.PAID).count()
+        connections.close_all()
+        kinds = [statement_kind(sql) for sql in statements]
+        context = multiprocessing.get_context("fork")
+        replays = []
+        for group in (copies[:1], copies[1:]):
+            result = Replay(len(group), orders)
+            report = context.Queue()
+            start_at = time.perf_counter() + 0.3
+            processes = [context.Process(target=replay_client, name=f"replay-{copy}",
+                                         args=(database_url, copy, statements, kinds, start_at, report))
+                         for copy in group]
+            for process in processes:
+                process.start()
+            answers = [report.get() for _ in processes]
+            for process in processes:
+                process.join()
+            for answer in answers:
+                if isinstance(answer, str):
+                    raise BenchError(f"replaying the captured SQL failed: {answer}")
+                seconds, cpu, waits, paid_after = answer
+                result.seconds = max(result.seconds, seconds)  # they start together: the last one to finish
+                result.cpu_seconds += cpu
+                result.waits.update(waits)
+                result.paid_after.append(paid_after)
+            replays.append(result)
+    finally:
+        for copy in copies:
+            drop_database(database_url, copy)
+    return replays, paid, len(statements) / orders
+
+
 # --- checking that nothing was lost --------------------------------------------------------------------------------
 
 @dataclass
@@ -696,15 +849,11 @@ def pgbench_init(binary: str, url: str) -> float:
     done = subprocess.run(command, env=env, capture_output=True, text=True)  # noqa: S603
     if done.returncode:
         raise BenchError(f"pgbench -i failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    conn = pg_connect(url, "postgres")
-    conn.autocommit = True
     try:
-        with conn.cursor() as cursor:
+        with server_cursor(url) as cursor:
             cursor.execute("CHECKPOINT")  # the load's dirty pages out of the way of what is measured next
     except psycopg2.Error as exc:  # CHECKPOINT needs a superuser or pg_checkpoint; the run goes on without it
         print(f"  (no CHECKPOINT after pgbench -i: {str(exc).strip()})")
-    finally:
-        conn.close()
     return time.perf_counter() - started
 
 
@@ -743,9 +892,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3,
                         help="slices each configuration and its pgbench run alternate in (default 3)")
     parser.add_argument("--reseed", action="store_true", help="drop the benchmark database and seed it again")
+    parser.add_argument("--replay-orders", type=int, default=300,
+                        help="paid orders whose SQL is captured and replayed without Python (default 300; 0: none)")
     args = parser.parse_args(argv)
-    if args.workers < 1 or args.tenants < 1 or args.rounds < 1 or args.seconds <= 0:
-        parser.error("--workers, --tenants and --rounds must be at least 1, --seconds more than 0")
+    if args.workers < 1 or args.tenants < 1 or args.rounds < 1 or args.seconds <= 0 or args.replay_orders < 0:
+        parser.error("--workers, --tenants and --rounds must be at least 1, --seconds more than 0, "
+                     "--replay-orders not negative")
     return args
 
 
@@ -784,6 +936,32 @@ def print_pass(result: Pass) -> None:
         print(f"    worker sessions in pg_stat_activity: {shares}")
     if result.exhausted:
         print("    ran out of fresh (learner, item) pairs before the end (more are added on the next run)")
+
+
+def print_floor(shop: Shop, args: argparse.Namespace, database_url: str, pgbench: dict[str, PgbenchTotal]) -> bool:
+    """The same SQL without Python (``sql_floor``), against the pgbench figures measured beside the buying. True
+    when every copy of the database ended where the source did."""
+    replays, paid, per_order = sql_floor(shop, clients=args.workers, orders=args.replay_orders,
+                                         database_url=database_url)
+    print()
+    print(f"The database's share: the SQL of {args.replay_orders} more paid orders ({per_order:.1f} statements each, "
+          f"receipt included), captured as sent and replayed verbatim by plain psycopg2 clients, each on its own copy "
+          f"of the database taken before those orders (the same ids; no rows or locks shared):")
+    beside = {1: "1 worker, 1 storefront", args.workers: f"{args.workers} workers, 1 storefront"}
+    for replay in replays:
+        run = pgbench.get(beside.get(replay.clients, ""))
+        versus = f", {replay.rate / run.tps:.3f} of pgbench's {run.tps:,.1f} tps with as many clients" if run else ""
+        print(f"  {replay.clients} client{'s' if replay.clients > 1 else ' '}: {replay.rate:7.1f} orders/s{versus}; "
+              f"client CPU {replay.cpu_seconds * 1000 / (replay.clients * replay.orders):.1f} ms per order")
+    single = replays[0]
+    total = sum(single.waits.values())
+    top = ", ".join(f"{kind} {seconds / total:.0%}" for kind, seconds in single.waits.most_common(8))
+    print(f"  where one client waits (PostgreSQL's work and the round trip), "
+          f"{total * 1000 / single.orders:.1f} ms per order: {top}")
+    same = all(n == paid for replay in replays for n in replay.paid_after)
+    print(f"  {'PASS' if same else 'FAIL'}  every copy ends with the source's {paid:,} paid orders"
+          + ("" if same else f": {[n for replay in replays for n in replay.paid_after]}"))
+    return same
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -881,6 +1059,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'PASS' if check.ok else 'FAIL'}  {check.name}: {check.detail}")
     nothing_lost = all(c.ok for c in checks)
     errors = sum(p.error_count for p in passes)
+    if args.replay_orders:
+        nothing_lost &= print_floor(shops[0], args, database_url, pgbench)
 
     print()
     print(f"Paid orders end to end (checkout + signed webhook: order, payment, entitlement, splits, ledger, receipt) "
