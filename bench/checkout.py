@@ -35,9 +35,10 @@ What it does, in order:
    with every statement captured as sent (literals in place, BEGIN, SAVEPOINT and COMMIT included), then replayed
    verbatim by plain psycopg2 clients, one client and then ``--workers`` clients, each on its own copy of the
    database taken just before those orders, so that every id comes out the same and no two clients share a row or
-   a lock. This is how fast PostgreSQL runs exactly this SQL when no Python builds it, against pgbench's figures
-   from 4.; the one client's waits are broken down by statement kind. Every copy must end with as many paid
-   orders as the benchmark database.
+   a lock: first a statement per round trip, as the ORM sends them, then each transaction's statements in one
+   message, as a stored procedure would need no more round trips. This is how fast PostgreSQL runs exactly this
+   SQL when no Python builds it, against pgbench's figures from 4.; the one client's waits are broken down by
+   statement kind. Every copy must end with as many paid orders as the benchmark database.
 
 While buying, a sampler reads pg_stat_activity every 20 ms and reports where the workers' database sessions are:
 running a statement, waiting for a lock (the ledger head), waiting on I/O (commits flushing WAL), or idle while
@@ -570,6 +571,7 @@ class Replay:
 
     clients: int
     orders: int
+    batched: bool  # one message per transaction instead of one per statement
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     waits: Counter = field(default_factory=Counter)  # statement kind -> seconds until its answer, over all clients
@@ -619,9 +621,21 @@ def statement_kind(sql: str) -> str:
     return re.match(r"\w+(?: [a-z_]+| SAVEPOINT)?", sql).group(0)
 
 
-def replay_client(url: str, dbname: str, statements: list[str], kinds: list[str], start_at: float, report) -> None:
-    """One client: send ``statements`` one by one as they are, in autocommit (their BEGIN and COMMIT among them),
-    and put (seconds, CPU seconds, seconds waited by statement kind, paid orders afterwards) on ``report``."""
+def by_transaction(statements: list[str]) -> list[str]:
+    """The statements joined into one message per transaction, up to and including its COMMIT (or ROLLBACK), as a
+    stored procedure or a batching driver would send them: the same SQL in fewer round trips."""
+    messages, pending = [], []
+    for sql in statements:
+        pending.append(sql)
+        if sql in ("COMMIT", "ROLLBACK"):
+            messages.append(";\n".join(pending))
+            pending = []
+    return messages + ([";\n".join(pending)] if pending else [])
+
+
+def replay_client(url: str, dbname: str, messages: list[str], kinds: list[str], start_at: float, report) -> None:
+    """One client: send ``messages`` one by one as they are, in autocommit (their BEGIN and COMMIT among them),
+    and put (seconds, CPU seconds, seconds waited by kind of message, paid orders afterwards) on ``report``."""
     try:
         conn = pg_connect(url, dbname)
         conn.autocommit = True
@@ -631,9 +645,9 @@ def replay_client(url: str, dbname: str, statements: list[str], kinds: list[str]
             while clock() < start_at:
                 time.sleep(0.0005)
             began, cpu = clock(), time.process_time()
-            for sql, kind in zip(statements, kinds, strict=True):
+            for message, kind in zip(messages, kinds, strict=True):
                 sent = clock()
-                cursor.execute(sql)
+                cursor.execute(message)
                 waits[kind] += clock() - sent
             seconds, cpu = clock() - began, time.process_time() - cpu
             cursor.execute("SELECT count(*) FROM payments_order WHERE status = 'paid'")
@@ -649,7 +663,8 @@ def sql_floor(shop: Shop, *, clients: int, orders: int, database_url: str) -> tu
     """How fast PostgreSQL runs a paid order's SQL when no Python builds it: ``orders`` paid orders are bought in
     this process with their statements captured, then replayed verbatim by one client and by ``clients`` clients,
     each on its own copy of the database taken before those orders (so every id comes out the same, and no two
-    clients share a row or a lock). Returns the replays, the source's paid orders afterwards (each copy must end
+    clients share a row or a lock); first a statement per round trip, as the ORM sends them, then a transaction per
+    round trip (``by_transaction``). Returns the replays, the source's paid orders afterwards (each copy must end
     with as many) and the statements per order."""
     import multiprocessing
 
@@ -659,7 +674,7 @@ def sql_floor(shop: Shop, *, clients: int, orders: int, database_url: str) -> tu
     from payments.models import Order
 
     name = database_name(database_url)
-    copies = [f"{name}_replay_{n}" for n in range(clients + 1)]
+    copies = [f"{name}_replay_{n}" for n in range(2 * (clients + 1))]
     connections.close_all()  # PostgreSQL copies a database only while nobody is connected to it
     for copy in copies:
         clone_database(database_url, name, copy)
@@ -668,15 +683,20 @@ def sql_floor(shop: Shop, *, clients: int, orders: int, database_url: str) -> tu
         with scopes_disabled():
             paid = Order.objects.filter(status=Order.Status.PAID).count()
         connections.close_all()
-        kinds = [statement_kind(sql) for sql in statements]
+        transactions = by_transaction(statements)
+        modes = {False: (statements, [statement_kind(sql) for sql in statements]),
+                 True: (transactions, ["transaction"] * len(transactions))}
         context = multiprocessing.get_context("fork")
         replays = []
-        for group in (copies[:1], copies[1:]):
-            result = Replay(len(group), orders)
+        unused = iter(copies)
+        for batched, clients_now in ((False, 1), (False, clients), (True, 1), (True, clients)):
+            group = [next(unused) for _ in range(clients_now)]
+            messages, kinds = modes[batched]
+            result = Replay(len(group), orders, batched)
             report = context.Queue()
             start_at = time.perf_counter() + 0.3
             processes = [context.Process(target=replay_client, name=f"replay-{copy}",
-                                         args=(database_url, copy, statements, kinds, start_at, report))
+                                         args=(database_url, copy, messages, kinds, start_at, report))
                          for copy in group]
             for process in processes:
                 process.start()
@@ -951,12 +971,14 @@ def print_floor(shop: Shop, args: argparse.Namespace, database_url: str, pgbench
     for replay in replays:
         run = pgbench.get(beside.get(replay.clients, ""))
         versus = f", {replay.rate / run.tps:.3f} of pgbench's {run.tps:,.1f} tps with as many clients" if run else ""
-        print(f"  {replay.clients} client{'s' if replay.clients > 1 else ' '}: {replay.rate:7.1f} orders/s{versus}; "
-              f"client CPU {replay.cpu_seconds * 1000 / (replay.clients * replay.orders):.1f} ms per order")
+        how = "a transaction per round trip" if replay.batched else "a statement per round trip"
+        print(f"  {_cell(how, 29)} {replay.clients} client{'s' if replay.clients > 1 else ' '}: "
+              f"{replay.rate:7.1f} orders/s{versus}; client CPU "
+              f"{replay.cpu_seconds * 1000 / (replay.clients * replay.orders):.1f} ms per order")
     single = replays[0]
     total = sum(single.waits.values())
     top = ", ".join(f"{kind} {seconds / total:.0%}" for kind, seconds in single.waits.most_common(8))
-    print(f"  where one client waits (PostgreSQL's work and the round trip), "
+    print(f"  where one client sending a statement per round trip waits (PostgreSQL's work and the round trip), "
           f"{total * 1000 / single.orders:.1f} ms per order: {top}")
     same = all(n == paid for replay in replays for n in replay.paid_after)
     print(f"  {'PASS' if same else 'FAIL'}  every copy ends with the source's {paid:,} paid orders"
