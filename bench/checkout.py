@@ -49,6 +49,7 @@ order, with how busy the whole machine was: PostgreSQL, the buyers and pgbench s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -382,13 +383,33 @@ def error_key(exc: BaseException) -> tuple[str, Failure]:
     return key, Failure(where=where, trace="".join(traceback.format_exception(exc)))
 
 
+def checkout(tenant, learner, item):
+    """A learner's checkout of one item with the sandbox provider, in the storefront's scope: the order and its
+    pending payment (``CheckoutStarted``)."""
+    from marketplace.tenancy import activate
+    from payments.services import checkout_start
+
+    with activate(tenant):
+        return checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
+                              provider_name="sandbox")
+
+
+def pay(tenant, started) -> None:
+    """The sandbox's signed ``payment.succeeded`` webhook for a checkout, applied as a provider's is (the receipt
+    follows at its commit)."""
+    from marketplace.tenancy import activate
+    from payments.services import sandbox_settle
+
+    with activate(tenant):
+        outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
+    if outcome != "applied":
+        raise BenchError(f"webhook_receive answered {outcome!r} instead of 'applied'")
+
+
 def buy(pairs: Pairs, start_at: float, stop_at: float, report) -> None:
     """One worker process: buy fresh pairs until ``stop_at``, each order checkout + signed webhook, then disconnect
     and put what it did on ``report`` (a queue to the parent process)."""
     from django.db import connections
-
-    from marketplace.tenancy import activate
-    from payments.services import checkout_start, sandbox_settle
 
     result = Pass("", 1, len(pairs.shops))
 
@@ -409,15 +430,10 @@ def buy(pairs: Pairs, start_at: float, stop_at: float, report) -> None:
             tenant, learner, item = pair
             began = time.perf_counter()
             try:
-                with activate(tenant):
-                    started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex,
-                                             item=item, provider_name="sandbox")
+                started = checkout(tenant, learner, item)
                 result.order_ids.setdefault(tenant.pk, []).append(started.order.pk)
                 checked_out = time.perf_counter()
-                with activate(tenant):
-                    outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
-                if outcome != "applied":
-                    raise BenchError(f"webhook_receive answered {outcome!r} instead of 'applied'")
+                pay(tenant, started)
                 done = time.perf_counter()
                 result.latencies.append(done - began)
                 result.checkout_latencies.append(checked_out - began)
@@ -543,21 +559,15 @@ def first_order_queries(shop: Shop) -> tuple[int, int]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from marketplace.tenancy import activate
-    from payments.services import checkout_start, sandbox_settle
-
     tenant, item = shop.tenant, shop.items[0]
     counts = []
     # The same item for two learners: the first order creates the ledger accounts it books to, the second one's
     # counts are those of every later sale.
     for learner in shop.learners[:2]:
-        with CaptureQueriesContext(connection) as checkout_queries, activate(tenant):
-            started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
-                                     provider_name="sandbox")
-        with CaptureQueriesContext(connection) as webhook_queries, activate(tenant):
-            outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
-        if outcome != "applied":
-            raise BenchError(f"the warm-up order's webhook answered {outcome!r}")
+        with CaptureQueriesContext(connection) as checkout_queries:
+            started = checkout(tenant, learner, item)
+        with CaptureQueriesContext(connection) as webhook_queries:
+            pay(tenant, started)
         counts = [len(checkout_queries.captured_queries), len(webhook_queries.captured_queries)]
     shop.learners = shop.learners[2:]  # the warm-up learners have bought: the passes use fresh ones
     return counts[0], counts[1]
@@ -588,9 +598,6 @@ def capture_orders(shop: Shop, count: int) -> list[str]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from marketplace.tenancy import activate
-    from payments.services import checkout_start, sandbox_settle
-
     pairs = Pairs([shop])
     statements: list[str] = []
     for _ in range(count):
@@ -600,13 +607,7 @@ def capture_orders(shop: Shop, count: int) -> list[str]:
         tenant, learner, item = pair
         connection.queries_log.clear()  # the log holds 9,000 statements: read one order's at a time
         with CaptureQueriesContext(connection) as queries:
-            with activate(tenant):
-                started = checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
-                                         provider_name="sandbox")
-            with activate(tenant):
-                outcome = sandbox_settle(tenant=tenant, payment=started.payment, outcome="succeeded")
-        if outcome != "applied":
-            raise BenchError(f"a captured order's webhook answered {outcome!r}")
+            pay(tenant, checkout(tenant, learner, item))
         statements += [q["sql"] for q in queries.captured_queries]
     pairs_used([shop], [pairs.taken], 1)
     return statements
@@ -633,6 +634,12 @@ def by_transaction(statements: list[str]) -> list[str]:
     return messages + ([";\n".join(pending)] if pending else [])
 
 
+def paid_orders(cursor) -> int:
+    """Paid orders in the database ``cursor`` is on, every storefront's."""
+    cursor.execute("SELECT count(*) FROM payments_order WHERE status = 'paid'")
+    return cursor.fetchone()[0]
+
+
 def replay_client(url: str, dbname: str, messages: list[str], kinds: list[str], start_at: float, report) -> None:
     """One client: send ``messages`` one by one as they are, in autocommit (their BEGIN and COMMIT among them),
     and put (seconds, CPU seconds, seconds waited by kind of message, paid orders afterwards) on ``report``."""
@@ -650,8 +657,7 @@ def replay_client(url: str, dbname: str, messages: list[str], kinds: list[str], 
                 cursor.execute(message)
                 waits[kind] += clock() - sent
             seconds, cpu = clock() - began, time.process_time() - cpu
-            cursor.execute("SELECT count(*) FROM payments_order WHERE status = 'paid'")
-            paid = cursor.fetchone()[0]
+            paid = paid_orders(cursor)
         conn.close()
         report.put((seconds, cpu, waits, paid))
     except BaseException as exc:  # the parent reports it instead of waiting forever
@@ -669,9 +675,6 @@ def sql_floor(shop: Shop, *, clients: int, orders: int, database_url: str) -> tu
     import multiprocessing
 
     from django.db import connections
-    from django_scopes import scopes_disabled
-
-    from payments.models import Order
 
     name = database_name(database_url)
     copies = [f"{name}_replay_{n}" for n in range(2 * (clients + 1))]
@@ -680,9 +683,9 @@ def sql_floor(shop: Shop, *, clients: int, orders: int, database_url: str) -> tu
         clone_database(database_url, name, copy)
     try:
         statements = capture_orders(shop, orders)
-        with scopes_disabled():
-            paid = Order.objects.filter(status=Order.Status.PAID).count()
         connections.close_all()
+        with contextlib.closing(pg_connect(database_url, name)) as conn, conn.cursor() as cursor:
+            paid = paid_orders(cursor)
         transactions = by_transaction(statements)
         modes = {False: (statements, [statement_kind(sql) for sql in statements]),
                  True: (transactions, ["transaction"] * len(transactions))}
