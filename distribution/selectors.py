@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Q
 from django.utils import timezone
@@ -15,6 +15,7 @@ from .models import Allocation, Channel, ChannelClick
 class ChannelAttribution:
     channel: Channel
     evidence: dict
+    at: datetime  # when the learner came through the channel's link
 
 
 def channel_attribution(*, tenant, user, visitor: str = "", now=None,
@@ -33,7 +34,7 @@ def channel_attribution(*, tenant, user, visitor: str = "", now=None,
         return None
     return ChannelAttribution(channel=click.channel, evidence={
         "click": click.pk, "channel": click.channel.code, "kind": click.channel.kind,
-        "at": click.created_at.isoformat(), "landing": click.landing_path})
+        "at": click.created_at.isoformat(), "landing": click.landing_path}, at=click.created_at)
 
 
 def allocation_history(*, channel: Channel, days: int = 30) -> list[Allocation]:

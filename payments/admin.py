@@ -33,8 +33,15 @@ from .models import (
     Subscription,
     SubscriptionPlan,
 )
-from .payouts import payout_run, statements
-from .services import entitlement_check, entitlement_grant, entitlement_revoke, refund_create, split_rule_create
+from .payouts import PAYEE_KINDS, payout_run, statements
+from .services import (
+    entitlement_check,
+    entitlement_grant,
+    entitlement_revoke,
+    refund_create,
+    split_rule_check,
+    split_rule_create,
+)
 
 
 class EntitlementForm(forms.ModelForm):
@@ -123,7 +130,8 @@ class OrderAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["number", "user__email"]
     readonly_fields = ["number", "user", "status", "currency", "subtotal", "discount", "tax", "total", "refunded",
-                       "coupon", "split_rule", "source", "created_at", "paid_at", "ledger_entries"]
+                       "coupon", "split_rule", "source", "channel", "partner", "promoter", "promoter_second_level",
+                       "attribution", "created_at", "paid_at", "ledger_entries"]
     fields = readonly_fields
     inlines = [OrderLineInline, PaymentInline]
     change_form_template = "admin/payments/order/change_form.html"
@@ -209,12 +217,30 @@ class PaymentSettingsAdmin(TenantScopedAdmin):
         return False
 
 
+class SplitRuleForm(forms.ModelForm):
+    class Meta:
+        model = SplitRule
+        fields = ["platform_fee_bp", "partner_commission_bp", "promoter_commission_bp", "promoter_second_level_bp"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.errors:
+            try:
+                split_rule_check(**{f: cleaned[f] for f in self.Meta.fields})
+            except ApplicationError as exc:
+                self.add_error(exc.extra.get("field"), exc.message)
+        return cleaned
+
+
 @admin.register(SplitRule)
 class SplitRuleAdmin(TenantScopedAdmin):
     """Rules are versioned: adding one makes a new version; existing versions cannot change."""
 
-    list_display = ["version", "platform_fee_bp", "partner_commission_bp", "promoter_commission_bp", "created_at"]
-    fields = ["platform_fee_bp", "partner_commission_bp", "promoter_commission_bp"]
+    form = SplitRuleForm
+
+    list_display = ["version", "platform_fee_bp", "partner_commission_bp", "promoter_commission_bp",
+                    "promoter_second_level_bp", "created_at"]
+    fields = SplitRuleForm.Meta.fields
 
     def has_change_permission(self, request, obj=None):
         return obj is None and super().has_change_permission(request, obj)
@@ -225,7 +251,8 @@ class SplitRuleAdmin(TenantScopedAdmin):
     def save_model(self, request, obj, form, change):
         rule = split_rule_create(tenant=request.tenant, actor=request.user, platform_fee_bp=obj.platform_fee_bp,
                                  partner_commission_bp=obj.partner_commission_bp,
-                                 promoter_commission_bp=obj.promoter_commission_bp)
+                                 promoter_commission_bp=obj.promoter_commission_bp,
+                                 promoter_second_level_bp=obj.promoter_second_level_bp)
         obj.pk = rule.pk
 
 
@@ -293,9 +320,9 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
-    """Payouts already made, the creators' statements, and the payout run."""
+    """Payouts already made, the payees' statements, and the payout run."""
 
-    list_display = ["creator", "promoter", "amount_display", "reference", "created_at", "created_by"]
+    list_display = ["creator", "promoter", "partner", "amount_display", "reference", "created_at", "created_by"]
     change_list_template = "admin/payments/payout/change_list.html"
 
     @admin.display(description=_("amount"))
@@ -328,10 +355,10 @@ class PayoutAdmin(ReadOnlyAdmin):
         return HttpResponseRedirect(reverse("admin:payments_payout_changelist"))
 
     def statement_json(self, request, kind: str, party_id: int):
-        """The verifiable statement (see docs/ledger.md) of one creator or promoter."""
+        """The verifiable statement (see docs/ledger.md) of one creator, promoter or partner."""
         from django.http import Http404, JsonResponse
 
-        if kind not in ("creator", "promoter"):
+        if kind not in PAYEE_KINDS:
             raise Http404("No such payee.")
         accounts = list(LedgerAccount.objects.filter(**{f"{kind}_id": party_id}))
         if not accounts:
@@ -342,7 +369,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         return response
 
     def statement_csv(self, request, kind: str, party_id: int):
-        if kind not in ("creator", "promoter"):
+        if kind not in PAYEE_KINDS:
             from django.http import Http404
 
             raise Http404("No such payee.")
@@ -350,7 +377,7 @@ class PayoutAdmin(ReadOnlyAdmin):
         if statement is None:
             from django.http import Http404
 
-            raise Http404("No statement for this creator.")
+            raise Http404("No statement for this payee.")
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.csv"'
         writer = csv.writer(response)

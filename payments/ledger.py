@@ -32,11 +32,12 @@ from .models import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posti
 Kind = LedgerAccount.Kind
 
 
-def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str,
-                creator_id: int | None = None, promoter_id: int | None = None) -> LedgerAccount:
+def account_for(*, tenant: Tenant, code: str, kind: str, currency: str, name: str, creator_id: int | None = None,
+                promoter_id: int | None = None, partner_id: int | None = None) -> LedgerAccount:
     account, _ = LedgerAccount.objects.get_or_create(
         tenant=tenant, code=code, currency=currency,
-        defaults={"kind": kind, "name": name, "creator_id": creator_id, "promoter_id": promoter_id})
+        defaults={"kind": kind, "name": name, "creator_id": creator_id, "promoter_id": promoter_id,
+                  "partner_id": partner_id})
     return account
 
 
@@ -49,6 +50,7 @@ class AccountSpec:
     name: object
     creator_id: int | None = None
     promoter_id: int | None = None
+    partner_id: int | None = None
 
 
 def accounts_for(*, tenant: Tenant, currency: str, specs: list[AccountSpec]) -> dict[str, LedgerAccount]:
@@ -59,7 +61,7 @@ def accounts_for(*, tenant: Tenant, currency: str, specs: list[AccountSpec]) -> 
             found[spec.code] = account_for(
                 tenant=tenant, code=spec.code, kind=spec.kind, currency=currency,
                 name=spec.name() if callable(spec.name) else spec.name, creator_id=spec.creator_id,
-                promoter_id=spec.promoter_id)
+                promoter_id=spec.promoter_id, partner_id=spec.partner_id)
     return found
 
 

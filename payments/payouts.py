@@ -1,9 +1,9 @@
 """From held shares to money paid out.
 
-Creators and promoters are paid the same way ("payees" below). A sale credits each payee's *held* account. When
-the storefront's refund window has passed, ``shares_release`` moves what the order still owes each payee (after any
-refunds) to their *payable* account. A payout run pays every payable balance: one payout entry per payee books the
-money as paid out. Statements are read straight from the postings.
+Creators, promoters and partner platforms are paid the same way ("payees" below). A sale credits each payee's *held*
+account. When the storefront's refund window has passed, ``shares_release`` moves what the order still owes each
+payee (after any refunds) to their *payable* account. A payout run pays every payable balance: one payout entry per
+payee books the money as paid out. Statements are read straight from the postings.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from marketplace.services import audit_log_write
 
@@ -22,7 +23,9 @@ from . import ledger
 from .models import JournalEntry, LedgerAccount, Order, Payout, Posting
 from .services import payment_settings
 
-PAYEE_KINDS = (LedgerAccount.Kind.CREATOR, LedgerAccount.Kind.PROMOTER)
+PAYEE_KINDS = (LedgerAccount.Kind.CREATOR, LedgerAccount.Kind.PROMOTER, LedgerAccount.Kind.PARTNER)
+PAYEE_LABELS = {LedgerAccount.Kind.CREATOR: _("creator"), LedgerAccount.Kind.PROMOTER: _("promoter"),
+                LedgerAccount.Kind.PARTNER: _("partner platform")}
 
 
 def shares_release(*, tenant, now: datetime | None = None) -> int:
@@ -47,7 +50,8 @@ def shares_release(*, tenant, now: datetime | None = None) -> int:
                     payable = ledger.account_for(
                         tenant=tenant, code=account.code.replace(":held", ":payable"), kind=account.kind,
                         currency=account.currency, name=account.name.replace("(held)", "(payable)"),
-                        creator_id=account.creator_id, promoter_id=account.promoter_id)
+                        creator_id=account.creator_id, promoter_id=account.promoter_id,
+                        partner_id=account.partner_id)
                     postings += [(account, -row["total"]), (payable, row["total"])]
             if postings:
                 ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.RELEASE, postings=postings, order=order,
@@ -72,7 +76,7 @@ class StatementLine:
 class Statement:
     """What one payee was credited, released and paid, with the chain head that lets them verify it."""
 
-    kind: str  # "creator" or "promoter"
+    kind: str  # one of PAYEE_KINDS
     party_id: int
     name: str
     currency: str
@@ -82,6 +86,10 @@ class Statement:
     lines: list[StatementLine] = field(default_factory=list)
     chain_head: str = ""
     chain_sequence: int = 0
+
+    @property
+    def kind_label(self) -> str:
+        return PAYEE_LABELS[self.kind]
 
 
 def statements(*, tenant, kind: str | None = None, party_id: int | None = None) -> list[Statement]:
@@ -93,13 +101,12 @@ def statements(*, tenant, kind: str | None = None, party_id: int | None = None) 
     postings = Posting.objects.filter(account__kind__in=[kind] if kind else PAYEE_KINDS)
     if party_id is not None:
         postings = postings.filter(**{f"account__{kind}_id": party_id})
-    for posting in postings.select_related("account__creator", "account__promoter__user", "entry").order_by(
-            "entry__sequence", "id"):
+    for posting in postings.select_related("account__creator", "account__promoter__user", "account__partner",
+                                           "entry").order_by("entry__sequence", "id"):
         account = posting.account
-        party = account.creator if account.kind == LedgerAccount.Kind.CREATOR else account.promoter
-        name = party.name if account.kind == LedgerAccount.Kind.CREATOR else party.user.email
+        party = account.payee
         st = found.setdefault((account.kind, party.pk, posting.currency), Statement(
-            kind=account.kind, party_id=party.pk, name=name, currency=posting.currency,
+            kind=account.kind, party_id=party.pk, name=account.payee_name, currency=posting.currency,
             chain_head=head.hash if head else "", chain_sequence=head.sequence if head else 0))
         owed = -posting.amount
         if account.code.endswith(":held"):
@@ -119,7 +126,7 @@ def creator_statements(*, tenant) -> list[Statement]:
 
 
 def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
-    """Pay every creator's payable balance: one payout entry and one Payout row each. Safe to repeat (a second run
+    """Pay every payee's payable balance: one payout entry and one Payout row each. Safe to repeat (a second run
     finds nothing payable)."""
     payouts = []
     with transaction.atomic():
@@ -136,15 +143,14 @@ def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
             owed = -total
             if owed <= 0:
                 continue
-            account = LedgerAccount.objects.select_related("creator", "promoter__user").get(pk=account_id)
-            payee = account.creator.name if account.creator_id else account.promoter.user.email
+            account = LedgerAccount.objects.select_related("creator", "promoter__user", "partner").get(pk=account_id)
             clearing = ledger.account_for(tenant=tenant, code="payouts", kind=LedgerAccount.Kind.PAYOUT,
                                           currency=account.currency, name="Paid out")
             entry = ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.PAYOUT,
                                       postings=[(account, owed), (clearing, -owed)],
-                                      memo=f"Payout to {payee} {reference}".strip())
+                                      memo=f"Payout to {account.payee_name} {reference}".strip())
             payouts.append(Payout.objects.create(tenant=tenant, creator=account.creator,
-                                                 promoter=account.promoter, amount=owed,
+                                                 promoter=account.promoter, partner=account.partner, amount=owed,
                                                  currency=account.currency, entry=entry, reference=reference,
                                                  created_by=actor if getattr(actor, "is_authenticated", False)
                                                  else None))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -52,6 +52,7 @@ class Attribution:
     promoter: Promoter
     second_level: Promoter | None
     evidence: dict
+    at: datetime  # when the learner came through the promoter's link or code
 
 
 def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> Attribution | None:
@@ -74,7 +75,7 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
             second = None
         return Attribution(promoter=promoter, second_level=second, evidence={
             "touch": touch.pk, "source": touch.source, "code": promoter.code, "at": touch.created_at.isoformat(),
-            "second_level": second.code if second else None})
+            "second_level": second.code if second else None}, at=touch.created_at)
     return None
 
 

@@ -97,11 +97,28 @@ def split_rule_current(*, tenant) -> SplitRule:
     return rule
 
 
+def split_rule_check(*, platform_fee_bp: int, partner_commission_bp: int = 0, promoter_commission_bp: int = 0,
+                     promoter_second_level_bp: int = 0) -> None:
+    """A sale pays the platform fee and one channel's commission: a partner's, or a promoter's and their
+    recruiter's. Together they cannot exceed the whole."""
+    for field, bp in (("platform_fee_bp", platform_fee_bp), ("partner_commission_bp", partner_commission_bp),
+                      ("promoter_commission_bp", promoter_commission_bp),
+                      ("promoter_second_level_bp", promoter_second_level_bp)):
+        if isinstance(bp, bool) or not isinstance(bp, int) or not 0 <= bp <= splits.WHOLE:
+            raise ApplicationError(_("Basis points are a whole number from 0 to 10000."), code="split_bp_invalid",
+                                   extra={"field": field})
+    if platform_fee_bp + max(partner_commission_bp, promoter_commission_bp + promoter_second_level_bp) > splits.WHOLE:
+        field = ("partner_commission_bp" if partner_commission_bp >= promoter_commission_bp + promoter_second_level_bp
+                 else "promoter_commission_bp")
+        raise ApplicationError(_("The fee and a commission together cannot exceed 100%."), code="split_over_whole",
+                               extra={"field": field})
+
+
 def split_rule_create(*, tenant, actor, platform_fee_bp: int, partner_commission_bp: int = 0,
                       promoter_commission_bp: int = 0, promoter_second_level_bp: int = 0) -> SplitRule:
     """A new version of the split rule; orders already placed keep the version they were split with."""
-    if platform_fee_bp + max(partner_commission_bp, promoter_commission_bp + promoter_second_level_bp) > splits.WHOLE:
-        raise ApplicationError(_("The fee and a commission together cannot exceed 100%."), code="split_over_whole")
+    split_rule_check(platform_fee_bp=platform_fee_bp, partner_commission_bp=partner_commission_bp,
+                     promoter_commission_bp=promoter_commission_bp, promoter_second_level_bp=promoter_second_level_bp)
     with transaction.atomic():
         latest = SplitRule.objects.select_for_update().order_by("-version").first()
         rule = SplitRule.objects.create(
@@ -231,21 +248,36 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
     from distribution.selectors import channel_attribution
 
     conf = payment_settings(tenant=tenant)
+    attribution = attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf)
+    channel = channel_attribution(tenant=tenant, user=user, visitor=visitor, window_days=conf.attribution_window_days)
+    partner = None
+    if _partner_brought(channel, attribution):
+        partner, attribution = channel.channel, None
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
                       plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request, conf=conf,
-                      attribution=attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf),
-                      channel=channel_attribution(tenant=tenant, user=user, visitor=visitor,
-                                                  window_days=conf.attribution_window_days))
+                      attribution=attribution, channel=channel, partner=partner)
+
+
+def _partner_brought(channel, attribution) -> bool:
+    """Whether a partner platform brought the sale: the learner's last touch was an enabled partner channel's tracked
+    link, not a promoter's link or code. Only one of them earns a commission on an order."""
+    from distribution.models import Channel
+
+    if channel is None or channel.channel.kind != Channel.Kind.PARTNER or not channel.channel.is_enabled:
+        return False
+    return attribution is None or channel.at >= attribution.at
 
 
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
-               source: str = "storefront", attribution=None, channel=None,
+               source: str = "storefront", attribution=None, channel=None, partner=None,
                conf: PaymentSettings | None = None) -> CheckoutStarted:
     """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing.
 
     ``attribution`` names the promoter who brought the sale; ``channel`` the distribution channel whose tracked link
-    the learner came through (``distribution.selectors.channel_attribution``), each with its evidence."""
+    the learner came through (``distribution.selectors.channel_attribution``), each with its evidence. ``partner``
+    is the partner platform (a channel of that kind) that earns the sale's commission instead of a promoter: the
+    one whose tracked link was the last touch, or whose API placed the order."""
     from django.conf import settings
 
     currency = tenant.currency
@@ -266,7 +298,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 split_rule=split_rule_current(tenant=tenant), idempotency_key=key, source=source,
                 promoter=attribution.promoter if attribution else None,
                 promoter_second_level=attribution.second_level if attribution else None,
-                channel=channel.channel if channel else None,
+                channel=channel.channel if channel else None, partner=partner,
                 attribution={**(attribution.evidence if attribution else {}),
                              **({"channel": channel.evidence} if channel else {})})
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
@@ -305,20 +337,27 @@ def existing_checkout(order: Order, user) -> CheckoutStarted:
 _ACCOUNT_NAMES = {"platform": "Platform fee", "tenant": "Storefront revenue", "tax": "Tax collected"}
 
 
-def _account_spec(share: splits.Share, *, held: bool) -> ledger.AccountSpec:
-    state = "held" if held else "payable"
+def _payee_name(share: splits.Share) -> str:
+    from catalog.models import Creator
+    from distribution.models import Channel
+
+    from .models import Promoter
+
     if share.kind == "creator":
-        from catalog.models import Creator
-
-        return ledger.AccountSpec(code=f"creator:{share.party}:{state}", kind="creator", creator_id=share.party,
-                                  name=lambda: f"{Creator.objects.get(pk=share.party).name} ({state})")
+        return Creator.objects.get(pk=share.party).name
     if share.kind == "promoter":
-        from .models import Promoter
+        return Promoter.objects.select_related("user").get(pk=share.party).user.email
+    return Channel.objects.get(pk=share.party).name
 
-        return ledger.AccountSpec(
-            code=f"promoter:{share.party}:{state}", kind="promoter", promoter_id=share.party,
-            name=lambda: f"{Promoter.objects.select_related('user').get(pk=share.party).user.email} ({state})")
-    return ledger.AccountSpec(code=share.kind, kind=share.kind, name=_ACCOUNT_NAMES.get(share.kind, share.kind))
+
+def _account_spec(share: splits.Share, *, held: bool) -> ledger.AccountSpec:
+    """The storefront's own accounts (platform, tenant, tax) are one each; a payee's (creator, promoter, partner)
+    are two, held during the refund window and payable after it."""
+    if share.party is None:
+        return ledger.AccountSpec(code=share.kind, kind=share.kind, name=_ACCOUNT_NAMES.get(share.kind, share.kind))
+    state = "held" if held else "payable"
+    return ledger.AccountSpec(code=f"{share.kind}:{share.party}:{state}", kind=share.kind,
+                              name=lambda: f"{_payee_name(share)} ({state})", **{f"{share.kind}_id": share.party})
 
 
 def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: dict[splits.Share, int], *,
@@ -345,6 +384,8 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     if order.tax:
         parts[splits.TAX] = order.tax
     commissions = []
+    if order.partner_id and rule.partner_commission_bp:
+        commissions.append((splits.Share("partner", order.partner_id), rule.partner_commission_bp))
     if order.promoter_id and rule.promoter_commission_bp:
         commissions.append((splits.Share("promoter", order.promoter_id), rule.promoter_commission_bp))
     if order.promoter_second_level_id and rule.promoter_second_level_bp:

@@ -37,6 +37,8 @@ class LedgerAccount(TenantOwned):
                                 related_name="ledger_accounts")
     promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="ledger_accounts")
+    partner = models.ForeignKey("distribution.Channel", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="ledger_accounts")
 
     class Meta:
         ordering = ["code"]
@@ -45,6 +47,17 @@ class LedgerAccount(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.currency})"
+
+    @property
+    def payee(self):
+        """Whom the account's money is owed to, for a creator's, promoter's or partner's account."""
+        return self.creator or self.promoter or self.partner
+
+    @property
+    def payee_name(self) -> str:
+        if self.promoter_id:
+            return self.promoter.user.email
+        return self.payee.name if self.payee else self.name
 
 
 class JournalEntry(TenantOwned):
@@ -101,12 +114,15 @@ class LedgerHead(TenantOwned):
 
 
 class Payout(TenantOwned):
-    """Money paid out to a creator or a promoter by a payout run, booked as a payout journal entry."""
+    """Money paid out to a creator, a promoter or a partner platform by a payout run, booked as a payout journal
+    entry."""
 
     creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="payouts", verbose_name=_("creator"))
     promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="payouts", verbose_name=_("promoter"))
+    partner = models.ForeignKey("distribution.Channel", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="payouts", verbose_name=_("partner"))
     amount = models.PositiveBigIntegerField(_("amount"))
     currency = models.CharField(_("currency"), max_length=3)
     entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="payout")

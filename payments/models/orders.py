@@ -125,6 +125,9 @@ class Order(TenantOwned):
                                  related_name="orders", verbose_name=_("promoter"))
     promoter_second_level = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
                                               related_name="second_level_orders")
+    partner = models.ForeignKey("distribution.Channel", on_delete=models.PROTECT, null=True, blank=True,
+                                related_name="partner_orders", verbose_name=_("partner"),
+                                help_text=_("The partner platform that brought the sale and earns its commission."))
     attribution = models.JSONField(_("attribution evidence"), default=dict, blank=True)
     channel = models.ForeignKey("distribution.Channel", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="orders", verbose_name=_("channel"),
@@ -145,6 +148,9 @@ class Order(TenantOwned):
             models.CheckConstraint(condition=Q(total=models.F("subtotal") - models.F("discount") + models.F("tax"))
                                    | Q(prices_include_tax=True, total=models.F("subtotal") - models.F("discount")),
                                    name="order_total_adds_up"),
+            # One channel brought the sale: a partner platform or a promoter, never both.
+            models.CheckConstraint(condition=Q(partner__isnull=True) | Q(promoter__isnull=True),
+                                   name="one_commission_channel"),
         ]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 
 import uuid
 from collections import defaultdict
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -12,6 +13,7 @@ from django_scopes import scope, scopes_disabled
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from distribution.models import Channel, ChannelClick
 from marketplace import tenancy
 from marketplace.errors import ApplicationError
 from payments import ledger, services
@@ -23,15 +25,20 @@ from payments.models import (
     Order,
     Payment,
     PaymentSettings,
+    Payout,
     Posting,
+    Promoter,
+    ReferralTouch,
     Refund,
     WebhookEvent,
 )
+from payments.payouts import payout_run, shares_release
 from payments.providers.sandbox import HEADER, SandboxProvider
 from tests.factories import catalog_creator, catalog_item, member
 
 SANDBOX = SandboxProvider()
 CLEARING = "clearing:sandbox"
+PAYEES = ["creator", "promoter", "partner"]  # the accounts whose money is paid out to someone
 
 
 def deliver(tenant, body: bytes) -> str:
@@ -40,8 +47,13 @@ def deliver(tenant, body: bytes) -> str:
                                      body=body)
 
 
-def buy(tenant, item, *, coupon_code: str = "") -> Payment:
+def buy(tenant, item, *, coupon_code: str = "", via=None) -> Payment:
+    """A new learner's checkout; ``via`` is a partner channel or a promoter whose link they came through first."""
     learner = member(tenant, "learner")
+    if isinstance(via, Channel):
+        ChannelClick.objects.create(tenant=tenant, channel=via, user=learner)
+    elif isinstance(via, Promoter):
+        ReferralTouch.objects.create(tenant=tenant, promoter=via, user=learner)
     started = services.checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
                                       coupon_code=coupon_code)
     return started.payment
@@ -99,6 +111,15 @@ def assert_ledger_invariants(tenant) -> None:
     clearing_balance = per_account.get(clearing.pk, 0) if clearing else 0
     assert clearing_balance == captured - refunded
 
+    # What was paid out is what left the payees' payable accounts, and an order's released shares hold nothing.
+    paid_out = LedgerAccount.objects.filter(kind=LedgerAccount.Kind.PAYOUT).first()
+    payouts = list(Payout.objects.values_list("amount", "creator", "promoter", "partner"))
+    assert -per_account.get(paid_out.pk if paid_out else None, 0) == sum(amount for amount, *_payee in payouts)
+    assert all(sum(1 for who in payee if who) == 1 for _amount, *payee in payouts)
+    released_held = Posting.objects.filter(entry__order__shares_released_at__isnull=False,
+                                           account__kind__in=PAYEES, account__code__endswith=":held")
+    assert sum(released_held.values_list("amount", flat=True)) == 0
+
     for entry in entries:
         if entry.kind == JournalEntry.Kind.SALE:
             amounts = [p for p in postings if p.entry_id == entry.pk]
@@ -133,6 +154,8 @@ def assert_ledger_invariants(tenant) -> None:
 
 @pytest.fixture
 def shop(tenant_a):
+    """Three items with zero, one and two creators, two coupons, and the channels that earn commissions: a partner
+    platform and a promoter recruited by another."""
     first, second = catalog_creator(tenant_a, "Lin Wei"), catalog_creator(tenant_a, "Ada Byron")
     items = [
         catalog_item(tenant_a, title="Tea", price=999, creators=[first]),
@@ -142,10 +165,17 @@ def shop(tenant_a):
     with scopes_disabled():
         Coupon.objects.create(tenant=tenant_a, code="SAVE15", kind=Coupon.Kind.PERCENT, value=1500)
         Coupon.objects.create(tenant=tenant_a, code="TENOFF", kind=Coupon.Kind.FIXED, value=10)
-    return tenant_a, items
+        PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True)
+        partner = Channel.objects.create(tenant=tenant_a, name="Partner", kind=Channel.Kind.PARTNER)
+        recruiter = Promoter.objects.create(tenant=tenant_a, user=member(tenant_a), code="TOP001",
+                                            status=Promoter.Status.APPROVED)
+        promoter = Promoter.objects.create(tenant=tenant_a, user=member(tenant_a), code="LOW001",
+                                           status=Promoter.Status.APPROVED, recruited_by=recruiter)
+    return tenant_a, items, {"": None, "partner": partner, "promoter": promoter}
 
 
-checkout = st.tuples(st.just("checkout"), st.integers(0, 2), st.sampled_from(["", "save15", "TENOFF"]))
+checkout = st.tuples(st.just("checkout"), st.integers(0, 2), st.sampled_from(["", "save15", "TENOFF"]),
+                     st.sampled_from(["", "partner", "promoter"]))
 succeed = st.tuples(st.just("succeed"), st.integers(0, 50))
 # small parts, exactly what is left, one unit too many, or anything up to past the largest total
 refund_amount = st.integers(1, 400) | st.integers(1, 400) | st.sampled_from(["rest", "rest+1"]) | st.integers(1, 3000)
@@ -154,6 +184,7 @@ operation = st.one_of(
     st.tuples(st.just("fail"), st.integers(0, 50)),
     st.tuples(st.just("replay"), st.integers(0, 50), st.integers(1, 3)),
     *[st.tuples(st.just("refund"), st.integers(0, 50), refund_amount)] * 3,
+    st.tuples(st.just("payout"), st.booleans()),
 )
 # Every example opens with a few checkouts and payments, so what follows has orders to pay, fail and refund.
 operations = st.tuples(st.lists(checkout, min_size=1, max_size=4), st.lists(succeed, min_size=1, max_size=3),
@@ -169,26 +200,41 @@ def snapshot():
     )
 
 
+def payee_balances() -> dict[str, int]:
+    """Each payee account's balance (negative: owed to the payee)."""
+    totals: dict[str, int] = defaultdict(int)
+    for code, amount in Posting.objects.filter(account__kind__in=PAYEES).values_list("account__code", "amount"):
+        totals[code] += amount
+    return totals
+
+
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(ops=operations, tax=st.sampled_from([(0, True), (600, True), (600, False), (1300, False)]),
-       fee_bp=st.sampled_from([None, 0, 3333, 10000]))
-def test_random_money_traffic_keeps_the_books(shop, ops, tax, fee_bp):
-    tenant, items = shop
+       rule=st.sampled_from([None, (0, 0, 0, 0), (3333, 1500, 1000, 500), (1000, 2000, 1200, 300),
+                             (10000, 0, 0, 0)]))
+def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
+    """Checkouts (some through a partner's link or a promoter's), payments, failures, replayed webhooks, refunds
+    and payout runs, in any order: the books hold after all of it."""
+    tenant, items, channels = shop
     with tenancy.activate(tenant):  # one transaction per example, rolled back at the end
-        PaymentSettings.objects.update_or_create(
-            tenant=tenant, defaults={"tax_rate_bp": tax[0], "prices_include_tax": tax[1]})
-        if fee_bp is not None:
-            services.split_rule_create(tenant=tenant, actor=None, platform_fee_bp=fee_bp)
+        PaymentSettings.objects.filter(tenant=tenant).update(tax_rate_bp=tax[0], prices_include_tax=tax[1])
+        if rule is not None:
+            fee, partner, promoter, second = rule
+            services.split_rule_create(tenant=tenant, actor=None, platform_fee_bp=fee, partner_commission_bp=partner,
+                                       promoter_commission_bp=promoter, promoter_second_level_bp=second)
+        days = 0  # how far the payout runs have moved the clock
         payments: list[Payment] = []
         sent: list[bytes] = []
         for op in ops:
             kind = op[0]
             if kind == "checkout":
-                item, code = items[op[1]], op[2]
-                payment = buy(tenant, item, coupon_code=code)
+                item, code, via = items[op[1]], op[2], channels[op[3]]
+                payment = buy(tenant, item, coupon_code=code, via=via)
                 quote = services.quote(tenant=tenant, price=item.price, item=item, coupon_code=code)
                 assert (payment.amount, payment.order.total) == (quote.total, quote.total)
+                assert (payment.order.partner, payment.order.promoter) == (
+                    via if op[3] == "partner" else None, via if op[3] == "promoter" else None)
                 payments.append(payment)
             elif kind in ("succeed", "fail") and payments:
                 # mostly a pending payment; now and then any, for late and out-of-order outcomes
@@ -242,6 +288,20 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, fee_bp):
                     event("a refund was made")
                     if payment.refunded_amount == payment.amount:
                         event("a payment was refunded in full")
+            elif kind == "payout":
+                # Past the refund window (or not yet), then pay everything payable; the next run finds nothing.
+                days += 15 if op[1] else 0
+                released = shares_release(tenant=tenant, now=timezone.now() + timedelta(days=days))
+                owed = {code: -total for code, total in payee_balances().items()
+                        if code.endswith(":payable") and total < 0}
+                payouts = payout_run(tenant=tenant, actor=None)
+                assert sorted(p.amount for p in payouts) == sorted(owed.values())
+                assert all(total >= 0 for code, total in payee_balances().items() if code.endswith(":payable"))
+                assert payout_run(tenant=tenant, actor=None) == []
+                if released:
+                    event("shares were released")
+                if payouts:
+                    event("payees were paid")
         assert_ledger_invariants(tenant)
         transaction.set_rollback(True)
 
@@ -249,7 +309,7 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, fee_bp):
 # --- worked examples ------------------------------------------------------------------------------------------------
 
 def test_a_sale_and_a_refund_book_these_postings(shop):
-    tenant, (tea, _silk, _paper) = shop
+    tenant, (tea, _silk, _paper), _channels = shop
     with tenancy.activate(tenant):
         payment = settle(tenant, buy(tenant, tea))
         order = payment.order
@@ -275,7 +335,7 @@ def test_partial_refunds_that_add_up_to_the_sale_return_every_share_to_zero(shop
     time. Ten refunds of 100 out of a 1000 sale split {platform 100, tenant 900} balance, but 1000 refunds of 1
     take every unit from the storefront: the platform keeps its fee (-100) and the storefront ends at +100.
     """
-    tenant, (_tea, silk, _paper) = shop
+    tenant, (_tea, silk, _paper), _channels = shop
     with tenancy.activate(tenant):
         payment = settle(tenant, buy(tenant, silk))
         for _ in range(7):
@@ -296,7 +356,7 @@ def test_a_refund_never_credits_a_share(shop):
     storefront 449}; after a refund of 5 ({platform 1, creator 2, storefront 2}), a refund of 1 books
     {platform -1, creator +1, storefront +1}: the refund credits the platform's fee and takes 2 from the others.
     """
-    tenant, (tea, _silk, _paper) = shop
+    tenant, (tea, _silk, _paper), _channels = shop
     with tenancy.activate(tenant):
         payment = settle(tenant, buy(tenant, tea))
         services.refund_create(payment=payment, amount=5, actor=None)
@@ -315,7 +375,7 @@ def test_a_refund_claws_back_the_shares_the_sale_paid_not_todays(shop):
     """
     from catalog.models import ItemCreator
 
-    tenant, (tea, _silk, _paper) = shop
+    tenant, (tea, _silk, _paper), _channels = shop
     with tenancy.activate(tenant):
         payment = settle(tenant, buy(tenant, tea))
         ItemCreator.objects.filter(item=tea).update(share_bp=10000)
@@ -347,7 +407,7 @@ def tamper(sql: str, params: list) -> None:
 @pytest.fixture
 def books(shop):
     """Three sales and a partial refund: entries #1..#4."""
-    tenant, (tea, silk, paper) = shop
+    tenant, (tea, silk, paper), _channels = shop
     with tenancy.activate(tenant):
         first = settle(tenant, buy(tenant, tea))
         settle(tenant, buy(tenant, silk))

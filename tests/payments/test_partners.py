@@ -1,0 +1,178 @@
+"""Partner platforms: the commission of a sale their tracked link brought, held, clawed back, released and paid."""
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.db.models import ProtectedError, Sum
+from django.urls import reverse
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
+
+from accounts.models import Role
+from distribution.models import Channel, ChannelClick
+from payments import services
+from payments.ledger import balances, ledger_verify
+from payments.models import Order, PaymentSettings, Posting
+from payments.payouts import payout_run, shares_release, statements
+from tests.conftest import host_client
+from tests.factories import catalog_creator, catalog_item, member
+from tests.payments.test_checkout import buy
+from tests.payments.test_promoters import promoter
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def course(tenant_a):
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True, attribution_window_days=30)
+        services.split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=1000, partner_commission_bp=2000,
+                                   promoter_commission_bp=1000, promoter_second_level_bp=500)
+    return catalog_item(tenant_a, title="Course", price=10000, creators=[catalog_creator(tenant_a, "Ada")])
+
+
+def channel(tenant, kind="partner", name="Partner school"):
+    with scopes_disabled():
+        return Channel.objects.create(tenant=tenant, name=name, kind=kind, endpoint_url="https://partner.example/in")
+
+
+def earned(tenant, order, kind) -> dict[int, int]:
+    with scope(tenant=tenant):
+        rows = (Posting.objects.filter(entry__order=order, account__kind=kind)
+                .values_list(f"account__{kind}").annotate(total=Sum("amount")))
+        return {party: -total for party, total in rows}
+
+
+def test_a_sale_through_a_partners_link_earns_its_commission_with_the_click_as_evidence(tenant_a, course):
+    school = channel(tenant_a)
+    visitor = host_client("alpha.test")
+    visitor.get(f"/item/{course.slug}/?zc={school.code}")
+    learner = member(tenant_a)
+    visitor.force_login(learner)
+    buy(visitor, f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        click = ChannelClick.objects.get()
+        assert order.status == Order.Status.PAID and order.partner == school and order.promoter is None
+        assert order.attribution["channel"]["click"] == click.pk and order.split_rule.partner_commission_bp == 2000
+    # 10 % to the platform and 20 % to the partner; Ada's 50 % is of the 7000 left.
+    assert earned(tenant_a, order, "partner") == {school.pk: 2000}
+    with scope(tenant=tenant_a):
+        ada = course.creators.get()
+    assert earned(tenant_a, order, "creator") == {ada.pk: 3500}
+
+
+def test_the_last_touch_decides_between_a_partner_and_a_promoter(tenant_a, course):
+    school, seller = channel(tenant_a), promoter(tenant_a)
+    # Promoter's link, then the partner's: the partner brought the sale.
+    first = member(tenant_a)
+    client = host_client("alpha.test", first)
+    client.get(f"/?ref={seller.code}")
+    client.get(f"/item/{course.slug}/?zc={school.code}")
+    buy(client, f"item={course.slug}")
+    # Partner's link, then the promoter's: the promoter did.
+    second = member(tenant_a)
+    client = host_client("alpha.test", second)
+    client.get(f"/item/{course.slug}/?zc={school.code}")
+    client.get(f"/?ref={seller.code}")
+    buy(client, f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        by_partner, by_promoter = Order.objects.get(user=first), Order.objects.get(user=second)
+        assert (by_partner.partner, by_partner.promoter) == (school, None)
+        assert (by_promoter.partner, by_promoter.promoter, by_promoter.channel) == (None, seller, school)
+    assert earned(tenant_a, by_partner, "partner") == {school.pk: 2000}
+    assert earned(tenant_a, by_partner, "promoter") == {}
+    assert earned(tenant_a, by_promoter, "partner") == {}
+    assert earned(tenant_a, by_promoter, "promoter") == {seller.pk: 1000}
+
+
+def test_other_channels_and_a_switched_off_partner_earn_nothing(tenant_a, course):
+    weibo, former = channel(tenant_a, kind="weibo", name="Weibo"), channel(tenant_a, name="Former partner")
+    with scopes_disabled():
+        Channel.objects.filter(pk=former.pk).update(is_enabled=False)
+    learners = []
+    for source in (weibo, former):
+        learner = member(tenant_a)
+        client = host_client("alpha.test", learner)
+        client.get(f"/item/{course.slug}/?zc={source.code}")
+        buy(client, f"item={course.slug}")
+        learners.append(learner)
+    with scope(tenant=tenant_a):
+        orders = [Order.objects.get(user=learner) for learner in learners]
+        assert [(o.status, o.channel, o.partner) for o in orders] == [("paid", weibo, None), ("paid", former, None)]
+        assert not Posting.objects.filter(account__kind="partner").exists()
+
+
+def test_held_clawed_back_released_and_paid_out(tenant_a, course):
+    school = channel(tenant_a)
+    learners = [member(tenant_a) for _ in range(2)]
+    for learner in learners:
+        client = host_client("alpha.test", learner)
+        client.get(f"/item/{course.slug}/?zc={school.code}")
+        buy(client, f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        first, second = (Order.objects.get(user=learner) for learner in learners)
+        services.refund_create(payment=second.payments.get(), amount=2500, actor=None)  # a quarter back
+        [statement] = statements(tenant=tenant_a, kind="partner")
+        assert (statement.name, statement.held, statement.payable) == ("Partner school", 3500, 0)
+        assert shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=15)) == 2
+        [payout] = [p for p in payout_run(tenant=tenant_a, actor=None, reference="B1") if p.partner_id]
+        assert (payout.partner, payout.amount, payout.creator, payout.promoter) == (school, 3500, None, None)
+        [statement] = statements(tenant=tenant_a, kind="partner")
+        assert (statement.held, statement.payable, statement.paid) == (0, 0, 3500)
+        # After the window a refund takes back from what was payable: the partner now owes it.
+        services.refund_create(payment=first.payments.get(), amount=10000, actor=None)
+        [statement] = statements(tenant=tenant_a, kind="partner")
+        assert statement.payable == -2000
+        assert sum(balances(tenant=tenant_a).values()) == 0 and ledger_verify(tenant=tenant_a).ok
+        # Money was booked to the partner: its channel can no longer be deleted.
+        with pytest.raises(ProtectedError):
+            school.delete()
+
+
+def test_the_admin_lists_the_partners_statement_and_the_partner_verifies_it(tenant_a, course, tmp_path):
+    school = channel(tenant_a)
+    client = host_client("alpha.test", member(tenant_a))
+    client.get(f"/item/{course.slug}/?zc={school.code}")
+    buy(client, f"item={course.slug}")
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    page = owner.get(reverse("admin:payments_payout_changelist")).content.decode()
+    assert "Partner school (partner platform)" in page and "20.00" in page
+    csv = owner.get(reverse("admin:payments_payout_statement", args=["partner", school.pk])).content.decode()
+    assert "held,,,,2000" in csv and "chain_head" in csv
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(partner=school)
+    detail = owner.get(reverse("admin:payments_order_change", args=[order.pk])).content.decode()
+    assert "Partner school" in detail and "Partner school (held)" in detail
+    proof = owner.get(reverse("admin:payments_payout_statement_json", args=["partner", school.pk])).json()
+    assert proof["accounts"] == [f"partner:{school.pk}:held"]
+    path = tmp_path / "statement.json"
+    path.write_text(json.dumps(proof))
+    script = Path(__file__).parents[2] / "docs" / "verify_statement.py"
+    run = subprocess.run([sys.executable, str(script), str(path), proof["head"]["hash"]], capture_output=True,
+                         text=True, check=False)
+    assert run.returncode == 0 and "statement verifies" in run.stdout and "2000" in run.stdout, run.stdout
+    assert owner.get(reverse("admin:payments_payout_statement", args=["platform", 1])).status_code == 404
+
+
+def test_the_split_rule_form_sets_every_commission_and_keeps_the_old_version(tenant_a, course):
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    response = owner.post(reverse("admin:payments_splitrule_add"), {
+        "platform_fee_bp": "800", "partner_commission_bp": "1500", "promoter_commission_bp": "1200",
+        "promoter_second_level_bp": "300"})
+    assert response.status_code == 302
+    with scope(tenant=tenant_a):
+        rule = services.split_rule_current(tenant=tenant_a)
+        assert (rule.version, rule.platform_fee_bp, rule.partner_commission_bp, rule.promoter_commission_bp,
+                rule.promoter_second_level_bp) == (2, 800, 1500, 1200, 300)
+    too_much = owner.post(reverse("admin:payments_splitrule_add"), {
+        "platform_fee_bp": "9000", "partner_commission_bp": "2000", "promoter_commission_bp": "0",
+        "promoter_second_level_bp": "0"})
+    assert too_much.status_code == 200
+    assert "cannot exceed 100%" in too_much.content.decode().split('id="id_partner_commission_bp"')[0][-600:]
+    with scope(tenant=tenant_a):
+        assert services.split_rule_current(tenant=tenant_a).version == 2
