@@ -31,6 +31,18 @@ def _role(request) -> str | None:
     return membership_role(user=request.user, tenant=tenant)
 
 
+def _has_creator_profile(request) -> bool:
+    """Whether the signed-in person is credited as a creator on this storefront (their earnings page is linked)."""
+    from django_scopes import scopes_disabled
+
+    from catalog.models import Creator
+
+    if not request.user.is_authenticated:
+        return False
+    with scopes_disabled():
+        return Creator.objects.filter(tenant=request.tenant, user=request.user).exists()
+
+
 def mfa_required(request) -> bool:
     from accounts.roles import MFA_REQUIRED_ROLES
 
@@ -60,6 +72,7 @@ class ZhikuAdminSite(admin.AdminSite):
         if tenant is not None:
             context["site_header"] = tenant.name
             context["site_title"] = f"{tenant.name} · {self.site_title}"
+            context["my_earnings"] = _has_creator_profile(request)
         else:
             context["site_header"] = _("Zhiku platform")
         return context

@@ -3,12 +3,14 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Sum
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
+from catalog.models import Creator
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
 from marketplace.money import format_money
@@ -332,6 +334,7 @@ class PayoutAdmin(ReadOnlyAdmin):
     def get_urls(self):
         return [
             path("run/", self.admin_site.admin_view(self.run_view), name="payments_payout_run"),
+            path("mine/", self.admin_site.admin_view(self.earnings_view), name="payments_payout_mine"),
             path("statement/<str:kind>/<int:party_id>.csv", self.admin_site.admin_view(self.statement_csv),
                  name="payments_payout_statement"),
             path("statement/<str:kind>/<int:party_id>.json", self.admin_site.admin_view(self.statement_json),
@@ -354,30 +357,38 @@ class PayoutAdmin(ReadOnlyAdmin):
             self.message_user(request, _("%(n)d payouts made.") % {"n": len(payouts)}, messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:payments_payout_changelist"))
 
+    def earnings_view(self, request):
+        """A creator's own earnings: what is held, payable and paid, each sale's part, and both statements."""
+        creator = Creator.objects.filter(user=request.user).first() if request.tenant is not None else None
+        if creator is None:
+            raise Http404("You have no creator profile on this storefront.")
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "creator": creator,
+                   "title": _("My earnings"),
+                   "statement": next(iter(statements(tenant=request.tenant, kind="creator", party_id=creator.pk)),
+                                     None)}
+        return TemplateResponse(request, "admin/payments/payout/earnings.html", context)
+
+    def _statement_of(self, request, kind: str, party_id: int):
+        """The payee's statement, for the storefront's team or the creator it belongs to; anyone else gets a 404."""
+        mine = kind == "creator" and Creator.objects.filter(pk=party_id, user=request.user).exists()
+        if request.tenant is None or kind not in PAYEE_KINDS or not (mine or self.has_view_permission(request)):
+            raise Http404("No such payee.")
+        statement = next(iter(statements(tenant=request.tenant, kind=kind, party_id=party_id)), None)
+        if statement is None:
+            raise Http404("No statement for this payee.")
+        return statement
+
     def statement_json(self, request, kind: str, party_id: int):
         """The verifiable statement (see docs/ledger.md) of one creator, promoter or partner."""
-        from django.http import Http404, JsonResponse
-
-        if kind not in PAYEE_KINDS:
-            raise Http404("No such payee.")
+        self._statement_of(request, kind, party_id)
         accounts = list(LedgerAccount.objects.filter(**{f"{kind}_id": party_id}))
-        if not accounts:
-            raise Http404("No statement for this payee.")
         response = JsonResponse(ledger.statement_proof(tenant=request.tenant, accounts=accounts),
                                 json_dumps_params={"ensure_ascii": False, "indent": 1})
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.json"'
         return response
 
     def statement_csv(self, request, kind: str, party_id: int):
-        if kind not in PAYEE_KINDS:
-            from django.http import Http404
-
-            raise Http404("No such payee.")
-        statement = next(iter(statements(tenant=request.tenant, kind=kind, party_id=party_id)), None)
-        if statement is None:
-            from django.http import Http404
-
-            raise Http404("No statement for this payee.")
+        statement = self._statement_of(request, kind, party_id)
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.csv"'
         writer = csv.writer(response)

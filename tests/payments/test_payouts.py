@@ -138,3 +138,28 @@ def test_signed_chain_heads_are_published_and_checked_by_the_script(tenant_a, tm
     run = subprocess.run([sys.executable, str(script), str(tmp_path / "s.json"), "--heads", str(tmp_path / "h.json")],
                          capture_output=True, text=True, check=False)
     assert run.returncode == 1 and "bad signature" in run.stdout
+
+
+def test_a_creator_sees_their_own_earnings_and_no_one_elses(tenant_a):
+    person = member(tenant_a, Role.CREATOR)
+    ada, bob = catalog_creator(tenant_a, "Ada", user=person), catalog_creator(tenant_a, "Bob")
+    course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
+    theirs = catalog_item(tenant_a, title="Bob's", price=3000, creators=[bob])
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    buy(host_client("alpha.test", member(tenant_a)), f"item={theirs.slug}")
+    creator = host_client("alpha.test", person)
+    home = creator.get(reverse("admin:index")).content.decode()
+    assert reverse("admin:payments_payout_mine") in home
+    page = creator.get(reverse("admin:payments_payout_mine")).content.decode()
+    assert "45.00" in page and "Sale ZK" in page and "13.50" not in page  # Ada's part, not Bob's
+    csv = creator.get(reverse("admin:payments_payout_statement", args=["creator", ada.pk])).content.decode()
+    assert "held,,,,4500" in csv
+    proof = creator.get(reverse("admin:payments_payout_statement_json", args=["creator", ada.pk])).json()
+    assert proof["accounts"] == [f"creator:{ada.pk}:held"]
+    for kind, party in (("creator", bob.pk), ("promoter", ada.pk), ("partner", ada.pk)):
+        for name in ("admin:payments_payout_statement", "admin:payments_payout_statement_json"):
+            assert creator.get(reverse(name, args=[kind, party])).status_code == 404
+    # Staff without a creator profile have no earnings page of their own.
+    staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    assert reverse("admin:payments_payout_mine") not in staff.get(reverse("admin:index")).content.decode()
+    assert staff.get(reverse("admin:payments_payout_mine")).status_code == 404
