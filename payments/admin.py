@@ -368,27 +368,28 @@ class PayoutAdmin(ReadOnlyAdmin):
                                      None)}
         return TemplateResponse(request, "admin/payments/payout/earnings.html", context)
 
-    def _statement_of(self, request, kind: str, party_id: int):
-        """The payee's statement, for the storefront's team or the creator it belongs to; anyone else gets a 404."""
+    def _check_payee(self, request, kind: str, party_id: int) -> None:
+        """Statements are for the storefront's team and for the creator they belong to; anyone else gets a 404."""
         mine = kind == "creator" and Creator.objects.filter(pk=party_id, user=request.user).exists()
         if request.tenant is None or kind not in PAYEE_KINDS or not (mine or self.has_view_permission(request)):
             raise Http404("No such payee.")
-        statement = next(iter(statements(tenant=request.tenant, kind=kind, party_id=party_id)), None)
-        if statement is None:
-            raise Http404("No statement for this payee.")
-        return statement
 
     def statement_json(self, request, kind: str, party_id: int):
         """The verifiable statement (see docs/ledger.md) of one creator, promoter or partner."""
-        self._statement_of(request, kind, party_id)
+        self._check_payee(request, kind, party_id)
         accounts = list(LedgerAccount.objects.filter(**{f"{kind}_id": party_id}))
+        if not accounts:
+            raise Http404("No statement for this payee.")
         response = JsonResponse(ledger.statement_proof(tenant=request.tenant, accounts=accounts),
                                 json_dumps_params={"ensure_ascii": False, "indent": 1})
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.json"'
         return response
 
     def statement_csv(self, request, kind: str, party_id: int):
-        statement = self._statement_of(request, kind, party_id)
+        self._check_payee(request, kind, party_id)
+        statement = next(iter(statements(tenant=request.tenant, kind=kind, party_id=party_id)), None)
+        if statement is None:
+            raise Http404("No statement for this payee.")
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.csv"'
         writer = csv.writer(response)

@@ -337,27 +337,15 @@ def existing_checkout(order: Order, user) -> CheckoutStarted:
 _ACCOUNT_NAMES = {"platform": "Platform fee", "tenant": "Storefront revenue", "tax": "Tax collected"}
 
 
-def _payee_name(share: splits.Share) -> str:
-    from catalog.models import Creator
-    from distribution.models import Channel
-
-    from .models import Promoter
-
-    if share.kind == "creator":
-        return Creator.objects.get(pk=share.party).name
-    if share.kind == "promoter":
-        return Promoter.objects.select_related("user").get(pk=share.party).user.email
-    return Channel.objects.get(pk=share.party).name
-
-
 def _account_spec(share: splits.Share, *, held: bool) -> ledger.AccountSpec:
     """The storefront's own accounts (platform, tenant, tax) are one each; a payee's (creator, promoter, partner)
     are two, held during the refund window and payable after it."""
     if share.party is None:
         return ledger.AccountSpec(code=share.kind, kind=share.kind, name=_ACCOUNT_NAMES.get(share.kind, share.kind))
     state = "held" if held else "payable"
+    party = {f"{share.kind}_id": share.party}
     return ledger.AccountSpec(code=f"{share.kind}:{share.party}:{state}", kind=share.kind,
-                              name=lambda: f"{_payee_name(share)} ({state})", **{f"{share.kind}_id": share.party})
+                              name=lambda: f"{LedgerAccount(**party).payee_name} ({state})", **party)
 
 
 def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: dict[splits.Share, int], *,

@@ -55,9 +55,11 @@ class LedgerAccount(TenantOwned):
 
     @property
     def payee_name(self) -> str:
-        if self.promoter_id:
-            return self.promoter.user.email
-        return self.payee.name if self.payee else self.name
+        """A creator's or partner's name, a promoter's email address; the account's own name for the others."""
+        payee = self.payee
+        if payee is None:
+            return self.name
+        return payee.user.email if self.promoter_id else payee.name
 
 
 class JournalEntry(TenantOwned):
