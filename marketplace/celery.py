@@ -32,6 +32,10 @@ app.conf.beat_schedule = {
         "task": "payments.tasks.subscriptions_sweep_all",
         "schedule": crontab(minute=5),
     },
+    "expire-checkouts": {  # checkouts left unpaid past CHECKOUT_EXPIRES_MINUTES; their coupon uses are freed
+        "task": "payments.tasks.checkouts_expire_all",
+        "schedule": crontab(minute="*/10"),
+    },
     "publish-ledger-heads": {  # signed chain heads, one per storefront and day
         "task": "payments.tasks.ledger_heads_publish_all",
         "schedule": crontab(minute=55, hour=23),

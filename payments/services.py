@@ -6,10 +6,12 @@ first (so running it twice has no second effect), and books its journal entry in
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -37,6 +39,8 @@ from .models import (
     WebhookEvent,
 )
 from .providers import ProviderEvent, SignatureError, provider
+
+logger = logging.getLogger(__name__)
 
 # --- entitlements ---------------------------------------------------------------------------------------------------
 
@@ -146,9 +150,17 @@ def _coupon_usable(code: str, *, now) -> Coupon:
         raise ApplicationError(_("This coupon code is not valid."), code="coupon_invalid", extra={"field": "coupon"})
     if coupon.expires_at and coupon.expires_at <= now:
         raise ApplicationError(_("This coupon has expired."), code="coupon_expired", extra={"field": "coupon"})
-    if coupon.max_uses is not None and coupon.used_count >= coupon.max_uses:
-        raise ApplicationError(_("This coupon has been used up."), code="coupon_exhausted", extra={"field": "coupon"})
+    _coupon_check_uses(coupon)
     return coupon
+
+
+def _coupon_check_uses(coupon: Coupon) -> None:
+    """A coupon's uses are its paid orders and its open checkouts: a checkout holds its use until it is paid
+    (then counted for good) or fails, is cancelled or expires (then free again)."""
+    if coupon.max_uses is None:
+        return
+    if coupon.used_count + coupon.orders.filter(status=Order.Status.PENDING).count() >= coupon.max_uses:
+        raise ApplicationError(_("This coupon has been used up."), code="coupon_exhausted", extra={"field": "coupon"})
 
 
 def _discount(coupon: Coupon | None, *, subtotal: int, item) -> int:
@@ -247,6 +259,7 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
     from distribution.selectors import channel_attribution
 
+    _open_checkouts_replace(user=user, item=item, bundle=bundle, plan=plan)
     conf = payment_settings(tenant=tenant)
     attribution = attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf)
     channel = channel_attribution(tenant=tenant, user=user, visitor=visitor, window_days=conf.attribution_window_days)
@@ -256,6 +269,23 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
                       plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request, conf=conf,
                       attribution=attribution, channel=channel, partner=partner)
+
+
+def _open_checkouts(*, user, item=None, bundle=None, plan=None):
+    """The learner's unpaid orders for this item, bundle or plan (not a subscription's renewal)."""
+    lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
+        "lines__plan": plan, "lines__subscription__isnull": True}
+    return Order.objects.filter(user=user, status=Order.Status.PENDING, **lines)
+
+
+def _open_checkouts_replace(*, user, item=None, bundle=None, plan=None) -> None:
+    """A new checkout replaces the learner's open ones for the same thing, so one purchase is never paid twice:
+    their payments are closed at the provider first. One the provider is already taking stops the new checkout."""
+    for payment in list(Payment.objects.filter(
+            order__in=_open_checkouts(user=user, item=item, bundle=bundle, plan=plan), status=Payment.Status.PENDING)):
+        if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
+            raise ApplicationError(_("Your earlier payment for this is still being confirmed. Please check your "
+                                     "orders in a moment."), code="payment_in_progress", status=409)
 
 
 def _partner_brought(channel, attribution) -> bool:
@@ -284,13 +314,23 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
     if currency not in CURRENCY_EXPONENTS:
         raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
     q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf)
-    name = provider_name or settings.PAYMENT_PROVIDER
     try:
-        gateway = provider(name)
+        gateway = provider(provider_name or settings.PAYMENT_PROVIDER)
     except KeyError as exc:
         raise ApplicationError(_("Unknown payment provider."), code="provider_unknown") from exc
     try:
         with transaction.atomic():
+            # One learner's checkouts queue here, so two at once can neither both open nor both use the last use of
+            # a coupon (whose row is locked too).
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            existing = Order.objects.filter(idempotency_key=key).first()
+            if existing is not None:
+                return existing_checkout(existing, user)
+            if subscription is None and _open_checkouts(user=user, item=item, bundle=bundle, plan=plan).exists():
+                raise ApplicationError(_("Another checkout for this is open. Finish it, or try again."),
+                                       code="checkout_open", status=409)
+            if q.coupon is not None:
+                _coupon_check_uses(Coupon.objects.select_for_update().get(pk=q.coupon.pk))
             order = Order.objects.create(
                 tenant=tenant, number=_order_number(), user=user, currency=currency, subtotal=price,
                 discount=q.discount, tax=q.tax, total=q.total, tax_rate_bp=q.settings.tax_rate_bp,
@@ -304,11 +344,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, discount=q.discount,
                                      tax=q.tax, total=q.total)
-            payment = Payment.objects.create(tenant=tenant, order=order, provider=name, amount=q.total,
-                                             currency=currency)
-            ref, url = gateway.start(payment=payment, request=request)
-            payment.provider_ref = ref
-            payment.save(update_fields=["provider_ref", "updated_at"])
+            payment, url = _payment_open(order, gateway=gateway, request=request)
             audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
                             data={"total": q.total, "currency": currency, "source": source})
     except IntegrityError:
@@ -317,6 +353,44 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
         if existing is None:
             raise
         return existing_checkout(existing, user)
+    return CheckoutStarted(order=order, payment=payment, redirect_url=url)
+
+
+def _payment_open(order: Order, *, gateway, request=None) -> tuple[Payment, str]:
+    """A pending payment of the order's total, started at the provider: (payment, where the learner pays)."""
+    payment = Payment.objects.create(tenant=order.tenant, order=order, provider=gateway.name, amount=order.total,
+                                     currency=order.currency)
+    payment.provider_ref, url = gateway.start(payment=payment, request=request)
+    payment.save(update_fields=["provider_ref", "updated_at"])
+    return payment, url
+
+
+def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
+    """Pay an unpaid order again, for the same total: its checkout while that is open, else a new payment attempt
+    (after one that failed, was cancelled or expired). Callers decide whether the order is still worth paying."""
+    from django.conf import settings
+
+    started = existing_checkout(order, user)
+    last = started.payment
+    if last.status == Payment.Status.PENDING:
+        if started.redirect_url and timezone.now() < last.expires_at:
+            return started
+        if not payment_expire(payment=last, actor=user):
+            raise ApplicationError(_("Your earlier payment for this is still being confirmed. Please check your "
+                                     "orders in a moment."), code="payment_in_progress", status=409)
+    with transaction.atomic():
+        order = Order.objects.select_for_update().select_related("tenant", "user").get(pk=order.pk)
+        if order.status not in (Order.Status.PENDING, Order.Status.FAILED, Order.Status.CANCELLED):
+            raise ApplicationError(_("This order is paid already."), code="order_paid", status=409)
+        if order.payments.filter(status=Payment.Status.PENDING).exists():
+            return existing_checkout(order, user)  # another retry won the race
+        if order.coupon_id:
+            _coupon_check_uses(Coupon.objects.select_for_update().get(pk=order.coupon_id))
+        order.status = Order.Status.PENDING
+        order.save(update_fields=["status"])
+        payment, url = _payment_open(order, gateway=provider(settings.PAYMENT_PROVIDER), request=request)
+        audit_log_write(tenant=order.tenant, actor=user, action="payments.payment_retried", target=order,
+                        data={"payment": payment.pk, "provider": payment.provider})
     return CheckoutStarted(order=order, payment=payment, redirect_url=url)
 
 
@@ -475,6 +549,32 @@ def payment_close(*, payment: Payment, status: str, reason: str = "", actor=None
         Order.objects.filter(pk=payment.order_id, status=Order.Status.PENDING).update(status=order_status)
         audit_log_write(tenant=payment.tenant, actor=actor, action=f"payments.payment_{status}", target=payment)
     return payment
+
+
+def payment_expire(*, payment: Payment, reason: str = "checkout expired", actor=None) -> bool:
+    """Close a pending payment's checkout: the provider closes its side first, then the payment is cancelled, and
+    its order with it. False while the provider is taking the payment (its webhook will tell); safe to repeat."""
+    if payment.status != Payment.Status.PENDING:
+        return payment.status == Payment.Status.CANCELLED
+    if not provider(payment.provider).expire(payment=payment):
+        return False
+    return payment_close(payment=payment, status=Payment.Status.CANCELLED, reason=reason,
+                         actor=actor).status == Payment.Status.CANCELLED
+
+
+def checkouts_expire(*, tenant, now: datetime | None = None) -> int:
+    """Expire the storefront's checkouts left unpaid past ``CHECKOUT_EXPIRES_MINUTES`` (Celery beat runs this).
+    A provider that cannot be reached now is asked again on the next run. Returns how many were closed."""
+    from django.conf import settings
+
+    cutoff = (now or timezone.now()) - timedelta(minutes=settings.CHECKOUT_EXPIRES_MINUTES)
+    closed = 0
+    for payment in list(Payment.objects.filter(status=Payment.Status.PENDING, created_at__lte=cutoff).order_by("pk")):
+        try:
+            closed += payment_expire(payment=payment)
+        except ApplicationError as exc:
+            logger.warning("checkout %s not expired: %s", payment.pk, exc.message)
+    return closed
 
 
 # --- refunds --------------------------------------------------------------------------------------------------------

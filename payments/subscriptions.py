@@ -81,6 +81,17 @@ def subscription_resume(*, subscription: Subscription, actor) -> Subscription:
     return _renewal_set(subscription=subscription, cancel=False, actor=actor)
 
 
+def renewal_pay(*, subscription: Subscription, user, request=None):
+    """Where the learner pays a due renewal, at any time in the grace period: its open checkout, or a new payment
+    attempt on the renewal order when the last one failed, was cancelled or expired."""
+    from .services import payment_retry
+
+    sub = Subscription.objects.select_related("renewal_order").get(pk=subscription.pk)
+    if sub.status != Subscription.Status.PAST_DUE or sub.renewal_order is None:
+        raise ApplicationError(_("No renewal is due."), code="renewal_not_due")
+    return payment_retry(order=sub.renewal_order, user=user, request=request)
+
+
 def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
     from .services import payment_close
 

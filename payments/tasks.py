@@ -59,6 +59,19 @@ def subscriptions_sweep_all() -> int:
 
 
 @shared_task(base=TenantTask)
+def checkouts_expire(*, tenant_id: int) -> int:
+    from .services import checkouts_expire as expire
+
+    return expire(tenant=current_tenant())
+
+
+@shared_task
+def checkouts_expire_all() -> int:
+    """Beat's entry point: expire unpaid checkouts on every active storefront."""
+    return for_each_storefront(checkouts_expire)
+
+
+@shared_task(base=TenantTask)
 def shares_release(*, tenant_id: int) -> int:
     from marketplace.tenancy import current_tenant
 

@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
@@ -22,7 +23,7 @@ from marketplace.views import storefront_only
 from . import services
 from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
-from .subscriptions import subscription_cancel, subscription_resume
+from .subscriptions import renewal_pay, subscription_cancel, subscription_resume
 
 
 class CheckoutForm(forms.Form):
@@ -92,6 +93,9 @@ def sandbox_checkout(request, token: str):
     """The sandbox provider's hosted page. Its buttons send signed webhooks through the real webhook path."""
     payment = _sandbox_payment(token)
     order = payment.order
+    if payment.status == Payment.Status.PENDING and timezone.now() >= payment.expires_at:
+        services.payment_expire(payment=payment)  # as a provider's page expires, before the sweep gets to it
+        payment.refresh_from_db()
     if request.method == "POST" and payment.status == Payment.Status.PENDING:
         outcome = {"pay": "succeeded", "fail": "failed", "cancel": "cancelled"}.get(request.POST.get("action"))
         if outcome is None:
@@ -160,13 +164,14 @@ def subscription(request):
             elif request.POST.get("action") == "resume":
                 subscription_resume(subscription=sub, actor=request.user)
                 messages.success(request, _("Your subscription will renew."))
+            elif request.POST.get("action") == "renew":
+                started = renewal_pay(subscription=sub, user=request.user, request=request)
+                if started.redirect_url:
+                    return HttpResponseRedirect(started.redirect_url)
         except ApplicationError as exc:
             messages.error(request, exc.message)
         return redirect("payments:subscription")
-    pay_url = ""
-    if sub is not None and sub.status == Subscription.Status.PAST_DUE and sub.renewal_order is not None:
-        pay_url = services.existing_checkout(sub.renewal_order, request.user).redirect_url
-    return render(request, "payments/subscription.html", {"sub": sub, "pay_url": pay_url})
+    return render(request, "payments/subscription.html", {"sub": sub})
 
 
 @storefront_only

@@ -51,6 +51,8 @@ STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")  # a Stripe-compatible endpoint (tests use a local one)
 PAYMENT_PROVIDER = env.str("PAYMENT_PROVIDER", default="stripe" if STRIPE_SECRET_KEY else "sandbox")
 PLATFORM_FEE_BP = env.int("PLATFORM_FEE_BP", default=1000)  # the first split rule of a new storefront
+# How long a started checkout can be paid; then it expires and what it held (a coupon use) is free again.
+CHECKOUT_EXPIRES_MINUTES = env.int("CHECKOUT_EXPIRES_MINUTES", default=60)
 # The Ed25519 key that signs the ledger chain heads published each day: 32 random bytes, base64. Without it a key is
 # derived from SECRET_KEY, which is fine for development but changes whenever the secret does.
 LEDGER_SIGNING_KEY = env.str("LEDGER_SIGNING_KEY", default="")

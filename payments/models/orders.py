@@ -3,6 +3,8 @@ and the provider events that moved them."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -239,6 +241,11 @@ class Payment(TenantOwned):
     @property
     def refundable(self) -> int:
         return self.amount - self.refunded_amount if self.status == self.Status.SUCCEEDED else 0
+
+    @property
+    def expires_at(self):
+        """When the checkout stops taking payment: ``CHECKOUT_EXPIRES_MINUTES`` after it started."""
+        return self.created_at + timedelta(minutes=settings.CHECKOUT_EXPIRES_MINUTES)
 
 
 class Refund(TenantOwned):

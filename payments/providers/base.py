@@ -28,8 +28,8 @@ class PaymentProvider:
 
     ``start`` creates the provider's side of a pending payment and returns where to send the learner. The outcome
     arrives as a webhook, which ``parse_event`` verifies and translates; the same event may arrive many times and in
-    any order, and the services apply each event id once. ``refund`` asks the provider to return money and raises
-    on refusal.
+    any order, and the services apply each event id once. ``expire`` closes a checkout that was abandoned or
+    replaced. ``refund`` asks the provider to return money and raises on refusal.
     """
 
     name = ""
@@ -41,6 +41,14 @@ class PaymentProvider:
     def checkout_url(self, *, payment) -> str:
         """Where to send the learner to finish a payment already started (a repeated checkout), or ""."""
         return ""
+
+    def expire(self, *, payment) -> bool:
+        """Close the provider's side of a pending payment so it can no longer be paid.
+
+        True when it is closed (now or before); False when the provider already took the payment or is still
+        taking it: its outcome arrives by webhook and the payment must stay pending until then.
+        """
+        raise NotImplementedError
 
     def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
         raise NotImplementedError

@@ -3,6 +3,8 @@
 Stripe endpoints used (https://docs.stripe.com/api):
 
 - ``POST /v1/checkout/sessions`` (``start``): one Checkout Session per Payment, ``mode=payment``.
+- ``POST /v1/checkout/sessions/:id/expire`` (``expire``): closes an abandoned or replaced session; and
+  ``GET /v1/checkout/sessions/:id`` to tell an expired session from a completed one, and for ``checkout_url``.
 - ``POST /v1/refunds`` (``refund``): refunds the PaymentIntent the session captured.
 
 Events read by ``parse_event`` (https://docs.stripe.com/checkout/fulfillment): ``checkout.session.completed``,
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "Stripe-Signature"
 TOLERANCE = 300  # seconds; Stripe's own default for webhook timestamps
+# Stripe lets a Checkout Session live 30 minutes to 24 hours (``expires_at``); ours follows CHECKOUT_EXPIRES_MINUTES.
+SESSION_MINUTES = (30, 24 * 60)
 TIMEOUT = 30  # seconds per HTTP request; checkout holds a transaction open while it waits
 RETRIES = 2  # the library retries connection errors and 409/5xx answers, reusing our idempotency key
 
@@ -79,6 +83,9 @@ class StripeProvider(PaymentProvider):
                     "product_data": {"name": ", ".join(line.title for line in lines)[:250] or order.number},
                 },
             }],
+            # From the payment's creation, so a retry of this request sends the same parameters.
+            "expires_at": int(payment.created_at.timestamp()) + 60 * min(
+                max(settings.CHECKOUT_EXPIRES_MINUTES, SESSION_MINUTES[0]), SESSION_MINUTES[1]),
             "success_url": tenant.url(reverse("payments:order", args=[order.number])),
             "cancel_url": tenant.url(cancel_path),
             "client_reference_id": str(payment.pk),
@@ -116,6 +123,33 @@ class StripeProvider(PaymentProvider):
             logger.warning("stripe checkout session %s not retrieved: %s", payment.provider_ref, exc)
             return ""
         return session.url or "" if session.status == "open" else ""
+
+    def expire(self, *, payment) -> bool:
+        """Expire the Checkout Session (``POST /v1/checkout/sessions/:id/expire``).
+
+        Stripe expires only an open session. When it refuses, the session's status decides: ``expired`` is closed
+        already; ``complete`` means the learner paid (or a delayed payment method is still settling) and the
+        outcome's webhook is on its way.
+        """
+        stripe_client = client()
+        try:
+            stripe_client.v1.checkout.sessions.expire(payment.provider_ref)
+            return True
+        except stripe.InvalidRequestError:
+            pass
+        except stripe.StripeError as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            session = stripe_client.v1.checkout.sessions.retrieve(payment.provider_ref)
+        except stripe.StripeError as exc:
+            raise self._unreachable(exc) from exc
+        return session.status == "expired"
+
+    @staticmethod
+    def _unreachable(exc: stripe.StripeError) -> ApplicationError:
+        logger.warning("stripe checkout session not expired: %s", exc)
+        return ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
+                                code="provider_unavailable", status=502)
 
     def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
         """Verify the ``Stripe-Signature`` header (HMAC-SHA256, at most 5 minutes old) and translate the event.

@@ -14,7 +14,7 @@ from django_scopes import scope, scopes_disabled
 from marketplace import tenancy
 from marketplace.errors import ApplicationError
 from payments import ledger, services
-from payments.models import Entitlement, JournalEntry, Order, Payment, Refund, WebhookEvent
+from payments.models import Coupon, Entitlement, JournalEntry, Order, Payment, Refund, WebhookEvent
 from payments.providers.sandbox import HEADER, SandboxProvider
 from tests.factories import TenantFactory, catalog_item, member
 
@@ -169,3 +169,46 @@ def test_concurrent_sales_of_one_tenant_keep_one_gapless_chain(shop):
             range(1, 11))
     with tenancy.activate(tenant):
         assert ledger.ledger_verify(tenant=tenant).ok
+
+
+def test_ten_learners_at_once_use_a_three_use_coupon_three_times(shop):
+    """A checkout holds a use of the coupon while it is open; the coupon's row lock makes the last uses go to
+    exactly as many checkouts as are left."""
+    tenant, item = shop
+    with scope(tenant=tenant):
+        Coupon.objects.create(tenant=tenant, code="RUSH", kind="percent", value=1000, max_uses=3)
+    learners = iter([member(tenant, "learner") for _ in range(10)])
+    lock = threading.Lock()
+
+    def checkout():
+        with lock:
+            learner = next(learners)
+        with tenancy.activate(tenant):
+            return services.checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex, item=item,
+                                           coupon_code="rush").order.pk
+
+    results = race(10, checkout)
+    assert sorted(getattr(r, "code", "order") for r in results) == ["coupon_exhausted"] * 7 + ["order"] * 3
+    with scope(tenant=tenant):
+        assert Order.objects.filter(coupon__code="RUSH", status="pending").count() == 3
+        assert Order.objects.count() == 3
+
+
+def test_ten_checkouts_of_one_item_by_one_learner_at_once_leave_one_to_pay(shop):
+    """Different keys (ten tabs): each new checkout replaces the open one or is refused while another opens, so at
+    most one can take the learner's money."""
+    tenant, item = shop
+    learner = member(tenant, "learner")
+
+    def checkout():
+        with tenancy.activate(tenant):
+            return services.checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex,
+                                           item=item).order.pk
+
+    results = race(10, checkout)
+    assert {getattr(r, "code", "order") for r in results} <= {"order", "checkout_open"}
+    assert any(not isinstance(r, Exception) for r in results)
+    with scope(tenant=tenant):
+        assert Order.objects.filter(status="pending").count() == 1
+        assert Payment.objects.filter(status="pending").count() == 1
+        assert set(Order.objects.exclude(status="pending").values_list("status", flat=True)) <= {"cancelled"}

@@ -7,11 +7,13 @@ webhook view, the signature check, deduplication and the payment services all ru
 import http.client
 import json
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import stripe
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope
 
 from accounts.models import Role
@@ -90,6 +92,8 @@ def test_checkout_creates_a_checkout_session_and_sends_the_learner_to_it(alpha, 
     assert call.params["client_reference_id"] == str(started.payment.pk)
     assert call.params["metadata"] == {"payment": str(started.payment.pk), "order": started.order.number,
                                        "tenant": "alpha"}
+    # The session closes when our checkout does: an hour after the payment started.
+    assert call.params["expires_at"] == str(int(started.payment.created_at.timestamp()) + 3600)
     session = stripe_api.sessions[session_id]
     assert (session["amount_total"], session["status"], session["payment_status"]) == (10000, "open", "unpaid")
 
@@ -183,6 +187,55 @@ def test_an_expired_session_cancels_the_order(alpha, course, stripe_api):
 
     assert result["delivery"] == {"status": 200, "body": {"result": "applied"}}
     assert state(alpha, learner) == (Order.Status.CANCELLED, 0, 0, 1)
+
+
+def test_an_abandoned_checkout_is_expired_at_stripe_before_it_is_cancelled(alpha, course, stripe_api):
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    with scope(tenant=alpha):
+        assert services.checkouts_expire(tenant=alpha, now=timezone.now() + timedelta(minutes=61)) == 1
+
+    session_id = started.payment.provider_ref
+    assert len(stripe_api.requests_to("POST", f"/v1/checkout/sessions/{session_id}/expire")) == 1
+    assert stripe_api.sessions[session_id]["status"] == "expired"
+    # Stripe then reports the expiry; it is recorded and changes nothing more.
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]
+    assert state(alpha, learner) == (Order.Status.CANCELLED, 0, 0, 1)
+
+
+def test_a_session_paid_at_stripe_is_never_cancelled_by_the_expiry(alpha, course, stripe_api):
+    """The learner paid, Stripe's webhook is still on its way: the payment stays pending and then succeeds."""
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    completed = stripe_api.complete(started.payment.provider_ref, deliver=False)
+    with scope(tenant=alpha):
+        assert services.checkouts_expire(tenant=alpha, now=timezone.now() + timedelta(minutes=61)) == 0
+        assert Payment.objects.get(pk=started.payment.pk).status == Payment.Status.PENDING
+    assert stripe_api.deliver(completed["event"]) == (200, {"result": "applied"})
+    assert state(alpha, learner) == (Order.Status.PAID, 1, 1, 1)
+
+    # Nor is it replaced by a new checkout while that webhook is on its way.
+    other = catalog_item(alpha, title="Second Course", price=5000)
+    second = start(alpha, learner, other, key="second")
+    stripe_api.complete(second.payment.provider_ref, deliver=False)
+    with pytest.raises(ApplicationError) as refused:
+        start(alpha, learner, other, key="third")
+    assert refused.value.code == "payment_in_progress" and refused.value.status == 409
+
+
+def test_a_new_checkout_expires_the_open_session_so_it_cannot_be_paid(alpha, course, stripe_api):
+    learner = member(alpha)
+    first = start(alpha, learner, course, key="tab-1")
+    second = start(alpha, learner, course, key="tab-2")
+
+    assert stripe_api.sessions[first.payment.provider_ref]["status"] == "expired"
+    with pytest.raises(AssertionError, match="checkout_session_not_open"):
+        stripe_api.complete(first.payment.provider_ref)  # the learner's old tab: Stripe refuses to take payment
+    stripe_api.complete(second.payment.provider_ref)
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]  # the first session's expiry
+    with scope(tenant=alpha):
+        assert dict(Order.objects.values_list("idempotency_key", "status")) == {"tab-1": "cancelled",
+                                                                              "tab-2": "paid"}
 
 
 def test_a_partial_refund_goes_to_stripe_and_a_refund_over_the_rest_is_refused_before_calling_it(

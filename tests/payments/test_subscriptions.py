@@ -8,8 +8,9 @@ from django.utils import timezone
 from django_scopes import scope
 
 from catalog.access import can_access
+from payments import services
 from payments.ledger import ledger_verify
-from payments.models import Order, Subscription, SubscriptionPlan
+from payments.models import JournalEntry, Order, Subscription, SubscriptionPlan
 from payments.subscriptions import add_interval, subscriptions_sweep
 from tests.conftest import host_client
 from tests.factories import catalog_item, member
@@ -25,10 +26,11 @@ def plan(tenant_a):
                                                interval="month", grace_days=3)
 
 
-def pay_renewal(client, sub):
-    page = client.get("/subscription/").content.decode()
-    link = page.split('class="button" href="')[1].split('"')[0]
-    return client.post(link, {"action": "pay"}, follow=True)
+def pay_renewal(client, sub, action="pay"):
+    """Press "Renew now" on the subscription page, then ``action`` on the sandbox's page it leads to."""
+    response = client.post("/subscription/", {"action": "renew"})
+    assert response.status_code == 302 and "/sandbox/" in response.url, response
+    return client.post(response.url, {"action": action}, follow=True)
 
 
 def test_add_interval_clamps_to_the_end_of_the_month():
@@ -114,3 +116,34 @@ def test_a_tier_opens_only_its_categories(tenant_a):
     buy(host_client("alpha.test", learner), "plan=data-tier")
     with scope(tenant=tenant_a):
         assert can_access(learner, data) and not can_access(learner, design)
+
+
+def test_a_declined_or_abandoned_renewal_can_be_paid_again_within_the_grace_period(tenant_a, plan):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        end = sub.current_period_end
+        subscriptions_sweep(tenant=tenant_a, now=end)
+    assert "No payment was taken." in pay_renewal(client, sub, action="fail").content.decode()
+
+    # Declined: "Renew now" starts another payment of the same renewal order; this one is left open and expires.
+    response = client.post("/subscription/", {"action": "renew"})
+    assert response.status_code == 302
+    with scope(tenant=tenant_a):
+        assert services.checkouts_expire(tenant=tenant_a, now=timezone.now() + timedelta(days=1)) == 1
+
+    assert "Payment received" in pay_renewal(client, sub).content.decode()
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.status == "active" and sub.current_period_end == add_interval(end, "month")
+        renewal = Order.objects.get(user=learner, source="renewal")
+        assert renewal.status == "paid"
+        assert list(renewal.payments.order_by("pk").values_list("status", flat=True)) == [
+            "failed", "cancelled", "succeeded"]
+        assert JournalEntry.objects.filter(order=renewal, kind="sale").count() == 1
+        assert ledger_verify(tenant=tenant_a).ok
+    # Nothing is due any more.
+    response = client.post("/subscription/", {"action": "renew"}, follow=True)
+    assert "No renewal is due." in response.content.decode()

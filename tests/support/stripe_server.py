@@ -3,7 +3,10 @@
 API (https://docs.stripe.com/api), authenticated with ``Authorization: Bearer <secret key>`` (or Basic with the key
 as user name); bodies are form-encoded with bracket notation (``line_items[0][price_data][unit_amount]=1000``):
 
-- ``POST /v1/checkout/sessions``, ``GET /v1/checkout/sessions/<id>``
+- ``POST /v1/checkout/sessions`` (optional ``expires_at``: 30 minutes to 24 hours ahead),
+  ``GET /v1/checkout/sessions/<id>``
+- ``POST /v1/checkout/sessions/<id>/expire``: only an open session. Stripe then sends ``checkout.session.expired``
+  on its own time; the stand-in queues it until the test calls ``deliver_queued()``, so the order is the test's.
 - ``POST /v1/refunds`` (``payment_intent`` or ``charge``, optional ``amount``)
 
 As on Stripe, a POST with an ``Idempotency-Key`` that was seen before replays the first response (header
@@ -194,6 +197,7 @@ class StripeServer(StandIn):
         self.webhook_host: str | None = None
         self._idempotent: dict[tuple[str, str], tuple[tuple, int, bytes]] = {}
         self._lock = threading.RLock()
+        self.queued: list[bytes] = []  # events caused by API calls, not delivered yet
 
     def set_webhook(self, url: str | None, host_header: str | None = None) -> None:
         """Where events go; ``host_header`` replaces the URL's host in the ``Host`` header (tenant routing)."""
@@ -237,6 +241,12 @@ class StripeServer(StandIn):
             return response.status, json.loads(text)
         except ValueError:
             return response.status, text
+
+    def deliver_queued(self) -> list[tuple[int, dict | str]]:
+        """Deliver the events that API calls caused (as Stripe does after answering them); return each answer."""
+        with self._lock:
+            bodies, self.queued = self.queued, []
+        return [self.deliver(body) for body in bodies]
 
     def _event(self, type: str, obj: dict) -> bytes:
         event = {"id": _id("evt"), "object": "event", "api_version": API_VERSION, "created": int(time.time()),
@@ -318,6 +328,9 @@ class StripeServer(StandIn):
         match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)", path)
         if method == "GET" and match:
             return self._session(match.group(1))
+        match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)/expire", path)
+        if method == "POST" and match:
+            return self._session_expire(match.group(1))
         if (method, path) == ("POST", "/v1/refunds"):
             return self._refund_create(params)
         raise StripeAPIError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
@@ -364,18 +377,36 @@ class StripeServer(StandIn):
         if reference is not None and len(reference) > 200:
             raise _invalid("client_reference_id can be at most 200 characters.", param="client_reference_id")
         created = int(time.time())
+        expires_at = created + 24 * 3600
+        if params.get("expires_at") not in (None, ""):
+            expires_at = _integer(params["expires_at"], "expires_at")
+            if expires_at > created + 24 * 3600:
+                raise _invalid("The `expires_at` timestamp must be less than 24 hours from Checkout Session "
+                               "creation.", param="expires_at")
+            if expires_at < created + 30 * 60 - 5:  # a few seconds' slack for the clocks
+                raise _invalid("The `expires_at` timestamp must be at least 30 minutes from Checkout Session "
+                               "creation.", param="expires_at")
         session_id = f"cs_test_{secrets.token_hex(24)}"
         session = {
             "id": session_id, "object": "checkout.session", "amount_subtotal": total, "amount_total": total,
             "cancel_url": cancel_url, "client_reference_id": reference, "created": created,
             "currency": currencies.pop(), "customer_email": params.get("customer_email"),
-            "expires_at": created + 24 * 3600, "livemode": False, "metadata": _metadata(params.get("metadata")),
+            "expires_at": expires_at, "livemode": False, "metadata": _metadata(params.get("metadata")),
             "mode": mode, "payment_intent": None, "payment_status": "unpaid", "status": "open",
             "success_url": success_url, "url": f"{self.url}/pay/{session_id}",
         }
         intent_data = params.get("payment_intent_data") or {}
         session["_intent_metadata"] = _metadata(intent_data.get("metadata"), "payment_intent_data[metadata]")
         self.sessions[session_id] = session
+        return _public(session)
+
+    def _session_expire(self, session_id: str) -> dict:
+        session = self._session(session_id)
+        if session["status"] != "open":
+            raise StripeAPIError(400, f"Only Checkout Sessions with a status in [\"open\"] can be expired. This "
+                                      f"Checkout Session has a status of \"{session['status']}\".")
+        session.update(status="expired", url=None)
+        self.queued.append(self._event("checkout.session.expired", _public(session)))
         return _public(session)
 
     def _refund_create(self, params: dict) -> dict:
