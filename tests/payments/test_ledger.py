@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 from hypothesis import HealthCheck, event, given, settings
@@ -154,8 +155,8 @@ def assert_ledger_invariants(tenant) -> None:
 
 @pytest.fixture
 def shop(tenant_a):
-    """Three items with zero, one and two creators, two coupons, and the channels that earn commissions: a partner
-    platform and a promoter recruited by another."""
+    """Three items with zero, one and two creators, three coupons (one with two uses), and the channels that earn
+    commissions: a partner platform and a promoter recruited by another."""
     first, second = catalog_creator(tenant_a, "Lin Wei"), catalog_creator(tenant_a, "Ada Byron")
     items = [
         catalog_item(tenant_a, title="Tea", price=999, creators=[first]),
@@ -165,6 +166,7 @@ def shop(tenant_a):
     with scopes_disabled():
         Coupon.objects.create(tenant=tenant_a, code="SAVE15", kind=Coupon.Kind.PERCENT, value=1500)
         Coupon.objects.create(tenant=tenant_a, code="TENOFF", kind=Coupon.Kind.FIXED, value=10)
+        Coupon.objects.create(tenant=tenant_a, code="LAST2", kind=Coupon.Kind.PERCENT, value=5000, max_uses=2)
         PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True)
         partner = Channel.objects.create(tenant=tenant_a, name="Partner", kind=Channel.Kind.PARTNER)
         recruiter = Promoter.objects.create(tenant=tenant_a, user=member(tenant_a), code="TOP001",
@@ -174,8 +176,8 @@ def shop(tenant_a):
     return tenant_a, items, {"": None, "partner": partner, "promoter": promoter}
 
 
-checkout = st.tuples(st.just("checkout"), st.integers(0, 2), st.sampled_from(["", "save15", "TENOFF"]),
-                     st.sampled_from(["", "partner", "promoter"]))
+coupon_code = st.sampled_from(["", "save15", "TENOFF", "last2", "last2"])  # often the one with two uses
+checkout = st.tuples(st.just("checkout"), st.integers(0, 2), coupon_code, st.sampled_from(["", "partner", "promoter"]))
 succeed = st.tuples(st.just("succeed"), st.integers(0, 50))
 # small parts, exactly what is left, one unit too many, or anything up to past the largest total
 refund_amount = st.integers(1, 400) | st.integers(1, 400) | st.sampled_from(["rest", "rest+1"]) | st.integers(1, 3000)
@@ -185,6 +187,7 @@ operation = st.one_of(
     st.tuples(st.just("replay"), st.integers(0, 50), st.integers(1, 3)),
     *[st.tuples(st.just("refund"), st.integers(0, 50), refund_amount)] * 3,
     st.tuples(st.just("payout"), st.booleans()),
+    st.tuples(st.just("expire")),
 )
 # Every example opens with a few checkouts and payments, so what follows has orders to pay, fail and refund.
 operations = st.tuples(st.lists(checkout, min_size=1, max_size=4), st.lists(succeed, min_size=1, max_size=3),
@@ -198,6 +201,12 @@ def snapshot():
         JournalEntry.objects.count(), Posting.objects.count(), Refund.objects.count(),
         Entitlement.objects.filter(revoked_at__isnull=True).count(), WebhookEvent.objects.count(),
     )
+
+
+def coupon_held(code: str) -> int:
+    """The uses a coupon has given: its paid orders and its open checkouts."""
+    return Order.objects.filter(coupon__code=code).filter(
+        Q(paid_at__isnull=False) | Q(status=Order.Status.PENDING)).count()
 
 
 def payee_balances() -> dict[str, int]:
@@ -230,8 +239,15 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
             kind = op[0]
             if kind == "checkout":
                 item, code, via = items[op[1]], op[2], channels[op[3]]
-                payment = buy(tenant, item, coupon_code=code, via=via)
+                if code == "last2" and coupon_held("LAST2") >= 2:
+                    before = snapshot()
+                    with pytest.raises(ApplicationError) as refused:
+                        buy(tenant, item, coupon_code=code, via=via)
+                    assert refused.value.code == "coupon_exhausted" and snapshot() == before
+                    event("a used-up coupon was refused")
+                    continue
                 quote = services.quote(tenant=tenant, price=item.price, item=item, coupon_code=code)
+                payment = buy(tenant, item, coupon_code=code, via=via)
                 assert (payment.amount, payment.order.total) == (quote.total, quote.total)
                 assert (payment.order.partner, payment.order.promoter) == (
                     via if op[3] == "partner" else None, via if op[3] == "promoter" else None)
@@ -302,6 +318,20 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
                     event("shares were released")
                 if payouts:
                     event("payees were paid")
+            elif kind == "expire":
+                # An hour on, every open checkout expires; nothing is booked for it.
+                still_open = Payment.objects.filter(status=Payment.Status.PENDING).count()
+                before = JournalEntry.objects.count()
+                later = timezone.now() + timedelta(minutes=61)
+                assert services.checkouts_expire(tenant=tenant, now=later) == still_open
+                assert not Order.objects.filter(status=Order.Status.PENDING).exists()
+                assert JournalEntry.objects.count() == before
+                if still_open:
+                    event("open checkouts expired")
+        # A coupon counts each paid order once, and its paid and open orders never exceed its limit.
+        for coupon in Coupon.objects.all():
+            assert coupon.used_count == Order.objects.filter(coupon=coupon, paid_at__isnull=False).count()
+            assert coupon.max_uses is None or coupon_held(coupon.code) <= coupon.max_uses
         assert_ledger_invariants(tenant)
         transaction.set_rollback(True)
 
