@@ -284,8 +284,12 @@ def _open_checkouts_replace(*, user, item=None, bundle=None, plan=None) -> None:
     for payment in list(Payment.objects.filter(
             order__in=_open_checkouts(user=user, item=item, bundle=bundle, plan=plan), status=Payment.Status.PENDING)):
         if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
-            raise ApplicationError(_("Your earlier payment for this is still being confirmed. Please check your "
-                                     "orders in a moment."), code="payment_in_progress", status=409)
+            raise _payment_in_progress()
+
+
+def _payment_in_progress() -> ApplicationError:
+    return ApplicationError(_("Your earlier payment for this is still being confirmed. Please check your orders in a "
+                              "moment."), code="payment_in_progress", status=409)
 
 
 def _partner_brought(channel, attribution) -> bool:
@@ -376,8 +380,7 @@ def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
         if started.redirect_url and timezone.now() < last.expires_at:
             return started
         if not payment_expire(payment=last, actor=user):
-            raise ApplicationError(_("Your earlier payment for this is still being confirmed. Please check your "
-                                     "orders in a moment."), code="payment_in_progress", status=409)
+            raise _payment_in_progress()
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("tenant", "user").get(pk=order.pk)
         if order.status not in (Order.Status.PENDING, Order.Status.FAILED, Order.Status.CANCELLED):
