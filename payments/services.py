@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -259,7 +259,6 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
     from distribution.selectors import channel_attribution
 
-    _open_checkouts_replace(user=user, item=item, bundle=bundle, plan=plan)
     conf = payment_settings(tenant=tenant)
     attribution = attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf)
     channel = channel_attribution(tenant=tenant, user=user, visitor=visitor, window_days=conf.attribution_window_days)
@@ -269,22 +268,6 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
                       plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request, conf=conf,
                       attribution=attribution, channel=channel, partner=partner)
-
-
-def _open_checkouts(*, user, item=None, bundle=None, plan=None):
-    """The learner's unpaid orders for this item, bundle or plan (not a subscription's renewal)."""
-    lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
-        "lines__plan": plan, "lines__subscription__isnull": True}
-    return Order.objects.filter(user=user, status=Order.Status.PENDING, **lines)
-
-
-def _open_checkouts_replace(*, user, item=None, bundle=None, plan=None) -> None:
-    """A new checkout replaces the learner's open ones for the same thing, so one purchase is never paid twice:
-    their payments are closed at the provider first. One the provider is already taking stops the new checkout."""
-    for payment in list(Payment.objects.filter(
-            order__in=_open_checkouts(user=user, item=item, bundle=bundle, plan=plan), status=Payment.Status.PENDING)):
-        if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
-            raise _payment_in_progress()
 
 
 def _payment_in_progress() -> ApplicationError:
@@ -324,15 +307,22 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
         raise ApplicationError(_("Unknown payment provider."), code="provider_unknown") from exc
     try:
         with transaction.atomic():
-            # One learner's checkouts queue here, so two at once can neither both open nor both use the last use of
-            # a coupon (whose row is locked too).
+            # One learner's checkouts queue here, one after the other (and a coupon's last use is counted under
+            # its row's lock): the same key finds its order; a new one replaces the learner's open checkout of the
+            # same item, bundle or plan, closed at the provider first, so one purchase is never paid twice.
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
-            existing = Order.objects.filter(idempotency_key=key).first()
-            if existing is not None:
-                return existing_checkout(existing, user)
-            if subscription is None and _open_checkouts(user=user, item=item, bundle=bundle, plan=plan).exists():
-                raise ApplicationError(_("Another checkout for this is open. Finish it, or try again."),
-                                       code="checkout_open", status=409)
+            same = Q(idempotency_key=key)
+            if subscription is None:  # a renewal replaces nothing
+                lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
+                    "lines__plan": plan, "lines__subscription__isnull": True}
+                same |= Q(user=user, status=Order.Status.PENDING, **lines)
+            earlier = list({o.pk: o for o in Order.objects.filter(same)}.values())  # the join may repeat one
+            for order in earlier:
+                if order.idempotency_key == key:
+                    return existing_checkout(order, user)
+            for payment in Payment.objects.filter(order__in=earlier, status=Payment.Status.PENDING):
+                if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
+                    raise _payment_in_progress()
             if q.coupon is not None:
                 _coupon_check_uses(Coupon.objects.select_for_update().get(pk=q.coupon.pk))
             order = Order.objects.create(
