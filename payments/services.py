@@ -154,6 +154,11 @@ def _coupon_usable(code: str, *, now) -> Coupon:
     return coupon
 
 
+def _coupon_hold(coupon_id: int) -> None:
+    """Count a coupon's uses with its row locked, so concurrent checkouts cannot share its last use."""
+    _coupon_check_uses(Coupon.objects.select_for_update().get(pk=coupon_id))
+
+
 def _coupon_check_uses(coupon: Coupon) -> None:
     """A coupon's uses are its paid orders and its open checkouts: a checkout holds its use until it is paid
     (then counted for good) or fails, is cancelled or expires (then free again)."""
@@ -316,7 +321,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
                     "lines__plan": plan, "lines__subscription__isnull": True}
                 same |= Q(user=user, status=Order.Status.PENDING, **lines)
-            earlier = list({o.pk: o for o in Order.objects.filter(same)}.values())  # the join may repeat one
+            earlier = list(Order.objects.filter(same).distinct())
             for order in earlier:
                 if order.idempotency_key == key:
                     return existing_checkout(order, user)
@@ -324,7 +329,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
                     raise _payment_in_progress()
             if q.coupon is not None:
-                _coupon_check_uses(Coupon.objects.select_for_update().get(pk=q.coupon.pk))
+                _coupon_hold(q.coupon.pk)
             order = Order.objects.create(
                 tenant=tenant, number=_order_number(), user=user, currency=currency, subtotal=price,
                 discount=q.discount, tax=q.tax, total=q.total, tax_rate_bp=q.settings.tax_rate_bp,
@@ -367,7 +372,7 @@ def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
     started = existing_checkout(order, user)
     last = started.payment
     if last.status == Payment.Status.PENDING:
-        if started.redirect_url and timezone.now() < last.expires_at:
+        if started.redirect_url and not last.is_overdue:
             return started
         if not payment_expire(payment=last, actor=user):
             raise _payment_in_progress()
@@ -378,7 +383,7 @@ def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
         if order.payments.filter(status=Payment.Status.PENDING).exists():
             return existing_checkout(order, user)  # another retry won the race
         if order.coupon_id:
-            _coupon_check_uses(Coupon.objects.select_for_update().get(pk=order.coupon_id))
+            _coupon_hold(order.coupon_id)
         order.status = Order.Status.PENDING
         order.save(update_fields=["status"])
         payment, url = _payment_open(order, gateway=provider(settings.PAYMENT_PROVIDER), request=request)
@@ -544,7 +549,7 @@ def payment_close(*, payment: Payment, status: str, reason: str = "", actor=None
     return payment
 
 
-def payment_expire(*, payment: Payment, reason: str = "checkout expired", actor=None) -> bool:
+def payment_expire(*, payment: Payment, reason: str = Payment.EXPIRED, actor=None) -> bool:
     """Close a pending payment's checkout: the provider closes its side first, then the payment is cancelled, and
     its order with it. False while the provider is taking the payment (its webhook will tell); safe to repeat."""
     if payment.status != Payment.Status.PENDING:

@@ -10,7 +10,6 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
@@ -93,7 +92,7 @@ def sandbox_checkout(request, token: str):
     """The sandbox provider's hosted page. Its buttons send signed webhooks through the real webhook path."""
     payment = _sandbox_payment(token)
     order = payment.order
-    if payment.status == Payment.Status.PENDING and timezone.now() >= payment.expires_at:
+    if payment.is_overdue:
         services.payment_expire(payment=payment)  # as a provider's page expires, before the sweep gets to it
         payment.refresh_from_db()
     if request.method == "POST" and payment.status == Payment.Status.PENDING:

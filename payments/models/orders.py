@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
@@ -207,6 +208,7 @@ class Payment(TenantOwned):
         CANCELLED = "cancelled", _("Cancelled")
 
     TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}}
+    EXPIRED = "checkout expired"  # the failure reason of a checkout closed because its time ran out
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
     provider = models.CharField(_("provider"), max_length=20)
@@ -246,6 +248,11 @@ class Payment(TenantOwned):
     def expires_at(self):
         """When the checkout stops taking payment: ``CHECKOUT_EXPIRES_MINUTES`` after it started."""
         return self.created_at + timedelta(minutes=settings.CHECKOUT_EXPIRES_MINUTES)
+
+    @property
+    def is_overdue(self) -> bool:
+        """Still pending past ``expires_at``: to be expired, not paid."""
+        return self.status == self.Status.PENDING and timezone.now() >= self.expires_at
 
 
 class Refund(TenantOwned):

@@ -51,6 +51,13 @@ def client() -> stripe.StripeClient:
                                max_network_retries=RETRIES, http_client=stripe.RequestsClient(timeout=TIMEOUT))
 
 
+def _unavailable(what: str, exc: stripe.StripeError) -> ApplicationError:
+    """Stripe did not answer (or not usably): logged, and the learner or the team is asked to try again."""
+    logger.warning("stripe %s: %s", what, exc)
+    return ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
+                            code="provider_unavailable", status=502)
+
+
 class StripeProvider(PaymentProvider):
     """Payments through Stripe Checkout.
 
@@ -100,9 +107,7 @@ class StripeProvider(PaymentProvider):
             session = client().v1.checkout.sessions.create(
                 params=params, options={"idempotency_key": f"checkout-{payment.pk}-{order.number}"})
         except stripe.APIConnectionError as exc:
-            logger.warning("stripe checkout session not created: %s", exc)
-            raise ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
-                                   code="provider_unavailable", status=502) from exc
+            raise _unavailable("checkout session not created", exc) from exc
         except (stripe.AuthenticationError, stripe.PermissionError) as exc:
             logger.error("stripe rejected our credentials: %s", exc)
             raise ApplicationError(_("Card payments are not available right now. Please try again later."),
@@ -138,18 +143,12 @@ class StripeProvider(PaymentProvider):
         except stripe.InvalidRequestError:
             pass
         except stripe.StripeError as exc:
-            raise self._unreachable(exc) from exc
+            raise _unavailable("checkout session not expired", exc) from exc
         try:
             session = stripe_client.v1.checkout.sessions.retrieve(payment.provider_ref)
         except stripe.StripeError as exc:
-            raise self._unreachable(exc) from exc
+            raise _unavailable("checkout session not expired", exc) from exc
         return session.status == "expired"
-
-    @staticmethod
-    def _unreachable(exc: stripe.StripeError) -> ApplicationError:
-        logger.warning("stripe checkout session not expired: %s", exc)
-        return ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
-                                code="provider_unavailable", status=502)
 
     def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
         """Verify the ``Stripe-Signature`` header (HMAC-SHA256, at most 5 minutes old) and translate the event.
@@ -198,9 +197,7 @@ class StripeProvider(PaymentProvider):
         try:
             refund = client().v1.refunds.create(params=params, options={"idempotency_key": idempotency_key})
         except stripe.APIConnectionError as exc:
-            logger.warning("stripe refund not confirmed: %s", exc)
-            raise ApplicationError(_("The payment service cannot be reached. Please try again in a moment."),
-                                   code="provider_unavailable", status=502) from exc
+            raise _unavailable("refund not confirmed", exc) from exc
         except stripe.StripeError as exc:
             logger.warning("stripe refused a refund: %s", exc)
             raise ApplicationError(exc.user_message or _("Stripe refused the refund."), code="provider_refused",
