@@ -275,7 +275,7 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
                       attribution=attribution, channel=channel, partner=partner)
 
 
-def _payment_in_progress() -> ApplicationError:
+def payment_in_progress() -> ApplicationError:
     return ApplicationError(_("Your earlier payment for this is still being confirmed. Please check your orders in a "
                               "moment."), code="payment_in_progress", status=409)
 
@@ -327,7 +327,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                     return existing_checkout(order, user)
             for payment in Payment.objects.filter(order__in=earlier, status=Payment.Status.PENDING):
                 if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
-                    raise _payment_in_progress()
+                    raise payment_in_progress()
             if q.coupon is not None:
                 _coupon_hold(q.coupon.pk)
             order = Order.objects.create(
@@ -375,7 +375,7 @@ def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
         if started.redirect_url and not last.is_overdue:
             return started
         if not payment_expire(payment=last, actor=user):
-            raise _payment_in_progress()
+            raise payment_in_progress()
     with transaction.atomic():
         order = Order.objects.select_for_update().select_related("tenant", "user").get(pk=order.pk)
         if order.status not in (Order.Status.PENDING, Order.Status.FAILED, Order.Status.CANCELLED):

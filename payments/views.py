@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -10,11 +11,13 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.http import Http404, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from catalog.access import can_access
 from catalog.models import Bundle, ContentItem
 from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
@@ -52,7 +55,9 @@ def checkout(request):
     """Review the price (with a coupon), then pay. The form's key makes a double submission one order."""
     item, bundle, plan = _target(request)
     thing = item or bundle or plan
-    form = CheckoutForm(request.POST or None, initial={"key": uuid.uuid4().hex})
+    # ``?coupon=`` fills the coupon in, as a shared discount link or "Buy again" from an order does.
+    form = CheckoutForm(request.POST or None, initial={"key": uuid.uuid4().hex,
+                                                       "coupon": request.GET.get("coupon", "")[:40]})
     quote = None
     if form.is_valid() and "apply" not in request.POST:
         try:
@@ -66,14 +71,14 @@ def checkout(request):
         except ApplicationError as exc:
             form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
     try:
-        coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else ""
+        coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else form.initial["coupon"]
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon)
     except ApplicationError as exc:
         form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
     return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle, "plan": plan,
                                                       "thing": thing, "quote": quote},
-                  status=400 if form.errors else 200)
+                  status=400 if form.is_bound and form.errors else 200)
 
 
 def _sandbox_payment(token: str) -> Payment:
@@ -133,11 +138,48 @@ def orders(request):
 @storefront_only
 @login_required
 def order_detail(request, number: str):
-    order = get_object_or_404(Order.objects.prefetch_related("lines", "lines__item", "lines__bundle"),
+    """The learner's receipt; for an unpaid order, the way to finish paying it or to buy the same thing again."""
+    order = get_object_or_404(Order.objects.prefetch_related("lines", "lines__item", "lines__bundle", "lines__plan"),
                               number=number, user=request.user)
-    return render(request, "payments/order_detail.html", {"order": order})
+    payment = order.payments.order_by("-created_at").first()
+    if request.method == "POST" and request.POST.get("action") == "pay":
+        if order.status == Order.Status.PENDING and payment.status == Payment.Status.PENDING:
+            url = "" if payment.is_overdue else services.existing_checkout(order, request.user).redirect_url
+            if url:
+                return HttpResponseRedirect(url)
+            # Past its time (the sweep would expire it a little later), unless the provider is taking it now.
+            if not services.payment_expire(payment=payment, actor=request.user):
+                messages.info(request, services.payment_in_progress().message)
+                return redirect("payments:order", number=order.number)
+        messages.info(request, _("This checkout can no longer be paid."))
+        return redirect("payments:order", number=order.number)
+    return render(request, "payments/order_detail.html", {
+        "order": order, "payment": payment, "buy_again": _buy_again_url(order, request.user),
+        "renewal_due": Subscription.objects.filter(renewal_order=order, status=Subscription.Status.PAST_DUE).exists()})
 
 
+def _buy_again_url(order: Order, user) -> str:
+    """The checkout for what an unpaid order was for, with its coupon, while that is still on sale and not the
+    learner's already; renewals are paid from the subscription page."""
+    if order.status not in (Order.Status.FAILED, Order.Status.CANCELLED):
+        return ""
+    line = order.lines.all()[0]
+    if line.subscription_id:
+        return ""
+    if line.item is not None:
+        on_sale = line.item.status == ContentItem.Status.PUBLISHED and not can_access(user, line.item)
+        query = {"item": line.item.slug}
+    elif line.bundle is not None:
+        on_sale, query = line.bundle.is_published, {"bundle": line.bundle.slug}
+    else:
+        on_sale = line.plan.is_active and not Subscription.objects.filter(user=user).exclude(
+            status=Subscription.Status.ENDED).exists()
+        query = {"plan": line.plan.slug}
+    if not on_sale:
+        return ""
+    if order.coupon_id:
+        query["coupon"] = order.coupon.code
+    return reverse("payments:checkout") + "?" + urlencode(query)
 
 
 @storefront_only

@@ -1,6 +1,7 @@
 """Checkouts that are left open: they expire, give back the coupon use they held, and a new checkout for the same
 thing replaces the open one, so a learner never pays twice for one purchase."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -102,3 +103,81 @@ def test_an_other_items_checkout_stays_open(tenant_a, course):
     assert "Payment received" in client.post(first, {"action": "pay"}, follow=True).content.decode()
     with scope(tenant=tenant_a):
         assert dict(Order.objects.values_list("idempotency_key", "status")) == {"k1": "paid", "k2": "pending"}
+
+
+def order_page(client, key: str):
+    with scope(tenant=client.tenant):
+        number = Order.objects.get(idempotency_key=key).number
+    return f"/orders/{number}/"
+
+
+def test_a_learner_finishes_paying_an_open_checkout_from_the_order_page(tenant_a, course):
+    client = host_client("alpha.test", member(tenant_a))
+    hosted = open_checkout(client, course.slug, "k1")
+    client.tenant = tenant_a
+    page = order_page(client, "k1")
+    assert "This order is waiting for your payment." in client.get(page).content.decode()
+
+    # The tab was closed: "Pay" on the order page goes back to the same hosted checkout, not a new one.
+    response = client.post(page, {"action": "pay"})
+    assert response.status_code == 302 and response.url == hosted
+    assert "Payment received" in client.post(hosted, {"action": "pay"}, follow=True).content.decode()
+    body = client.get(page).content.decode()
+    assert "waiting for your payment" not in body and "Start learning" in body
+    with scope(tenant=tenant_a):
+        assert Order.objects.count() == 1 and Payment.objects.get().status == "succeeded"
+
+
+def test_an_unpaid_order_offers_to_buy_again_with_its_coupon(tenant_a, course):
+    with scope(tenant=tenant_a):
+        Coupon.objects.create(tenant=tenant_a, code="HALF", kind="percent", value=5000, max_uses=1)
+    client = host_client("alpha.test", member(tenant_a))
+    client.tenant = tenant_a
+    open_checkout(client, course.slug, "k1", coupon="half")
+    with scope(tenant=tenant_a):
+        Payment.objects.update(created_at=timezone.now() - timedelta(minutes=61))
+    page = order_page(client, "k1")
+
+    # Past its time, "Pay" expires the checkout instead; the coupon's use goes back.
+    body = client.post(page, {"action": "pay"}, follow=True).content.decode()
+    assert "This checkout can no longer be paid." in body
+    assert "This checkout was closed without a payment." in body and "waiting for your payment" not in body
+    with scope(tenant=tenant_a):
+        assert Order.objects.get().status == "cancelled"
+    again = re.search(r'href="([^"]+)">Buy again<', body).group(1).replace("&amp;", "&")
+    assert again == f"/checkout/?item={course.slug}&coupon=HALF"
+
+    # The checkout is filled in with the coupon, and the new order takes the coupon's only use.
+    checkout = client.get(again).content.decode()
+    assert 'value="HALF"' in checkout and "−¥50.00" in checkout
+    assert "Payment received" in buy(client, f"item={course.slug}", coupon="HALF").content.decode()
+    # Owned now: the old order no longer offers to buy it again.
+    assert "Buy again" not in client.get(page).content.decode()
+    with scope(tenant=tenant_a):
+        assert list(Order.objects.values_list("status", "discount").order_by("pk")) == [("cancelled", 5000),
+                                                                                         ("paid", 5000)]
+
+
+def test_a_declined_order_offers_to_buy_again_unless_the_item_left_the_shop(tenant_a, course):
+    client = host_client("alpha.test", member(tenant_a))
+    client.tenant = tenant_a
+    body = buy(client, f"item={course.slug}", action="fail").content.decode()
+    assert "The payment did not go through, and nothing was charged." in body
+    assert f'href="/checkout/?item={course.slug}">Buy again<' in body
+    with scope(tenant=tenant_a):
+        course.status = "draft"
+        course.save(update_fields=["status"])
+        number = Order.objects.get().number
+    body = client.get(f"/orders/{number}/").content.decode()
+    assert "did not go through" in body and "Buy again" not in body
+
+
+def test_a_learner_cannot_pay_someone_elses_order(tenant_a, course):
+    owner = host_client("alpha.test", member(tenant_a))
+    owner.tenant = tenant_a
+    open_checkout(owner, course.slug, "k1")
+    page = order_page(owner, "k1")
+    stranger = host_client("alpha.test", member(tenant_a))
+    assert stranger.post(page, {"action": "pay"}).status_code == 404
+    with scope(tenant=tenant_a):
+        assert Payment.objects.get().status == "pending"
