@@ -13,6 +13,7 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import admin
 from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -128,13 +129,65 @@ class ReadOnlyAdminMixin:
         return False
 
 
+def _per_tenant_errors(errors: ValidationError) -> ValidationError:
+    """Show a clash on a per-tenant unique rule (tenant and code, say) at the clashing field, worded without the
+    tenant, which is not a field of the form. Errors on the tenant itself go to the top of the form."""
+    if not hasattr(errors, "error_dict"):
+        return errors
+    placed: dict[str, list[ValidationError]] = {}
+    for field, field_errors in errors.error_dict.items():
+        for error in field_errors:
+            target = NON_FIELD_ERRORS if field == "tenant" else field
+            check = (error.params or {}).get("unique_check", ())
+            if error.code == "unique_together" and "tenant" in check:
+                others = tuple(name for name in check if name != "tenant")
+                error = error.params["model"].unique_error_message(error.params["model_class"], others)
+                target = others[0] if len(others) == 1 else NON_FIELD_ERRORS
+            placed.setdefault(target, []).append(error)
+    return ValidationError(placed)
+
+
+class TenantModelForm:
+    """Mixed into each admin form of a tenant-owned model.
+
+    A new row gets the tenant being served before model validation, and validation keeps the tenant, so a
+    duplicate on a per-tenant unique rule is a form error instead of an IntegrityError on save.
+    """
+
+    served_tenant = None  # set per request; None on a platform host
+
+    def _post_clean(self):
+        if self.instance.tenant_id is None and self.served_tenant is not None:
+            self.instance.tenant = self.served_tenant
+        super()._post_clean()
+
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        if self.instance.tenant_id is not None:
+            exclude.discard("tenant")
+        return exclude
+
+    def _update_errors(self, errors):
+        super()._update_errors(_per_tenant_errors(errors))
+
+
 class TenantScopedAdmin(MissingObjectIs404, admin.ModelAdmin):
     """Base for every tenant-owned model's admin.
 
     Querysets come from the scoped manager, so a tenant's team sees only its rows; an id from another tenant is a
-    404. New rows get the tenant being served. On a platform host the operator sees every tenant's rows, read-only for
-    additions (they have no tenant to belong to).
+    404. New rows get the tenant being served, before validation, so per-tenant unique rules are checked by the form.
+    On a platform host the operator sees every tenant's rows, read-only for additions (they have no tenant to belong
+    to).
     """
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        base = kwargs.pop("form", self.form)
+        # A form passed in replaces the one ModelAdmin.get_form derives from self.form, which drops the declared
+        # fields shown read-only: drop them here too.
+        attrs = dict.fromkeys(f for f in self.get_readonly_fields(request, obj) if f in base.declared_fields)
+        form = type(base)(base.__name__, (TenantModelForm, base),
+                          {**attrs, "served_tenant": getattr(request, "tenant", None)})
+        return super().get_form(request, obj, change, form=form, **kwargs)
 
     def has_add_permission(self, request) -> bool:
         return getattr(request, "tenant", None) is not None and super().has_add_permission(request)

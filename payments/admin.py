@@ -191,15 +191,20 @@ class RefundAdmin(ReadOnlyAdmin):
     list_display = ["payment", "amount", "reason", "created_by", "created_at"]
 
 
+class CouponForm(forms.ModelForm):
+    # No Meta: the admin adds the coupon's fields per request, inside the tenant's scope (the item choices need it).
+
+    def clean_code(self):
+        # Codes are not case-sensitive: keep them upper-case, so "save20" is shown as a duplicate of "SAVE20".
+        return self.cleaned_data["code"].strip().upper()
+
+
 @admin.register(Coupon)
 class CouponAdmin(TenantScopedAdmin):
+    form = CouponForm
     list_display = ["code", "kind", "value", "item", "used_count", "max_uses", "expires_at", "is_active"]
     list_filter = ["kind", "is_active"]
     search_fields = ["code"]
-
-    def save_model(self, request, obj, form, change):
-        obj.code = obj.code.strip().upper()
-        super().save_model(request, obj, form, change)
 
 
 @admin.register(PaymentSettings)
@@ -386,21 +391,23 @@ class PayoutAdmin(ReadOnlyAdmin):
         return response
 
     def statement_csv(self, request, kind: str, party_id: int):
+        """One payee's statement: its lines and totals in each currency it was credited in, then the chain head."""
         self._check_payee(request, kind, party_id)
-        statement = next(iter(statements(tenant=request.tenant, kind=kind, party_id=party_id)), None)
-        if statement is None:
+        found = statements(tenant=request.tenant, kind=kind, party_id=party_id)
+        if not found:
             raise Http404("No statement for this payee.")
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.csv"'
         writer = csv.writer(response)
         writer.writerow(["entry", "kind", "created_at", "memo", "amount", "currency", "entry_hash"])
-        for line in statement.lines:
-            writer.writerow([line.sequence, line.kind, line.created_at.isoformat(), line.memo, line.amount,
-                             statement.currency, line.entry_hash])
-        writer.writerow(["held", "", "", "", statement.held, statement.currency, ""])
-        writer.writerow(["payable", "", "", "", statement.payable, statement.currency, ""])
-        writer.writerow(["paid", "", "", "", statement.paid, statement.currency, ""])
-        writer.writerow(["chain_head", statement.chain_sequence, "", "", "", "", statement.chain_head])
+        for statement in found:
+            for line in statement.lines:
+                writer.writerow([line.sequence, line.kind, line.created_at.isoformat(), line.memo, line.amount,
+                                 statement.currency, line.entry_hash])
+            writer.writerow(["held", "", "", "", statement.held, statement.currency, ""])
+            writer.writerow(["payable", "", "", "", statement.payable, statement.currency, ""])
+            writer.writerow(["paid", "", "", "", statement.paid, statement.currency, ""])
+        writer.writerow(["chain_head", found[0].chain_sequence, "", "", "", "", found[0].chain_head])
         return response
 
 
