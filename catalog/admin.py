@@ -72,8 +72,20 @@ class TenantInlineMixin:
         return TenantFormSet
 
 
+class ItemCreatorFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        super().clean()
+        total = sum(form.cleaned_data.get("share_bp") or 0 for form in self.forms
+                    if form.cleaned_data and not form.cleaned_data.get("DELETE"))
+        if total > 10000:
+            raise forms.ValidationError(
+                _("The creators' shares add up to %(total)s%%; together they can be at most 100%% of the creators' "
+                  "part."), code="shares_over_whole", params={"total": f"{total / 100:g}"})
+
+
 class ItemCreatorInline(TenantInlineMixin, admin.TabularInline):
     model = ItemCreator
+    formset = ItemCreatorFormSet
     extra = 0
     fields = ["creator", "share_bp", "position"]
 

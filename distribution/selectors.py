@@ -18,18 +18,21 @@ class ChannelAttribution:
     at: datetime  # when the learner came through the channel's link
 
 
-def channel_attribution(*, tenant, user, visitor: str = "", now=None,
-                        window_days: int | None = None) -> ChannelAttribution | None:
+def channel_attribution(*, tenant, user, visitor: str = "", now=None, window_days: int | None = None,
+                        partners_only: bool = False) -> ChannelAttribution | None:
     """Last touch: the newest tracked-link visit by this learner (by account, or by the browser they used before
     signing up) inside the storefront's attribution window (``window_days``, read from the storefront's payment
-    settings when not given), from a channel that still exists."""
+    settings when not given), from a channel that still exists; with ``partners_only``, the newest through a partner
+    platform that is switched on (the one that would earn a commission)."""
     from payments.services import payment_settings
 
     now = now or timezone.now()
     window = window_days if window_days is not None else payment_settings(tenant=tenant).attribution_window_days
     who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
-    click = (ChannelClick.objects.filter(who, created_at__gte=now - timedelta(days=window))
-             .select_related("channel").order_by("-created_at", "-id").first())
+    clicks = ChannelClick.objects.filter(who, created_at__gte=now - timedelta(days=window))
+    if partners_only:
+        clicks = clicks.filter(channel__kind=Channel.Kind.PARTNER, channel__is_enabled=True)
+    click = clicks.select_related("channel").order_by("-created_at", "-id").first()
     if click is None:
         return None
     return ChannelAttribution(channel=click.channel, evidence={

@@ -143,17 +143,16 @@ def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
             owed = -total
             if owed <= 0:
                 continue
-            account = LedgerAccount.objects.select_related("creator", "promoter__user", "partner").get(pk=account_id)
+            account = LedgerAccount.objects.get(pk=account_id)
             clearing = ledger.account_for(tenant=tenant, code="payouts", kind=LedgerAccount.Kind.PAYOUT,
                                           currency=account.currency, name="Paid out")
             entry = ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.PAYOUT,
                                       postings=[(account, owed), (clearing, -owed)],
-                                      memo=f"Payout to {account.payee_name} {reference}".strip())
-            payouts.append(Payout.objects.create(tenant=tenant, creator=account.creator,
-                                                 promoter=account.promoter, partner=account.partner, amount=owed,
-                                                 currency=account.currency, entry=entry, reference=reference,
-                                                 created_by=actor if getattr(actor, "is_authenticated", False)
-                                                 else None))
+                                      memo=f"Payout to {account.code} {reference}".strip())
+            payouts.append(Payout.objects.create(
+                tenant=tenant, creator_id=account.creator_id, promoter_id=account.promoter_id,
+                partner_id=account.partner_id, amount=owed, currency=account.currency, entry=entry,
+                reference=reference, created_by=actor if getattr(actor, "is_authenticated", False) else None))
         audit_log_write(tenant=tenant, actor=actor, action="payments.payout_run",
                         data={"payouts": len(payouts), "total": sum(p.amount for p in payouts),
                               "reference": reference})

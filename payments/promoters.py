@@ -71,7 +71,8 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
         if promoter.user_id == user.pk and not conf.self_referral_allowed:
             continue
         second = promoter.recruited_by
-        if second is not None and (second.status != Promoter.Status.APPROVED or second.user_id == user.pk):
+        if second is not None and (second.status != Promoter.Status.APPROVED or (
+                second.user_id == user.pk and not conf.self_referral_allowed)):
             second = None
         return Attribution(promoter=promoter, second_level=second, evidence={
             "touch": touch.pk, "source": touch.source, "code": promoter.code, "at": touch.created_at.isoformat(),

@@ -34,6 +34,7 @@ from .models import (
     Payment,
     PaymentSettings,
     Posting,
+    Promoter,
     Refund,
     SplitRule,
     WebhookEvent,
@@ -144,13 +145,13 @@ class CheckoutStarted:
     redirect_url: str
 
 
-def _coupon_usable(code: str, *, now) -> Coupon:
+def _coupon_usable(code: str, *, now, user=None) -> Coupon:
     coupon = Coupon.objects.filter(code__iexact=code.strip()).first()
     if coupon is None or not coupon.is_active:
         raise ApplicationError(_("This coupon code is not valid."), code="coupon_invalid", extra={"field": "coupon"})
     if coupon.expires_at and coupon.expires_at <= now:
         raise ApplicationError(_("This coupon has expired."), code="coupon_expired", extra={"field": "coupon"})
-    _coupon_check_uses(coupon)
+    _coupon_check_uses(coupon, user=user)
     return coupon
 
 
@@ -159,12 +160,17 @@ def _coupon_hold(coupon_id: int) -> None:
     _coupon_check_uses(Coupon.objects.select_for_update().get(pk=coupon_id))
 
 
-def _coupon_check_uses(coupon: Coupon) -> None:
+def _coupon_check_uses(coupon: Coupon, *, user=None) -> None:
     """A coupon's uses are its paid orders and its open checkouts: a checkout holds its use until it is paid
-    (then counted for good) or fails, is cancelled or expires (then free again)."""
+    (then counted for good) or fails, is cancelled or expires (then free again). ``user``'s own open checkouts are
+    not counted when quoting them a price, since their new checkout replaces the open one of the same thing (the
+    count under the coupon's lock, after the replacement, is the one that decides)."""
     if coupon.max_uses is None:
         return
-    if coupon.used_count + coupon.orders.filter(status=Order.Status.PENDING).count() >= coupon.max_uses:
+    held = coupon.orders.filter(status=Order.Status.PENDING)
+    if user is not None:
+        held = held.exclude(user=user)
+    if coupon.used_count + held.count() >= coupon.max_uses:
         raise ApplicationError(_("This coupon has been used up."), code="coupon_exhausted", extra={"field": "coupon"})
 
 
@@ -189,10 +195,11 @@ class Quote:
     settings: PaymentSettings
 
 
-def quote(*, tenant, price: int, item=None, coupon_code: str = "", conf: PaymentSettings | None = None) -> Quote:
-    """What the learner will pay for ``price``: the coupon's discount, then tax included in or added to the rest.
-    ``conf`` is the storefront's payment settings when the caller has read them already."""
-    coupon = _coupon_usable(coupon_code, now=timezone.now()) if coupon_code.strip() else None
+def quote(*, tenant, price: int, item=None, coupon_code: str = "", conf: PaymentSettings | None = None,
+          user=None) -> Quote:
+    """What the learner (``user``, when known) will pay for ``price``: the coupon's discount, then tax included in
+    or added to the rest. ``conf`` is the storefront's payment settings when the caller has read them already."""
+    coupon = _coupon_usable(coupon_code, now=timezone.now(), user=user) if coupon_code.strip() else None
     discount = _discount(coupon, subtotal=price, item=item)
     conf = conf or payment_settings(tenant=tenant)
     after_discount = price - discount
@@ -247,7 +254,9 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         if not bundle.is_published:
             raise ApplicationError(_("This bundle is not on sale."), code="not_on_sale")
         published = list(bundle.items.filter(status=ContentItem.Status.PUBLISHED))
-        if published and all(can_access(user, i) for i in published):
+        if not published:
+            raise ApplicationError(_("This bundle is not on sale."), code="not_on_sale")
+        if all(can_access(user, i) for i in published):
             raise ApplicationError(_("You already have everything in this bundle."), code="already_owned")
         if bundle.price == 0:
             raise ApplicationError(_("This bundle is free: no purchase needed."), code="free_item")
@@ -262,14 +271,21 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
 
     if promoter_code.strip():
         touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
+    from distribution.models import Channel
     from distribution.selectors import channel_attribution
 
     conf = payment_settings(tenant=tenant)
     attribution = attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf)
     channel = channel_attribution(tenant=tenant, user=user, visitor=visitor, window_days=conf.attribution_window_days)
     partner = None
-    if _partner_brought(channel, attribution):
-        partner, attribution = channel.channel, None
+    if channel is not None:
+        # The newest partner link, if it came after the promoter's, earns the commission: a later visit through a
+        # channel that earns nothing (a post on Weibo, say) does not hand the sale back to the promoter.
+        brought = channel if channel.channel.kind == Channel.Kind.PARTNER and channel.channel.is_enabled else (
+            channel_attribution(tenant=tenant, user=user, visitor=visitor, partners_only=True,
+                                window_days=conf.attribution_window_days))
+        if brought is not None and (attribution is None or brought.at >= attribution.at):
+            partner, attribution = brought, None
     return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
                       plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request, conf=conf,
                       attribution=attribution, channel=channel, partner=partner)
@@ -280,16 +296,6 @@ def payment_in_progress() -> ApplicationError:
                               "moment."), code="payment_in_progress", status=409)
 
 
-def _partner_brought(channel, attribution) -> bool:
-    """Whether a partner platform brought the sale: the learner's last touch was an enabled partner channel's tracked
-    link, not a promoter's link or code. Only one of them earns a commission on an order."""
-    from distribution.models import Channel
-
-    if channel is None or channel.channel.kind != Channel.Kind.PARTNER or not channel.channel.is_enabled:
-        return False
-    return attribution is None or channel.at >= attribution.at
-
-
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
                source: str = "storefront", attribution=None, channel=None, partner=None,
@@ -298,14 +304,14 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
 
     ``attribution`` names the promoter who brought the sale; ``channel`` the distribution channel whose tracked link
     the learner came through (``distribution.selectors.channel_attribution``), each with its evidence. ``partner``
-    is the partner platform (a channel of that kind) that earns the sale's commission instead of a promoter: the
-    one whose tracked link was the last touch, or whose API placed the order."""
+    is the partner platform (a channel of that kind, with its evidence) that earns the sale's commission instead of
+    a promoter: the one whose tracked link came last, or whose API placed the order."""
     from django.conf import settings
 
     currency = tenant.currency
     if currency not in CURRENCY_EXPONENTS:
         raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
-    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf)
+    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf, user=user)
     try:
         gateway = provider(provider_name or settings.PAYMENT_PROVIDER)
     except KeyError as exc:
@@ -314,12 +320,13 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
         with transaction.atomic():
             # One learner's checkouts queue here, one after the other (and a coupon's last use is counted under
             # its row's lock): the same key finds its order; a new one replaces the learner's open checkout of the
-            # same item, bundle or plan, closed at the provider first, so one purchase is never paid twice.
+            # same item or bundle (or any plan: a learner has one subscription), closed at the provider first, so one
+            # purchase is never paid twice.
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
             same = Q(idempotency_key=key)
             if subscription is None:  # a renewal replaces nothing
                 lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
-                    "lines__plan": plan, "lines__subscription__isnull": True}
+                    "lines__plan__isnull": False, "lines__subscription__isnull": True}
                 same |= Q(user=user, status=Order.Status.PENDING, **lines)
             earlier = list(Order.objects.filter(same).distinct())
             for order in earlier:
@@ -337,9 +344,10 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 split_rule=split_rule_current(tenant=tenant), idempotency_key=key, source=source,
                 promoter=attribution.promoter if attribution else None,
                 promoter_second_level=attribution.second_level if attribution else None,
-                channel=channel.channel if channel else None, partner=partner,
+                channel=channel.channel if channel else None, partner=partner.channel if partner else None,
                 attribution={**(attribution.evidence if attribution else {}),
-                             **({"channel": channel.evidence} if channel else {})})
+                             **({"channel": channel.evidence} if channel else {}),
+                             **({"partner": partner.evidence} if partner else {})})
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, discount=q.discount,
                                      tax=q.tax, total=q.total)
@@ -443,19 +451,20 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     parts: dict[splits.Share, int] = defaultdict(int)
     if order.tax:
         parts[splits.TAX] = order.tax
+    # A commission is earned when the payment arrives: by a promoter still approved and a partner still switched on.
     commissions = []
-    if order.partner_id and rule.partner_commission_bp:
+    if order.partner_id and rule.partner_commission_bp and order.partner.is_enabled:
         commissions.append((splits.Share("partner", order.partner_id), rule.partner_commission_bp))
-    if order.promoter_id and rule.promoter_commission_bp:
-        commissions.append((splits.Share("promoter", order.promoter_id), rule.promoter_commission_bp))
-    if order.promoter_second_level_id and rule.promoter_second_level_bp:
-        commissions.append((splits.Share("promoter", order.promoter_second_level_id), rule.promoter_second_level_bp))
+    for promoter, bp in ((order.promoter, rule.promoter_commission_bp),
+                         (order.promoter_second_level, rule.promoter_second_level_bp)):
+        if promoter is not None and bp and promoter.status == Promoter.Status.APPROVED:
+            commissions.append((splits.Share("promoter", promoter.pk), bp))
     pieces: list[tuple[int | None, int]] = []  # (item, amount without tax); no item for a subscription plan
     for line in order.lines.select_related("bundle") if lines is None else lines:
         net = line.total - line.tax
         if line.bundle_id:
             # A bundle's amount is divided between its items by their prices.
-            items = list(line.bundle.items.order_by("id").values_list("id", "price"))
+            items = list(line.bundle.items.order_by("id").values_list("id", "price")) or [(None, 1)]
             amounts = split_largest_remainder(net, [max(price, 1) for _id, price in items])
             pieces += [(item_id, amount) for (item_id, _price), amount in zip(items, amounts, strict=True)]
         else:
@@ -612,7 +621,9 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
                           refund=refund, memo=f"Refund {order.number}")
         if order.status == Order.Status.REFUNDED:
-            for entitlement in order.entitlements.filter(revoked_at__isnull=True):
+            # A subscription's access is its own: it ends when the refunded order paid for the current period.
+            for entitlement in order.entitlements.filter(revoked_at__isnull=True).exclude(
+                    source=Entitlement.Source.SUBSCRIPTION):
                 entitlement_revoke(entitlement=entitlement, actor=actor)
             from .subscriptions import subscription_end_for_refund
 

@@ -30,25 +30,27 @@ PLATFORM, TENANT, TAX = Share("platform"), Share("tenant"), Share("tax")
 def split_amount(amount: int, *, platform_fee_bp: int, commission: tuple[Share, int] | None = None,
                  commissions: list[tuple[Share, int]] = (), creators: list[tuple[int, int]] = ()) -> dict[Share, int]:
     """Split ``amount`` (no tax in it) between the platform, commissions (a partner, or a promoter and the one who
-    recruited them), creators ``[(creator id, share bp)]`` and the storefront."""
+    recruited them), creators ``[(creator id, share bp)]`` and the storefront. Creators' shares that add up to more
+    than the whole (the admin refuses them; older data may hold them) share the creators' part in their proportion,
+    so a captured payment is always booked."""
     commissions = [*commissions, *([commission] if commission else [])]
     commission_bp = sum(bp for _share, bp in commissions)
     if platform_fee_bp + commission_bp > WHOLE:
         raise MoneyError("the platform fee and commissions exceed the whole amount")
     creator_bp = sum(bp for _creator, bp in creators)
-    if creator_bp > WHOLE:
-        raise MoneyError("creators' shares exceed the whole")
+    # The weights sum to 10000 × scale: scale is the creators' total when that exceeds the whole, else the whole.
+    scale = max(creator_bp, WHOLE)
     rest = WHOLE - platform_fee_bp - commission_bp
     shares: list[Share] = [PLATFORM]
-    weights = [platform_fee_bp * WHOLE]
+    weights = [platform_fee_bp * scale]
     for share, bp in commissions:
         shares.append(share)
-        weights.append(bp * WHOLE)
+        weights.append(bp * scale)
     for creator, bp in creators:
         shares.append(Share("creator", creator))
         weights.append(rest * bp)
     shares.append(TENANT)
-    weights.append(rest * (WHOLE - creator_bp))
+    weights.append(rest * (scale - creator_bp))
     parts: dict[Share, int] = defaultdict(int)
     for share, part in zip(shares, split_largest_remainder(amount, weights), strict=True):
         parts[share] += part

@@ -9,9 +9,11 @@ learner is emailed the link. ``subscriptions_sweep`` (run by Celery beat) opens 
 from __future__ import annotations
 
 import calendar
+import logging
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -19,6 +21,8 @@ from marketplace.errors import ApplicationError
 from marketplace.services import audit_log_write
 
 from .models import Entitlement, Order, Payment, Subscription, SubscriptionPlan
+
+logger = logging.getLogger(__name__)
 
 
 def add_interval(moment: datetime, interval: str) -> datetime:
@@ -93,7 +97,7 @@ def renewal_pay(*, subscription: Subscription, user, request=None):
 
 
 def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
-    from .services import payment_close
+    from .services import payment_expire
 
     sub.status, sub.ended_at = Subscription.Status.ENDED, at
     renewal = sub.renewal_order
@@ -101,17 +105,28 @@ def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
     sub.save(update_fields=["status", "ended_at", "renewal_order"])
     Entitlement.objects.filter(pk=sub.entitlement_id, ends_at__gt=at).update(ends_at=at)
     if renewal is not None:
+        # Closed at the provider first, like any checkout. One the provider is taking, or cannot be asked about
+        # now, stays pending: its webhook renews the subscription, or the checkout sweep closes it later.
         for payment in renewal.payments.filter(status=Payment.Status.PENDING):
-            payment_close(payment=payment, status=Payment.Status.CANCELLED, reason="subscription ended")
+            try:
+                payment_expire(payment=payment, reason="subscription ended", actor=actor)
+            except ApplicationError as exc:
+                logger.warning("renewal checkout %s not closed: %s", payment.pk, exc.message)
     audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_ended", target=sub,
                     data={"reason": reason})
 
 
 def subscription_end_for_refund(*, order: Order, actor=None) -> None:
-    """A fully refunded first order of a subscription ends it now."""
-    for sub in Subscription.objects.select_for_update().filter(entitlement__order=order).exclude(
-            status=Subscription.Status.ENDED):
-        _end(sub, at=timezone.now(), actor=actor, reason="refunded")
+    """A fully refunded order that paid for a subscription's current period (its first order or a renewal) ends the
+    subscription now. A refunded earlier period takes nothing away: that period is over, and the current one was
+    paid for by another order."""
+    subs = Subscription.objects.select_for_update().filter(
+        Q(entitlement__order=order) | Q(pk__in=order.lines.filter(subscription__isnull=False).values("subscription")))
+    for sub in subs.exclude(status=Subscription.Status.ENDED):
+        latest = (Order.objects.filter(Q(pk=sub.entitlement.order_id) | Q(lines__subscription=sub),
+                                       paid_at__isnull=False).order_by("-paid_at", "-pk").first())
+        if latest is not None and latest.pk == order.pk:
+            _end(sub, at=timezone.now(), actor=actor, reason="refunded")
 
 
 def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int]:
@@ -131,13 +146,18 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
             sub = Subscription.objects.select_for_update().select_related("plan", "user").get(pk=sub_id)
             if sub.status != Subscription.Status.ACTIVE or sub.current_period_end > now:
                 continue
-            if sub.cancel_at_period_end or not sub.plan.is_active:
+            if sub.cancel_at_period_end or not sub.plan.is_active or sub.plan.price == 0:
                 _end(sub, at=sub.current_period_end, reason="cancelled")
                 counts["ended"] += 1
                 continue
-            started = order_open(
-                tenant=tenant, user=sub.user, key=f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}",
-                title=sub.plan.name, price=sub.plan.price, plan=sub.plan, subscription=sub, source="renewal")
+            try:
+                started = order_open(
+                    tenant=tenant, user=sub.user, key=f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}",
+                    title=sub.plan.name, price=sub.plan.price, plan=sub.plan, subscription=sub, source="renewal")
+            except ApplicationError as exc:
+                # Access already stops at the period's end; the next run tries again, and the others go on.
+                logger.warning("renewal of subscription %s not opened: %s", sub.pk, exc.message)
+                continue
             sub.status = Subscription.Status.PAST_DUE
             sub.grace_until = sub.current_period_end + timedelta(days=sub.plan.grace_days)
             sub.renewal_order = started.order

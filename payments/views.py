@@ -55,11 +55,12 @@ def checkout(request):
     """Review the price (with a coupon), then pay. The form's key makes a double submission one order."""
     item, bundle, plan = _target(request)
     thing = item or bundle or plan
-    # ``?coupon=`` fills the coupon in, as a shared discount link or "Buy again" from an order does.
-    form = CheckoutForm(request.POST or None, initial={"key": uuid.uuid4().hex,
-                                                       "coupon": request.GET.get("coupon", "")[:40]})
-    quote = None
-    if form.is_valid() and "apply" not in request.POST:
+    data = request.POST or None
+    if data is None and request.GET.get("coupon"):
+        # ``?coupon=`` (a shared discount link, or "Buy again" from an order) fills the coupon in, as "Apply" does.
+        data = {"key": uuid.uuid4().hex, "coupon": request.GET["coupon"], "apply": "1"}
+    form = CheckoutForm(data, initial={"key": uuid.uuid4().hex})
+    if form.is_valid() and "apply" not in form.data:
         try:
             started = services.checkout_start(
                 tenant=request.tenant, user=request.user, idempotency_key=form.cleaned_data["key"], item=item,
@@ -71,14 +72,15 @@ def checkout(request):
         except ApplicationError as exc:
             form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
     try:
-        coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else form.initial["coupon"]
-        quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon)
+        coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else ""
+        quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon,
+                               user=request.user)
     except ApplicationError as exc:
         form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
     return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle, "plan": plan,
                                                       "thing": thing, "quote": quote},
-                  status=400 if form.is_bound and form.errors else 200)
+                  status=400 if request.method == "POST" and form.errors else 200)
 
 
 def _sandbox_payment(token: str) -> Payment:

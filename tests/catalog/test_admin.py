@@ -129,3 +129,25 @@ def test_another_tenants_item_is_404_in_the_admin(tenant_a, tenant_b):
     assert client.get(change_url(theirs)).status_code == 404
     assert workflow(client, theirs, "archive").status_code == 404
     assert "Beta Item" not in client.get(reverse("admin:catalog_contentitem_changelist")).content.decode()
+
+
+def test_creators_shares_over_the_whole_are_refused_next_to_the_shares(tenant_a, creators):
+    _ann, _bob, ann_profile, bob_profile = creators
+    item = catalog_item(tenant_a, title="Shared Draft", published=False)
+    client = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+
+    def shares(first, second):
+        data = item_form(item, **{"item_creators-TOTAL_FORMS": 2})
+        for n, (profile, bp) in enumerate([(ann_profile, first), (bob_profile, second)]):
+            data.update({f"item_creators-{n}-creator": profile.pk, f"item_creators-{n}-share_bp": bp,
+                         f"item_creators-{n}-position": n, f"item_creators-{n}-item": item.pk})
+        return client.post(change_url(item), data)
+
+    response = shares(6000, 6000)
+    assert response.status_code == 200
+    assert "The creators&#x27; shares add up to 120%" in response.content.decode()
+    with scope(tenant=tenant_a):
+        assert not ItemCreator.objects.filter(item=item).exists()
+    assert shares(6000, 4000).status_code == 302
+    with scope(tenant=tenant_a):
+        assert sorted(ItemCreator.objects.filter(item=item).values_list("share_bp", flat=True)) == [4000, 6000]

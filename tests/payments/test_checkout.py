@@ -274,3 +274,48 @@ def test_the_data_export_lists_orders(tenant_a, shop):
     from accounts.privacy import user_data_export
 
     assert number in str(user_data_export(user=learner))
+
+
+def sale_postings(tenant, order) -> dict[str, int]:
+    with scope(tenant=tenant):
+        entry = JournalEntry.objects.get(order=order, kind="sale")
+        return dict(entry.postings.values_list("account__code", "amount"))
+
+
+def test_a_bundle_with_nothing_in_it_is_not_sold_and_one_emptied_after_checkout_is_still_booked(tenant_a):
+    one = catalog_item(tenant_a, title="One", price=3000)
+    with scope(tenant=tenant_a):
+        empty = Bundle.objects.create(tenant=tenant_a, title="Soon", slug="soon", price=6000, is_published=True)
+        bundle = Bundle.objects.create(tenant=tenant_a, title="Both", slug="both", price=6000, is_published=True)
+        bundle.items.set([one])
+    client = host_client("alpha.test", member(tenant_a))
+    response = buy(client, f"bundle={empty.slug}")
+    assert response.status_code == 400 and "This bundle is not on sale." in response.content.decode()
+
+    # The team empties the bundle while the learner is paying: the money taken is booked all the same.
+    response = client.post("/checkout/", {"bundle": bundle.slug, "key": "k1", "pay": "1"})
+    with scope(tenant=tenant_a):
+        bundle.items.clear()
+    assert "Payment received" in client.post(response.url, {"action": "pay"}, follow=True).content.decode()
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(idempotency_key="k1")
+        assert order.status == "paid" and ledger_verify(tenant=tenant_a).ok
+    assert sale_postings(tenant_a, order) == {"clearing:sandbox": 6000, "platform": -600, "tenant": -5400}
+
+
+def test_creators_shares_over_the_whole_saved_before_the_admin_refused_them_still_book_the_sale(tenant_a):
+    from catalog.models import ItemCreator
+
+    ada, bob = catalog_creator(tenant_a, "Ada"), catalog_creator(tenant_a, "Bob")
+    course = catalog_item(tenant_a, title="Shared", price=10000)
+    with scope(tenant=tenant_a):
+        ItemCreator.objects.bulk_create([ItemCreator(tenant=tenant_a, item=course, creator=ada, share_bp=6000),
+                                         ItemCreator(tenant=tenant_a, item=course, creator=bob, share_bp=6000)])
+    client = host_client("alpha.test", member(tenant_a))
+    assert "Payment received" in buy(client, f"item={course.slug}").content.decode()
+    with scope(tenant=tenant_a):
+        order = Order.objects.get()
+        assert order.status == "paid" and ledger_verify(tenant=tenant_a).ok
+    # The creators share all that is left after the platform's fee, in their proportion.
+    assert sale_postings(tenant_a, order) == {"clearing:sandbox": 10000, "platform": -1000,
+                                              f"creator:{ada.pk}:held": -4500, f"creator:{bob.pk}:held": -4500}

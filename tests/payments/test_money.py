@@ -211,9 +211,24 @@ class TestSplitAmount:
         with pytest.raises(MoneyError):
             split_amount(100, platform_fee_bp=6000, commission=(Share("partner", 1), 4001))
 
-    def test_creator_shares_over_the_whole_are_refused(self):
-        with pytest.raises(MoneyError):
-            split_amount(100, platform_fee_bp=1000, creators=[(1, 6000), (2, 4001)])
+    def test_creator_shares_over_the_whole_share_the_creators_part_in_their_proportion(self):
+        # 6000 + 4000 + 2000 bp is 120 %: the creators take all that is left after the fee, as 1/2, 1/3 and 1/6.
+        parts = split_amount(1200, platform_fee_bp=1000, creators=[(1, 6000), (2, 4000), (3, 2000)])
+        assert parts == {PLATFORM: 120, Share("creator", 1): 540, Share("creator", 2): 360,
+                         Share("creator", 3): 180, TENANT: 0}
+
+    @given(amount=non_negative_amounts, fee=fee_and_commission(),
+           creators=st.lists(st.integers(min_value=1, max_value=WHOLE), min_size=1, max_size=5).filter(
+               lambda bps: sum(bps) > WHOLE))
+    def test_creator_shares_over_the_whole_still_sum_to_the_amount(self, amount, fee, creators):
+        platform_fee_bp, commission = fee
+        commission_bp = commission[1] if commission else 0
+        credits = list(enumerate(creators, start=1))
+        parts = split_amount(amount, platform_fee_bp=platform_fee_bp, commission=commission, creators=credits)
+        assert sum(parts.values()) == amount and parts[TENANT] == 0
+        rest = Fraction(amount * (WHOLE - platform_fee_bp - commission_bp), WHOLE)
+        for creator, bp in credits:
+            assert abs(parts[Share("creator", creator)] - rest * bp / sum(creators)) < 1
 
 
 # --- splits.clawback ------------------------------------------------------------------------------------------------

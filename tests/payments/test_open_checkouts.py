@@ -181,3 +181,56 @@ def test_a_learner_cannot_pay_someone_elses_order(tenant_a, course):
     assert stranger.post(page, {"action": "pay"}).status_code == 404
     with scope(tenant=tenant_a):
         assert Payment.objects.get().status == "pending"
+
+
+def test_a_checkout_of_another_plan_replaces_the_open_plan_checkout(tenant_a):
+    from payments.models import Subscription, SubscriptionPlan
+
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="All access", slug="all", price=2900)
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="Yearly", slug="yearly", price=29000, interval="year")
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    monthly = client.post("/checkout/", {"plan": "all", "key": "monthly", "pay": "1"}).url
+    yearly = client.post("/checkout/", {"plan": "yearly", "key": "yearly", "pay": "1"}).url
+
+    client.post(monthly, {"action": "pay"})  # the learner has one subscription: the first tab takes no money
+    assert "Payment received" in client.post(yearly, {"action": "pay"}, follow=True).content.decode()
+    with scope(tenant=tenant_a):
+        assert dict(Order.objects.values_list("idempotency_key", "status")) == {"monthly": "cancelled",
+                                                                              "yearly": "paid"}
+        assert list(Subscription.objects.values_list("plan__slug", flat=True)) == ["yearly"]
+        assert Payment.objects.filter(status="succeeded").count() == 1
+
+
+def test_a_learner_starting_over_keeps_the_single_use_coupon_their_open_checkout_holds(tenant_a, course):
+    with scope(tenant=tenant_a):
+        Coupon.objects.create(tenant=tenant_a, code="ONCE", kind="percent", value=5000, max_uses=1)
+    client = host_client("alpha.test", member(tenant_a))
+    open_checkout(client, course.slug, "tab-1", coupon="once")
+    assert 'value="ONCE"' in client.get(f"/checkout/?item={course.slug}&coupon=ONCE").content.decode()
+    assert "−¥50.00" in client.get(f"/checkout/?item={course.slug}&coupon=ONCE").content.decode()
+    later = open_checkout(client, course.slug, "tab-2", coupon="once")
+    assert "Payment received" in client.post(later, {"action": "pay"}, follow=True).content.decode()
+    # Another learner finds it used up.
+    other = host_client("alpha.test", member(tenant_a))
+    response = other.post("/checkout/", {"item": course.slug, "key": "k3", "coupon": "once", "pay": "1"})
+    assert response.status_code == 400 and "This coupon has been used up." in response.content.decode()
+    with scope(tenant=tenant_a):
+        assert dict(Order.objects.values_list("idempotency_key", "status")) == {"tab-1": "cancelled",
+                                                                              "tab-2": "paid"}
+
+
+@pytest.mark.parametrize(("code", "message"), [("GONE", "This coupon has expired."),
+                                                ("NOPE", "This coupon code is not valid.")])
+def test_a_discount_link_with_a_coupon_that_no_longer_works_says_so_at_the_coupon(tenant_a, course, code, message):
+    with scope(tenant=tenant_a):
+        Coupon.objects.create(tenant=tenant_a, code="GONE", kind="percent", value=5000,
+                              expires_at=timezone.now() - timedelta(days=1))
+    client = host_client("alpha.test", member(tenant_a))
+    response = client.get(f"/checkout/?item={course.slug}&coupon={code}")
+    body = response.content.decode()
+    assert response.status_code == 200 and message in body and "Pay ¥100.00" in body
+    assert body.index(message) > body.index('id="id_coupon"')
+    with scope(tenant=tenant_a):
+        assert not Order.objects.exists()

@@ -176,3 +176,38 @@ def test_the_split_rule_form_sets_every_commission_and_keeps_the_old_version(ten
     assert "cannot exceed 100%" in too_much.content.decode().split('id="id_partner_commission_bp"')[0][-600:]
     with scope(tenant=tenant_a):
         assert services.split_rule_current(tenant=tenant_a).version == 2
+
+
+def test_a_later_visit_through_a_channel_that_earns_nothing_does_not_hand_the_sale_back_to_the_promoter(
+        tenant_a, course):
+    school, weibo, seller = channel(tenant_a), channel(tenant_a, kind="weibo", name="Weibo"), promoter(tenant_a)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={seller.code}")
+    client.get(f"/item/{course.slug}/?zc={school.code}")
+    client.get(f"/item/{course.slug}/?zc={weibo.code}")
+    buy(client, f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert (order.channel, order.partner, order.promoter) == (weibo, school, None)
+        # The evidence names both visits: the last one, and the partner's that earned the commission.
+        assert order.attribution["channel"]["channel"] == weibo.code
+        assert order.attribution["partner"]["channel"] == school.code
+    assert earned(tenant_a, order, "partner") == {school.pk: 2000}
+    assert earned(tenant_a, order, "promoter") == {}
+
+
+def test_a_partner_switched_off_before_the_payment_arrives_earns_nothing(tenant_a, course):
+    school = channel(tenant_a)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/item/{course.slug}/?zc={school.code}")
+    page = client.get(f"/checkout/?item={course.slug}").content.decode()
+    key = page.split('name="key" value="')[1].split('"')[0]
+    hosted = client.post("/checkout/", {"item": course.slug, "key": key, "pay": "1"}).url
+    with scopes_disabled():
+        Channel.objects.filter(pk=school.pk).update(is_enabled=False)
+    client.post(hosted, {"action": "pay"})
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(user=learner).status == "paid"
+        assert earned(tenant_a, Order.objects.get(user=learner), "partner") == {}

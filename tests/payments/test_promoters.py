@@ -127,3 +127,55 @@ def test_a_refund_claws_back_commissions_and_the_page_shows_them(tenant_a, progr
 
 def test_no_programme_no_promoter_page(tenant_a):
     assert host_client("alpha.test", member(tenant_a)).get("/promote/").status_code == 404
+
+
+def test_a_promoter_suspended_before_the_payment_arrives_earns_nothing(tenant_a, programme):
+    top = promoter(tenant_a)
+    seller = promoter(tenant_a, recruited_by=top)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={seller.code}")
+    page = client.get(f"/checkout/?item={programme.slug}").content.decode()
+    key = page.split('name="key" value="')[1].split('"')[0]
+    hosted = client.post("/checkout/", {"item": programme.slug, "key": key, "pay": "1"}).url
+    with scope(tenant=tenant_a):
+        promoter_decide(promoter=seller, status="suspended", actor=None)
+    assert "Payment received" in client.post(hosted, {"action": "pay"}, follow=True).content.decode()
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert order.status == "paid" and order.promoter == seller  # the evidence of who brought the learner stays
+        assert ledger_verify(tenant=tenant_a).ok
+    # The suspended promoter earns nothing; their recruiter, still approved, keeps the second level.
+    assert commissions(tenant_a, order) == {top.pk: 500}
+
+
+def test_the_second_level_follows_the_self_referral_setting_too(tenant_a, programme):
+    top = promoter(tenant_a)
+    bottom = promoter(tenant_a, recruited_by=top)
+    client = host_client("alpha.test", top.user)  # the recruiter buys through their recruit's link
+    client.get(f"/?ref={bottom.code}")
+    buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.update(self_referral_allowed=True)
+    other = catalog_item(tenant_a, title="Other", price=10000)
+    buy(client, f"item={other.slug}")
+    with scope(tenant=tenant_a):
+        refused, allowed = Order.objects.filter(user=top.user).order_by("pk")
+    assert commissions(tenant_a, refused) == {bottom.pk: 1000}
+    assert commissions(tenant_a, allowed) == {bottom.pk: 1000, top.pk: 500}
+
+
+def test_a_promoters_statement_names_no_other_payee(tenant_a, programme):
+    from payments.payouts import payout_run, shares_release
+
+    seller, rival = promoter(tenant_a), promoter(tenant_a)
+    for who in (rival, seller):
+        client = host_client("alpha.test", member(tenant_a))
+        client.get(f"/?ref={who.code}")
+        buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=15))
+        payouts = payout_run(tenant=tenant_a, actor=None, reference="RUN-1")
+        assert len([p for p in payouts if p.promoter_id]) == 2
+    statement = host_client("alpha.test", seller.user).get("/promote/statement.json").content.decode()
+    assert "RUN-1" in statement and rival.user.email not in statement and seller.user.email not in statement

@@ -319,3 +319,31 @@ def test_the_stand_in_answers_as_stripe_does_without_a_key_and_for_a_replayed_ke
     with pytest.raises(stripe.InvalidRequestError) as missing:
         client.v1.checkout.sessions.retrieve("cs_test_nothing")
     assert missing.value.code == "resource_missing" and missing.value.http_status == 404
+
+
+def test_an_ended_subscription_closes_its_renewal_session_at_stripe(alpha, stripe_api, settings):
+    """The grace period ran out with the renewal's session still open: Stripe expires it, so it takes no money."""
+    from payments.models import Subscription, SubscriptionPlan
+    from payments.subscriptions import subscriptions_sweep
+
+    settings.PAYMENT_PROVIDER = "stripe"
+    learner = member(alpha)
+    with scope(tenant=alpha):
+        plan = SubscriptionPlan.objects.create(tenant=alpha, name="All access", slug="all", price=2900, grace_days=3)
+        started = services.checkout_start(tenant=alpha, user=learner, idempotency_key="subscribe", plan=plan)
+    stripe_api.complete(started.payment.provider_ref)
+    with scope(tenant=alpha):
+        end = Subscription.objects.get(user=learner).current_period_end
+        subscriptions_sweep(tenant=alpha, now=end)
+        renewal = Payment.objects.get(order__source="renewal")
+        assert subscriptions_sweep(tenant=alpha, now=end + timedelta(days=3, seconds=1)) == {
+            "renewals_opened": 0, "ended": 1}
+
+    assert stripe_api.sessions[renewal.provider_ref]["status"] == "expired"
+    with pytest.raises(AssertionError, match="checkout_session_not_open"):
+        stripe_api.complete(renewal.provider_ref)
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]
+    with scope(tenant=alpha):
+        renewal.refresh_from_db()
+        assert (renewal.status, renewal.failure_reason) == ("cancelled", "subscription ended")
+        assert Subscription.objects.get(user=learner).status == "ended"

@@ -147,3 +147,84 @@ def test_a_declined_or_abandoned_renewal_can_be_paid_again_within_the_grace_peri
     # Nothing is due any more.
     response = client.post("/subscription/", {"action": "renew"}, follow=True)
     assert "No renewal is due." in response.content.decode()
+
+
+def subscribe_and_renew(client, learner, tenant):
+    """Subscribe, reach the period's end and pay the renewal: (subscription, first order, renewal order)."""
+    buy(client, "plan=all")
+    with scope(tenant=tenant):
+        sub = Subscription.objects.get(user=learner)
+        subscriptions_sweep(tenant=tenant, now=sub.current_period_end)
+    pay_renewal(client, sub)
+    with scope(tenant=tenant):
+        sub.refresh_from_db()
+        first, renewal = Order.objects.filter(user=learner, status="paid").order_by("paid_at")
+        return sub, first, renewal
+
+
+def refund_in_full(order):
+    services.refund_create(payment=order.payments.get(status="succeeded"), amount=order.total, actor=None)
+
+
+def test_a_fully_refunded_renewal_ends_the_period_it_paid_for(tenant_a, plan):
+    paid = catalog_item(tenant_a, title="Deep Course", price=9900)
+    learner = member(tenant_a)
+    sub, _first, renewal = subscribe_and_renew(host_client("alpha.test", learner), learner, tenant_a)
+    with scope(tenant=tenant_a):
+        refund_in_full(renewal)
+        sub.refresh_from_db()
+        sub.entitlement.refresh_from_db()
+        assert sub.status == "ended" and sub.entitlement.ends_at <= timezone.now()
+        assert not can_access(learner, paid)
+        assert ledger_verify(tenant=tenant_a).ok
+
+
+def test_refunding_an_earlier_period_keeps_the_paid_current_one(tenant_a, plan):
+    paid = catalog_item(tenant_a, title="Deep Course", price=9900)
+    learner = member(tenant_a)
+    sub, first, _renewal = subscribe_and_renew(host_client("alpha.test", learner), learner, tenant_a)
+    with scope(tenant=tenant_a):
+        refund_in_full(first)
+        first.refresh_from_db()
+        sub.refresh_from_db()
+        sub.entitlement.refresh_from_db()
+        assert first.refunded == first.total
+        assert sub.status == "active" and sub.entitlement.revoked_at is None
+        assert sub.entitlement.ends_at == sub.current_period_end and can_access(learner, paid)
+
+
+def test_a_fully_refunded_first_period_ends_the_subscription(tenant_a, plan):
+    paid = catalog_item(tenant_a, title="Deep Course", price=9900)
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), "plan=all")
+    with scope(tenant=tenant_a):
+        refund_in_full(Order.objects.get(user=learner))
+        assert Subscription.objects.get(user=learner).status == "ended" and not can_access(learner, paid)
+
+
+def test_one_renewal_that_cannot_open_does_not_stop_the_sweep(tenant_a, plan):
+    stuck, late = member(tenant_a), member(tenant_a)
+    buy(host_client("alpha.test", late), "plan=all")
+    with scope(tenant=tenant_a):
+        sweep_at = Subscription.objects.get(user=late).current_period_end
+        subscriptions_sweep(tenant=tenant_a, now=sweep_at)  # late's renewal is due and never paid
+    buy(host_client("alpha.test", stuck), "plan=all")
+    with scope(tenant=tenant_a):
+        # The storefront's currency is no longer one we can charge: stuck's renewal cannot open.
+        tenant_a.currency = "XXX"
+        tenant_a.save(update_fields=["currency"])
+        counts = subscriptions_sweep(tenant=tenant_a, now=add_interval(sweep_at, "month"))
+        assert counts == {"renewals_opened": 0, "ended": 1}
+        assert Subscription.objects.get(user=late).status == "ended"
+        assert Subscription.objects.get(user=stuck).status == "active"
+
+
+def test_a_plan_set_to_free_ends_at_the_period_end_instead_of_renewing(tenant_a, plan):
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), "plan=all")
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.filter(pk=plan.pk).update(price=0)
+        sub = Subscription.objects.get(user=learner)
+        assert subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end) == {"renewals_opened": 0,
+                                                                                    "ended": 1}
+        assert not Order.objects.filter(source="renewal").exists()
