@@ -369,8 +369,7 @@ class PayoutAdmin(ReadOnlyAdmin):
             raise Http404("You have no creator profile on this storefront.")
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "creator": creator,
                    "title": _("My earnings"),
-                   "statement": next(iter(statements(tenant=request.tenant, kind="creator", party_id=creator.pk)),
-                                     None)}
+                   "statements": statements(tenant=request.tenant, kind="creator", party_id=creator.pk)}
         return TemplateResponse(request, "admin/payments/payout/earnings.html", context)
 
     def _check_payee(self, request, kind: str, party_id: int) -> None:

@@ -246,8 +246,7 @@ def promote(request):
         context.update(
             link=link, qr_svg=buffer.getvalue().decode(),
             referred=sorted({o.user.display_name or o.user.email.split("@")[0] for o in orders}),
-            orders=orders[:50], statement=next(iter(statements(tenant=request.tenant, kind="promoter",
-                                                             party_id=promoter.pk)), None),
+            orders=orders[:50], statements=statements(tenant=request.tenant, kind="promoter", party_id=promoter.pk),
             recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
     return render(request, "payments/promote.html", context)
 

@@ -1,4 +1,5 @@
-"""A payee's statement CSV covers every currency they earned in, each with its own lines and totals."""
+"""A payee's statement (CSV, and the creator's earnings page) covers every currency they earned in, each with its
+own lines and totals."""
 
 import csv
 import io
@@ -14,8 +15,9 @@ from tests.payments.test_checkout import buy
 pytestmark = pytest.mark.django_db
 
 
-def test_the_statement_csv_has_the_lines_and_totals_of_each_currency(tenant_a):
-    ada = catalog_creator(tenant_a, "Ada")
+def test_the_statement_csv_and_the_earnings_page_have_the_lines_and_totals_of_each_currency(tenant_a):
+    person = member(tenant_a, Role.CREATOR)
+    ada = catalog_creator(tenant_a, "Ada", user=person)
     course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
     buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")  # sold in CNY, the default
     tenant_a.currency = "USD"  # the operator moves the storefront to dollars
@@ -32,3 +34,6 @@ def test_the_statement_csv_has_the_lines_and_totals_of_each_currency(tenant_a):
         ("sale", "4500", "USD"), ("held", "4500", "USD"), ("payable", "0", "USD"), ("paid", "0", "USD"),
     ]
     assert rows[-1][0] == "chain_head"
+
+    page = host_client("alpha.test", person).get(reverse("admin:payments_payout_mine")).content.decode()
+    assert "¥45.00" in page and "$45.00" in page and "<h2>USD</h2>" in page
