@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from payments.middleware import VISITOR_COOKIE, remember_visitor, visitor_id
+from payments.middleware import VISITOR_COOKIE, remember_visitor, token, visitor_id
 
 from .models import TRACKING_PARAM
 
@@ -17,7 +17,7 @@ class ChannelClickMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        code = request.GET.get(TRACKING_PARAM, "") if request.method == "GET" else ""
+        code = token(request.GET.get(TRACKING_PARAM, ""), max_length=16) if request.method == "GET" else ""
         tenant = getattr(request, "tenant", None)
         new_visitor = None
         if code and tenant is not None:
@@ -26,7 +26,7 @@ class ChannelClickMiddleware:
             visitor = visitor_id(request) or uuid.uuid4().hex
             new_visitor = visitor if not visitor_id(request) else None
             request.COOKIES[VISITOR_COOKIE] = visitor  # the rest of this request (a referral touch) sees it too
-            click_record(code=code[:16], visitor=visitor, user=request.user, path=request.path)
+            click_record(code=code, visitor=visitor, user=request.user, path=request.path)
         response = self.get_response(request)
         if new_visitor:
             remember_visitor(response, new_visitor)

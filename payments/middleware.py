@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
 
 VISITOR_COOKIE = "zk_visitor"
+_TOKEN = re.compile(r"[A-Za-z0-9]+")
+
+
+def token(value: str, *, max_length: int) -> str:
+    """A code or id from a link or a cookie as we make them (letters and digits), else "": anything else is not
+    ours and is not looked up."""
+    return value if len(value) <= max_length and _TOKEN.fullmatch(value) else ""
 
 
 def visitor_id(request) -> str:
-    return request.COOKIES.get(VISITOR_COOKIE, "")[:64]
+    return token(request.COOKIES.get(VISITOR_COOKIE, ""), max_length=64)
 
 
 def remember_visitor(response, visitor: str) -> None:
@@ -25,7 +33,7 @@ class ReferralMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        code = request.GET.get("ref", "") if request.method == "GET" else ""
+        code = token(request.GET.get("ref", ""), max_length=16) if request.method == "GET" else ""
         tenant = getattr(request, "tenant", None)
         new_visitor = None
         if code and tenant is not None:

@@ -16,7 +16,7 @@ from accounts.models import Role
 from distribution.models import Channel, ChannelClick
 from payments import services
 from payments.ledger import balances, ledger_verify
-from payments.models import Order, PaymentSettings, Posting
+from payments.models import Order, PaymentSettings, Posting, ReferralTouch
 from payments.payouts import payout_run, shares_release, statements
 from tests.conftest import host_client
 from tests.factories import catalog_creator, catalog_item, member
@@ -211,3 +211,15 @@ def test_a_partner_switched_off_before_the_payment_arrives_earns_nothing(tenant_
     with scope(tenant=tenant_a):
         assert Order.objects.get(user=learner).status == "paid"
         assert earned(tenant_a, Order.objects.get(user=learner), "partner") == {}
+
+
+@pytest.mark.parametrize("query", ["ref=%00", "ref=AB%00CD", "zc=%00", "zc=X%00", "ref=" + "A" * 17])
+def test_a_code_that_is_not_ours_is_ignored_not_looked_up(tenant_a, course, query):
+    """On PostgreSQL a NUL character in a looked-up value is an error: such codes never reach a query."""
+    client = host_client("alpha.test", member(tenant_a))
+    client.raise_request_exception = False
+    client.cookies["zk_visitor"] = "abc\x00"
+    assert client.get(f"/item/{course.slug}/?{query}").status_code == 200
+    assert client.get(f"/?{query}").status_code == 200
+    with scope(tenant=tenant_a):
+        assert not ReferralTouch.objects.exists() and not ChannelClick.objects.exists()
