@@ -320,9 +320,15 @@ class SubscriptionPlanAdmin(TenantScopedAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
-    list_display = ["user", "plan", "status", "current_period_end", "cancel_at_period_end", "grace_until"]
+    list_display = ["user", "plan", "price_display", "status", "current_period_end", "cancel_at_period_end",
+                    "grace_until"]
     list_filter = ["status", "plan"]
+    list_select_related = ["user", "plan", "tenant"]
     search_fields = ["user__email"]
+
+    @admin.display(description=_("price per period"))
+    def price_display(self, sub):
+        return format_money(sub.price, sub.tenant.currency)
 
 
 @admin.register(Payout)

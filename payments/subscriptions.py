@@ -25,12 +25,13 @@ from .models import Entitlement, Order, Payment, Subscription, SubscriptionPlan
 logger = logging.getLogger(__name__)
 
 
-def add_interval(moment: datetime, interval: str) -> datetime:
-    """One billing period later: the same day next month (or year), clamped to the month's last day."""
+def add_interval(moment: datetime, interval: str, *, day: int | None = None) -> datetime:
+    """One billing period later: the same day (or ``day``) next month or year, clamped to the month's last day, so a
+    subscription started on the 31st renews on the 28th of February and on the 31st of March again."""
     months = 12 if interval == SubscriptionPlan.Interval.YEAR else 1
     month_index = moment.month - 1 + months
     year, month = moment.year + month_index // 12, month_index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
+    day = min(day or moment.day, calendar.monthrange(year, month)[1])
     return moment.replace(year=year, month=month, day=day)
 
 
@@ -42,7 +43,8 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
     if line.subscription_id:
         sub = Subscription.objects.select_for_update().get(pk=line.subscription_id)
         start = max(sub.current_period_end, now) if sub.status == Subscription.Status.ENDED else sub.current_period_end
-        sub.current_period_start, sub.current_period_end = start, add_interval(start, sub.plan.interval)
+        sub.current_period_start = start
+        sub.current_period_end = add_interval(start, sub.plan.interval, day=sub.billing_day)
         sub.status, sub.grace_until, sub.renewal_order, sub.ended_at = Subscription.Status.ACTIVE, None, None, None
         sub.save(update_fields=["current_period_start", "current_period_end", "status", "grace_until",
                                 "renewal_order", "ended_at"])
@@ -55,8 +57,9 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
     entitlement = entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, whole_catalog=tier is None,
                                     plan=tier, source=Entitlement.Source.SUBSCRIPTION, reference=order.number,
                                     order=order, starts_at=now, ends_at=end)
-    sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan,
-                                      current_period_start=now, current_period_end=end, entitlement=entitlement)
+    sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan, price=line.unit_price,
+                                      billing_day=now.day, current_period_start=now, current_period_end=end,
+                                      entitlement=entitlement)
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_started", target=sub,
                     data={"plan": line.plan.slug, "until": end.isoformat()})
     return sub
@@ -153,7 +156,7 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
             try:
                 started = order_open(
                     tenant=tenant, user=sub.user, key=f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}",
-                    title=sub.plan.name, price=sub.plan.price, plan=sub.plan, subscription=sub, source="renewal")
+                    title=sub.plan.name, price=sub.price, plan=sub.plan, subscription=sub, source="renewal")
             except ApplicationError as exc:
                 # Access already stops at the period's end; the next run tries again, and the others go on.
                 logger.warning("renewal of subscription %s not opened: %s", sub.pk, exc.message)

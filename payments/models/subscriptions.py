@@ -2,6 +2,7 @@
 
 Renewal is a new order for the next period, opened when the period ends. Until it is paid the subscription is past
 due and access continues through a grace period; a cancelled subscription runs to the end of the period it paid for.
+Renewals keep the price the learner subscribed at and end their periods on the day of the month they started on.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ class Subscription(TenantOwned):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions",
                              verbose_name=_("learner"))
     plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions")
+    price = models.PositiveIntegerField(
+        _("price per period"), help_text=_("What each renewal charges: the plan's price when the learner subscribed."))
+    billing_day = models.PositiveSmallIntegerField(
+        _("billing day"), help_text=_("Periods end on this day of the month (or the month's last day)."))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)
     current_period_start = models.DateTimeField(_("period starts"))
     current_period_end = models.DateTimeField(_("period ends"))

@@ -33,10 +33,13 @@ def pay_renewal(client, sub, action="pay"):
     return client.post(response.url, {"action": action}, follow=True)
 
 
-def test_add_interval_clamps_to_the_end_of_the_month():
+def test_add_interval_clamps_to_the_end_of_the_month_and_comes_back_to_the_billing_day():
     start = timezone.now().replace(year=2026, month=1, day=31)
     assert add_interval(start, "month").date().isoformat() == "2026-02-28"
     assert add_interval(start, "year").date().isoformat() == "2027-01-31"
+    february = add_interval(start, "month", day=31)
+    assert add_interval(february, "month", day=31).date().isoformat() == "2026-03-31"
+    assert add_interval(start.replace(year=2028, month=2, day=29), "year", day=29).date().isoformat() == "2029-02-28"
 
 
 def test_subscribe_renew_lapse_and_cancel(tenant_a, plan, django_capture_on_commit_callbacks):
@@ -228,3 +231,33 @@ def test_a_plan_set_to_free_ends_at_the_period_end_instead_of_renewing(tenant_a,
         assert subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end) == {"renewals_opened": 0,
                                                                                     "ended": 1}
         assert not Order.objects.filter(source="renewal").exists()
+
+
+def test_renewals_keep_the_price_and_the_day_the_learner_subscribed_on(tenant_a, plan):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        # Subscribed on a 31st; the storefront then raises the plan's price for new subscribers.
+        jan31 = sub.current_period_end.replace(year=2027, month=1, day=31)
+        Subscription.objects.filter(pk=sub.pk).update(billing_day=31, current_period_end=jan31)
+        SubscriptionPlan.objects.filter(pk=plan.pk).update(price=3900)
+    assert "for ¥29.00" in client.get("/subscription/").content.decode()
+
+    ends = []
+    for _period in range(2):
+        with scope(tenant=tenant_a):
+            sub.refresh_from_db()
+            subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
+        pay_renewal(client, sub)
+        with scope(tenant=tenant_a):
+            sub.refresh_from_db()
+            ends.append(sub.current_period_end.date().isoformat())
+    assert ends == ["2027-02-28", "2027-03-31"]
+    with scope(tenant=tenant_a):
+        assert list(Order.objects.filter(source="renewal").values_list("total", flat=True)) == [2900, 2900]
+    newcomer = member(tenant_a)
+    buy(host_client("alpha.test", newcomer), "plan=all")
+    with scope(tenant=tenant_a):
+        assert Subscription.objects.get(user=newcomer).price == Order.objects.get(user=newcomer).total == 3900
