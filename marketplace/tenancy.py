@@ -9,6 +9,7 @@ here and nowhere else:
 * ``each_tenant()``: for the few operations keyed by a person rather than a tenant (privacy export and erasure),
   which visit the person's tenants one at a time;
 * ``platform_scope()``: the operator's admin on a platform host, for superusers only;
+* ``event_scope()``: a payment provider's verified webhook on a platform host, which names its storefront;
 * ``tenant_phase()``: one committed step of a long job that must not hold one transaction for its whole run (the
   nightly recommender fit claims its run, reads, computes outside any transaction, then writes).
 
@@ -98,6 +99,18 @@ def platform_scope() -> Iterator[None]:
             yield
     finally:
         _current_tenant.reset(token)
+
+
+@contextmanager
+def event_scope(slug: str) -> Iterator[Tenant | None]:
+    """The scope of the active storefront a payment provider's verified event names (None when it names none): one
+    webhook endpoint on the platform host serves every storefront of the provider's account."""
+    tenant = Tenant.objects.filter(slug=slug, is_active=True).first() if slug else None
+    if tenant is None:
+        yield None
+        return
+    with activate(tenant):
+        yield tenant
 
 
 @contextmanager

@@ -635,18 +635,36 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
 
 # --- webhooks -------------------------------------------------------------------------------------------------------
 
-def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
-    """Verify a provider's webhook and apply it once. Returns "applied", "duplicate" or "ignored".
-
-    The event row is written in the same transaction as its effect, so an event id is applied exactly once however
-    often and in whatever order the provider delivers it. A bad signature raises and writes nothing.
-    """
+def webhook_parse(*, provider_name: str, headers, body: bytes) -> ProviderEvent:
+    """A provider's webhook, verified: a bad signature, secret or timestamp raises (400) and nothing is read."""
     try:
-        event: ProviderEvent = provider(provider_name).parse_event(headers=headers, body=body)
+        return provider(provider_name).parse_event(headers=headers, body=body)
     except KeyError as exc:
         raise ApplicationError("Unknown payment provider.", code="provider_unknown", status=404) from exc
     except SignatureError as exc:
         raise ApplicationError("The webhook signature does not verify.", code="signature_invalid") from exc
+
+
+def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
+    """Verify a provider's webhook sent to the storefront's host and apply it once (``webhook_apply``). An event
+    that names another storefront is refused: the provider's endpoint belongs on the platform host."""
+    event = webhook_parse(provider_name=provider_name, headers=headers, body=body)
+    if event.tenant and event.tenant != tenant.slug:
+        raise ApplicationError("This event is for another storefront; send the provider's webhooks to the platform "
+                               "host.", code="event_for_another_storefront")
+    return webhook_apply(tenant=tenant, provider_name=provider_name, event=event)
+
+
+def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
+    """Apply a verified event to the storefront's payment once. Returns "applied", "duplicate" or "ignored".
+
+    The event row is written in the same transaction as its effect, so an event id is applied exactly once however
+    often and in whatever order the provider delivers it.
+    """
+    payment = Payment.objects.filter(provider=provider_name, provider_ref=event.payment_ref).first() if (
+        event.payment_ref) else None
+    if payment is None:
+        return "ignored"  # not about a payment of this storefront's: nothing of it is kept
     seen = WebhookEvent.objects.filter(provider=provider_name, event_id=event.id)
     if seen.exists():
         return "duplicate"
@@ -654,9 +672,6 @@ def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
         with transaction.atomic():
             WebhookEvent.objects.create(tenant=tenant, provider=provider_name, event_id=event.id, type=event.type,
                                         payload=event.payload)
-            payment = Payment.objects.filter(provider=provider_name, provider_ref=event.payment_ref).first()
-            if payment is None:
-                return "ignored"
             if event.type == "payment.succeeded":
                 payment_succeed(payment=payment, amount=event.amount, currency=event.currency,
                                 charge_ref=event.charge_ref)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from catalog.access import can_access
 from catalog.models import Bundle, ContentItem
+from marketplace import tenancy
 from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
 
@@ -118,12 +119,20 @@ def sandbox_checkout(request, token: str):
 @csrf_exempt
 @require_POST
 def webhook(request, provider_name: str):
-    """Provider webhooks, on the storefront's host: 200 when applied or already applied, 400 when refused."""
-    if request.tenant is None:
-        raise Http404("Webhooks are sent to a storefront's host.")
+    """Provider webhooks: 200 when applied, already applied or not ours; 400 when refused.
+
+    On the platform host this is the one endpoint of a provider account that serves every storefront (Stripe's):
+    the verified event names its storefront. On a storefront's host it takes that storefront's events only.
+    """
     try:
-        result = services.webhook_receive(tenant=request.tenant, provider_name=provider_name,
-                                          headers=request.headers, body=request.body)
+        if request.tenant is not None:
+            result = services.webhook_receive(tenant=request.tenant, provider_name=provider_name,
+                                              headers=request.headers, body=request.body)
+        else:
+            event = services.webhook_parse(provider_name=provider_name, headers=request.headers, body=request.body)
+            with tenancy.event_scope(event.tenant) as tenant:
+                result = "ignored" if tenant is None else services.webhook_apply(
+                    tenant=tenant, provider_name=provider_name, event=event)
     except ApplicationError as exc:
         return JsonResponse({"error": {"code": exc.code, "message": exc.message, "extra": exc.extra}},
                             status=exc.status)

@@ -21,6 +21,7 @@ class ProviderEvent:
     currency: str = ""
     charge_ref: str = ""  # the provider's id of the charge, kept for refunds
     payload: dict = field(default_factory=dict)
+    tenant: str = ""  # the storefront (slug) the payment was started for, when the event says so
 
 
 class PaymentProvider:
@@ -65,16 +66,24 @@ def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> None:
-    """Check a ``t=..,v1=..`` header; raise SignatureError when it is missing, wrong or too old (or new)."""
+def _parts(header: str) -> tuple[int, list[str]]:
     try:
         items = [part.split("=", 1) for part in header.split(",")]
-        timestamp = int(next(value for key, value in items if key == "t"))
-        signatures = [value for key, value in items if key == "v1"]
+        return int(next(value for key, value in items if key == "t")), [value for key, value in items if key == "v1"]
     except (StopIteration, ValueError) as exc:
         raise SignatureError("malformed signature header") from exc
-    if abs(time.time() - timestamp) > tolerance:
+
+
+def check_timestamp(header: str, *, tolerance: int = 300) -> None:
+    """Refuse a ``t=..`` timestamp more than ``tolerance`` seconds old or ahead."""
+    if abs(time.time() - _parts(header)[0]) > tolerance:
         raise SignatureError("timestamp outside the tolerance")
+
+
+def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300) -> None:
+    """Check a ``t=..,v1=..`` header; raise SignatureError when it is missing, wrong or too old (or new)."""
+    check_timestamp(header, tolerance=tolerance)
+    timestamp, signatures = _parts(header)
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
         raise SignatureError("no signature matches")

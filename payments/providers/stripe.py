@@ -11,6 +11,9 @@ Events read by ``parse_event`` (https://docs.stripe.com/checkout/fulfillment): `
 ``checkout.session.async_payment_succeeded``, ``checkout.session.async_payment_failed`` and
 ``checkout.session.expired``; any other type is passed on as "ignored".
 
+Every session carries ``metadata.tenant`` (the storefront's slug): the one webhook endpoint of the Stripe account, on
+the platform host, hands each event to its storefront.
+
 Configuration: ``STRIPE_SECRET_KEY``, ``STRIPE_WEBHOOK_SECRET`` and ``STRIPE_API_BASE`` (empty for Stripe itself,
 a Stripe-compatible server in tests). A client is built per call from settings, so nothing global is changed.
 """
@@ -27,7 +30,7 @@ from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError
 
-from .base import PaymentProvider, ProviderEvent, SignatureError
+from .base import PaymentProvider, ProviderEvent, SignatureError, check_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -151,14 +154,15 @@ class StripeProvider(PaymentProvider):
         return session.status == "expired"
 
     def parse_event(self, *, headers, body: bytes) -> ProviderEvent:
-        """Verify the ``Stripe-Signature`` header (HMAC-SHA256, at most 5 minutes old) and translate the event.
+        """Verify the ``Stripe-Signature`` header (HMAC-SHA256, at most 5 minutes old or ahead) and translate the event.
 
         A paid ``checkout.session.completed`` or an ``async_payment_succeeded`` is a success; a completed session
         still ``unpaid`` (a delayed payment method) waits for its async event and is "ignored" meanwhile.
         """
+        header = headers.get(SIGNATURE_HEADER, "")
         try:
-            stripe.Webhook.construct_event(body, headers.get(SIGNATURE_HEADER, ""), settings.STRIPE_WEBHOOK_SECRET,
-                                           tolerance=TOLERANCE)
+            stripe.Webhook.construct_event(body, header, settings.STRIPE_WEBHOOK_SECRET, tolerance=TOLERANCE)
+            check_timestamp(header, tolerance=TOLERANCE)  # the library refuses old timestamps; not ones from ahead
             data = json.loads(body)
             event_id, event_type, session = str(data["id"]), str(data["type"]), data["data"]["object"]
             if not isinstance(session, dict):
@@ -178,10 +182,12 @@ class StripeProvider(PaymentProvider):
         intent = session.get("payment_intent") or ""
         if isinstance(intent, dict):  # expanded
             intent = intent.get("id", "")
+        metadata = session.get("metadata") if is_session and isinstance(session.get("metadata"), dict) else {}
         return ProviderEvent(
             id=event_id, type=kind, payment_ref=str(session.get("id", "")) if is_session else "",
             amount=session.get("amount_total") if kind == "payment.succeeded" else None,
-            currency=str(session.get("currency") or "").upper(), charge_ref=str(intent), payload=data)
+            currency=str(session.get("currency") or "").upper(), charge_ref=str(intent), payload=data,
+            tenant=str(metadata.get("tenant") or ""))
 
     def refund(self, *, payment, amount: int, idempotency_key: str) -> str:
         """Refund ``amount`` of the payment's PaymentIntent (``POST /v1/refunds``); return the refund id (``re_...``).
