@@ -4,13 +4,23 @@
     python3 verify_statement.py statement.json [EXPECTED_HEAD_HASH] [--heads heads.json]
 
 A statement (downloaded from the storefront's admin or your promoter page) lists every ledger entry from your
-first one to the chain head. This script needs nothing but Python 3: it recomputes each entry's hash, checks that
-each entry links to the one before it, that the entries carrying postings contain what the statement says you were
-credited, and that the last hash is the chain head, which you can compare with a head published elsewhere (pass it
-as the second argument). With ``--heads`` it also checks the storefront's published chain heads (saved from
-``https://<storefront>/ledger/heads.json``): each head inside the statement's range must be the hash of the entry
-at that sequence, and, when the ``cryptography`` package is installed, its Ed25519 signature must verify.
-Exit status 0 means the statement verifies.
+first one to the chain head: the entries that touch your accounts with all their postings, the others with only
+their postings' digest. This script needs nothing but Python 3. It recomputes each entry's hash, checks that each
+entry links to the one before it and that the last hash is the chain head, checks that the postings shown match
+their entry's digest and balance, and prints the balance of your accounts over the entries that show postings.
+
+What that proves: the entries form one unbroken chain that ends at the statement's head, and every entry shown is
+in it exactly as shown. What it does not prove: that the statement shows every entry touching your accounts. An
+entry shown only by its digest may still have credited or debited you (a digest hides which accounts it names), and
+a statement may start after your first entry or end before the storefront's current head. So compare the head with
+a head published elsewhere (the second argument, or ``--heads``), and compare the entries shown with your own
+records of your sales and payouts.
+
+With ``--heads`` it also checks the storefront's published chain heads (saved from
+``https://<storefront>/ledger/heads.json``): they must be the same storefront's, each head inside the statement's
+range must be the hash of the entry at that sequence, a head published beyond the statement's head means the
+statement is out of date or cut short, and, when the ``cryptography`` package is installed, each head's Ed25519
+signature must verify. Exit status 0 means the statement verifies.
 """
 
 import hashlib
@@ -29,6 +39,8 @@ def verify(statement: dict, expected_head: str | None = None) -> list[str]:
     previous = entries[0]["previous_hash"] if entries else statement["head"]["hash"]
     totals: dict[tuple[str, str], int] = {}
     for entry in entries:
+        if entry["tenant"] != statement["tenant"]:
+            problems.append(f"entry {entry['sequence']} is not in storefront {statement['tenant']!r}'s chain")
         if entry["previous_hash"] != previous:
             problems.append(f"entry {entry['sequence']} does not link to the entry before it")
         if "postings" in entry:
@@ -54,7 +66,11 @@ def verify(statement: dict, expected_head: str | None = None) -> list[str]:
 
 
 def check_heads(statement: dict, published: dict) -> list[str]:
-    """Published heads that fall inside the statement must be the hashes of the entries at their sequences."""
+    """Published heads of the statement's storefront that fall inside the statement must be the hashes of the entries
+    at their sequences, and none may lie beyond the statement's head."""
+    if published["tenant"] != statement["tenant"]:
+        return [f"the published heads are storefront {published['tenant']!r}'s, the statement is "
+                f"{statement['tenant']!r}'s"]
     problems = []
     by_sequence = {entry["sequence"]: entry["hash"] for entry in statement["entries"]}
     try:
@@ -66,7 +82,7 @@ def check_heads(statement: dict, published: dict) -> list[str]:
     except ImportError:
         key = None
         print("note: install the cryptography package to check the heads' signatures")
-    checked = 0
+    checked, later = 0, None
     for head in published["heads"]:
         if key is not None:
             message = json.dumps({"tenant": published["tenant"], "date": head["date"], "sequence": head["sequence"],
@@ -76,10 +92,15 @@ def check_heads(statement: dict, published: dict) -> list[str]:
             except Exception:  # noqa: BLE001 (any failure of the signature check is the same finding)
                 problems.append(f"the head published on {head['date']} has a bad signature")
                 continue
-        if head["sequence"] in by_sequence:
+        if head["sequence"] > statement["head"]["sequence"]:
+            later = max(later or head, head, key=lambda h: h["sequence"])
+        elif head["sequence"] in by_sequence:
             checked += 1
             if by_sequence[head["sequence"]] != head["hash"]:
                 problems.append(f"entry {head['sequence']} differs from the head published on {head['date']}")
+    if later is not None:
+        problems.append(f"the statement ends at entry {statement['head']['sequence']}, but entry {later['sequence']} "
+                        f"was published on {later['date']}: the statement is out of date or cut short")
     print(f"{checked} published heads fall inside this statement and were compared")
     return problems
 

@@ -54,6 +54,11 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
             return self.branding_fields
         return super().get_fields(request, obj)
 
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        # The slug is hashed into every ledger entry and signed head: renaming a storefront would break its chain.
+        return readonly if obj is None else [*readonly, "slug"]
+
     def get_inlines(self, request, obj):
         return self.inlines if request.tenant is None else []
 

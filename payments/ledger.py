@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC
 
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
 
-from .models import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posting
+from .models import GENESIS_HASH, ChainHeadPublication, JournalEntry, LedgerAccount, LedgerHead, Posting
 
 Kind = LedgerAccount.Kind
 
@@ -147,15 +148,35 @@ class VerifyResult:
 
 
 def ledger_verify(*, tenant: Tenant) -> VerifyResult:
-    """Recompute the tenant's chain from the first entry; stop at the first entry whose hash, link, sequence or
-    balance does not hold."""
-    previous, expected_sequence, count = GENESIS_HASH, 1, 0
-    entries = JournalEntry.objects.select_related("order").order_by("sequence").iterator(chunk_size=2000)
+    """Recompute the tenant's chain from the first entry; stop at the first entry whose hash, link, sequence, balance,
+    accounts or signed published head does not hold.
+
+    The head is read first and nothing past it is, so a sale committing meanwhile (each query of a READ COMMITTED
+    transaction sees what has committed by then) is not taken for tampering. The published heads are read before it:
+    any of them then names a sequence the head has reached.
+    """
+    published: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for on, sequence, digest in ChainHeadPublication.objects.values_list("published_on", "sequence", "hash"):
+        published[sequence].append((on.isoformat(), digest))
+    head = LedgerHead.objects.first()
+    last = head.sequence if head else 0
+    accounts = {pk: (code, currency) for pk, code, currency in
+                LedgerAccount.objects.values_list("pk", "code", "currency")}
+    chain = JournalEntry.objects.filter(sequence__lte=last)
     postings_of: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
-    for entry_id, code, currency, amount in Posting.objects.values_list(
-            "entry_id", "account__code", "currency", "amount").iterator(chunk_size=5000):
-        postings_of[entry_id].append((code, currency, amount))
-    for entry in entries:
+    foreign: dict[int, str] = {}
+    # Account codes come from this tenant's accounts, not from a join: a posting moved to another tenant's account
+    # with the same code ("platform", "tax") would otherwise hash the same.
+    for entry_id, account_id, currency, amount in Posting.objects.filter(entry__in=chain).values_list(
+            "entry_id", "account_id", "currency", "amount").iterator(chunk_size=5000):
+        if account_id not in accounts:
+            foreign.setdefault(entry_id, "one of its postings is on an account of another storefront")
+        elif accounts[account_id][1] != currency:
+            foreign.setdefault(entry_id, "one of its postings is not in its account's currency")
+        else:
+            postings_of[entry_id].append((accounts[account_id][0], currency, amount))
+    previous, expected_sequence, count = GENESIS_HASH, 1, 0
+    for entry in chain.select_related("order").order_by("sequence").iterator(chunk_size=2000):
         count += 1
         rows = postings_of.get(entry.pk, [])
         problem = ""
@@ -163,6 +184,8 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
             problem = f"sequence {entry.sequence} where {expected_sequence} was expected (an entry is missing)"
         elif entry.previous_hash != previous:
             problem = "it does not link to the entry before it"
+        elif entry.pk in foreign:
+            problem = foreign[entry.pk]
         else:
             sums: dict[str, int] = defaultdict(int)
             for _code, currency, amount in rows:
@@ -174,13 +197,31 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
                     order_number=entry.order.number if entry.order else "", created_at=_timestamp(entry.created_at),
                     previous_hash=entry.previous_hash, postings=rows):
                 problem = "its content does not match its hash (it was changed after it was written)"
+            else:
+                problem = next((f"it differs from the head published on {at}"
+                                for at, digest in published.get(entry.sequence, []) if digest != entry.hash), "")
         if problem:
             return VerifyResult(entries=count, head=previous, broken_at=entry.sequence, problem=problem)
         previous, expected_sequence = entry.hash, expected_sequence + 1
-    head = LedgerHead.objects.filter().first()
     if head is not None and (head.sequence, head.hash) != (expected_sequence - 1, previous):
         return VerifyResult(entries=count, head=previous, broken_at=head.sequence,
                             problem="the chain head does not match the last entry (entries were removed)")
+    beyond = sorted(sequence for sequence in published if sequence >= expected_sequence)
+    if beyond:
+        return VerifyResult(entries=count, head=previous, broken_at=beyond[0],
+                            problem=f"it was published on {published[beyond[0]][0][0]} but is missing "
+                                    "(entries were removed)")
+    # Each of these is one query, so one snapshot, and an append moves the head in the entry's own transaction: an
+    # entry past the head was not appended by entry_post, and postings outside the chain would count in the balances
+    # without being hashed anywhere.
+    current_head = Coalesce(Subquery(LedgerHead.objects.values("sequence")[:1]), 0)
+    stray = JournalEntry.objects.filter(sequence__gt=current_head).order_by("sequence").first()
+    if stray is not None:
+        return VerifyResult(entries=count, head=previous, broken_at=stray.sequence,
+                            problem="it lies beyond the chain head (an entry was added behind the ledger's back)")
+    if Posting.objects.exclude(entry__in=JournalEntry.objects.all()).exists():
+        return VerifyResult(entries=count, head=previous, broken_at=last,
+                            problem="postings of this storefront belong to no entry of its chain")
     return VerifyResult(entries=count, head=previous)
 
 
@@ -188,21 +229,26 @@ def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
     """A participant's verifiable statement: every entry from their first one to the chain head.
 
     Entries that touch their accounts carry all their postings (the participant sees how each of their sales was
-    shared); the others carry only their postings' digest, which is enough to recompute the chain.
+    shared); the others carry only their postings' digest, which is enough to recompute the chain. The head is read
+    first and nothing past it is, so a sale committing meanwhile does not break the statement.
     """
-    mine = set(Posting.objects.filter(account__in=accounts).values_list("entry_id", flat=True))
     head = LedgerHead.objects.first()
+    last = head.sequence if head else 0
+    mine = set(Posting.objects.filter(account__in=accounts, entry__sequence__lte=last)
+               .values_list("entry_id", flat=True))
     document = {"tenant": tenant.slug, "accounts": sorted(a.code for a in accounts),
-                "head": {"sequence": head.sequence if head else 0, "hash": head.hash if head else GENESIS_HASH},
+                "head": {"sequence": last, "hash": head.hash if head else GENESIS_HASH},
                 "entries": []}
     if not mine:
         return document
     first = JournalEntry.objects.filter(pk__in=mine).order_by("sequence").values_list("sequence", flat=True)[0]
     postings_of: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
-    for entry_id, code, currency, amount in Posting.objects.filter(entry__sequence__gte=first).values_list(
+    for entry_id, code, currency, amount in Posting.objects.filter(
+            entry__sequence__gte=first, entry__sequence__lte=last).values_list(
             "entry_id", "account__code", "currency", "amount"):
         postings_of[entry_id].append((code, currency, amount))
-    for entry in JournalEntry.objects.filter(sequence__gte=first).select_related("order").order_by("sequence"):
+    entries = JournalEntry.objects.filter(sequence__gte=first, sequence__lte=last)
+    for entry in entries.select_related("order").order_by("sequence"):
         rows = postings_of[entry.pk]
         item = entry_document(tenant_slug=tenant.slug, sequence=entry.sequence, kind=entry.kind, memo=entry.memo,
                               order_number=entry.order.number if entry.order else "",

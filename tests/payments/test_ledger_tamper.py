@@ -1,0 +1,322 @@
+"""What the hash chain alone does not catch: moved postings, truncated tails, rewritten accounts, stale statements;
+and intact books read while sales keep committing must still verify."""
+
+import json
+import subprocess
+import sys
+import threading
+from datetime import UTC, date
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
+from django_scopes import scope, scopes_disabled
+
+from marketplace import tenancy
+from payments import ledger
+from payments.heads import head_publish, heads_document
+from payments.models import JournalEntry, LedgerAccount, LedgerHead, Posting
+from tests.conftest import host_client
+from tests.factories import UserFactory, enable_totp
+from tests.payments.test_ledger import books, buy, settle, shop, tamper  # noqa: F401 (fixtures, used by name)
+
+SCRIPT = Path(__file__).parents[2] / "docs" / "verify_statement.py"
+
+
+@pytest.fixture
+def sold(db, request) -> SimpleNamespace:
+    """Alpha's shop after three sales and a partial refund (entries #1..#4), from the ledger tests."""
+    tenant, items, channels = request.getfixturevalue("shop")
+    _tenant, entries = request.getfixturevalue("books")
+    return SimpleNamespace(tenant=tenant, entries=entries, items=items, channels=channels)
+
+
+def verify(tenant):
+    with tenancy.activate(tenant):
+        return ledger.ledger_verify(tenant=tenant)
+
+
+def creator_accounts(tenant, name: str) -> list[LedgerAccount]:
+    with scopes_disabled():
+        return list(LedgerAccount.objects.filter(tenant=tenant, creator__name=name))
+
+
+def statement_of(tenant, name: str) -> dict:
+    with tenancy.activate(tenant):
+        return ledger.statement_proof(tenant=tenant, accounts=creator_accounts(tenant, name))
+
+
+def run_script(tmp_path, statement: dict, *arguments: str, heads: dict | None = None) -> tuple[int, str]:
+    """The participant's own check, as documented: the script in a separate Python process."""
+    (tmp_path / "statement.json").write_text(json.dumps(statement))
+    command = [sys.executable, str(SCRIPT), str(tmp_path / "statement.json"), *arguments]
+    if heads is not None:
+        (tmp_path / "heads.json").write_text(json.dumps(heads))
+        command += ["--heads", str(tmp_path / "heads.json")]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return done.returncode, done.stdout
+
+
+def published_heads(tenant, on: date) -> dict:
+    with tenancy.activate(tenant):
+        head_publish(tenant=tenant, on=on)
+        return json.loads(json.dumps(heads_document(tenant=tenant)))
+
+
+# --- reading while sales commit (PostgreSQL) ------------------------------------------------------------------------
+
+def sale_commits_elsewhere(tenant, item) -> None:
+    """A learner's payment booked and committed by another connection, as a web worker would."""
+    failure: list[BaseException] = []
+
+    def work():
+        try:
+            with tenancy.activate(tenant):
+                settle(tenant, buy(tenant, item))
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+            failure.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive() and not failure, failure
+
+
+def read_while_a_sale_commits(tenant, item, read):
+    """Call ``read()`` in the tenant's scope once for every query it makes, with a sale committing just before that
+    query; return each result."""
+    results = []
+    for at in range(1, 50):
+        seen = []
+
+        def before_query(execute, sql, params, many, context, at=at, seen=seen):
+            seen.append(sql)
+            if len(seen) == at:
+                sale_commits_elsewhere(tenant, item)
+            return execute(sql, params, many, context)
+
+        with tenancy.activate(tenant), connection.execute_wrapper(before_query):
+            result = read()
+        if len(seen) < at:
+            return results
+        results.append(result)
+    raise AssertionError("the read never ran out of queries")
+
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("on_postgres")
+class TestReadsWhileSalesCommit:
+    def test_ledger_verify_passes_intact_books_whatever_query_a_sale_commits_before(self, transactional_db, sold):
+        tenant, tea = sold.tenant, sold.items[0]
+        results = read_while_a_sale_commits(tenant, tea, lambda: ledger.ledger_verify(tenant=tenant))
+        assert len(results) >= 3
+        assert [r.problem for r in results if not r.ok] == []
+        assert verify(tenant).entries == 4 + len(results)  # one sale committed during each read
+
+    def test_a_statement_built_while_a_sale_commits_verifies(self, transactional_db, sold, tmp_path):
+        tenant, tea = sold.tenant, sold.items[0]
+        accounts = creator_accounts(tenant, "Lin Wei")
+        statements = read_while_a_sale_commits(
+            tenant, tea, lambda: ledger.statement_proof(tenant=tenant, accounts=accounts))
+        assert len(statements) >= 3
+        for statement in statements:
+            code, output = run_script(tmp_path, statement)
+            assert code == 0, output
+
+
+# --- signed published heads -----------------------------------------------------------------------------------------
+
+def test_removing_the_newest_entry_and_rolling_the_head_back_is_found_by_its_published_head(sold):
+    tenant, entries = sold.tenant, sold.entries
+    with tenancy.activate(tenant):
+        head_publish(tenant=tenant, on=date(2026, 11, 23))
+    tamper("DELETE FROM payments_posting WHERE entry_id = %s", [entries[4].pk])
+    tamper("DELETE FROM payments_journalentry WHERE id = %s", [entries[4].pk])
+    with scopes_disabled():
+        LedgerHead.objects.filter(tenant=tenant).update(sequence=3, hash=entries[3].hash)
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 4)
+    assert "published on 2026-11-23" in result.problem
+
+
+def test_an_entry_rewritten_with_a_fresh_hash_is_found_by_its_published_head(sold):
+    tenant, entries = sold.tenant, sold.entries
+    with tenancy.activate(tenant):
+        head_publish(tenant=tenant, on=date(2026, 11, 23))
+        last = entries[4]
+        rows = list(Posting.objects.filter(entry=last).values_list("account__code", "currency", "amount"))
+        forged = ledger.entry_hash(
+            tenant_slug=tenant.slug, sequence=4, kind=last.kind, memo="Sale rewritten", order_number=last.order.number,
+            created_at=last.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+            previous_hash=last.previous_hash, postings=rows)
+    tamper("UPDATE payments_journalentry SET memo = %s, hash = %s WHERE id = %s", ["Sale rewritten", forged, last.pk])
+    with scopes_disabled():
+        LedgerHead.objects.filter(tenant=tenant).update(hash=forged)
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 4)
+    assert "differs from the head published on 2026-11-23" in result.problem
+
+
+def test_an_entry_added_past_the_head_is_found(sold):
+    tenant, entries = sold.tenant, sold.entries
+    with scope(tenant=tenant):
+        revenue = ledger.account_for(tenant=tenant, code="tenant", kind="tenant", currency="CNY", name="Revenue")
+        fee = ledger.account_for(tenant=tenant, code="platform", kind="platform", currency="CNY", name="Fee")
+        extra = JournalEntry.objects.create(tenant=tenant, sequence=5, kind="reversal", memo="by hand",
+                                            created_at=entries[4].created_at, previous_hash=entries[4].hash,
+                                            hash="e" * 64)
+        Posting.objects.create(tenant=tenant, entry=extra, account=revenue, amount=900, currency="CNY")
+        Posting.objects.create(tenant=tenant, entry=extra, account=fee, amount=-900, currency="CNY")
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 5)
+
+
+# --- postings and accounts across storefronts -----------------------------------------------------------------------
+
+def test_a_posting_moved_to_another_storefronts_account_with_the_same_code_is_found(sold, tenant_b):
+    tenant, entries = sold.tenant, sold.entries
+    with scope(tenant=tenant_b):
+        theirs = ledger.account_for(tenant=tenant_b, code="platform", kind="platform", currency="CNY", name="Fee")
+    with scopes_disabled():
+        posting = Posting.objects.get(entry=entries[1], account__code="platform")
+    tamper("UPDATE payments_posting SET account_id = %s WHERE id = %s", [theirs.pk, posting.pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 1)
+    assert "another storefront" in result.problem
+
+
+def test_a_posting_moved_to_the_same_code_in_another_currency_is_found(sold):
+    tenant, entries = sold.tenant, sold.entries
+    with scope(tenant=tenant):
+        dollars = ledger.account_for(tenant=tenant, code="platform", kind="platform", currency="USD", name="Fee")
+    with scopes_disabled():
+        posting = Posting.objects.get(entry=entries[2], account__code="platform")
+    tamper("UPDATE payments_posting SET account_id = %s WHERE id = %s", [dollars.pk, posting.pk])
+    result = verify(tenant)
+    assert (result.ok, result.broken_at) == (False, 2)
+    assert "currency" in result.problem
+
+
+def test_postings_hung_on_another_storefronts_entry_are_found(sold, tenant_b):
+    """Balanced postings of beta's added to an entry of alpha's change beta's balances: beta's books no longer
+    follow from its chain."""
+    entries = sold.entries
+    with scope(tenant=tenant_b):
+        revenue = ledger.account_for(tenant=tenant_b, code="tenant", kind="tenant", currency="CNY", name="Revenue")
+        fee = ledger.account_for(tenant=tenant_b, code="platform", kind="platform", currency="CNY", name="Fee")
+        ledger.entry_post(tenant=tenant_b, kind="reversal", postings=[(revenue, 100), (fee, -100)], memo="genuine")
+    assert verify(tenant_b).ok
+    with scope(tenant=tenant_b):
+        Posting.objects.create(tenant=tenant_b, entry=entries[1], account=revenue, amount=-5000, currency="CNY")
+        Posting.objects.create(tenant=tenant_b, entry=entries[1], account=fee, amount=5000, currency="CNY")
+    result = verify(tenant_b)
+    assert not result.ok
+    assert "belong to no entry of its chain" in result.problem
+
+
+# --- the participant's script ---------------------------------------------------------------------------------------
+
+def test_a_statement_ending_before_a_published_head_is_refused_as_out_of_date(sold, tmp_path):
+    tenant = sold.tenant
+    statement = statement_of(tenant, "Lin Wei")
+    heads = published_heads(tenant, date(2026, 11, 23))
+    assert run_script(tmp_path, statement, heads=heads)[0] == 0
+    dropped = statement["entries"].pop()
+    statement["head"] = {"sequence": dropped["sequence"] - 1, "hash": dropped["previous_hash"]}
+    assert run_script(tmp_path, statement)[0] == 0  # on its own, a shorter chain is still a chain
+    code, output = run_script(tmp_path, statement, heads=heads)
+    assert code == 1
+    assert "out of date or cut short" in output
+
+
+def test_published_heads_of_another_storefront_are_refused(sold, tenant_b, tmp_path):
+    tenant = sold.tenant
+    statement = statement_of(tenant, "Lin Wei")
+    beta_heads = published_heads(tenant_b, date(2026, 11, 23))
+    code, output = run_script(tmp_path, statement, heads=beta_heads)
+    assert code == 1
+    assert "storefront 'beta'" in output
+    statement["tenant"] = "beta"  # relabelled to match: its entries are still alpha's
+    code, output = run_script(tmp_path, statement, heads=beta_heads)
+    assert code == 1
+    assert "not in storefront 'beta''s chain" in output
+
+
+def test_the_script_proves_the_chain_not_that_every_credit_of_the_participant_is_shown(sold, tmp_path):
+    """As the docs say: an entry shown only by its digest may have credited the participant, so the printed balance
+    covers the entries shown with postings and the participant compares them with their own records."""
+    tenant = sold.tenant
+    statement = statement_of(tenant, "Lin Wei")
+    code, genuine = run_script(tmp_path, statement)
+    assert code == 0
+    shown = [entry for entry in statement["entries"] if "postings" in entry]
+    del shown[-1]["postings"]
+    code, hidden = run_script(tmp_path, statement, statement["head"]["hash"])
+    assert code == 0 and hidden != genuine
+    shown[0]["postings"][0][2] += 1  # but what is shown cannot be changed
+    assert run_script(tmp_path, statement)[0] == 1
+
+
+# --- ledger accounts are immutable (PostgreSQL) ---------------------------------------------------------------------
+
+@pytest.mark.postgres
+@pytest.mark.usefixtures("on_postgres")
+class TestLedgerAccountGuard:
+    @pytest.mark.parametrize("change", [
+        "creator_id = %(other_creator)s", "promoter_id = %(promoter)s", "partner_id = %(partner)s",
+        "tenant_id = %(other_tenant)s", "code = 'creator:0'", "currency = 'USD'", "kind = 'platform'",
+    ])
+    def test_whose_money_an_account_holds_cannot_be_changed(self, sold, tenant_b, change):
+        tenant, channels = sold.tenant, sold.channels
+        victim, other = creator_accounts(tenant, "Ada Byron")[0], creator_accounts(tenant, "Lin Wei")[0]
+        values = {"account": victim.pk, "other_creator": other.creator_id, "promoter": channels["promoter"].pk,
+                  "partner": channels["partner"].pk, "other_tenant": tenant_b.pk}
+        with pytest.raises(IntegrityError, match="keep their owner"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute(f"UPDATE payments_ledgeraccount SET {change} WHERE id = %(account)s", values)
+        with scopes_disabled():
+            assert LedgerAccount.objects.get(pk=victim.pk).creator_id == victim.creator_id
+
+    def test_an_account_cannot_be_deleted(self, sold):
+        tenant = sold.tenant
+        with scope(tenant=tenant):
+            unused = ledger.account_for(tenant=tenant, code="spare", kind="tenant", currency="CNY", name="Spare")
+            with pytest.raises(IntegrityError, match="keep their owner"), transaction.atomic():
+                LedgerAccount.objects.filter(pk=unused.pk).delete()
+            assert LedgerAccount.objects.filter(pk=unused.pk).exists()
+
+    def test_the_display_name_may_change(self, sold):
+        tenant = sold.tenant
+        account = creator_accounts(tenant, "Ada Byron")[0]
+        with scopes_disabled():
+            LedgerAccount.objects.filter(pk=account.pk).update(name="Ada Lovelace (held)")
+            assert LedgerAccount.objects.get(pk=account.pk).name == "Ada Lovelace (held)"
+        assert verify(tenant).ok
+
+
+# --- the storefront's slug ------------------------------------------------------------------------------------------
+
+def test_the_operator_cannot_rename_a_storefronts_slug_once_it_exists(sold):
+    tenant = sold.tenant
+    operator_user = UserFactory(is_superuser=True, is_staff=True)
+    enable_totp(operator_user)
+    operator = host_client("localhost", operator_user)
+    domain = tenant.domains.get()
+    response = operator.post(reverse("admin:marketplace_tenant_change", args=[tenant.pk]), {
+        "slug": "alpha-academy", "name": "Alpha Academy Online", "primary_color": "#2563eb",
+        "default_language": tenant.default_language, "currency": tenant.currency, "is_active": "on",
+        "domains-TOTAL_FORMS": "1", "domains-INITIAL_FORMS": "1", "domains-MIN_NUM_FORMS": "0",
+        "domains-MAX_NUM_FORMS": "1000", "domains-0-id": str(domain.pk), "domains-0-tenant": str(tenant.pk),
+        "domains-0-host": domain.host, "domains-0-is_primary": "on",
+    })
+    assert response.status_code == 302
+    tenant.refresh_from_db()
+    assert (tenant.name, tenant.slug) == ("Alpha Academy Online", "alpha")
+    assert verify(tenant).ok
+    page = operator.get(reverse("admin:marketplace_tenant_change", args=[tenant.pk])).content.decode()
+    assert 'name="slug"' not in page and '<div class="readonly">alpha</div>' in page
+    assert operator.get(reverse("admin:marketplace_tenant_add")).status_code == 200  # onboarding still sets it
