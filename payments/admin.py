@@ -57,7 +57,8 @@ class EntitlementForm(forms.ModelForm):
             entitlement_check(**{f: cleaned.get(f) for f in ("item", "bundle", "whole_catalog", "plan", "starts_at",
                                                              "ends_at")})
         except ApplicationError as exc:
-            self.add_error(exc.extra.get("field"), exc.message)
+            self.add_error(exc.extra.get("field") or ("item" if exc.code == "entitlement_target" else None),
+                           exc.message)
         return cleaned
 
 
@@ -122,8 +123,17 @@ class PostingInline(OrderLineInline):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount to refund"), min_value=0, decimal_places=3)
+    amount = forms.DecimalField(label=_("Amount to refund"), max_digits=18, decimal_places=3,
+                                help_text=_("As prices are shown: 12.50, not 1250."))
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
+    # What had been refunded when the form was shown: a second submission of the same form refunds nothing more.
+    seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise forms.ValidationError(_("Enter an amount above zero."))
+        return amount
 
 
 @admin.register(Order)
@@ -166,7 +176,7 @@ class OrderAdmin(ReadOnlyAdmin):
         if not request.user.has_perm("payments.add_refund"):
             return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
         payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
-        form = RefundForm(request.POST or None)
+        form = RefundForm(request.POST or None, initial={"seen": payment.refunded_amount if payment else 0})
         if payment is not None and request.method == "POST" and form.is_valid():
             from marketplace.money import CURRENCY_EXPONENTS
 
@@ -176,11 +186,15 @@ class OrderAdmin(ReadOnlyAdmin):
             else:
                 try:
                     refund_create(payment=payment, amount=int(minor), actor=request.user,
-                                  reason=form.cleaned_data["reason"])
+                                  reason=form.cleaned_data["reason"], refunded_before=form.cleaned_data["seen"])
                     self.message_user(request, _("Refunded."), messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
                 except ApplicationError as exc:
                     form.add_error("amount", exc.message)
+                    if exc.code == "refund_stale":  # show what is refunded now; the next submission is on that
+                        payment.refresh_from_db()
+                        form.data = form.data.copy()
+                        form.data["seen"] = payment.refunded_amount
         context = {**self.admin_site.each_context(request), "order": order, "payment": payment, "form": form,
                    "opts": self.model._meta, "title": _("Refund %(number)s") % {"number": order.number}}
         return render(request, "admin/payments/order/refund.html", context)
@@ -197,6 +211,12 @@ class CouponForm(forms.ModelForm):
     def clean_code(self):
         # Codes are not case-sensitive: keep them upper-case, so "save20" is shown as a duplicate of "SAVE20".
         return self.cleaned_data["code"].strip().upper()
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("kind") == Coupon.Kind.PERCENT and (cleaned.get("value") or 0) > 10000:
+            self.add_error("value", _("A percentage coupon takes at most 10000 basis points (100%)."))
+        return cleaned
 
 
 @admin.register(Coupon)
@@ -215,7 +235,7 @@ class PaymentSettingsAdmin(TenantScopedAdmin):
         from catalog.services import catalog_changed
 
         super().save_model(request, obj, form, change)
-        catalog_changed(request.tenant.pk)  # cached pages show prices with or without tax
+        catalog_changed(obj.tenant_id)  # cached pages show prices with or without tax
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not PaymentSettings.objects.exists()
@@ -260,7 +280,7 @@ class SplitRuleAdmin(TenantScopedAdmin):
                                  partner_commission_bp=obj.partner_commission_bp,
                                  promoter_commission_bp=obj.promoter_commission_bp,
                                  promoter_second_level_bp=obj.promoter_second_level_bp)
-        obj.pk = rule.pk
+        obj.pk, obj.version = rule.pk, rule.version
 
 
 @admin.register(LedgerAccount)
@@ -380,6 +400,8 @@ class PayoutAdmin(ReadOnlyAdmin):
 
     def _check_payee(self, request, kind: str, party_id: int) -> None:
         """Statements are for the storefront's team and for the creator they belong to; anyone else gets a 404."""
+        if party_id > 2**63 - 1:  # no database id is that large
+            raise Http404("No such payee.")
         mine = kind == "creator" and Creator.objects.filter(pk=party_id, user=request.user).exists()
         if request.tenant is None or kind not in PAYEE_KINDS or not (mine or self.has_view_permission(request)):
             raise Http404("No such payee.")

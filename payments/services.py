@@ -586,11 +586,14 @@ def checkouts_expire(*, tenant, now: datetime | None = None) -> int:
 
 # --- refunds --------------------------------------------------------------------------------------------------------
 
-def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> Refund:
+def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
+                  refunded_before: int | None = None) -> Refund:
     """Return ``amount`` of a captured payment, in part or in full, never beyond what it captured.
 
     The payment row is locked first, so concurrent refunds queue and each sees what the others returned.
     Shares are clawed back in proportion to the sale; a full refund also ends the access it bought.
+    ``refunded_before`` is what the person refunding saw refunded: if it changed meanwhile (the same form sent
+    twice, or a colleague's refund), nothing is refunded and they are asked to look again.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ApplicationError(_("A refund is a positive whole number of minor units."), code="refund_amount_invalid",
@@ -599,6 +602,9 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "") -> 
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if payment.status != Payment.Status.SUCCEEDED:
             raise ApplicationError(_("Only a captured payment can be refunded."), code="not_refundable")
+        if refunded_before is not None and payment.refunded_amount != refunded_before:
+            raise ApplicationError(_("This payment was refunded meanwhile; check what is left and submit again."),
+                                   code="refund_stale", status=409)
         if amount > payment.refundable:
             raise ApplicationError(_("That is more than is left to refund."), code="refund_exceeds_captured",
                                    extra={"refundable": payment.refundable, "field": "amount"})

@@ -56,6 +56,10 @@ def checkout(request):
     """Review the price (with a coupon), then pay. The form's key makes a double submission one order."""
     item, bundle, plan = _target(request)
     thing = item or bundle or plan
+    if not thing.price:  # nothing to pay: a free item opens from its page; a bundle or plan at 0 is not on sale
+        if item is not None:
+            return redirect("catalog:item", item.slug)
+        raise Http404("Not on sale.")
     data = request.POST or None
     if data is None and request.GET.get("coupon"):
         # ``?coupon=`` (a shared discount link, or "Buy again" from an order) fills the coupon in, as "Apply" does.
@@ -199,7 +203,7 @@ def plans(request):
     if request.user.is_authenticated:
         current = Subscription.objects.filter(user=request.user).exclude(status=Subscription.Status.ENDED).first()
     return render(request, "payments/plans.html", {
-        "plans": SubscriptionPlan.objects.filter(is_active=True), "current": current})
+        "plans": SubscriptionPlan.objects.filter(is_active=True, price__gt=0), "current": current})
 
 
 @storefront_only
@@ -223,7 +227,9 @@ def subscription(request):
         except ApplicationError as exc:
             messages.error(request, exc.message)
         return redirect("payments:subscription")
-    return render(request, "payments/subscription.html", {"sub": sub})
+    # What the renewal will charge: the subscription's price, with tax on top where the storefront adds it.
+    renewal_total = services.quote(tenant=request.tenant, price=sub.price).total if sub and sub.price else None
+    return render(request, "payments/subscription.html", {"sub": sub, "renewal_total": renewal_total})
 
 
 @storefront_only

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -25,12 +25,12 @@ class PaymentSettings(TenantOwned):
         _("prices include tax"), default=True,
         help_text=_("On: the price shown is what the learner pays. Off: tax is added at checkout."))
     refund_window_days = models.PositiveIntegerField(
-        _("refund window (days)"), default=14,
+        _("refund window (days)"), default=14, validators=[MaxValueValidator(3650)],
         help_text=_("Creators' shares and commissions are held this long, then become payable."))
     promoters_enabled = models.BooleanField(_("promoter programme"), default=False,
                                             help_text=_("Learners may apply to promote the storefront."))
     attribution_window_days = models.PositiveIntegerField(
-        _("attribution window (days)"), default=30,
+        _("attribution window (days)"), default=30, validators=[MinValueValidator(1), MaxValueValidator(3650)],
         help_text=_("A sale counts for the promoter whose link or code the learner used last, within this window."))
     self_referral_allowed = models.BooleanField(
         _("promoters earn on their own purchases"), default=False)

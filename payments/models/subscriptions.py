@@ -8,6 +8,7 @@ Renewals keep the price the learner subscribed at and end their periods on the d
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -30,7 +31,7 @@ class SubscriptionPlan(TenantOwned):
         verbose_name=_("tier: only these categories"),
         help_text=_("Leave empty for the whole catalog; choose categories to sell a tier."))
     grace_days = models.PositiveIntegerField(
-        _("grace period (days)"), default=3,
+        _("grace period (days)"), default=3, validators=[MaxValueValidator(365)],
         help_text=_("How long access continues after a renewal is due but not yet paid."))
     is_active = models.BooleanField(_("on sale"), default=True)
 
