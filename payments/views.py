@@ -249,10 +249,13 @@ def promote(request):
         promoter_apply(tenant=request.tenant, user=request.user, visitor=visitor_id(request))
         messages.success(request, _("Thank you: the team will review your application."))
         return redirect("payments:promote")
-    if not services.payment_settings(tenant=request.tenant).promoters_enabled:
+    programme_open = services.payment_settings(tenant=request.tenant).promoters_enabled
+    if not programme_open and promoter is None:
         raise Http404("No promoter programme here.")
-    context = {"promoter": promoter}
-    if promoter is not None and promoter.status == Promoter.Status.APPROVED:
+    context = {"promoter": promoter, "programme_open": programme_open}
+    if promoter is not None:  # what they earned stays in view, also once suspended or the programme ended
+        context["statements"] = statements(tenant=request.tenant, kind="promoter", party_id=promoter.pk)
+    if programme_open and promoter is not None and promoter.status == Promoter.Status.APPROVED:
         link = request.tenant.url(f"/?ref={promoter.code}")
         buffer = io.BytesIO()
         segno.make(link, error="m").save(buffer, kind="svg", scale=5, xmldecl=False, svgns=True,
@@ -261,8 +264,7 @@ def promote(request):
         context.update(
             link=link, qr_svg=buffer.getvalue().decode(),
             referred=sorted({o.user.display_name or o.user.email.split("@")[0] for o in orders}),
-            orders=orders[:50], statements=statements(tenant=request.tenant, kind="promoter", party_id=promoter.pk),
-            recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
+            orders=orders[:50], recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
     return render(request, "payments/promote.html", context)
 
 

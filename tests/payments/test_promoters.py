@@ -179,3 +179,24 @@ def test_a_promoters_statement_names_no_other_payee(tenant_a, programme):
         assert len([p for p in payouts if p.promoter_id]) == 2
     statement = host_client("alpha.test", seller.user).get("/promote/statement.json").content.decode()
     assert "RUN-1" in statement and rival.user.email not in statement and seller.user.email not in statement
+
+
+def test_what_a_promoter_earned_stays_in_view_when_suspended_or_when_the_programme_ends(tenant_a, programme):
+    seller = promoter(tenant_a)
+    client = host_client("alpha.test", member(tenant_a))
+    client.get(f"/?ref={seller.code}")
+    buy(client, f"item={programme.slug}")
+    own = host_client("alpha.test", seller.user)
+    with scope(tenant=tenant_a):
+        promoter_decide(promoter=seller, status="suspended", actor=None)
+    page = own.get("/promote/").content.decode()
+    assert "Suspended" in page and "¥10.00" in page and f"?ref={seller.code}" not in page
+
+    with scope(tenant=tenant_a):
+        promoter_decide(promoter=seller, status="approved", actor=None)
+        PaymentSettings.objects.update(promoters_enabled=False)
+    page = own.get("/promote/").content.decode()
+    assert "The promoter programme has ended" in page and "¥10.00" in page and f"?ref={seller.code}" not in page
+    assert own.get("/promote/statement.json").status_code == 200
+    # Someone who never applied finds no programme.
+    assert host_client("alpha.test", member(tenant_a)).get("/promote/").status_code == 404
