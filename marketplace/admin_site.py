@@ -33,15 +33,11 @@ def _role(request) -> str | None:
 
 
 def _has_creator_profile(request) -> bool:
-    """Whether the signed-in person is credited as a creator on this storefront (their earnings page is linked)."""
-    from django_scopes import scopes_disabled
-
+    """Whether the signed-in person is credited as a creator on this storefront (their earnings page is linked).
+    Asked on a storefront's host, inside its scope."""
     from catalog.models import Creator
 
-    if not request.user.is_authenticated:
-        return False
-    with scopes_disabled():
-        return Creator.objects.filter(tenant=request.tenant, user=request.user).exists()
+    return request.user.is_authenticated and Creator.objects.filter(user=request.user).exists()
 
 
 def mfa_required(request) -> bool:

@@ -215,33 +215,14 @@ def _order_number() -> str:
     return "ZK" + secrets.token_hex(5).upper()
 
 
-def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None, plan=None, coupon_code: str = "",
-                   promoter_code: str = "", visitor: str = "", provider_name: str | None = None,
-                   request=None) -> CheckoutStarted:
-    """Create the order and a pending payment for one item, bundle or subscription plan, and return where the
-    learner pays.
-
-    The same ``idempotency_key`` always returns the same order and payment, also when many requests carry it at
-    once (the unique constraint decides; the losers read the winner's order). Nothing is written when a check fails
-    or the provider refuses to start.
-    """
+def purchase_check(*, user, item=None, bundle=None, plan=None) -> tuple[str, int]:
+    """Whether ``user`` can buy this item, bundle or plan now: its (title, price), or an ApplicationError saying why
+    not (not on sale, free, owned already, a subscription already held)."""
     from catalog.access import can_access
     from catalog.models import ContentItem
 
     from .models import Subscription
 
-    key = (idempotency_key or "").strip()
-    if not key or len(key) > 100:
-        raise ApplicationError(_("Every checkout attempt needs an idempotency key of 1 to 100 characters."),
-                               code="idempotency_key_invalid")
-    existing = Order.objects.filter(idempotency_key=key).first()
-    if existing is not None:
-        return existing_checkout(existing, user)
-    if sum(x is not None for x in (item, bundle, plan)) != 1:
-        raise ApplicationError(_("Choose one item, bundle or plan to buy."), code="nothing_to_buy")
-    if not user_can_buy(user=user):
-        raise ApplicationError(_("Confirm your email address before buying."), code="email_unverified",
-                               status=403)
     if item is not None:
         if item.status != ContentItem.Status.PUBLISHED:
             raise ApplicationError(_("This item is not on sale."), code="not_on_sale")
@@ -267,6 +248,32 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
         if Subscription.objects.filter(user=user).exclude(status=Subscription.Status.ENDED).exists():
             raise ApplicationError(_("You already have a subscription."), code="already_subscribed")
         title, price = plan.name, plan.price
+    return title, price
+
+
+def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None, plan=None, coupon_code: str = "",
+                   promoter_code: str = "", visitor: str = "", provider_name: str | None = None,
+                   request=None) -> CheckoutStarted:
+    """Create the order and a pending payment for one item, bundle or subscription plan, and return where the
+    learner pays.
+
+    The same ``idempotency_key`` always returns the same order and payment, also when many requests carry it at
+    once (the unique constraint decides; the losers read the winner's order). Nothing is written when a check fails
+    or the provider refuses to start.
+    """
+    key = (idempotency_key or "").strip()
+    if not key or len(key) > 100:
+        raise ApplicationError(_("Every checkout attempt needs an idempotency key of 1 to 100 characters."),
+                               code="idempotency_key_invalid")
+    existing = Order.objects.filter(idempotency_key=key).first()
+    if existing is not None:
+        return existing_checkout(existing, user)
+    if sum(x is not None for x in (item, bundle, plan)) != 1:
+        raise ApplicationError(_("Choose one item, bundle or plan to buy."), code="nothing_to_buy")
+    if not user_can_buy(user=user):
+        raise ApplicationError(_("Confirm your email address before buying."), code="email_unverified",
+                               status=403)
+    title, price = purchase_check(user=user, item=item, bundle=bundle, plan=plan)
     from .promoters import attribution_for, touch_record
 
     if promoter_code.strip():
@@ -398,6 +405,19 @@ def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
         audit_log_write(tenant=order.tenant, actor=user, action="payments.payment_retried", target=order,
                         data={"payment": payment.pk, "provider": payment.provider})
     return CheckoutStarted(order=order, payment=payment, redirect_url=url)
+
+
+def checkout_resume(*, order: Order, user) -> str:
+    """Where the learner finishes paying the order's open checkout, or "" when it has none. One past its time is
+    closed here (the sweep would, a little later) unless the provider is taking it now (``payment_in_progress``)."""
+    payment = order.payments.order_by("-created_at").first()
+    if order.status != Order.Status.PENDING or payment is None or payment.status != Payment.Status.PENDING:
+        return ""
+    if not payment.is_overdue:
+        return existing_checkout(order, user).redirect_url
+    if not payment_expire(payment=payment, actor=user):
+        raise payment_in_progress()
+    return ""
 
 
 def existing_checkout(order: Order, user) -> CheckoutStarted:

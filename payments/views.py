@@ -17,7 +17,6 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from catalog.access import can_access
 from catalog.models import Bundle, ContentItem
 from marketplace import tenancy
 from marketplace.errors import ApplicationError
@@ -156,42 +155,34 @@ def order_detail(request, number: str):
     """The learner's receipt; for an unpaid order, the way to finish paying it or to buy the same thing again."""
     order = get_object_or_404(Order.objects.prefetch_related("lines", "lines__item", "lines__bundle", "lines__plan"),
                               number=number, user=request.user)
-    payment = order.payments.order_by("-created_at").first()
     if request.method == "POST" and request.POST.get("action") == "pay":
-        if order.status == Order.Status.PENDING and payment.status == Payment.Status.PENDING:
-            url = "" if payment.is_overdue else services.existing_checkout(order, request.user).redirect_url
-            if url:
-                return HttpResponseRedirect(url)
-            # Past its time (the sweep would expire it a little later), unless the provider is taking it now.
-            if not services.payment_expire(payment=payment, actor=request.user):
-                messages.info(request, services.payment_in_progress().message)
-                return redirect("payments:order", number=order.number)
+        try:
+            url = services.checkout_resume(order=order, user=request.user)
+        except ApplicationError as exc:
+            messages.info(request, exc.message)
+            return redirect("payments:order", number=order.number)
+        if url:
+            return HttpResponseRedirect(url)
         messages.info(request, _("This checkout can no longer be paid."))
         return redirect("payments:order", number=order.number)
     return render(request, "payments/order_detail.html", {
-        "order": order, "payment": payment, "buy_again": _buy_again_url(order, request.user),
+        "order": order, "payment": order.payments.order_by("-created_at").first(),
+        "buy_again": _buy_again_url(order, request.user),
         "renewal_due": Subscription.objects.filter(renewal_order=order, status=Subscription.Status.PAST_DUE).exists()})
 
 
 def _buy_again_url(order: Order, user) -> str:
-    """The checkout for what an unpaid order was for, with its coupon, while that is still on sale and not the
-    learner's already; renewals are paid from the subscription page."""
-    if order.status not in (Order.Status.FAILED, Order.Status.CANCELLED):
-        return ""
+    """The checkout for what a declined, cancelled or expired order was for, with its coupon, while the learner can
+    still buy it (``services.purchase_check``); renewals are paid from the subscription page."""
     line = order.lines.all()[0]
-    if line.subscription_id:
+    if order.status not in (Order.Status.FAILED, Order.Status.CANCELLED) or line.subscription_id:
         return ""
-    if line.item is not None:
-        on_sale = line.item.status == ContentItem.Status.PUBLISHED and not can_access(user, line.item)
-        query = {"item": line.item.slug}
-    elif line.bundle is not None:
-        on_sale, query = line.bundle.is_published, {"bundle": line.bundle.slug}
-    else:
-        on_sale = line.plan.is_active and not Subscription.objects.filter(user=user).exclude(
-            status=Subscription.Status.ENDED).exists()
-        query = {"plan": line.plan.slug}
-    if not on_sale:
+    target = {"item": line.item, "bundle": line.bundle, "plan": line.plan}
+    try:
+        services.purchase_check(user=user, **target)
+    except ApplicationError:
         return ""
+    query = {name: thing.slug for name, thing in target.items() if thing is not None}
     if order.coupon_id:
         query["coupon"] = order.coupon.code
     return reverse("payments:checkout") + "?" + urlencode(query)
