@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_scopes import scopes_disabled
 
 from accounts.selectors import user_can_buy
 from marketplace.errors import ApplicationError
@@ -636,27 +637,61 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
         key = f"refund-{payment.provider_ref}-{payment.refunded_amount}-{amount}"
         refund.provider_ref = provider(payment.provider).refund(payment=payment, amount=amount, idempotency_key=key)
         refund.save(update_fields=["provider_ref"])
-        payment.refunded_amount += amount
-        payment.save(update_fields=["refunded_amount", "updated_at"])
-        order.refunded += amount
-        order.status = Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED
-        order.save(update_fields=["refunded", "status"])
-        back = splits.clawback_remaining(amount, _shares_still_held(order))
-        # After the refund window, claw back from what is payable.
-        postings = _postings(order, payment.provider, -amount, back, sign=1, held=order.shares_released_at is None)
-        ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
-                          refund=refund, memo=f"Refund {order.number}")
-        if order.status == Order.Status.REFUNDED:
-            # A subscription's access is its own: it ends when the refunded order paid for the current period.
-            for entitlement in order.entitlements.filter(revoked_at__isnull=True).exclude(
-                    source=Entitlement.Source.SUBSCRIPTION):
-                entitlement_revoke(entitlement=entitlement, actor=actor)
-            from .subscriptions import subscription_end_for_refund
-
-            subscription_end_for_refund(order=order, actor=actor)
-        audit_log_write(tenant=order.tenant, actor=actor, action="payments.refund_created", target=order,
-                        data={"amount": amount, "reason": reason[:200]})
+        _refund_book(refund, payment=payment, order=order, actor=actor)
     return refund
+
+
+def refund_record(*, payment: Payment, amount: int, provider_ref: str, reason: str) -> Refund | None:
+    """Book money the provider returned without us asking: a refund made in its dashboard, or a chargeback lost.
+
+    The payment row is locked first, so a refund of ours whose event arrives while it commits is seen and not booked
+    twice (its ``provider_ref`` is the provider's id). What exceeds the refundable rest is not booked (the provider
+    never returns more than it captured; our own refunds were booked first) and is logged. Returns the refund, or
+    None when there was nothing to book.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        if Refund.objects.filter(payment=payment, provider_ref=provider_ref).exists():
+            return None
+        if payment.status != Payment.Status.SUCCEEDED or payment.refundable <= 0:
+            logger.error("%s returned %s on payment %s, which has nothing left to refund", payment.provider, amount,
+                         payment.pk)
+            return None
+        if amount > payment.refundable:
+            logger.error("%s returned %s on payment %s but only %s was left to refund; booked that", payment.provider,
+                         amount, payment.pk, payment.refundable)
+            amount = payment.refundable
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        refund = Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount, reason=reason[:200],
+                                       provider_ref=provider_ref)
+        _refund_book(refund, payment=payment, order=order, actor=None)
+    return refund
+
+
+def _refund_book(refund: Refund, *, payment: Payment, order: Order, actor) -> None:
+    """What a refund changes, in the caller's transaction with payment and order locked: the amounts, the clawback
+    of shares in proportion to the sale, the ledger entry, and, once all is refunded, the access it bought."""
+    amount = refund.amount
+    payment.refunded_amount += amount
+    payment.save(update_fields=["refunded_amount", "updated_at"])
+    order.refunded += amount
+    order.status = Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED
+    order.save(update_fields=["refunded", "status"])
+    back = splits.clawback_remaining(amount, _shares_still_held(order))
+    # After the refund window, claw back from what is payable.
+    postings = _postings(order, payment.provider, -amount, back, sign=1, held=order.shares_released_at is None)
+    ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REFUND, postings=postings, order=order,
+                      refund=refund, memo=f"Refund {order.number}")
+    if order.status == Order.Status.REFUNDED:
+        # A subscription's access is its own: it ends when the refunded order paid for the current period.
+        for entitlement in order.entitlements.filter(revoked_at__isnull=True).exclude(
+                source=Entitlement.Source.SUBSCRIPTION):
+            entitlement_revoke(entitlement=entitlement, actor=actor)
+        from .subscriptions import subscription_end_for_refund
+
+        subscription_end_for_refund(order=order, actor=actor)
+    audit_log_write(tenant=order.tenant, actor=actor, action="payments.refund_created", target=order,
+                    data={"amount": amount, "reason": refund.reason, "provider_ref": refund.provider_ref})
 
 
 # --- webhooks -------------------------------------------------------------------------------------------------------
@@ -671,11 +706,22 @@ def webhook_parse(*, provider_name: str, headers, body: bytes) -> ProviderEvent:
         raise ApplicationError("The webhook signature does not verify.", code="signature_invalid") from exc
 
 
+def webhook_storefront(*, provider_name: str, event: ProviderEvent) -> str:
+    """The slug of the storefront a verified event is for, or "" when it is for none of ours. A checkout's event
+    names it; a refund's or a dispute's names only the charge, which one storefront's payment holds."""
+    if event.tenant or not event.charge_ref:
+        return event.tenant
+    with scopes_disabled():  # a provider's charge ids are unique across the account, so across storefronts
+        return Payment.objects.filter(provider=provider_name, provider_charge_ref=event.charge_ref).values_list(
+            "tenant__slug", flat=True).first() or ""
+
+
 def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
     """Verify a provider's webhook sent to the storefront's host and apply it once (``webhook_apply``). An event
-    that names another storefront is refused: the provider's endpoint belongs on the platform host."""
+    that is for another storefront is refused: the provider's endpoint belongs on the platform host."""
     event = webhook_parse(provider_name=provider_name, headers=headers, body=body)
-    if event.tenant and event.tenant != tenant.slug:
+    slug = webhook_storefront(provider_name=provider_name, event=event)
+    if slug and slug != tenant.slug:
         raise ApplicationError("This event is for another storefront; send the provider's webhooks to the platform "
                                "host.", code="event_for_another_storefront")
     return webhook_apply(tenant=tenant, provider_name=provider_name, event=event)
@@ -687,8 +733,11 @@ def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
     The event row is written in the same transaction as its effect, so an event id is applied exactly once however
     often and in whatever order the provider delivers it.
     """
-    payment = Payment.objects.filter(provider=provider_name, provider_ref=event.payment_ref).first() if (
-        event.payment_ref) else None
+    payments = Payment.objects.filter(provider=provider_name)
+    if event.payment_ref:
+        payment = payments.filter(provider_ref=event.payment_ref).first()
+    else:
+        payment = payments.filter(provider_charge_ref=event.charge_ref).first() if event.charge_ref else None
     if payment is None:
         return "ignored"  # not about a payment of this storefront's: nothing of it is kept
     seen = WebhookEvent.objects.filter(provider=provider_name, event_id=event.id)
@@ -704,6 +753,11 @@ def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
             elif event.type in ("payment.failed", "payment.cancelled"):
                 status = Payment.Status.FAILED if event.type == "payment.failed" else Payment.Status.CANCELLED
                 payment_close(payment=payment, status=status, reason=event.type)
+            elif event.type in ("refund.succeeded", "dispute.lost") and event.amount and event.refund_ref:
+                refund_record(payment=payment, amount=event.amount, provider_ref=event.refund_ref,
+                              reason=_provider_refund_reason(event))
+            elif event.type in ("refund.failed", "dispute.opened"):
+                _provider_alert(payment, event)
             else:
                 return "ignored"
     except IntegrityError:
@@ -711,6 +765,21 @@ def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
             return "duplicate"
         raise
     return "applied"
+
+
+def _provider_refund_reason(event: ProviderEvent) -> str:
+    if event.type == "dispute.lost":
+        return _("Chargeback lost at the payment provider (%(reason)s)") % {"reason": event.reason or "-"}
+    return _("Refunded at the payment provider (%(reason)s)") % {"reason": event.reason or "-"}
+
+
+def _provider_alert(payment: Payment, event: ProviderEvent) -> None:
+    """A chargeback opened, or a refund the provider could not pay out: nothing is booked (no money moved for good
+    yet), and the team finds it in the audit log beside the order."""
+    action = "payments.dispute_opened" if event.type == "dispute.opened" else "payments.refund_failed"
+    logger.warning("%s %s on payment %s (%s)", payment.provider, event.type, payment.pk, event.refund_ref)
+    audit_log_write(tenant=payment.tenant, actor=None, action=action, target=payment.order,
+                    data={"provider_ref": event.refund_ref, "amount": event.amount, "reason": event.reason})
 
 
 def sandbox_settle(*, tenant, payment: Payment, outcome: str) -> str:

@@ -133,7 +133,8 @@ def webhook(request, provider_name: str):
                                               headers=request.headers, body=request.body)
         else:
             event = services.webhook_parse(provider_name=provider_name, headers=request.headers, body=request.body)
-            with tenancy.event_scope(event.tenant) as tenant:
+            slug = services.webhook_storefront(provider_name=provider_name, event=event)
+            with tenancy.event_scope(slug) as tenant:
                 result = "ignored" if tenant is None else services.webhook_apply(
                     tenant=tenant, provider_name=provider_name, event=event)
     except ApplicationError as exc:

@@ -233,6 +233,8 @@ class Payment(TenantOwned):
             models.CheckConstraint(condition=Q(refunded_amount__lte=models.F("amount")),
                                    name="refunds_at_most_captured"),
         ]
+        indexes = [models.Index(fields=["provider", "provider_charge_ref"], condition=~Q(provider_charge_ref=""),
+                                name="payment_by_charge")]
 
     def __str__(self) -> str:
         return f"{self.provider} {self.amount} {self.currency} ({self.status})"
@@ -267,7 +269,12 @@ class Refund(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("refund")
-        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_is_positive")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="refund_is_positive"),
+            # A refund the provider reports (its dashboard's, or ours coming back as an event) is booked once.
+            models.UniqueConstraint(fields=["payment", "provider_ref"], condition=~Q(provider_ref=""),
+                                    name="provider_refund_once"),
+        ]
 
 
 class WebhookEvent(TenantOwned):

@@ -15,11 +15,16 @@ class ProviderEvent:
     """A provider's webhook, verified and reduced to what our services need."""
 
     id: str
-    type: str  # "payment.succeeded", "payment.failed", "payment.cancelled", "refund.succeeded"
+    # "payment.succeeded", "payment.failed" or "payment.cancelled" (about a checkout, named by ``payment_ref``);
+    # "refund.succeeded", "refund.failed" or "dispute.opened" / "dispute.lost" (about a captured charge, named by
+    # ``charge_ref``: a refund made at the provider, or a chargeback); "ignored" for anything else.
+    type: str
     payment_ref: str
     amount: int | None = None
     currency: str = ""
     charge_ref: str = ""  # the provider's id of the charge, kept for refunds
+    refund_ref: str = ""  # the provider's id of the refund or the dispute an event is about
+    reason: str = ""  # the provider's reason for a refund or a dispute
     payload: dict = field(default_factory=dict)
     tenant: str = ""  # the storefront (slug) the payment was started for, when the event says so
 

@@ -9,10 +9,13 @@ Stripe endpoints used (https://docs.stripe.com/api):
 
 Events read by ``parse_event`` (https://docs.stripe.com/checkout/fulfillment): ``checkout.session.completed``,
 ``checkout.session.async_payment_succeeded``, ``checkout.session.async_payment_failed`` and
-``checkout.session.expired``; any other type is passed on as "ignored".
+``checkout.session.expired``; ``refund.created``, ``refund.updated`` and ``refund.failed`` (since API version
+2024-10-28 sent for every refund, so also for one made in Stripe's dashboard); ``charge.dispute.created`` and
+``charge.dispute.closed`` (a chargeback). Any other type is passed on as "ignored".
 
 Every session carries ``metadata.tenant`` (the storefront's slug): the one webhook endpoint of the Stripe account, on
-the platform host, hands each event to its storefront.
+the platform host, hands each event to its storefront. A refund or a dispute names only its PaymentIntent, which the
+storefront's payment recorded when the session was paid.
 
 Configuration: ``STRIPE_SECRET_KEY``, ``STRIPE_WEBHOOK_SECRET`` and ``STRIPE_API_BASE`` (empty for Stripe itself,
 a Stripe-compatible server in tests). A client is built per call from settings, so nothing global is changed.
@@ -42,6 +45,8 @@ TIMEOUT = 30  # seconds per HTTP request; checkout holds a transaction open whil
 RETRIES = 2  # the library retries connection errors and 409/5xx answers, reusing our idempotency key
 
 SUCCEEDED_TYPES = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
+REFUND_TYPES = ("refund.created", "refund.updated", "refund.failed")
+DISPUTE_TYPES = ("charge.dispute.created", "charge.dispute.closed")
 
 
 def client() -> stripe.StripeClient:
@@ -171,7 +176,10 @@ class StripeProvider(PaymentProvider):
             raise SignatureError(exc.user_message or "signature does not verify") from exc
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SignatureError("not a Stripe event") from exc
-        is_session = session.get("object") == "checkout.session"
+        kind = session.get("object")
+        if kind == "refund" or (kind == "dispute" and event_type in DISPUTE_TYPES):
+            return _charge_event(event_id, event_type, session, data)
+        is_session = kind == "checkout.session"
         kind = "ignored"
         if is_session and event_type in SUCCEEDED_TYPES and session.get("payment_status") == "paid":
             kind = "payment.succeeded"
@@ -179,14 +187,11 @@ class StripeProvider(PaymentProvider):
             kind = "payment.failed"
         elif is_session and event_type == "checkout.session.expired":
             kind = "payment.cancelled"
-        intent = session.get("payment_intent") or ""
-        if isinstance(intent, dict):  # expanded
-            intent = intent.get("id", "")
         metadata = session.get("metadata") if is_session and isinstance(session.get("metadata"), dict) else {}
         return ProviderEvent(
             id=event_id, type=kind, payment_ref=str(session.get("id", "")) if is_session else "",
             amount=session.get("amount_total") if kind == "payment.succeeded" else None,
-            currency=str(session.get("currency") or "").upper(), charge_ref=str(intent), payload=data,
+            currency=str(session.get("currency") or "").upper(), charge_ref=_intent(session), payload=data,
             tenant=str(metadata.get("tenant") or ""))
 
     def refund(self, *, payment, amount: int, idempotency_key: str) -> str:
@@ -209,3 +214,36 @@ class StripeProvider(PaymentProvider):
             raise ApplicationError(exc.user_message or _("Stripe refused the refund."), code="provider_refused",
                                    extra={"provider_status": exc.http_status, "provider_code": exc.code}) from exc
         return refund.id
+
+
+def _intent(obj: dict) -> str:
+    """The PaymentIntent an object belongs to (its id, also when Stripe expanded it)."""
+    intent = obj.get("payment_intent") or ""
+    if isinstance(intent, dict):
+        intent = intent.get("id", "")
+    return str(intent)
+
+
+def _charge_event(event_id: str, event_type: str, obj: dict, data: dict) -> ProviderEvent:
+    """A refund (``refund.created``/``updated``/``failed``, sent for the dashboard's refunds and for ours alike) or a
+    dispute (``charge.dispute.created``, ``charge.dispute.closed``), named by its PaymentIntent.
+
+    A refund counts once it is pending or succeeded (as ours count when Stripe accepts them); a failed or cancelled
+    one is "refund.failed". A dispute is "dispute.opened" when it is created and "dispute.lost" when it closes lost:
+    the disputed amount has then left the account for good. A dispute won or still open changes no money of ours.
+    """
+    status, kind = str(obj.get("status") or ""), "ignored"
+    if obj.get("object") == "refund" and event_type in REFUND_TYPES:
+        if status in ("pending", "succeeded") and event_type != "refund.failed":
+            kind = "refund.succeeded"
+        elif status in ("failed", "canceled"):
+            kind = "refund.failed"
+    elif event_type == "charge.dispute.created":
+        kind = "dispute.opened"
+    elif event_type == "charge.dispute.closed" and status == "lost":
+        kind = "dispute.lost"
+    amount = obj.get("amount")
+    return ProviderEvent(
+        id=event_id, type=kind, payment_ref="", charge_ref=_intent(obj), refund_ref=str(obj.get("id") or ""),
+        amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
+        currency=str(obj.get("currency") or "").upper(), reason=str(obj.get("reason") or "")[:100], payload=data)

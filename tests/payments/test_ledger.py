@@ -186,6 +186,8 @@ operation = st.one_of(
     st.tuples(st.just("fail"), st.integers(0, 50)),
     st.tuples(st.just("replay"), st.integers(0, 50), st.integers(1, 3)),
     *[st.tuples(st.just("refund"), st.integers(0, 50), refund_amount)] * 3,
+    # a refund made at the provider (its dashboard, or a chargeback lost), reported once or several times
+    st.tuples(st.just("provider_refund"), st.integers(0, 50), refund_amount, st.integers(1, 3)),
     st.tuples(st.just("payout"), st.booleans()),
     st.tuples(st.just("expire")),
 )
@@ -235,6 +237,7 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
         days = 0  # how far the payout runs have moved the clock
         payments: list[Payment] = []
         sent: list[bytes] = []
+        reported = 0  # refunds made at the provider
         for op in ops:
             kind = op[0]
             if kind == "checkout":
@@ -304,6 +307,27 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
                     event("a refund was made")
                     if payment.refunded_amount == payment.amount:
                         event("a payment was refunded in full")
+            elif kind == "provider_refund" and payments:
+                captured = [p for p in payments if p.status == Payment.Status.SUCCEEDED] or payments
+                payment = captured[op[1] % len(captured)]
+                payment.refresh_from_db()
+                left = payment.amount - payment.refunded_amount
+                amount = {"rest": left, "rest+1": left + 1}.get(op[2], op[2])
+                if amount <= 0:
+                    continue
+                booked = []
+                for _ in range(op[3]):  # the provider's reports of one refund book it once
+                    booked.append(services.refund_record(payment=payment, amount=amount,
+                                                         provider_ref=f"re_{reported}", reason=""))
+                reported += 1
+                payment.refresh_from_db()
+                if payment.status != Payment.Status.SUCCEEDED or left <= 0:
+                    assert booked == [None] * op[3]
+                    continue
+                # never more than what was left, however much the provider reports
+                assert booked[0].amount == min(amount, left) and booked[1:] == [None] * (op[3] - 1)
+                assert payment.refunded_amount == sum(r.amount for r in payment.refunds.all()) <= payment.amount
+                event("a refund made at the provider was booked")
             elif kind == "payout":
                 # Past the refund window (or not yet), then pay everything payable; the next run finds nothing.
                 days += 15 if op[1] else 0

@@ -387,3 +387,152 @@ def test_a_stripe_event_timestamped_ahead_of_time_is_refused(alpha, course, stri
             StripeProvider().parse_event(headers={SIGNATURE_HEADER: header}, body=body)
     header = sign(stripe_api.webhook_secret, body, int(time.time()) + 5)  # clocks a little apart are fine
     assert StripeProvider().parse_event(headers={SIGNATURE_HEADER: header}, body=body).type == "payment.succeeded"
+
+
+# --- money returned at Stripe: refunds made in its dashboard, chargebacks -----------------------------------------
+
+def dashboard_refund(stripe_api, payment, amount) -> str:
+    """Someone refunds in Stripe's dashboard; Stripe sends ``refund.created`` as for any refund."""
+    dashboard = stripe.StripeClient(stripe_api.secret_key, base_addresses={"api": stripe_api.url})
+    return dashboard.v1.refunds.create(params={"payment_intent": payment.provider_charge_ref, "amount": amount}).id
+
+
+def test_a_refund_made_in_stripes_dashboard_is_booked_once_and_a_full_one_ends_access(paid, alpha, stripe_api):
+    payment, _ = paid
+    first = dashboard_refund(stripe_api, payment, 4000)
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert (payment.refunded_amount, payment.order.status) == (4000, Order.Status.PARTIALLY_REFUNDED)
+        refund = Refund.objects.get(payment=payment)
+        assert (refund.amount, refund.provider_ref, refund.created_by) == (4000, first, None)
+        assert JournalEntry.objects.filter(kind="refund", refund=refund).count() == 1
+        assert Entitlement.objects.filter(revoked_at=None).count() == 1  # a part refunded keeps the access
+
+    # Stripe delivers an event again, and sends refund.updated for the same refund: one booking.
+    created = stripe_api.events[-1]
+    assert stripe_api.deliver(json.dumps(created)) == (200, {"result": "duplicate"})
+    updated = {**created, "id": "evt_updated_1", "type": "refund.updated"}
+    assert stripe_api.deliver(json.dumps(updated))[0] == 200
+    with scope(tenant=alpha):
+        assert Refund.objects.count() == 1 and Payment.objects.get(pk=payment.pk).refunded_amount == 4000
+
+    dashboard_refund(stripe_api, payment, 6000)
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert (payment.refunded_amount, payment.order.status) == (10000, Order.Status.REFUNDED)
+        assert not Entitlement.objects.filter(revoked_at=None).exists()
+        assert ledger_verify(tenant=alpha).ok
+        # Zhiku now knows nothing is left: a refund from the admin is refused before Stripe is asked.
+        with pytest.raises(ApplicationError) as refused:
+            services.refund_create(payment=payment, amount=1, actor=None)
+    assert refused.value.code == "refund_exceeds_captured"
+
+
+def test_our_own_refund_coming_back_from_stripe_as_an_event_is_not_booked_again(paid, alpha, stripe_api):
+    payment, _ = paid
+    with scope(tenant=alpha):
+        refund = services.refund_create(payment=payment, amount=2500, actor=None)
+    [(status, body)] = stripe_api.deliver_queued()
+    assert status == 200
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert payment.refunded_amount == 2500
+        assert list(Refund.objects.values_list("provider_ref", flat=True)) == [refund.provider_ref]
+        assert JournalEntry.objects.filter(kind="refund").count() == 1
+
+
+def test_a_refund_event_reaches_its_storefront_through_the_platform_host_only(paid, alpha, stripe_api, live_server):
+    payment, _ = paid
+    beta = TenantFactory(slug="beta", name="Beta School", domain="beta.localhost")
+    dashboard_refund(stripe_api, payment, 1000)
+    body = stripe_api.queued.pop()
+
+    stripe_api.set_webhook(live_server.url + HOOK, host_header="beta.localhost")  # alpha's refund at beta's host
+    status, answer = stripe_api.deliver(body)
+    assert (status, answer["error"]["code"]) == (400, "event_for_another_storefront")
+    with scope(tenant=beta):
+        assert not WebhookEvent.objects.exists()
+
+    stripe_api.set_webhook(live_server.url + HOOK)  # the platform host finds the storefront by the PaymentIntent
+    assert stripe_api.deliver(body) == (200, {"result": "applied"})
+    with scope(tenant=alpha):
+        assert Payment.objects.get(pk=payment.pk).refunded_amount == 1000
+
+    # A refund of a charge that is no payment of ours is answered and kept nowhere.
+    stranger = json.loads(body)
+    stranger["id"], stranger["data"]["object"]["payment_intent"] = "evt_stranger", "pi_not_ours"
+    assert stripe_api.deliver(json.dumps(stranger)) == (200, {"result": "ignored"})
+    with scope(tenant=alpha):
+        assert WebhookEvent.objects.count() == 2  # the payment's and the refund's
+
+
+def test_a_chargeback_is_shown_when_opened_and_booked_as_a_refund_when_lost(paid, alpha, stripe_api):
+    from marketplace.models import AuditLog
+
+    payment, _ = paid
+    opened = stripe_api.dispute(payment.provider_charge_ref, reason="fraudulent")
+    assert opened["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    with scope(tenant=alpha):
+        # Nothing is booked while the dispute is open; the team sees it beside the order.
+        assert not Refund.objects.exists()
+        alert = AuditLog.objects.get(action="payments.dispute_opened")
+        assert alert.data["reason"] == "fraudulent" and alert.data["amount"] == 10000
+    with scope(tenant=alpha), pytest.raises(ApplicationError) as refused:
+        services.refund_create(payment=payment, amount=100, actor=None)  # Stripe refuses: charged back
+    assert refused.value.code == "provider_refused"
+
+    lost = stripe_api.dispute(payment.provider_charge_ref, status="lost")
+    assert lost["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert (payment.refunded_amount, payment.order.status) == (10000, Order.Status.REFUNDED)
+        refund = Refund.objects.get()
+        assert refund.provider_ref == json.loads(lost["event"])["data"]["object"]["id"]
+        assert "Chargeback" in refund.reason
+        assert not Entitlement.objects.filter(revoked_at=None).exists()
+        assert ledger_verify(tenant=alpha).ok
+
+
+def test_a_chargeback_won_changes_no_money(paid, alpha, stripe_api):
+    payment, _ = paid
+    stripe_api.dispute(payment.provider_charge_ref)
+    won = stripe_api.dispute(payment.provider_charge_ref, status="won")
+    assert won["delivery"] == {"status": 200, "body": {"result": "ignored"}}
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert payment.refunded_amount == 0 and not Refund.objects.exists()
+        assert Entitlement.objects.filter(revoked_at=None).count() == 1
+
+
+def test_a_refund_stripe_could_not_pay_out_is_shown_to_the_team(paid, alpha, stripe_api):
+    from marketplace.models import AuditLog
+
+    payment, _ = paid
+    with scope(tenant=alpha):
+        refund = services.refund_create(payment=payment, amount=3000, actor=None)
+    stripe_api.queued.clear()
+    failed = {**stripe_api.refunds[refund.provider_ref], "status": "failed"}
+    event = {**stripe_api.events[-1], "id": "evt_refund_failed", "type": "refund.failed", "data": {"object": failed}}
+    assert stripe_api.deliver(json.dumps(event)) == (200, {"result": "applied"})
+    with scope(tenant=alpha):
+        alert = AuditLog.objects.get(action="payments.refund_failed")
+        assert alert.data["provider_ref"] == refund.provider_ref
+        assert Payment.objects.get(pk=payment.pk).refunded_amount == 3000  # booked when Stripe accepted it
+
+
+def test_our_refund_reported_by_stripe_while_it_commits_is_booked_once(on_postgres, paid, alpha, stripe_api):
+    """Stripe may deliver ``refund.created`` before our call has read its answer: the webhook waits for the payment
+    row the refund holds, then finds the refund by Stripe's id."""
+    payment, _ = paid
+    stripe_api.send_at_once = True
+    with scope(tenant=alpha):
+        services.refund_create(payment=payment, amount=2500, actor=None)
+    [sender] = stripe_api.sending
+    sender.join(timeout=30)
+    assert stripe_api.sent == [(200, {"result": "applied"})]
+    with scope(tenant=alpha):
+        assert Payment.objects.get(pk=payment.pk).refunded_amount == 2500
+        assert Refund.objects.count() == 1 and JournalEntry.objects.filter(kind="refund").count() == 1
+        assert ledger_verify(tenant=alpha).ok

@@ -7,7 +7,9 @@ as user name); bodies are form-encoded with bracket notation (``line_items[0][pr
   ``GET /v1/checkout/sessions/<id>``
 - ``POST /v1/checkout/sessions/<id>/expire``: only an open session. Stripe then sends ``checkout.session.expired``
   on its own time; the stand-in queues it until the test calls ``deliver_queued()``, so the order is the test's.
-- ``POST /v1/refunds`` (``payment_intent`` or ``charge``, optional ``amount``)
+- ``POST /v1/refunds`` (``payment_intent`` or ``charge``, optional ``amount``). Stripe then sends
+  ``refund.created``, for the dashboard's refunds as for the API's; the stand-in queues it (``deliver_queued()``),
+  or with ``send_at_once`` sends it from a thread while it answers the call.
 
 As on Stripe, a POST with an ``Idempotency-Key`` that was seen before replays the first response (header
 ``Idempotent-Replayed: true``), and the same key with other parameters is refused with an ``idempotency_error``.
@@ -20,7 +22,11 @@ Test-only control endpoints play the customer on the hosted page and Stripe's ev
   ``checkout.session.completed`` event is delivered to the configured webhook URL.
 - ``POST /_test/sessions/<id>/expire``: the session expires and ``checkout.session.expired`` is delivered.
 
-Both take an optional JSON body ``{"deliver": false}`` to create the event without sending it, and answer
+- ``POST /_test/payment_intents/<id>/dispute``: the cardholder's bank disputes the charge
+  (``charge.dispute.created``; optional ``amount``, ``reason``); sent again with ``{"status": "won"}`` or
+  ``{"status": "lost"}``, the dispute closes (``charge.dispute.closed``). A disputed charge cannot be refunded.
+
+Each takes an optional JSON body ``{"deliver": false}`` to create the event without sending it, and answers
 ``{"event": <the event body, exactly as signed>, "delivery": {"status": <HTTP status>, "body": <response>}}``.
 Deliveries are signed as Stripe signs them: ``Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
 "<t>.<body>" with the webhook secret>``.
@@ -198,6 +204,10 @@ class StripeServer(StandIn):
         self._idempotent: dict[tuple[str, str], tuple[tuple, int, bytes]] = {}
         self._lock = threading.RLock()
         self.queued: list[bytes] = []  # events caused by API calls, not delivered yet
+        # Or, with send_at_once, delivered from a thread while the API call is still being answered, as Stripe may.
+        self.send_at_once = False
+        self.sending: list[threading.Thread] = []
+        self.sent: list[tuple[int, dict | str]] = []
 
     def set_webhook(self, url: str | None, host_header: str | None = None) -> None:
         """Where events go; ``host_header`` replaces the URL's host in the ``Host`` header (tenant routing)."""
@@ -263,11 +273,14 @@ class StripeServer(StandIn):
     def expire(self, session_id: str, *, deliver: bool = True) -> dict:
         return self._control(f"/_test/sessions/{session_id}/expire", deliver=deliver)
 
-    def _control(self, path: str, *, deliver: bool) -> dict:
+    def dispute(self, intent_id: str, *, deliver: bool = True, **options) -> dict:
+        return self._control(f"/_test/payment_intents/{intent_id}/dispute", deliver=deliver, **options)
+
+    def _control(self, path: str, *, deliver: bool, **options) -> dict:
         host, port = self._httpd.server_address[:2]
         connection = http.client.HTTPConnection(host, port, timeout=60)
         try:
-            connection.request("POST", path, body=json.dumps({"deliver": deliver}),
+            connection.request("POST", path, body=json.dumps({"deliver": deliver, **options}),
                                headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             text = response.read().decode()
@@ -406,7 +419,7 @@ class StripeServer(StandIn):
             raise StripeAPIError(400, f"Only Checkout Sessions with a status in [\"open\"] can be expired. This "
                                       f"Checkout Session has a status of \"{session['status']}\".")
         session.update(status="expired", url=None)
-        self.queued.append(self._event("checkout.session.expired", _public(session)))
+        self._caused(self._event("checkout.session.expired", _public(session)))
         return _public(session)
 
     def _refund_create(self, params: dict) -> dict:
@@ -428,17 +441,35 @@ class StripeServer(StandIn):
             raise StripeAPIError(400, f"Refund amount ({amount} {intent['currency']}) is greater than unrefunded "
                                       f"amount on charge ({remaining} {intent['currency']})",
                                  code="amount_too_large", param="amount")
+        if intent["_disputed"]:
+            raise StripeAPIError(400, f"Charge {intent['latest_charge']} has been charged back; cannot issue a "
+                                      "refund.", code="charge_disputed")
         intent["_refunded"] += amount
         refund = {"id": _id("re"), "object": "refund", "amount": amount, "charge": intent["latest_charge"],
                   "created": int(time.time()), "currency": intent["currency"],
                   "metadata": _metadata(params.get("metadata")), "payment_intent": intent["id"],
-                  "reason": params.get("reason"), "status": "succeeded"}
+                  "reason": params.get("reason") or None, "status": "succeeded"}
         self.refunds[refund["id"]] = refund
+        # Since API version 2024-10-28 every refund, the dashboard's and the API's, sends refund.created.
+        self._caused(self._event("refund.created", refund))
         return refund
+
+    def _caused(self, body: bytes) -> None:
+        if not self.send_at_once:
+            self.queued.append(body)
+            return
+        sender = threading.Thread(target=lambda: self.sent.append(self.deliver(body)), daemon=True)
+        self.sending.append(sender)
+        sender.start()
 
     # --- control -----------------------------------------------------------------------------------------------
 
     def handle_control(self, path: str, options: dict) -> tuple[int, dict]:
+        match = re.fullmatch(r"/_test/payment_intents/([^/]+)/dispute", path)
+        if match is not None:
+            with self._lock:
+                body = self._dispute(match.group(1), options)
+            return 200, self._send(body, options)
         match = re.fullmatch(r"/_test/sessions/([^/]+)/(complete|expire)", path)
         if match is None:
             raise StripeAPIError(404, f"Unknown control endpoint {path}")
@@ -454,17 +485,40 @@ class StripeServer(StandIn):
                     "id": intent_id, "object": "payment_intent", "amount": session["amount_total"],
                     "amount_received": session["amount_total"], "currency": session["currency"],
                     "latest_charge": _id("ch"), "metadata": session["_intent_metadata"], "status": "succeeded",
-                    "_refunded": 0}
+                    "_refunded": 0, "_disputed": False}
                 session.update(status="complete", payment_status="paid", payment_intent=intent_id)
                 body = self._event("checkout.session.completed", _public(session))
             else:
                 session.update(status="expired", url=None)
                 body = self._event("checkout.session.expired", _public(session))
+        return 200, self._send(body, options)
+
+    def _send(self, body: bytes, options: dict) -> dict:
         delivery = None
         if options.get("deliver", True) and self.webhook_url:
             status, response = self.deliver(body)
             delivery = {"status": status, "body": response}
-        return 200, {"event": body.decode(), "delivery": delivery}
+        return {"event": body.decode(), "delivery": delivery}
+
+    def _dispute(self, intent_id: str, options: dict) -> bytes:
+        """The cardholder's bank disputes the charge (``charge.dispute.created``) or, with ``"status": "won"`` or
+        ``"lost"``, the dispute closes (``charge.dispute.closed``)."""
+        intent = self.payment_intents.get(intent_id)
+        if intent is None:
+            raise StripeAPIError(404, f"No such payment_intent: '{intent_id}'", code="resource_missing")
+        dispute = intent.get("_dispute")
+        if dispute is None:
+            dispute = {"id": _id("dp"), "object": "dispute",
+                       "amount": int(options.get("amount") or intent["amount_received"] - intent["_refunded"]),
+                       "charge": intent["latest_charge"], "created": int(time.time()), "currency": intent["currency"],
+                       "payment_intent": intent_id, "reason": options.get("reason", "fraudulent"),
+                       "status": "needs_response"}
+            intent.update(_dispute=dispute, _disputed=True)
+            return self._event("charge.dispute.created", dict(dispute))
+        if options.get("status") not in ("won", "lost"):
+            raise StripeAPIError(400, "A dispute closes as won or lost.")
+        dispute["status"] = options["status"]
+        return self._event("charge.dispute.closed", dict(dispute))
 
 
 def _public(obj: dict) -> dict:
