@@ -255,7 +255,8 @@ def promote(request):
         orders = Order.objects.filter(promoter=promoter).select_related("user").order_by("-created_at")
         context.update(
             link=link, qr_svg=buffer.getvalue().decode(),
-            referred=sorted({o.user.display_name or o.user.email.split("@")[0] for o in orders}),
+            referred=sorted({o.user.display_name or o.user.email.split("@")[0]
+                             for o in orders.filter(paid_at__isnull=False)}),
             orders=orders[:50], recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
     return render(request, "payments/promote.html", context)
 

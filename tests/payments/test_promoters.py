@@ -200,3 +200,15 @@ def test_what_a_promoter_earned_stays_in_view_when_suspended_or_when_the_program
     assert own.get("/promote/statement.json").status_code == 200
     # Someone who never applied finds no programme.
     assert host_client("alpha.test", member(tenant_a)).get("/promote/").status_code == 404
+
+
+def test_the_promoters_page_lists_learners_who_bought_not_those_who_only_started_a_checkout(tenant_a, programme):
+    seller = promoter(tenant_a)
+    bought, declined = member(tenant_a, display_name="Bought Bo"), member(tenant_a, display_name="Declined Di")
+    for learner, action in ((bought, "pay"), (declined, "fail")):
+        client = host_client("alpha.test", learner)
+        client.get(f"/?ref={seller.code}")
+        buy(client, f"item={programme.slug}", action=action)
+    page = host_client("alpha.test", seller.user).get("/promote/").content.decode()
+    referred = page.split('id="referred-heading"')[1].split("</section>")[0]
+    assert "Bought Bo" in referred and "Declined Di" not in referred
