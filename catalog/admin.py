@@ -15,7 +15,7 @@ from django.utils.html import format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Role
+from accounts.models import Role, User
 from accounts.selectors import membership_role
 from marketplace.admin_site import TenantScopedAdmin
 from marketplace.errors import ApplicationError
@@ -281,7 +281,16 @@ class CreatorAdmin(TenantScopedAdmin):
     list_display = ["name", "headline", "user"]
     search_fields = ["name", "headline"]
     prepopulated_fields = {"slug": ["name"]}
-    raw_id_fields = ["user"]
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # The person behind a creator profile is on this storefront's team (invite them as a creator first);
+        # accounts are platform-wide, so anything wider would list and link other storefronts' people.
+        if db_field.name == "user" and request.tenant is not None:
+            kwargs["queryset"] = User.objects.filter(
+                memberships__tenant=request.tenant,
+                memberships__role__in=[Role.OWNER, Role.STAFF, Role.CREATOR]).distinct().order_by("email")
+            kwargs.setdefault("help_text", _("Someone on this storefront's team; invite them as a creator first."))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Bundle)

@@ -151,3 +151,25 @@ def test_creators_shares_over_the_whole_are_refused_next_to_the_shares(tenant_a,
     assert shares(6000, 4000).status_code == 302
     with scope(tenant=tenant_a):
         assert sorted(ItemCreator.objects.filter(item=item).values_list("share_bp", flat=True)) == [4000, 6000]
+
+
+def test_a_creator_profile_links_only_someone_on_this_storefronts_team(tenant_a, tenant_b):
+    """Accounts are platform-wide: the creator form neither lists nor accepts another storefront's people, nor a
+    learner who is not on the team."""
+    from catalog.models import Creator
+
+    staff = member(tenant_a, Role.STAFF, mfa=True)
+    writer = member(tenant_a, Role.CREATOR, email="writer@alpha.example")
+    learner = member(tenant_a, email="learner@alpha.example")
+    outsider = member(tenant_b, email="secret.learner@beta-only.example")
+    client = host_client("alpha.test", staff)
+    add = reverse("admin:catalog_creator_add")
+    page = client.get(f"{add}?user={outsider.pk}").content.decode()
+    assert "writer@alpha.example" in page
+    assert "secret.learner@beta-only.example" not in page and "learner@alpha.example" not in page
+    for person in (outsider, learner):
+        refused = client.post(add, {"name": "Hijack", "slug": "hijack", "headline": "", "bio": "", "user": person.pk})
+        assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode()
+    client.post(add, {"name": "Writer", "slug": "writer", "headline": "", "bio": "", "user": writer.pk})
+    with scope(tenant=tenant_a):
+        assert list(Creator.objects.values_list("user", flat=True)) == [writer.pk]
