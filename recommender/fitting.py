@@ -325,6 +325,8 @@ def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> 
         # Older runs keep their metrics for the history; their serving rows are no longer read.
         Recommendation.objects.filter(run_id__in=previous).delete()
         SimilarItems.objects.exclude(run=run).delete()
+    else:  # "Similar" is read from this run; "Learners also bought" still from the serving one
+        SimilarItems.objects.exclude(run_id__in=[run.pk, *previous]).delete()
     return run
 
 

@@ -129,11 +129,12 @@ def browsing_interest(user, *, events: int = 50) -> tuple[list[int], str | None]
 def recommended_for(*, user, n: int = 8) -> Picks:
     """"Recommended for you": the learner's precomputed picks (or their experiment arm's), else popular ones."""
     owned = owned_item_ids(user)
-    experiment = experiment_active() if getattr(user, "is_authenticated", False) else None
+    personal = personalised(user)
+    # A learner who turned personal picks off gets popular ones whatever their arm, so they take part in no test.
+    experiment = experiment_active() if personal else None
     arm = arm_for(experiment, user) if experiment is not None else None
     strategy = arm["strategy"] if arm else "model"
     picks = Picks(items=[], experiment=experiment.pk if experiment else None, arm=arm["name"] if arm else "")
-    personal = personalised(user)
     if personal and strategy != "popularity":
         serving, _latest = serving_runs()
         row = None
@@ -179,14 +180,19 @@ class Neighbours:
 
 
 def item_neighbours(*, item: ContentItem, user=None, n: int = 6) -> Neighbours:
-    """"Learners also bought" (behaviour) and "Similar" (content) for an item page; before any run, items sharing a
-    category stand in for "Similar"."""
+    """"Learners also bought" (behaviour, from the serving run: a run that did not beat popularity changes no
+    behavioural pick) and "Similar" (content, from the latest run); before any run, items sharing a category stand
+    in for "Similar"."""
     exclude = {item.pk} | owned_item_ids(user)
-    _serving, latest = serving_runs()
-    row = SimilarItems.objects.filter(run=latest, item=item).first() if latest is not None else None
-    if row is not None:
-        also = _cards([pk for pk, _s in row.also_bought], exclude=exclude, n=n)
-        similar = _cards([pk for pk, _s in row.similar], exclude=exclude | {i.pk for i in also}, n=n)
+    serving, latest = serving_runs()
+    runs = {run.pk for run in (serving, latest) if run is not None}
+    rows = {row.run_id: row for row in SimilarItems.objects.filter(run__in=runs, item=item)} if runs else {}
+    behaviour = rows.get(serving.pk) if serving is not None else None
+    content = rows.get(latest.pk) if latest is not None else None
+    if behaviour is not None or content is not None:
+        also = _cards([pk for pk, _s in behaviour.also_bought], exclude=exclude, n=n) if behaviour else []
+        similar = _cards([pk for pk, _s in content.similar] if content else [],
+                         exclude=exclude | {i.pk for i in also}, n=n)
         return Neighbours(also, similar)
     same = (items_on_sale().filter(categories__in=item.categories.all()).exclude(pk=item.pk)
             .annotate(shared=Count("categories")).order_by("-shared", "-learner_count")

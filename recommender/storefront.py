@@ -7,7 +7,7 @@ from .experiments import arm_for, experiment_active
 from .forms import GoalForm
 from .models import EventKind
 from .paths import path_plan
-from .selectors import Picks, item_neighbours, preference_for, recommended_for
+from .selectors import Picks, item_neighbours, personalised, preference_for, recommended_for
 
 __all__ = ["GoalForm", "EventKind", "event_record", "item_neighbours", "item_viewed", "path_plan", "picks_shown",
            "preference_for", "recommended_for"]
@@ -30,7 +30,7 @@ def item_viewed(*, user, item, ref: str = "") -> None:
         return
     placement, _sep, rest = ref.partition(".")
     context: dict = {"placement": placement[:20]}
-    experiment = experiment_active()
+    experiment = experiment_active() if personalised(user) else None
     if rest and experiment is not None:
         experiment_id, _sep, arm = rest.partition(".")
         if experiment_id == str(experiment.pk) and arm_for(experiment, user)["name"] == arm:

@@ -253,3 +253,18 @@ def test_without_a_running_experiment_the_home_page_records_no_impression(tenant
     assert feedback_of(tenant_a, learner, "impression") == []
     client.get(f"/item/{items[0].slug}/", {"rec": f"home.{experiment.pk}.model"})
     assert [context for _item, context in feedback_of(tenant_a, learner, "click")] == [{"placement": "home"}]
+
+
+def test_a_learner_who_turned_personal_picks_off_takes_part_in_no_experiment(tenant_a, running):
+    """They are shown popular picks whatever their arm: counting them in the model's arm would blur the comparison."""
+    experiment, items = running
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.post("/recommendations/settings/", {"digest": "off"})  # "personalised" unticked
+    page = client.get("/").content.decode()
+    assert "?rec=home\"" in page and f"home.{experiment.pk}." not in page
+    client.get(f"/item/{items[0].slug}/", {"rec": f"home.{experiment.pk}.{arm_for(experiment, learner)['name']}"})
+    assert feedback_of(tenant_a, learner, "impression") == []
+    assert [context for _item, context in feedback_of(tenant_a, learner, "click")] == [{"placement": "home"}]
+    with scope(tenant=tenant_a):
+        assert all(r.learners == r.impressions == r.clicks == 0 for r in experiment_results(experiment=experiment))

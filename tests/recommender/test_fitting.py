@@ -260,3 +260,29 @@ def test_command_prints_the_holdout_table(world, tenant_a, capsys):
     assert "alpha: 48 learners x 16 items" in out and "NDCG@10" in out
     call_command("recommender_fit", "--tenant", "alpha", "--date", RUN_DATE.isoformat(), verbosity=0)
     assert "already fitted" in capsys.readouterr().out
+
+
+def test_a_run_that_serves_no_model_keeps_learners_also_bought_from_the_serving_run(world, tenant_a):
+    """A model replaces the serving one only if it wins: a run that does not (here, too little behaviour once most
+    learners turned personalisation off) refreshes "Similar" but leaves "Learners also bought" as it was."""
+    from recommender.models import LearnerPreference
+
+    first = _fit(tenant_a)
+    item = world["data"][0]
+    with tenant_phase(tenant_a):
+        before = [i.pk for i in item_neighbours(item=item).also_bought]
+        for user in world["data_people"][2:] + world["art_people"]:
+            LearnerPreference.objects.create(tenant=tenant_a, user=user, personalised=False)
+    assert before
+    second = _fit(tenant_a, run_date=RUN_DATE + timedelta(days=1))
+    assert second.status == FitRun.Status.SUCCEEDED and not second.served
+    with tenant_phase(tenant_a):
+        assert list(FitRun.objects.filter(served=True)) == [first]
+        neighbours = item_neighbours(item=item)
+        assert [i.pk for i in neighbours.also_bought] == before
+        assert neighbours.similar  # from the latest run
+        assert set(SimilarItems.objects.values_list("run", flat=True)) == {first.pk, second.pk}
+    third = _fit(tenant_a, run_date=RUN_DATE + timedelta(days=2))  # another run serving nothing replaces the second
+    with tenant_phase(tenant_a):
+        assert not third.served
+        assert set(SimilarItems.objects.values_list("run", flat=True)) == {first.pk, third.pk}
