@@ -306,6 +306,15 @@ class BundleAdmin(TenantScopedAdmin):
         super().save_model(request, obj, form, change)
         services.catalog_changed(request.tenant.pk)
 
+    def save_related(self, request, form, formsets, change):
+        from payments.services import bundle_items_removed
+
+        before = set(form.instance.items.values_list("pk", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        removed = before - set(form.instance.items.values_list("pk", flat=True))
+        if removed:  # what buyers paid for stays theirs
+            bundle_items_removed(bundle=form.instance, item_ids=removed, actor=request.user)
+
 
 class PathStepInline(TenantInlineMixin, admin.TabularInline):
     model = PathStep

@@ -85,6 +85,27 @@ def entitlement_revoke(*, entitlement: Entitlement, actor) -> Entitlement:
     return entitlement
 
 
+def bundle_items_removed(*, bundle, item_ids, actor) -> int:
+    """Items taken out of a bundle stay open to whoever holds the bundle now: each live bundle entitlement gets one
+    per removed item, with its source, order, reference and period (so refunding that order still ends them). Items
+    added to a bundle open to its holders at once, since a bundle entitlement covers what the bundle holds.
+    Returns how many were granted."""
+    from catalog.models import ContentItem
+
+    items = list(ContentItem.objects.filter(pk__in=list(item_ids)))
+    now, granted = timezone.now(), 0
+    holders = Entitlement.objects.filter(bundle=bundle, revoked_at__isnull=True).filter(
+        Q(ends_at__isnull=True) | Q(ends_at__gt=now)).select_related("user", "order")
+    with transaction.atomic():
+        for held in holders:
+            for item in items:
+                entitlement_grant(tenant=held.tenant, user=held.user, actor=actor, item=item, source=held.source,
+                                  reference=held.reference or f"bundle {bundle.slug}", order=held.order,
+                                  starts_at=held.starts_at, ends_at=held.ends_at)
+                granted += 1
+    return granted
+
+
 # --- settings and rules ---------------------------------------------------------------------------------------------
 
 def payment_settings(*, tenant) -> PaymentSettings:

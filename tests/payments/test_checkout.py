@@ -96,6 +96,37 @@ def test_a_bundle_purchase_opens_every_item_in_it(tenant_a):
         assert ledger_verify(tenant=tenant_a).ok
 
 
+def test_an_item_taken_out_of_a_bundle_stays_open_to_those_who_bought_the_bundle(tenant_a):
+    """As on Teachable: the team reshapes a bundle for future buyers; what earlier buyers paid for stays theirs (and
+    ends with their refund), and an item added later opens to them at once."""
+    one = catalog_item(tenant_a, title="One", price=3000)
+    two = catalog_item(tenant_a, title="Two", price=5000)
+    three = catalog_item(tenant_a, title="Three", price=2000)
+    with scope(tenant=tenant_a):
+        bundle = Bundle.objects.create(tenant=tenant_a, title="Both", slug="both", price=6000, is_published=True)
+        bundle.items.set([one, two])
+    buyer = member(tenant_a)
+    client = host_client("alpha.test", buyer)
+    buy(client, "bundle=both")
+
+    staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    response = staff.post(reverse("admin:catalog_bundle_change", args=[bundle.pk]), {
+        "title": "Both", "slug": "both", "description": "", "price": 6000, "is_published": "on",
+        "items": [one.pk, three.pk]})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    for item in (one, two, three):
+        assert "Start learning" in client.get(f"/item/{item.slug}/").content.decode(), item.title
+    later = host_client("alpha.test", member(tenant_a))
+    buy(later, "bundle=both")
+    assert "Start learning" not in later.get(f"/item/{two.slug}/").content.decode()
+
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=buyer)
+        services.refund_create(payment=order.payments.get(), amount=order.total, actor=None)
+    for item in (one, two, three):
+        assert "Start learning" not in client.get(f"/item/{item.slug}/").content.decode(), item.title
+
+
 def test_a_declined_payment_grants_nothing_and_books_nothing(tenant_a, shop):
     course, _ = shop
     learner = member(tenant_a)
