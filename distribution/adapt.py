@@ -17,6 +17,7 @@ import nh3
 from django.core.files.storage import storages
 from django.urls import reverse
 from django.utils import translation
+from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from catalog.models import ContentItem, ItemVersion
@@ -95,15 +96,16 @@ def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemV
         price = format_money(snap["price"], tenant.currency) if is_paid else _("Free")
         description = snap.get("description_html", "")
         summary = _summary(description, snap.get("subtitle", ""), snap["title"])
+        # Titles and names are text, not HTML: escaped, so "Using <template> tags" survives the sanitiser whole.
         if is_paid:
             paywall = _("Read the whole of “%(title)s” on %(storefront)s (%(price)s).") % {
-                "title": snap["title"], "storefront": tenant.name, "price": price}
-            body = f'{description}<p><a href="{link}">{paywall}</a></p>'
+                "title": escape(snap["title"]), "storefront": escape(tenant.name), "price": escape(price)}
+            body = f'{description}<p><a href="{escape(link)}">{paywall}</a></p>'
         else:
-            lessons = "".join(f"<li>{lesson['title']}</li>" for lesson in snap.get("lessons", []))
-            more = _("Open it on %(storefront)s.") % {"storefront": tenant.name}
+            lessons = "".join(f"<li>{escape(lesson['title'])}</li>" for lesson in snap.get("lessons", []))
+            more = _("Open it on %(storefront)s.") % {"storefront": escape(tenant.name)}
             body = (description + snap.get("body_html", "") + (f"<ol>{lessons}</ol>" if lessons else "")
-                    + f'<p><a href="{link}">{more}</a></p>')
+                    + f'<p><a href="{escape(link)}">{more}</a></p>')
         html = _clean(body, channel=channel, own_host=own_host, allowed_tags=connector.limits.allowed_tags)
         text_limit = connector.limits.text_chars or 280
         head = f"【{snap['title']}】"

@@ -46,10 +46,14 @@ class ChannelForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         from catalog.models import Category
 
-        # Built per request, inside the storefront's scope (a class-level queryset would query without one).
+        # Built per request, inside the storefront's scope (a class-level queryset would query without one), and
+        # from the channel's own storefront: the operator's admin sees every storefront's categories.
+        served = getattr(self, "served_tenant", None)
+        tenant_id = self.instance.tenant_id or (served.pk if served else None)
         self.fields["categories"] = forms.ModelMultipleChoiceField(
-            queryset=Category.objects.order_by("position", "name"), required=False, label=_("Categories"),
-            widget=forms.CheckboxSelectMultiple, help_text=_("Only items in these categories; none means all."),
+            queryset=Category.objects.filter(tenant_id=tenant_id).order_by("position", "name"), required=False,
+            label=_("Categories"), widget=forms.CheckboxSelectMultiple,
+            help_text=_("Only items in these categories; none means all."),
             initial=list(self.instance.categories.all()) if self.instance.pk else [])
         if self.instance.pk:
             for name in credential_fields():
@@ -66,6 +70,10 @@ class ChannelForm(forms.ModelForm):
                 services.channel_endpoint_check(kind=kind, endpoint_url=cleaned.get("endpoint_url") or "")
             except ApplicationError as exc:
                 self.add_error(exc.extra.get("field"), exc.message)
+            try:
+                services.channel_credentials_check(kind=kind, credentials=self.credentials())
+            except ApplicationError as exc:
+                self.add_error(f"cred_{exc.extra['field']}", exc.message)
         if kind and not self.instance.pk:
             for spec in connector_class(kind).credential_fields:
                 if spec.required and not cleaned.get(f"cred_{spec.name}"):
@@ -153,7 +161,9 @@ class ChannelAdmin(TenantScopedAdmin):
 
     @admin.action(description=_("Recompute the traffic allocation now"))
     def recompute_allocation(self, request, queryset):
-        rows = allocation_recompute(tenant=request.tenant)
+        # The selected channels' storefronts: on a platform host there is no storefront being served.
+        tenants = {channel.tenant_id: channel.tenant for channel in queryset.select_related("tenant")}
+        rows = [row for tenant in tenants.values() for row in allocation_recompute(tenant=tenant)]
         self.message_user(request, ngettext("Allocation recomputed for %(n)s channel.",
                                             "Allocation recomputed for %(n)s channels.", len(rows)) % {"n": len(rows)},
                           messages.SUCCESS)

@@ -58,7 +58,9 @@ def channel_stats_fetch(*, tenant, day: date | None = None) -> int:
     """Ask each channel whose platform reports numbers for ``day`` (yesterday by default); returns rows written."""
     day = day or timezone.localdate() - timedelta(days=1)
     written = 0
-    for channel in Channel.objects.filter(is_enabled=True):
+    # The storefront is named in every query here, not left to the scope: the operator's admin (the platform scope)
+    # recomputes too, and there every storefront's rows are visible.
+    for channel in Channel.objects.filter(tenant=tenant, is_enabled=True):
         live = [PublicationState(item_id=p.item_id, external_id=p.external_id, external_url=p.external_url,
                                  version=p.version, data=p.data)
                 for p in Publication.objects.filter(channel=channel, status=Publication.Status.LIVE)]
@@ -84,13 +86,14 @@ def allocation_recompute(*, tenant, day: date | None = None) -> list[Allocation]
     conf = distribution_settings(tenant=tenant)
     day = day or timezone.localdate()
     since = day - timedelta(days=conf.window_days)
-    channels = list(Channel.objects.filter(is_enabled=True).order_by("pk"))
+    channels = list(Channel.objects.filter(tenant=tenant, is_enabled=True).order_by("pk"))
     if not channels:
         return []
     start = timezone.make_aware(datetime.combine(since, time.min))
-    clicks = dict(ChannelClick.objects.filter(created_at__gte=start).values("channel_id")
+    clicks = dict(ChannelClick.objects.filter(tenant=tenant, created_at__gte=start).values("channel_id")
                   .annotate(n=Count("id")).values_list("channel_id", "n"))
-    reported = {row["channel_id"]: row for row in ChannelStat.objects.filter(day__gte=since, day__lt=day)
+    reported = {row["channel_id"]: row for row in ChannelStat.objects.filter(tenant=tenant, day__gte=since,
+                                                                             day__lt=day)
                 .values("channel_id").annotate(impressions=Sum("impressions"), engagements=Sum("engagements"))}
     conversions = paid_orders_by_channel(since=start)
     both = [c.pk for c in channels if c.pk in reported and reported[c.pk]["impressions"]]
@@ -119,5 +122,5 @@ def allocation_recompute(*, tenant, day: date | None = None) -> list[Allocation]
             for channel, i, e, s, b, m, source in zip(channels, interest, exposure, parts, limits, measured, sources,
                                                       strict=True)]
     with transaction.atomic():
-        Allocation.objects.filter(day=day).delete()
+        Allocation.objects.filter(tenant=tenant, day=day).delete()
         return Allocation.objects.bulk_create(rows)

@@ -4,10 +4,14 @@ Each entry is the item's ``Post`` for the channel, as a push would send it: trac
 public description and a paywall link only. Free audio and video carry their media as an enclosure (podcast apps
 download it). Entries are identified by a tag URI of the item, so a new version updates the entry in readers
 instead of adding one.
+
+XML 1.0 cannot carry most control characters (a form feed pasted from a PDF, say), and Django's feed writer refuses
+the whole document over one: every text put into a feed goes through ``xml_text`` first.
 """
 
 from __future__ import annotations
 
+import re
 from functools import reduce
 from operator import or_
 from urllib.parse import urlsplit
@@ -28,6 +32,17 @@ from .models import Channel, Publication
 
 MAX_ENTRIES = 50
 MAX_AGE = 300
+# What XML 1.0 cannot carry (its ``Char`` production): C0 controls other than tab, newline and carriage return,
+# surrogates, and U+FFFE/U+FFFF.
+NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str | None) -> str | None:
+    """``value`` without the characters XML 1.0 cannot carry; those that separate words (form feed, vertical tab,
+    the information separators) become a space, the rest are dropped."""
+    if not value:
+        return value
+    return NOT_XML.sub(lambda match: " " if match.group().isspace() else "", value)
 
 
 def _feed(request, code: str, feed_class):
@@ -46,8 +61,8 @@ def _feed(request, code: str, feed_class):
     connector = connector_for(channel)
     home = channel.tenant.url("/")
     host = urlsplit(home).hostname
-    feed = feed_class(title=f"{channel.tenant.name} · {channel.name}", link=home,
-                      description=channel.tenant.name, language=channel.tenant.default_language,
+    feed = feed_class(title=xml_text(f"{channel.tenant.name} · {channel.name}"), link=home,
+                      description=xml_text(channel.tenant.name), language=channel.tenant.default_language,
                       feed_url=request.build_absolute_uri(), feed_guid=f"tag:{host},"
                       f"{channel.tenant.created_at:%Y-%m-%d}:feed/{channel.code}")
     for publication in publications:
@@ -59,11 +74,12 @@ def _feed(request, code: str, feed_class):
         post = post_for(channel=channel, connector=connector, item=item, version=version)
         media = post.enclosure
         feed.add_item(
-            title=post.title, link=post.link, description=post.html,
+            title=xml_text(post.title), link=post.link, description=xml_text(post.html),
             unique_id=f"tag:{host},{channel.tenant.created_at:%Y-%m-%d}:item/{item.pk}",
             unique_id_is_permalink=False, pubdate=publication.published_at,
             updateddate=parse_datetime(post.published_at) if post.published_at else None,
-            author_name=", ".join(post.creators) or None, categories=post.categories,
+            author_name=xml_text(", ".join(post.creators)) or None,
+            categories=[xml_text(category) for category in post.categories],
             enclosures=[Enclosure(media.url, str(media.size), media.content_type)] if media else None)
     response = HttpResponse(content_type=feed.content_type)
     feed.write(response, "utf-8")

@@ -13,7 +13,7 @@ import ipaddress
 import socket
 import threading
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
@@ -73,10 +73,22 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def raise_for_status(response: requests.Response, *, what: str = "The receiver") -> None:
-    """5xx, 408 and 429 are worth retrying (honouring ``Retry-After``); any other 4xx is permanent."""
+    """Only a 2xx is success, as Standard Webhooks and Stripe count it. 5xx, 408 and 429 are worth retrying
+    (honouring ``Retry-After``); any other 4xx is permanent.
+
+    A 3xx is permanent too: redirects are not followed (the new address would escape the private-address check,
+    and a POST turned into a GET by a 302 would arrive empty), so nothing was delivered, and asking again would get
+    the same redirect. The delivery is parked at once, with the redirect's target in its message, for staff to
+    correct the channel's endpoint URL and retry."""
     code = response.status_code
-    if code < 400:
+    if 200 <= code < 300:
         return
+    if code < 400:
+        location = response.headers.get("Location", "").strip()
+        target = f" to {urljoin(response.url or '', location)}" if location else ""
+        raise PermanentError(f"{what} answered HTTP {code} (a redirect{target}): redirects are not followed, so "
+                             "nothing was delivered. Point the channel at the new address and retry.",
+                             code=f"http_{code}", status=code)
     snippet = response.text[:200].strip()
     message = f"{what} answered HTTP {code}" + (f": {snippet}" if snippet else ".")
     if code in (408, 429) or code >= 500:
@@ -86,7 +98,8 @@ def raise_for_status(response: requests.Response, *, what: str = "The receiver")
 
 
 def request(method: str, url: str, *, check_public: bool = False, **kwargs) -> requests.Response:
-    """One HTTP call; network failures become ``TransientError``. No redirects: a 3xx is the receiver's answer."""
+    """One HTTP call; network failures become ``TransientError``. No redirects: a 3xx is the receiver's answer, which
+    ``raise_for_status`` refuses."""
     if check_public:
         public_url_check(url)
     kwargs.setdefault("timeout", TIMEOUT)

@@ -15,6 +15,12 @@ platform call must never run inside a database transaction:
 3. *Record* (one committed transaction): each attempt's outcome and each delivery's new state, only for the rows
    whose claim is still ours (the lease value is the claim's token).
 
+A platform that publishes asynchronously (WeChat) accepts the post and then publishes it on its own. From that
+moment the delivery is marked ``SUBMITTED`` and is only ever polled (``confirm``), never sent again: not after a
+worker died mid-poll, nor when a newer version was approved or the item archived meanwhile. A later delivery of the
+same item to the same channel waits until the earlier one is settled (``waits_for_earlier``), so a new version
+replaces the post the platform published and archiving withdraws it, instead of leaving it live beside or after.
+
 Transient failures are retried with exponential backoff and jitter (``Retry-After`` wins when it asks for longer);
 permanent ones, and the last allowed attempt, park the delivery for staff to fix and retry.
 """
@@ -30,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Case, F, Q, Value, When, prefetch_related_objects
+from django.db.models import Case, Exists, F, OuterRef, Q, Value, When, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -40,7 +46,16 @@ from marketplace.tenancy import tenant_phase
 
 from .adapt import post_for
 from .connectors import connector_for
-from .connectors.base import Connector, PermanentError, Post, PublicationState, PushError, Receipt, TransientError
+from .connectors.base import (
+    Connector,
+    PermanentError,
+    Post,
+    PublicationState,
+    PublishFailed,
+    PushError,
+    Receipt,
+    TransientError,
+)
 from .models import Channel, Delivery, DeliveryAttempt, Publication
 
 log = logging.getLogger(__name__)
@@ -53,9 +68,13 @@ PUSH_BATCH = 50  # deliveries of one channel per push task
 # the batch: its other deliveries wait with it, instead of each spending a request (or a timeout) to hear the same.
 HOLD_CODES = {"timeout", "connection_failed"}
 LEASE_LOST = "lease lost: another worker took the delivery over"
-DELIVERY_FIELDS = ["status", "lease_until", "message", "error_code", "due_at", "finished_at", "external_id",
-                   "external_url", "data"]
-ATTEMPT_FIELDS = ["outcome", "response_code", "latency_ms", "external_id", "error", "finished_at"]
+# In ``Delivery.data``: the platform accepted the post and is publishing it (WeChat's ``publish_id``). From then on
+# the delivery is confirmed (polled), never sent again, whoever claims it: after a takeover, a newer version or
+# archiving, and a staff retry alike. Only the platform's word that the job failed (``PublishFailed``) clears it.
+SUBMITTED = "submitted"
+DELIVERY_FIELDS = ["status", "lease_until", "attempts", "message", "error_code", "due_at", "finished_at",
+                   "external_id", "external_url", "data"]
+ATTEMPT_FIELDS = ["number", "outcome", "response_code", "latency_ms", "external_id", "error", "finished_at"]
 
 
 class Skip(Exception):
@@ -87,9 +106,22 @@ class Batch:
     jobs: list[Job] = field(default_factory=list)
 
 
+def submitted(delivery: Delivery) -> bool:
+    """Whether the platform already holds this delivery's post (see ``SUBMITTED``): it is polled, not sent."""
+    return delivery.status == Status.CONFIRMING or bool((delivery.data or {}).get(SUBMITTED))
+
+
+def waits_for_earlier() -> Exists:
+    """An earlier delivery of the same item to the same channel is still being sent or confirmed. A later one (a new
+    version, a withdrawal) waits for its outcome: the platform may be publishing it right now, and only once it is
+    recorded live can the later delivery replace or withdraw it instead of leaving a second post beside it."""
+    return Exists(Delivery.objects.filter(channel_id=OuterRef("channel_id"), item_id=OuterRef("item_id"),
+                                          pk__lt=OuterRef("pk"), status__in=[Status.SENDING, Status.CONFIRMING]))
+
+
 def claimable(now) -> Q:
-    return (Q(status__in=[Status.QUEUED, Status.RETRYING, Status.CONFIRMING], due_at__lte=now)
-            | Q(status=Status.SENDING, lease_until__lt=now))
+    return ((Q(status__in=[Status.QUEUED, Status.RETRYING, Status.CONFIRMING], due_at__lte=now)
+             | Q(status=Status.SENDING, lease_until__lt=now)) & ~waits_for_earlier())
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -101,10 +133,24 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
+def _connector(channel: Channel, connectors: dict) -> Connector:
+    """The channel's connector, built once per batch."""
+    if channel.pk not in connectors:
+        connectors[channel.pk] = connector_for(channel)
+    return connectors[channel.pk]
+
+
 def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) -> None:
-    """Everything the call needs, from what the claim read; a reason to skip, or a refusal, instead."""
+    """Everything the call needs, from what the claim read; a reason to skip, or a refusal, instead.
+
+    A delivery the platform already holds is confirmed whatever happened since it was sent (a newer version, the
+    item archived, the channel turned off): the platform publishes it anyway, so its outcome must be recorded for
+    the later update or withdrawal to reach it."""
     delivery = job.delivery
     channel, item = delivery.channel, delivery.item
+    if job.confirming:
+        job.connector = _connector(channel, connectors)
+        return
     if not channel.is_enabled:
         raise Skip(_("The channel was turned off before this push ran."))
     publication = publications.get((channel.pk, item.pk))
@@ -113,7 +159,7 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
                                        external_url=publication.external_url, version=publication.version,
                                        data=publication.data)
     if delivery.action == Delivery.Action.WITHDRAW:
-        if job.current is None and not job.confirming:
+        if job.current is None:
             raise Skip(_("Nothing to withdraw: the item is not live on this channel."))
     else:
         if item.status != ContentItem.Status.PUBLISHED:
@@ -122,9 +168,7 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
                 channel=channel, item=item, version__gt=delivery.version).exclude(action=Delivery.Action.WITHDRAW
                                                                                  ).exists():
             raise Skip(_("Superseded by version %(version)s.") % {"version": item.version})
-    if channel.pk not in connectors:
-        connectors[channel.pk] = connector_for(channel)
-    job.connector = connectors[channel.pk]
+    job.connector = _connector(channel, connectors)
     if delivery.action != Delivery.Action.WITHDRAW:
         version = versions.get((item.pk, delivery.version))
         if version is None:
@@ -135,18 +179,20 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
 
 def _claim(tenant, delivery_ids, now) -> Batch | None:
     """Claim the claimable rows among ``delivery_ids`` and prepare their calls (inside a tenant phase)."""
-    rows = list(Delivery.objects.filter(pk__in=delivery_ids).filter(claimable(now)).select_related("item")
-                .select_for_update(skip_locked=True, of=("self",)).order_by("pk"))
+    rows = list(Delivery.objects.filter(tenant=tenant, pk__in=delivery_ids).filter(claimable(now))
+                .select_related("item").select_for_update(skip_locked=True, of=("self",)).order_by("pk"))
     if not rows:
         return None
     batch = Batch(lease=now + timedelta(seconds=settings.DISTRIBUTION_LEASE_SECONDS))
-    # One statement; the CASE reads the rows as they were, so a publish-status poll does not count as an attempt.
+    # One statement. A publish-status poll is not an attempt (a failed one is counted when it is recorded); a
+    # delivery the platform already holds is polled even when a takeover queued it again (``submitted``).
+    polls = [row.pk for row in rows if submitted(row)]
     Delivery.objects.filter(pk__in=[row.pk for row in rows]).update(
         status=Status.SENDING, lease_until=batch.lease,
-        attempts=F("attempts") + Case(When(status=Status.CONFIRMING, then=Value(0)), default=Value(1)))
-    channels = Channel.objects.in_bulk({row.channel_id for row in rows})
+        attempts=F("attempts") + Case(When(pk__in=polls, then=Value(0)), default=Value(1)))
+    channels = Channel.objects.filter(tenant=tenant).in_bulk({row.channel_id for row in rows})
     for row in rows:
-        job = Job(delivery=row, confirming=row.status == Status.CONFIRMING)
+        job = Job(delivery=row, confirming=row.pk in polls)
         row.attempts += 0 if job.confirming else 1
         row.status, row.lease_until = Status.SENDING, batch.lease
         row.tenant = row.item.tenant = tenant
@@ -226,6 +272,12 @@ def _outcome(job: Job, now) -> None:
     elif error is not None:
         attempt.response_code, attempt.error = error.status, error.message[:500]
         delivery.message, delivery.error_code = error.message[:500], error.code[:60]
+        if job.confirming and isinstance(error, TransientError):
+            # A poll that failed is an attempt: a platform that keeps failing to answer parks the delivery.
+            delivery.attempts += 1
+            attempt.number = delivery.attempts
+        if isinstance(error, PublishFailed):  # the platform's job is over: sending it again is a new publication
+            delivery.data = {k: v for k, v in delivery.data.items() if k != SUBMITTED}
         last = delivery.attempts >= settings.DISTRIBUTION_MAX_ATTEMPTS
         if isinstance(error, TransientError) and not last:
             attempt.outcome = Outcome.TRANSIENT
@@ -247,7 +299,7 @@ def _outcome(job: Job, now) -> None:
         attempt.outcome, attempt.external_id = Outcome.PENDING, receipt.external_id[:200]
         attempt.response_code = receipt.status_code
         delivery.external_id = receipt.external_id[:200]
-        delivery.data = {**delivery.data, **receipt.data, "polls": polls}
+        delivery.data = {**delivery.data, **receipt.data, "polls": polls, SUBMITTED: True}
         if polls >= MAX_CONFIRM_POLLS:
             delivery.status, delivery.finished_at = Status.PARKED, now
             delivery.message = _("The platform accepted the post but never confirmed it was published.")
@@ -260,6 +312,7 @@ def _outcome(job: Job, now) -> None:
         attempt.outcome, attempt.response_code = Outcome.OK, receipt.status_code
         attempt.external_id = receipt.external_id[:200]
         delivery.status, delivery.finished_at = Status.DELIVERED, now
+        delivery.data = {k: v for k, v in delivery.data.items() if k != SUBMITTED}
         delivery.external_id = (receipt.external_id or delivery.external_id)[:200]
         delivery.external_url = (receipt.external_url or delivery.external_url)[:500]
         delivery.message = receipt.note[:500]

@@ -29,7 +29,7 @@ def channel_attribution(*, tenant, user, visitor: str = "", now=None, window_day
     now = now or timezone.now()
     window = window_days if window_days is not None else payment_settings(tenant=tenant).attribution_window_days
     who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
-    clicks = ChannelClick.objects.filter(who, created_at__gte=now - timedelta(days=window))
+    clicks = ChannelClick.objects.filter(who, tenant=tenant, created_at__gte=now - timedelta(days=window))
     if partners_only:
         clicks = clicks.filter(channel__kind=Channel.Kind.PARTNER, channel__is_enabled=True)
     click = clicks.select_related("channel").order_by("-created_at", "-id").first()

@@ -58,6 +58,17 @@ def channel_endpoint_check(*, kind: str, endpoint_url: str) -> None:
         raise ApplicationError(exc.message, code=exc.code, extra={"field": "endpoint_url"}) from exc
 
 
+def channel_credentials_check(*, kind: str, credentials: dict[str, str]) -> None:
+    """Credentials as entered must have the shape the platform expects (a webhook secret is ``whsec_`` and base64):
+    one that cannot work is refused here, next to its field, rather than failing every push later. Blank inputs
+    (keep the stored value, or generate one) pass."""
+    entered = {name: (value or "").strip() for name, value in credentials.items()}
+    errors = connector_class(kind).credential_errors(entered)
+    if errors:
+        name, message = next(iter(errors.items()))
+        raise ApplicationError(message, code="credentials_invalid", extra={"field": name})
+
+
 def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tuple[Channel, str]:
     """Validate and save a channel; ``credentials`` left blank keep their stored value. Returns the channel and a
     newly generated webhook secret (shown to staff once), or ""."""
@@ -65,6 +76,7 @@ def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tup
 
     connector = connector_class(channel.kind)
     channel_endpoint_check(kind=channel.kind, endpoint_url=channel.endpoint_url)
+    channel_credentials_check(kind=channel.kind, credentials=credentials)
     stored = secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
     values = {f.name: (credentials.get(f.name) or "").strip() or stored.get(f.name, "")
               for f in connector.credential_fields}
@@ -132,6 +144,8 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
         reached |= set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING,
                                                                       Status.MANUAL])
                        .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
+        # A withdrawal waits for a publication still in flight there (``pipeline.waits_for_earlier``), then removes
+        # what the platform made of it.
         for channel_id in reached:
             rows.append(Delivery(tenant=item.tenant, channel_id=channel_id, item=item, version=item.version,
                                  action=Action.WITHDRAW, status=Status.QUEUED, due_at=now))
@@ -143,10 +157,16 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
         due = schedule.push_at if schedule else now
         live = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
                    .values_list("channel_id", flat=True))
+        # An earlier version the platform may be publishing right now is replaced too: this delivery waits for its
+        # outcome (``pipeline.waits_for_earlier``), then updates what it left live.
+        live |= set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING])
+                    .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
         categories = set(item.categories.values_list("pk", flat=True))
         planned = set(Delivery.objects.filter(item=item, version=item.version).exclude(action=Action.WITHDRAW)
                       .values_list("channel_id", flat=True))
-        for channel in Channel.objects.filter(is_enabled=True).prefetch_related("categories"):
+        # The item's own storefront, named: in the operator's admin (the platform scope) every storefront's channels
+        # are visible.
+        for channel in Channel.objects.filter(tenant=item.tenant, is_enabled=True).prefetch_related("categories"):
             wanted = {c.pk for c in channel.categories.all()}  # prefetched
             if channel.pk in planned or not _matches(channel, item, categories, wanted):
                 continue
@@ -163,13 +183,15 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
 
 
 def channel_backfill(*, channel: Channel, actor) -> int:
-    """Push every published item that matches a (new or re-enabled) channel and is not on it yet."""
+    """Push every published item of the channel's storefront that matches a (new or re-enabled) channel and is not on
+    it yet. The storefront is named, not left to the scope: the operator's admin sees every storefront's items."""
     now = timezone.now()
     have = set(Delivery.objects.filter(channel=channel).exclude(action=Action.WITHDRAW)
                .values_list("item_id", "version"))
     wanted = set(channel.categories.values_list("pk", flat=True))
     rows = []
-    for item in ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED).prefetch_related("categories"):
+    published = ContentItem.objects.filter(tenant=channel.tenant, status=ContentItem.Status.PUBLISHED)
+    for item in published.prefetch_related("categories"):
         if (item.pk, item.version) in have or not _matches(channel, item, {c.pk for c in item.categories.all()},
                                                            wanted):
             continue
@@ -208,12 +230,14 @@ def _day_start(now) -> datetime:
     return timezone.make_aware(datetime.combine(timezone.localdate(now), time.min))
 
 
-def budgets_today(*, now) -> tuple[dict[int, int | None], dict[int, float]]:
-    """Each channel's push budget and share from the latest allocation (no allocation yet: no limit). The
-    dispatcher runs after every publication and every minute, so it reads one day's rows, not the history."""
-    day = (Allocation.objects.filter(day__lte=timezone.localdate(now)).order_by("-day")
+def budgets_today(*, tenant, now) -> tuple[dict[int, int | None], dict[int, float]]:
+    """Each of the storefront's channels' push budget and share from the latest allocation (no allocation yet: no
+    limit). The dispatcher runs after every publication and every minute, so it reads one day's rows, not the
+    history."""
+    allocations = Allocation.objects.filter(tenant=tenant)
+    day = (allocations.filter(day__lte=timezone.localdate(now)).order_by("-day")
            .values_list("day", flat=True).first())
-    rows = Allocation.objects.filter(day=day).values_list("channel_id", "budget", "share") if day else []
+    rows = allocations.filter(day=day).values_list("channel_id", "budget", "share") if day else []
     budgets = {channel_id: budget for channel_id, budget, _share in rows}
     shares = {channel_id: share for channel_id, _budget, share in rows}
     return budgets, shares
@@ -223,27 +247,31 @@ def deliveries_dispatch(*, tenant) -> int:
     """Queue every delivery that is due, in the order of the channels' shares, within each channel's budget for the
     day (withdrawals and retries are never held back), and take over those whose worker died. Runs after each
     publication and every minute (beat); re-running it queues nothing twice, because a queued row carries a lease."""
-    from .pipeline import PUSH_BATCH
+    from .pipeline import PUSH_BATCH, SUBMITTED, waits_for_earlier
     from .tasks import deliveries_push
 
     now = timezone.now()
-    Delivery.objects.filter(status=Status.SCHEDULED, due_at__lte=now).update(status=Status.QUEUED)
-    budgets, shares = budgets_today(now=now)
+    # The storefront is named in every query, not left to the scope (the platform scope would see every one).
+    deliveries = Delivery.objects.filter(tenant=tenant)
+    deliveries.filter(status=Status.SCHEDULED, due_at__lte=now).update(status=Status.QUEUED)
+    budgets, shares = budgets_today(tenant=tenant, now=now)
     used: dict[int, int] = defaultdict(int)
     if any(b is not None for b in budgets.values()):
-        first_tries = (DeliveryAttempt.objects.filter(number=1, started_at__gte=_day_start(now))
+        first_tries = (DeliveryAttempt.objects.filter(tenant=tenant, number=1, started_at__gte=_day_start(now))
                        .exclude(delivery__action=Action.WITHDRAW)
                        .values("delivery__channel_id").annotate(n=Count("id")))
         for row in first_tries:
             used[row["delivery__channel_id"]] = row["n"]
-        waiting = (Delivery.objects.filter(status=Status.QUEUED, attempts=0, lease_until__gt=now)
+        waiting = (deliveries.filter(status=Status.QUEUED, attempts=0, lease_until__gt=now)
                    .exclude(action=Action.WITHDRAW).values("channel_id").annotate(n=Count("id")))
         for row in waiting:
             used[row["channel_id"]] += row["n"]
     waiting = (Q(status__in=[Status.QUEUED, Status.RETRYING, Status.CONFIRMING], due_at__lte=now)
                & (Q(lease_until__isnull=True) | Q(lease_until__lt=now))
                | Q(status=Status.SENDING, lease_until__lt=now))
-    due = (Delivery.objects.filter(waiting)
+    # A delivery waiting for an earlier one of the same item and channel is not queued (nor leased) until that one
+    # has settled: the next dispatch after it finds it.
+    due = (deliveries.filter(waiting).exclude(waits_for_earlier())
            .values_list("pk", "channel_id", "status", "attempts", "action", "due_at")[:DISPATCH_BATCH])
     due = sorted(due, key=lambda row: (-shares.get(row[1], 0.0), row[5], row[0]))
     chosen, batches, open_batch = [], [], {}
@@ -262,11 +290,13 @@ def deliveries_dispatch(*, tenant) -> int:
     if not chosen:
         return 0
     # Only rows still waiting: one a worker claimed meanwhile keeps its own lease (the claim's token). A push whose
-    # worker died goes back to the queue; its attempt row stays as the worker left it.
+    # worker died goes back to the queue, and a poll back to being confirmed (the platform has that post: it must
+    # not be sent again); its attempt row stays as the worker left it.
     lease = now + timedelta(seconds=settings.DISTRIBUTION_QUEUE_LEASE_SECONDS)
-    Delivery.objects.filter(waiting, pk__in=chosen, status=Status.SENDING).update(status=Status.QUEUED,
-                                                                                 lease_until=lease)
-    Delivery.objects.filter(waiting, pk__in=chosen).update(lease_until=lease)
+    taken_over = deliveries.filter(waiting, pk__in=chosen, status=Status.SENDING)
+    taken_over.filter(**{f"data__{SUBMITTED}": True}).update(status=Status.CONFIRMING, lease_until=lease)
+    taken_over.update(status=Status.QUEUED, lease_until=lease)
+    deliveries.filter(waiting, pk__in=chosen).update(lease_until=lease)
     tenant_id = tenant.pk
 
     def enqueue() -> None:
@@ -286,10 +316,15 @@ def dispatch_after_commit(*, tenant) -> None:
 # --- staff actions -------------------------------------------------------------------------------------------------
 
 def _send_again(delivery: Delivery, *, actor, action: str) -> None:
-    """Queue a locked delivery to go now with a fresh count of attempts (inside the caller's transaction)."""
+    """Queue a locked delivery to go now with a fresh count of attempts (inside the caller's transaction). One the
+    platform already holds (``pipeline.SUBMITTED``) is polled again, not sent a second time."""
+    from .pipeline import SUBMITTED
+
     delivery.status, delivery.attempts, delivery.due_at = Status.QUEUED, 0, timezone.now()
+    if delivery.data.get(SUBMITTED):
+        delivery.status, delivery.data = Status.CONFIRMING, {**delivery.data, "polls": 0}
     delivery.lease_until = delivery.finished_at = None
-    delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at"])
+    delivery.save(update_fields=["status", "attempts", "due_at", "lease_until", "finished_at", "data"])
     audit_log_write(tenant=delivery.tenant, actor=actor, action=action, target=delivery)
 
 

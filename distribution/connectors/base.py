@@ -7,7 +7,8 @@ never touches the database: the pipeline (``distribution.pipeline``) hands it an
 * ``TransientError``: worth trying again later (timeouts, 5xx, 408, 429, a platform's "busy" codes), optionally
   with the delay the platform asked for (``Retry-After``);
 * ``PermanentError``: trying again cannot help (bad credentials, content the platform refuses, 4xx); the delivery
-  is parked for staff to fix and replay.
+  is parked for staff to fix and replay. Its subclass ``PublishFailed`` is for ``confirm``: the platform finished
+  an asynchronous publication and it failed, so nothing of it is live and a retry publishes anew.
 
 Anything a platform would reject (too long, missing cover) is checked in ``check(post)`` before the first call, so
 that a refused post leaves nothing half-sent on the platform.
@@ -38,6 +39,12 @@ class TransientError(PushError):
 
 class PermanentError(PushError):
     pass
+
+
+class PublishFailed(PermanentError):
+    """From ``confirm``: the platform's job for the post is over and nothing of it is live (review refused it, or it
+    was deleted or banned). Unlike other errors while confirming, this ends the job: a staff retry publishes the post
+    again, where after any other error it polls the same job again."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +183,12 @@ class Connector:
                                  f"{limits.cover_max_bytes}.", code="cover_too_large")
 
     # -- the platform's operations ------------------------------------------------------------------------------
+    @classmethod
+    def credential_errors(cls, credentials: dict[str, str]) -> dict[str, str]:
+        """What is wrong with credentials as entered, by field name, before anything is stored or sent (a value of
+        the wrong shape would otherwise fail every push); empty when nothing is."""
+        return {}
+
     def verify(self) -> str:
         """Check the credentials with the platform; return a short description of what they reach."""
         raise NotImplementedError

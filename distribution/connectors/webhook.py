@@ -13,6 +13,7 @@ Any 2xx is success; the receiver may answer ``{"id": ...}`` to name its own reco
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -25,13 +26,30 @@ from django.utils.translation import gettext_lazy as _
 from .. import http
 from .base import Connector, CredentialField, PermanentError, Post, PublicationState, Receipt
 
+SECRET_PREFIX = "whsec_"  # noqa: S105 -- the prefix every Standard Webhooks secret carries, not a secret
+
 
 def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret; ``ValueError`` when the secret is not of that shape (standard
+    base64, with its padding, of at least one byte), which every receiver's library would refuse too."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"A signing secret starts with {SECRET_PREFIX}.")
+    try:
+        key = base64.b64decode(secret.removeprefix(SECRET_PREFIX), validate=True)
+    except binascii.Error:
+        key = b""
+    if not key:
+        raise ValueError(f"A signing secret is {SECRET_PREFIX} followed by base64 (A-Z, a-z, 0-9, + and /, padded "
+                         "with =).")
+    return key
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
+    key = secret_key(secret)
     digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
@@ -60,10 +78,25 @@ class WebhookConnector(Connector):
     credential_fields = (CredentialField("signing_secret", _("Signing secret (whsec_...); empty: generate one"),
                                          required=False),)
 
+    @classmethod
+    def credential_errors(cls, credentials: dict[str, str]) -> dict[str, str]:
+        secret = credentials.get("signing_secret") or ""
+        try:
+            if secret:  # empty: one is generated
+                secret_key(secret)
+        except ValueError as exc:
+            return {"signing_secret": str(exc)}
+        return {}
+
     def _send(self, event_type: str, data: dict, *, msg_id: str) -> Receipt:
         secret = self.credentials.get("signing_secret", "")
-        if not secret.startswith("whsec_"):
+        if not secret:
             raise PermanentError("The channel has no signing secret.", code="invalid_credentials")
+        try:  # one stored before secrets were checked on saving
+            secret_key(secret)
+        except ValueError as exc:
+            raise PermanentError(f"The channel's signing secret is not valid: {exc} Enter a new one.",
+                                 code="invalid_credentials") from exc
         body = json.dumps({"type": event_type, "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "data": data}, ensure_ascii=False, separators=(",", ":")).encode()
         stamp = int(time.time())

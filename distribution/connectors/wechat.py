@@ -44,6 +44,7 @@ from .base import (
     PermanentError,
     Post,
     PublicationState,
+    PublishFailed,
     Receipt,
     StatRow,
     TransientError,
@@ -347,8 +348,8 @@ class WeChatConnector(Connector):
             status = None
         if status in PUBLISH_FAILURES:
             failed = answer.get("fail_idx") or []
-            raise PermanentError(PUBLISH_FAILURES[status] + (f" Failed articles: {failed}." if failed else ""),
-                                 code=f"wechat_publish_{status}")
+            raise PublishFailed(PUBLISH_FAILURES[status] + (f" Failed articles: {failed}." if failed else ""),
+                                code=f"wechat_publish_{status}")
         if status != 0:  # 1: still publishing; an unknown status is polled again rather than guessed at
             return Receipt(external_id=publish_id, pending=True,
                            data={k: v for k, v in pending.data.items() if k != "polls"},

@@ -324,3 +324,66 @@ def test_replay_sends_the_same_message_id_again(tenant_a, receiver, django_captu
     assert len(receiver.requests) == 2 and {r["id"] for r in receiver.requests} == {delivery.webhook_id}
     assert receiver.arrivals[delivery.webhook_id] == 2  # the receiver saw it twice and kept it once
     assert len(receiver.received) == 1
+
+
+def test_a_title_with_angle_brackets_reaches_the_paywall_link_and_the_lesson_list_whole(
+        tenant_a, staff, receiver, django_capture_on_commit_callbacks):
+    from catalog.models import Lesson
+
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Using <template> tags", price=9900, description="What you will learn.")
+    course = catalog_item(tenant_a, title="Web components", kind="course", lessons=1, published=False)
+    with scope(tenant=tenant_a):
+        Lesson.objects.filter(item=course).update(title="The <slot> element")
+        catalog.item_submit(item=course, actor=staff)
+        catalog.item_approve(item=course, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    html = {event["data"]["title"]: event["data"]["html"] for event in receiver.received.values()}
+    assert "Read the whole of “Using &lt;template&gt; tags” on" in html["Using <template> tags"]
+    assert "<li>The &lt;slot&gt; element</li>" in html["Web components"]
+
+
+def test_a_webhook_answered_with_a_redirect_is_parked_naming_the_new_address(tenant_a, receiver,
+                                                                            django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    receiver.script = [(301, {"Location": "https://partner.example/new-hooks"})]
+    catalog_item(tenant_a, title="Moved receiver")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert receiver.received == {}  # the redirect is not followed: nothing arrived
+    assert (delivery.status, delivery.error_code) == ("parked", "http_301")
+    assert "https://partner.example/new-hooks" in delivery.message
+    with scopes_disabled():
+        assert not Publication.objects.filter(item=delivery.item).exists()
+
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):  # fixed at the receiver
+        services.delivery_retry(delivery=delivery, actor=None)
+    delivery.refresh_from_db()
+    assert delivery.status == "delivered" and list(receiver.received) == [delivery.webhook_id]
+
+
+def test_a_signing_secret_that_is_not_base64_is_refused_at_its_field(tenant_a):
+    with scope(tenant=tenant_a), pytest.raises(ApplicationError) as refused:
+        services.channel_save(
+            channel=Channel(tenant=tenant_a, name="Hook", kind="webhook", endpoint_url="http://127.0.0.1:9/h"),
+            credentials={"signing_secret": "whsec_not-base64!"}, actor=None)
+    assert refused.value.code == "credentials_invalid" and refused.value.extra == {"field": "signing_secret"}
+    with scopes_disabled():
+        assert not Channel.objects.exists()
+
+
+def test_a_malformed_secret_stored_earlier_is_reported_and_parks_at_once(tenant_a, receiver,
+                                                                        django_capture_on_commit_callbacks):
+    from distribution.credentials import encrypt
+
+    with scopes_disabled():  # saved before secrets were checked
+        channel = Channel.objects.create(tenant=tenant_a, name="Hook", kind="webhook", endpoint_url=receiver.url,
+                                         credentials_encrypted=encrypt({"signing_secret": "whsec_not-base64!"}))
+    with scope(tenant=tenant_a):
+        services.channel_verify(channel=channel, actor=None)
+    assert channel.verified_at is None and "signing secret is not valid" in channel.verify_message
+    catalog_item(tenant_a, title="Signed with nothing")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.attempts, delivery.error_code) == ("parked", 1, "invalid_credentials")
+    assert receiver.requests == []

@@ -1,4 +1,5 @@
-"""The WeChat connector against a stand-in of WeChat's official account API on 127.0.0.1."""
+"""The WeChat connector against a stand-in of WeChat's official account API on 127.0.0.1, on its own and through the
+push pipeline (asynchronous publishing: takeovers, newer versions and archiving while WeChat is still publishing)."""
 
 from datetime import date, datetime, timedelta
 from io import BytesIO
@@ -8,8 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.utils import timezone
+from django_scopes import scope, scopes_disabled
 from PIL import Image
 
+from catalog import services as catalog
+from distribution import pipeline, services
 from distribution.connectors.base import (
     Media,
     PermanentError,
@@ -20,7 +25,9 @@ from distribution.connectors.base import (
     TransientError,
 )
 from distribution.connectors.wechat import WeChatConnector, wechat_content
-from distribution.models import Channel
+from distribution.models import Channel, Delivery, DeliveryAttempt, Publication
+from tests.distribution.test_pipeline import deliveries, push
+from tests.factories import UserFactory, catalog_item
 from tests.support.wechat_server import WeChatServer
 
 TITLE = "知库：十分钟读懂《资本论》"
@@ -456,3 +463,119 @@ def test_stats_without_message_ids_are_the_accounts(wechat):
 def test_stats_outside_what_wechat_holds_make_no_call(wechat, day):
     assert make_connector(wechat).stats([], day=day) is None
     assert wechat.requests == []
+
+
+# --- through the pipeline ----------------------------------------------------------------------------------------
+
+def wechat_channel(tenant, server: WeChatServer) -> Channel:
+    with scope(tenant=tenant):
+        channel, _ = services.channel_save(
+            channel=Channel(tenant=tenant, name="WX", kind="wechat", options={"author": "Editors"}),
+            credentials={"appid": server.appid, "appsecret": server.secret}, actor=None)
+    return channel
+
+
+def beats(tenant, capture, *, most: int = 20) -> None:
+    """Beat after beat, each finding every open delivery due (the polls' waits have passed), until none is open."""
+    for _ in range(most):
+        with scopes_disabled():
+            waiting = Delivery.objects.filter(tenant=tenant, status__in=Delivery.OPEN)
+            if not waiting.exists():
+                return
+            waiting.update(due_at=timezone.now(), lease_until=None)
+        push(tenant, capture)
+    raise AssertionError("deliveries still open")
+
+
+def test_a_worker_killed_while_polling_does_not_publish_the_article_twice(tenant_a, wechat,
+                                                                         django_capture_on_commit_callbacks):
+    wechat.publish_polls = 3
+    wechat_channel(tenant_a, wechat)
+    catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert delivery.status == "confirming"
+    # The poll comes due; a worker claims it and is killed before it records anything; its lease runs out.
+    with scopes_disabled():
+        Delivery.objects.filter(pk=delivery.pk).update(due_at=timezone.now(), lease_until=None)
+    with scope(tenant=tenant_a):
+        assert pipeline._claim(tenant_a, [delivery.pk], timezone.now()) is not None
+    with scopes_disabled():
+        Delivery.objects.filter(pk=delivery.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+
+    push(tenant_a, django_capture_on_commit_callbacks)  # the dispatcher takes the row over
+
+    [delivery] = deliveries(tenant_a)
+    assert delivery.status == "confirming" and delivery.attempts == 1
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 1
+    assert len(wechat.requests_to("/cgi-bin/freepublish/get")) == 1  # the takeover polled the same job
+    assert len(wechat.finish_jobs()) == 1
+
+
+def test_a_new_version_approved_while_wechat_publishes_the_old_one_replaces_it(tenant_a, wechat,
+                                                                             django_capture_on_commit_callbacks):
+    wechat.publish_polls = 3
+    channel = wechat_channel(tenant_a, wechat)
+    item = catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert [d.status for d in deliveries(tenant_a)] == ["confirming"]  # WeChat is still publishing version 1
+
+    with scope(tenant=tenant_a):
+        item.title = "Capital in ten minutes (2nd ed.)"
+        item.save()
+        catalog.item_approve(item=item, actor=UserFactory(email="editor@alpha.test"))
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    assert [(d.version, d.action, d.status) for d in deliveries(tenant_a)] == [
+        (1, "publish", "delivered"), (2, "update", "delivered")]
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 2
+    assert [a["article"]["title"] for a in wechat.finish_jobs()] == ["Capital in ten minutes (2nd ed.)"]
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    assert (publication.version, publication.status) == (2, "live")
+
+
+def test_archiving_while_wechat_publishes_the_article_withdraws_it(tenant_a, wechat,
+                                                                   django_capture_on_commit_callbacks):
+    wechat.publish_polls = 3
+    channel = wechat_channel(tenant_a, wechat)
+    item = catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert [d.status for d in deliveries(tenant_a)] == ["confirming"]
+
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=UserFactory(email="editor@alpha.test"))
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    assert [(d.action, d.status) for d in deliveries(tenant_a)] == [("publish", "delivered"),
+                                                                     ("withdraw", "delivered")]
+    assert wechat.finish_jobs() == []  # off sale: nothing of it stays on the official account
+    with scopes_disabled():
+        assert Publication.objects.get(channel=channel, item=item).status == "withdrawn"
+
+
+def test_polls_that_keep_failing_park_the_delivery_and_a_retry_polls_the_same_job(
+        tenant_a, wechat, settings, django_capture_on_commit_callbacks):
+    settings.DISTRIBUTION_MAX_ATTEMPTS = 3
+    wechat_channel(tenant_a, wechat)
+    catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    wechat.fail(-1, times=2, path="/cgi-bin/freepublish/get")  # WeChat is busy the next two times we ask
+
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.attempts, delivery.error_code) == ("parked", 3, "wechat_-1")
+    assert "Gave up after 3 attempts" in delivery.message
+    assert len(wechat.requests_to("/cgi-bin/freepublish/get")) == 2
+    with scopes_disabled():
+        log = list(DeliveryAttempt.objects.filter(delivery=delivery).values_list("number", "outcome"))
+    assert log == [(1, "pending"), (2, "transient"), (3, "transient")]
+
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        services.delivery_retry(delivery=delivery, actor=None)
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    [delivery] = deliveries(tenant_a)
+    assert delivery.status == "delivered"
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 1  # polled again, not submitted again

@@ -198,3 +198,18 @@ def test_the_feed_connector_names_its_feeds_and_sends_nothing(feed):
     post = post_of(channel, feed[1])
     assert conn.publish(post, delivery_id="dlv_z").external_url == rss
     assert host_client("alpha.test").get(urlsplit(rss).path).status_code == 200
+
+
+@pytest.mark.urls(__name__)
+def test_a_control_character_pasted_into_one_title_does_not_take_the_feed_down(feed, tenant_a):
+    channel = feed[0]
+    go_live(channel, catalog_item(tenant_a, title="Reading\x0cthe census", description="Tables\x1b and maps."))
+    client = host_client("alpha.test")
+    client.raise_request_exception = False
+    rss = client.get(f"/feeds/{channel.code}.rss")
+    atom = client.get(f"/feeds/{channel.code}.atom")
+    assert (rss.status_code, atom.status_code) == (200, 200)
+    titles = sorted(i.findtext("title") for i in parse(rss.content).find("channel").findall("item"))
+    assert titles == ["Free talk", "Paid course", "Reading the census"]
+    entries = sorted(e.findtext(f"{ATOM}title") for e in parse(atom.content).findall(f"{ATOM}entry"))
+    assert entries == ["Free talk", "Paid course", "Reading the census"]

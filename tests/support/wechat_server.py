@@ -17,8 +17,9 @@ response shapes (https://developers.weixin.qq.com/doc/service/api/):
 Calls without a valid token get 41001 (missing), 40001 (unknown) or 42001 (expired). Errors are HTTP 200 with
 ``{"errcode", "errmsg"}``, as WeChat sends them. Test controls: ``expire_tokens()`` (the next call with a current
 token gets 42001), ``fail(errcode, times=, path=)`` (inject 45009, -1, 40001, ... for the next calls),
-``fail_http(status, times=)``, ``block_ip()``, ``delete_material(media_id)``. Every request is recorded in
-``requests`` with its raw body.
+``fail_http(status, times=)``, ``block_ip()``, ``delete_material(media_id)``, ``finish_jobs()`` (WeChat publishes a
+submitted draft on its own, whether anyone polls or not: every job ends now) and ``live_articles()``. Every request
+is recorded in ``requests`` with its raw body.
 
 Usage::
 
@@ -196,6 +197,20 @@ class WeChatServer(StandIn):
             self.stats[(day.isoformat(), msgid)] = _Stats(read_user=read_user, share_user=share_user, sources=[
                 {"user_count": read_user, "scene_desc": "全部"}])
 
+    def finish_jobs(self) -> list[dict]:
+        """Every submitted job ends now, as WeChat finishes them whether or not anyone polls (a successful one puts
+        its article on the account); returns the articles live on the account."""
+        with self._lock:
+            for publish_id, job in self.jobs.items():
+                job.polls_left = 0
+                if job.outcome == 0:
+                    self._article(publish_id, job)
+        return self.live_articles()
+
+    def live_articles(self) -> list[dict]:
+        with self._lock:
+            return [article for article in self.articles.values() if not article["deleted"]]
+
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:
             return [r for r in self.requests if r.path == path]
@@ -346,17 +361,21 @@ class WeChatServer(StandIn):
             return {"publish_id": publish_id, "publish_status": 1, "fail_idx": []}
         if job.outcome != 0:
             return {"publish_id": publish_id, "publish_status": job.outcome, "fail_idx": [1]}
+        article = self._article(publish_id, job)
+        if article["deleted"]:
+            return {"publish_id": publish_id, "publish_status": 5, "article_id": job.article_id, "fail_idx": []}
+        return {"publish_id": publish_id, "publish_status": 0, "article_id": job.article_id,
+                "article_detail": {"count": 1, "item": [{"idx": 1, "article_url": article["url"]}]}, "fail_idx": []}
+
+    def _article(self, publish_id: str, job: _Job) -> dict:
+        """The article a successful job put on the account (created when the job ends)."""
         if not job.article_id:
             job.article_id = secrets.token_urlsafe(32)
             self.articles[job.article_id] = {
                 "publish_id": publish_id, "msg_data_id": job.msg_data_id, "deleted": False,
                 "article": job.draft["articles"][0],
                 "url": f"http://mp.weixin.qq.com/s?__biz=MzA{job.msg_data_id}&mid={job.msg_data_id}&idx=1"}
-        article = self.articles[job.article_id]
-        if article["deleted"]:
-            return {"publish_id": publish_id, "publish_status": 5, "article_id": job.article_id, "fail_idx": []}
-        return {"publish_id": publish_id, "publish_status": 0, "article_id": job.article_id,
-                "article_detail": {"count": 1, "item": [{"idx": 1, "article_url": article["url"]}]}, "fail_idx": []}
+        return self.articles[job.article_id]
 
     def _delete(self, record: RecordedRequest) -> dict:
         data = self._json(record)
