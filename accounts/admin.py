@@ -73,5 +73,6 @@ class InvitationAdmin(TenantScopedAdmin):
                 invitation_resend(invitation=invitation, actor=request.user)
                 sent += 1
             except ApplicationError as exc:
-                self.message_user(request, f"{invitation.email}: {exc.message}", messages.WARNING)
+                self.message_user(request, _("%(email)s: %(reason)s")
+                                  % {"email": invitation.email, "reason": exc.message}, messages.WARNING)
         self.message_user(request, _("%(n)d invitation(s) sent again.") % {"n": sent}, messages.SUCCESS)

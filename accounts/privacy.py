@@ -1,9 +1,11 @@
 """A person's data: download it (JSON) or erase it.
 
 Each app registers what it holds about a person on a storefront: an exporter returning JSON-ready data and an
-eraser that deletes or pseudonymises it. Both run inside that storefront's tenant scope, once per storefront the
-person belongs to. Financial records (orders, ledger postings) are kept as the law requires; their erasers only
-cut the link to the person's identity where the law allows.
+eraser that deletes or pseudonymises it. Both run inside that storefront's tenant scope, once per storefront holding
+anything of the person's (``selectors.tenants_holding_user_data``: a membership, any row with a ``user`` column, or
+an invitation to one of their addresses), not only where they are still a member. Financial records (orders,
+ledger postings) are kept as the law requires; their erasers only cut the link to the person's identity where the
+law allows.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ from typing import Any
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError
 from marketplace.models import AuditLog, Tenant
 from marketplace.services import audit_log_write
 from marketplace.tenancy import each_tenant
 
-from .models import Membership, Role, User
-from .selectors import tenants_of_user
+from .models import Invitation, Membership, Role, User
+from .selectors import tenants_holding_user_data, user_email_addresses
 
 Exporter = Callable[[User, Tenant], Any]
 Eraser = Callable[[User, Tenant], None]
@@ -38,9 +42,42 @@ def register(name: str, *, exporter: Exporter | None = None, eraser: Eraser | No
         _erasers[name] = eraser
 
 
-def _export_membership(user: User, tenant: Tenant) -> dict:
-    m = Membership.objects.get(user=user)
-    return {"role": m.role, "joined_at": m.created_at.isoformat()}
+# What an erased person's address becomes where the row itself must stay (invitations, audit entries).
+ERASED_EMAIL = "erased@erased.invalid"
+_AUDIT_EMAIL_KEYS = ("email", "owner_email")  # data keys of "invitation.created" and "tenant.onboarded"
+
+
+def _export_membership(user: User, tenant: Tenant) -> dict | None:
+    m = Membership.objects.filter(user=user).first()  # None where the team removed them but kept their data
+    return {"role": m.role, "joined_at": m.created_at.isoformat()} if m else None
+
+
+def _export_invitations(user: User, tenant: Tenant) -> list[dict]:
+    return [
+        {"role": i.role, "sent_at": i.created_at.isoformat(),
+         "accepted_at": i.accepted_at.isoformat() if i.accepted_at else None}
+        for i in Invitation.objects.filter(email__in=user_email_addresses(user=user))
+    ]
+
+
+def _erase_invitations(user: User, tenant: Tenant) -> None:
+    """Take the person's addresses out of invitations and of the audit entries that name them; keep both rows.
+
+    The team keeps its record of who was invited as what and when. A pending invitation also expires: its link
+    would otherwise open an account under the placeholder address.
+    """
+    emails = user_email_addresses(user=user)
+    invitations = Invitation.objects.filter(email__in=emails)
+    invitations.filter(accepted_at__isnull=True).update(expires_at=timezone.now())
+    invitations.update(email=ERASED_EMAIL)
+    naming = Q()
+    for email in emails:
+        for key in _AUDIT_EMAIL_KEYS:
+            naming |= Q(**{f"data__{key}__iexact": email})
+    for entry in AuditLog.objects.filter(naming):
+        entry.data = {key: ERASED_EMAIL if key in _AUDIT_EMAIL_KEYS and str(value).lower() in emails else value
+                      for key, value in entry.data.items()}
+        entry.save(update_fields=["data"])
 
 
 def _export_activity(user: User, tenant: Tenant) -> list[dict]:
@@ -56,13 +93,14 @@ def _erase_activity(user: User, tenant: Tenant) -> None:
 
 def register_builtin() -> None:
     register("membership", exporter=_export_membership)
+    register("invitations", exporter=_export_invitations, eraser=_erase_invitations)
     register("activity", exporter=_export_activity, eraser=_erase_activity)
 
 
 def user_data_export(*, user: User) -> dict:
-    """Everything Zhiku holds about ``user``, across every storefront they joined."""
+    """Everything Zhiku holds about ``user``, across every storefront holding anything of theirs."""
     storefronts = []
-    for tenant in each_tenant(tenants_of_user(user=user)):
+    for tenant in each_tenant(tenants_holding_user_data(user=user)):
         entry = {"storefront": tenant.slug, "name": tenant.name}
         entry.update({name: exporter(user, tenant) for name, exporter in _exporters.items()})
         storefronts.append(entry)
@@ -94,12 +132,13 @@ def user_erase(*, user: User) -> None:
     in again; every session dies with the password hash. Refused while the person is the only owner of a
     storefront, which would otherwise be left without anyone to run it.
     """
-    tenants = tenants_of_user(user=user)
+    tenants = tenants_holding_user_data(user=user)
     for tenant in each_tenant(tenants):
         if Membership.objects.filter(user=user, role=Role.OWNER).exists() and \
                 Membership.objects.filter(role=Role.OWNER).count() == 1:
             raise ApplicationError(
-                f"You are the only owner of {tenant.name}: make someone else an owner before deleting your account.",
+                _("You are the only owner of %(storefront)s: make someone else an owner before deleting your "
+                  "account.") % {"storefront": tenant.name},
                 code="sole_owner", extra={"storefront": tenant.slug})
     pseudonym = f"erased-{uuid.uuid4().hex[:16]}"
     for tenant in each_tenant(tenants):

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
@@ -51,10 +52,10 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User
     try:
         validate_email(email)
     except ValidationError as exc:
-        raise ApplicationError("Enter a valid email address.", code="invalid_email",
+        raise ApplicationError(_("Enter a valid email address."), code="invalid_email",
                                extra={"fields": {"email": exc.messages}}) from exc
     if role not in Role.values or role == Role.LEARNER:
-        raise ApplicationError("Invitations are for owners, staff and creators.", code="invalid_role")
+        raise ApplicationError(_("Invitations are for owners, staff and creators."), code="invalid_role")
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant, email=email, role=role, token_hash=hash_token(token), invited_by=invited_by,
@@ -81,17 +82,17 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
     invitation = invitation_get_usable(token=token, for_update=True)
     if user is None:
         if User.objects.filter(email__iexact=invitation.email).exists():
-            raise ApplicationError("An account with this email address already exists: sign in to accept.",
+            raise ApplicationError(_("An account with this email address already exists: sign in to accept."),
                                    code="login_required", status=403)
         try:
             validate_password(password or "", user=User(email=invitation.email))
         except ValidationError as exc:
-            raise ApplicationError("Choose a stronger password.", code="weak_password",
+            raise ApplicationError(_("Choose a stronger password."), code="weak_password",
                                    extra={"fields": {"password1": exc.messages}}) from exc
         user = User.objects.create_user(email=invitation.email, password=password)
     elif user.email.lower() != invitation.email:
-        raise ApplicationError(f"This invitation was sent to {invitation.email}; sign in with that address.",
-                               code="invitation_email_mismatch", status=403)
+        raise ApplicationError(_("This invitation was sent to %(email)s; sign in with that address.")
+                               % {"email": invitation.email}, code="invitation_email_mismatch", status=403)
     EmailAddress.objects.update_or_create(user=user, email=invitation.email,
                                           defaults={"verified": True, "primary": True})
     membership = membership_grant(tenant=tenant, user=user, role=invitation.role, actor=user)
@@ -107,7 +108,7 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
 def invitation_resend(*, invitation: Invitation, actor: User) -> str:
     """Give a pending invitation a fresh token and expiry, and email it again; the old link stops working."""
     if invitation.is_accepted:
-        raise ApplicationError("This invitation has already been accepted.", code="invitation_used")
+        raise ApplicationError(_("This invitation has already been accepted."), code="invitation_used")
     token = secrets.token_urlsafe(32)
     invitation.token_hash = hash_token(token)
     invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)

@@ -4,9 +4,10 @@ from django import forms
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
+from marketplace.errors import ApplicationError
 from marketplace.money import CURRENCY_EXPONENTS
 
-from .models import Category, ContentItem, Level, Review
+from .models import Category, ContentItem, Lesson, Level, Review
 
 SORT_CHOICES = [
     ("", _("Best match / newest")),
@@ -65,3 +66,41 @@ class ReviewForm(forms.ModelForm):
         model = Review
         fields = ["rating", "body"]
         widgets = {"body": forms.Textarea(attrs={"rows": 4})}
+
+
+# The progress columns are PositiveIntegerFields: PostgreSQL stores at most 2**31 - 1 in them.
+POSITION_MAX = 2**31 - 1
+
+
+class ProgressForm(forms.Form):
+    """What the player (or the "mark complete" button) reports: the lesson, the media position and completion.
+
+    A position that is not a finite number is refused; a finite one is kept between 0 and the length of the lesson
+    (or of the item) when that is known, else within what the column holds, because players report positions a
+    little past the end and a clamped position still resumes correctly.
+    """
+
+    lesson = forms.ModelChoiceField(queryset=Lesson.objects.none(), required=False,
+                                    error_messages={"invalid_choice": _("That lesson is not part of this item.")})
+    position = forms.FloatField(required=False,
+                                error_messages={"invalid": _("The position must be a number of seconds.")})
+    completed = forms.BooleanField(required=False)
+
+    def __init__(self, *args, item: ContentItem, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.item = item
+        self.fields["lesson"].queryset = item.lessons.all()
+
+    def clean(self):
+        cleaned = super().clean()
+        if "lesson" in cleaned and "position" in cleaned:
+            lesson = cleaned["lesson"]
+            length = lesson.duration_seconds if lesson is not None else self.item.duration_minutes * 60
+            position = int(cleaned["position"] or 0)  # finite here: FloatField refuses inf and nan
+            cleaned["position"] = min(max(position, 0), length or POSITION_MAX)
+        return cleaned
+
+    def first_error(self) -> ApplicationError:
+        """The first invalid field as an ApplicationError, ``invalid_<field>``, for the JSON reply or error page."""
+        field, errors = next(iter(self.errors.items()))
+        return ApplicationError(errors[0], code=f"invalid_{field}", extra={"field": field})

@@ -437,13 +437,20 @@ def convert_duration(value: str) -> int:
     return int((seconds / 60).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+_SLASH_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})([T ].+)?")
+
+
 def convert_datetime(value: str) -> datetime:
-    """An ISO 8601 timestamp; one without an offset is in the site's time zone (settings.TIME_ZONE)."""
+    """An ISO 8601 timestamp; one without an offset is in the site's time zone (settings.TIME_ZONE).
+
+    Spreadsheets also write ``2025/3/1``: such a date, alone or followed by a time after ``T`` or a space as in an ISO
+    timestamp, is read as the dashed date. Anything else after the day is left to the ISO parser, which refuses it.
+    """
     text = value.strip()
-    if re.match(r"\d{4}/\d{1,2}/\d{1,2}", text):
-        date, _sep, rest = text.partition(" ")
-        year, month, day = date.split("/")
-        text = f"{year}-{int(month):02d}-{int(day):02d}" + (f" {rest}" if rest else "")
+    slash_date = _SLASH_DATE.fullmatch(text)
+    if slash_date:
+        year, month, day, rest = slash_date.groups()
+        text = f"{year}-{int(month):02d}-{int(day):02d}{rest or ''}"
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
@@ -584,7 +591,7 @@ class _Catalog:
                 self.by_external_id[external_id] = (pk, title)
         self.slugs = set(self.by_slug)
         self.editable = None if editable_items is None else set(editable_items.values_list("pk", flat=True))
-        self.categories: dict[str, Category] = {}
+        self.categories: dict[str, Category] = {}  # by name.casefold()
         self.category_slugs: set[str] = set()
         for category in Category.objects.filter(tenant=tenant):
             self._remember_category(category)
@@ -592,11 +599,15 @@ class _Catalog:
 
     def _remember_category(self, category: Category) -> None:
         self.categories.setdefault(category.name.casefold(), category)
-        self.categories.setdefault(category.slug, category)
         self.category_slugs.add(category.slug)
 
     def category(self, name: str) -> Category | None:
-        return self.categories.get(name.casefold()) or self.categories.get(slugify(name, allow_unicode=True))
+        """The category of that name, ignoring case only.
+
+        Not by slug: different names can slugify alike ("C++" and "C#" both to "c"), and a row must never be
+        filed under another category without a word in the preview.
+        """
+        return self.categories.get(name.casefold())
 
     def match(self, external_id: str, slug: str) -> tuple[int, str] | None:
         """The existing item a row stands for: same external id, else same slug unless its external id differs."""
@@ -714,8 +725,8 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
         if outcome.action == "create":
             outcome.item.slug = catalog.unique_slug(outcome.slug, catalog.slugs, 200)
         # A category is new once: on the first good row that names it.
-        fresh = [n for n in outcome.new_categories if slugify(n, allow_unicode=True) not in announced]
-        announced.update(slugify(n, allow_unicode=True) for n in outcome.new_categories)
+        fresh = [n for n in outcome.new_categories if n.casefold() not in announced]
+        announced.update(n.casefold() for n in outcome.new_categories)
         outcome.new_categories = fresh
     report = ImportReport(headers=list(headers), rows=outcomes, dry_run=dry_run,
                           new_categories=[n for o in outcomes for n in o.new_categories])
@@ -757,8 +768,12 @@ def _insert(model, objects: list) -> None:
             obj.save(force_insert=True)
 
 
-def _new_key(name: str) -> str:
-    return slugify(name, allow_unicode=True) or name.casefold()
+_SLUG_SYMBOLS = str.maketrans({"+": " plus ", "#": " sharp "})
+
+
+def _category_slug(name: str) -> str:
+    """A slug that keeps what "+" and "#" mean ("C++" -> "c-plus-plus", "C#" -> "c-sharp") rather than dropping them."""
+    return slugify(name.translate(_SLUG_SYMBOLS), allow_unicode=True) or "category"
 
 
 class _RowWriter:
@@ -776,12 +791,11 @@ class _RowWriter:
 
     # Categories and tags: found, or made (unsaved) and remembered as pending.
     def _category(self, name: str) -> tuple[Category, bool]:
-        found = self.catalog.category(name) or self.pending_categories.get(_new_key(name))
+        found = self.catalog.category(name) or self.pending_categories.get(name.casefold())
         if found is not None:
             return found, False
-        slug = self.catalog.unique_slug(slugify(name, allow_unicode=True) or "category",
-                                        self.catalog.category_slugs, 100)
-        category = self.pending_categories[_new_key(name)] = Category(tenant=self.tenant, name=name, slug=slug)
+        slug = self.catalog.unique_slug(_category_slug(name), self.catalog.category_slugs, 100)
+        category = self.pending_categories[name.casefold()] = Category(tenant=self.tenant, name=name, slug=slug)
         return category, True
 
     def _tag(self, name: str) -> tuple[Tag, bool]:

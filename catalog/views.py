@@ -30,7 +30,7 @@ from recommender import storefront as recommendations
 
 from . import selectors, services
 from .access import can_access
-from .forms import BrowseForm, ReviewForm
+from .forms import BrowseForm, ProgressForm, ReviewForm
 from .media import media_response
 from .models import ContentItem, Lesson
 
@@ -201,21 +201,35 @@ def learn(request, slug: str, lesson_id: int | None = None):
 @storefront_only
 @require_POST
 def progress(request, slug: str):
-    """Record progress from the player (JSON reply) or from the "mark complete" button (redirect)."""
+    """Record progress from the player (JSON reply) or from the "mark complete" button (redirect).
+
+    Refusals reach the player as ``{"error": {"code", "message", "extra"}}`` with their status, and the button as the
+    storefront's error page.
+    """
     item = selectors.item_for_storefront(slug=slug, user=request.user)
-    lesson = None
-    if request.POST.get("lesson"):
-        lesson = get_object_or_404(Lesson, pk=request.POST["lesson"], item=item)
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    form = ProgressForm(request.POST, item=item)
     try:
-        position = int(float(request.POST.get("position") or 0))
-    except ValueError:
-        position = 0
-    record = services.progress_record(user=request.user, item=item, lesson=lesson, position_seconds=position,
-                                      completed=request.POST.get("completed") in ("1", "true", "on"))
-    if request.headers.get("Accept", "").startswith("application/json"):
+        if not form.is_valid():
+            error = form.first_error()
+            raise error
+        record = services.progress_record(user=request.user, item=item, lesson=form.cleaned_data["lesson"],
+                                          position_seconds=form.cleaned_data["position"],
+                                          completed=form.cleaned_data["completed"])
+    except ApplicationError as exc:
+        if not wants_json:
+            raise
+        return _json_error(exc)
+    if wants_json:
         return JsonResponse({"percent": record.percent, "completed": record.completed_at is not None})
     target = request.POST.get("next") or reverse("catalog:item", args=[item.slug])
     return HttpResponseRedirect(target if target.startswith("/") and not target.startswith("//") else "/")
+
+
+def _json_error(error: ApplicationError) -> JsonResponse:
+    """An ApplicationError in the shape the API uses, for the storefront's own scripts."""
+    return JsonResponse({"error": {"code": error.code, "message": error.message, "extra": error.extra}},
+                        status=error.status)
 
 
 @storefront_only

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .admin_site import MissingObjectIs404, ReadOnlyAdminMixin, TenantScopedAdmin
 from .errors import ApplicationError
-from .models import AuditLog, Domain, Tenant, hostname_validator
+from .models import AuditLog, Domain, Tenant, hostname_validator, validate_storefront_host
 from .services import tenant_onboard
 
 
@@ -22,9 +22,11 @@ class OnboardingForm(forms.ModelForm):
         fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "currency", "owner_email"]
 
     def clean_host(self):
+        """Refused here, next to the field: a host taken by another storefront, or one that cannot reach this one."""
         host = self.cleaned_data["host"].strip().lower()
         if Domain.objects.filter(host=host).exists():
-            raise forms.ValidationError(_("This domain already serves another storefront."))
+            raise forms.ValidationError(_("This domain already serves another storefront."), code="host_taken")
+        validate_storefront_host(host)
         return host
 
 

@@ -67,6 +67,9 @@ class ApplicationErrorMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, ApplicationError):
             return None
+        # The page is rendered first: once the transaction is marked for rollback no query may run, and the page
+        # reads the signed-in person (not loaded yet if the view raised early) and the storefront's menu.
+        response = render(request, "error.html", {"error": exception}, status=exception.status)
         if transaction.get_connection().in_atomic_block:
             transaction.set_rollback(True)
-        return render(request, "error.html", {"error": exception}, status=exception.status)
+        return response

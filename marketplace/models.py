@@ -1,6 +1,7 @@
 """Tenants, their hosts, and the audit trail: the global tables every other app hangs off."""
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -17,10 +18,28 @@ RESERVED_SLUGS = {"www", "admin", "api", "static", "media", "platform", "zhiku"}
 
 
 def validate_slug_not_reserved(value: str) -> None:
-    from django.core.exceptions import ValidationError
-
     if value in RESERVED_SLUGS:
         raise ValidationError(_("“%(slug)s” is reserved; choose another."), params={"slug": value})
+
+
+def validate_storefront_host(host: str, *, tenant_id: int | None = None) -> None:
+    """Refuse a host that cannot serve the storefront ``tenant_id`` (None: one being onboarded).
+
+    A platform host (``PLATFORM_HOSTS``) never reaches a storefront, so the storefront and its owner's invitation
+    link would be unreachable. A development host ``<slug><TENANT_DEV_HOST_SUFFIX>`` of another storefront (active
+    or not) is how that storefront answers today, and a domain row for it would take its visitors over. A host
+    already in the domain table is left to the unique constraint.
+    """
+    host = host.lower().rstrip(".")
+    if host in {h.lower() for h in settings.PLATFORM_HOSTS}:
+        raise ValidationError(_("“%(host)s” is the platform's own host; a storefront needs a host of its own."),
+                              code="platform_host", params={"host": host})
+    suffix = settings.TENANT_DEV_HOST_SUFFIX
+    if suffix and host.endswith(suffix) and host.count(".") == suffix.count("."):
+        other = Tenant.objects.filter(slug=host[: -len(suffix)]).exclude(pk=tenant_id).first()
+        if other is not None:
+            raise ValidationError(_("“%(host)s” already serves the storefront “%(name)s”."),
+                                  code="host_taken", params={"host": host, "name": other.name})
 
 
 class Tenant(models.Model):
@@ -78,6 +97,14 @@ class Domain(models.Model):
 
     def __str__(self) -> str:
         return self.host
+
+    def clean(self):
+        super().clean()
+        if self.host:
+            try:
+                validate_storefront_host(self.host, tenant_id=self.tenant_id)
+            except ValidationError as exc:
+                raise ValidationError({"host": exc}) from exc
 
 
 class TenantOwned(models.Model):

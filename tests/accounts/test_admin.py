@@ -4,6 +4,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from accounts.models import Invitation, Membership, Role
+from marketplace.errors import ApplicationError
 from marketplace.models import AuditLog, Domain, Tenant
 from tests.conftest import host_client
 from tests.factories import MembershipFactory, UserFactory, enable_totp, member
@@ -139,6 +140,10 @@ class TestOnboarding:
 
     @pytest.mark.parametrize("field,value", [
         ("host", "alpha.test"),          # already serves another storefront
+        ("host", "alpha.localhost"),     # another storefront's development host
+        ("host", "localhost"),           # the platform's own hosts: the storefront would be unreachable
+        ("host", "127.0.0.1"),
+        ("host", "testserver"),
         ("host", "not a host"),
         ("slug", "alpha"),               # taken
         ("slug", "admin"),               # reserved
@@ -157,6 +162,21 @@ class TestOnboarding:
         with scopes_disabled():
             assert not Invitation.objects.exists()
         assert mail.outbox == []
+
+    def test_no_storefront_host_can_be_a_platform_host_or_another_storefronts(
+            self, operator, tenant_a, tenant_b, django_capture_on_commit_callbacks):
+        from marketplace.services import domain_add
+
+        for host in ("localhost", "beta.localhost"):
+            with pytest.raises(ApplicationError) as refused:
+                domain_add(tenant=tenant_a, host=host)
+            assert "host" in refused.value.extra["fields"]
+        # A storefront's own development host is its to take, also while it is being onboarded.
+        assert domain_add(tenant=tenant_a, host="alpha.localhost").host == "alpha.localhost"
+        with django_capture_on_commit_callbacks(execute=True):
+            response = host_client("localhost", operator).post(self.url, self.form(host="gamma.localhost"))
+        assert response.status_code == 302
+        assert Domain.objects.get(tenant__slug="gamma").host == "gamma.localhost"
 
     def test_operator_sees_every_tenant_on_the_platform_host(self, operator, tenant_a, tenant_b):
         MembershipFactory(tenant=tenant_a)

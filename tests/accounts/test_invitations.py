@@ -134,3 +134,18 @@ def test_operator_and_owner_mfa_seeded_accounts_reach_admin(tenant_a):
     with scopes_disabled():
         Membership.objects.create(tenant=tenant_a, user=owner, role=Role.OWNER)
     assert host_client("alpha.test", owner).get("/admin/").status_code == 200
+
+
+def test_an_invitation_for_someone_else_is_refused_in_the_visitors_language(tenant_a):
+    from django.conf import settings
+
+    from tests.factories import member
+
+    with scopes_disabled():
+        _invitation, token = invitation_create(tenant=tenant_a, email="new.staff@example.com", role=Role.STAFF,
+                                               invited_by=None)
+    client = host_client("alpha.test", member(tenant_a, email="other@example.com"))
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    response = client.post(f"/invitations/{token}/")
+    assert response.status_code == 403
+    assert "此邀请发送给 new.staff@example.com" in response.content.decode()

@@ -75,3 +75,82 @@ def test_only_owner_cannot_delete_until_ownership_is_shared(tenant_a):
     member(tenant_a, Role.OWNER)
     assert host_client("alpha.test", owner).post("/account/privacy/delete/",
                                                  {"password": PASSWORD, "confirm": "on"}).status_code == 200
+
+
+def test_deleting_an_account_erases_its_email_from_invitations_and_the_audit_log(
+        tenant_a, tenant_b, django_capture_on_commit_callbacks):
+    from accounts.models import Invitation
+    from accounts.services import invitation_accept, invitation_create
+    from marketplace.tenancy import each_tenant
+    from tests.factories import enable_totp
+
+    member(tenant_a, Role.OWNER)
+    with scopes_disabled():
+        _invitation, token = invitation_create(tenant=tenant_a, email="mei@example.com", role=Role.STAFF,
+                                               invited_by=None)
+        # beta invited her too; she never answered, so she holds no membership there.
+        pending, pending_token = invitation_create(tenant=tenant_b, email="Mei@Example.com", role=Role.CREATOR,
+                                                   invited_by=None)
+    for _tenant in each_tenant([tenant_a]):
+        staff = invitation_accept(tenant=tenant_a, token=token, user=None, password=PASSWORD).user
+    enable_totp(staff)
+    response = host_client("alpha.test", staff).post("/account/privacy/delete/",
+                                                     {"password": PASSWORD, "confirm": "on"})
+    assert response.status_code == 200
+    with scopes_disabled():
+        invitations = list(Invitation.objects.order_by("tenant_id"))
+        logged = list(AuditLog.objects.filter(action="invitation.created").order_by("tenant_id"))
+    assert [i.tenant for i in invitations] == [tenant_a, tenant_b]
+    assert all("mei" not in i.email.lower() for i in invitations)
+    # The entries stay, without the address.
+    assert [entry.tenant for entry in logged] == [tenant_a, tenant_b]
+    assert all("mei" not in json.dumps(entry.data).lower() for entry in logged)
+    assert logged[0].data["role"] == Role.STAFF
+    # Her old link to beta no longer opens an account under the erased address.
+    assert host_client("beta.test").get(f"/invitations/{pending_token}/").status_code == 410
+
+
+def test_export_and_erasure_reach_a_storefront_that_removed_the_membership(tenant_a, tenant_b):
+    from django.urls import reverse
+
+    from catalog.models import ItemProgress, Review
+    from catalog.services import progress_record, review_save
+    from marketplace.tenancy import each_tenant
+    from tests.factories import catalog_item
+
+    item = catalog_item(tenant_a, title="Free talk")
+    learner = member(tenant_a, email="lin@example.com")
+    for _tenant in each_tenant([tenant_a]):
+        review_save(user=learner, item=item, rating=2, body="My honest words, signed Lin")
+        progress_record(user=learner, item=item, position_seconds=30)
+    owner = member(tenant_a, Role.OWNER, mfa=True)
+    with scopes_disabled():
+        membership = Membership.objects.get(tenant=tenant_a, user=learner)
+    removed = host_client("alpha.test", owner).post(reverse("admin:accounts_membership_delete", args=[membership.pk]),
+                                                    {"post": "yes"})
+    assert removed.status_code == 302
+    MembershipFactory(tenant=tenant_b, user=learner)
+
+    # They still have a review and progress on alpha, and ask for their data from beta.
+    exported = json.loads(host_client("beta.test", learner).get("/account/privacy/export/").content)
+    alpha = next(s for s in exported["storefronts"] if s["storefront"] == "alpha")
+    assert alpha["membership"] is None
+    assert [r["body"] for r in alpha["catalog"]["reviews"]] == ["My honest words, signed Lin"]
+    assert host_client("beta.test", learner).post("/account/privacy/delete/",
+                                                  {"password": PASSWORD, "confirm": "on"}).status_code == 200
+    with scopes_disabled():
+        assert Review.objects.get(item=item).body == ""
+        assert not ItemProgress.objects.filter(user=learner).exists()
+        assert AuditLog.objects.filter(tenant=tenant_a, action="user.erased").exists()
+
+
+def test_the_sole_owner_refusal_is_in_the_visitors_language(tenant_a):
+    from django.conf import settings
+
+    owner = member(tenant_a, Role.OWNER, mfa=True)
+    client = host_client("alpha.test", owner)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    response = client.post("/account/privacy/delete/", {"password": PASSWORD, "confirm": "on"})
+    assert response.status_code == 400
+    errors = str(response.context["delete_form"].non_field_errors())
+    assert "你是" in errors and "唯一的所有者" in errors, errors

@@ -130,6 +130,8 @@ def test_bad_durations(cell):
     ("2025-03-01T11:30:00Z", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
     ("2025-03-01 11:30", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),  # naive: the site's zone (UTC)
     ("2025/3/1 11:30", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
+    ("2025/03/01T19:30", datetime(2025, 3, 1, 19, 30, tzinfo=UTC)),
+    ("2025/03/01T19:30:00+08:00", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
     ("2025-03-01", datetime(2025, 3, 1, tzinfo=UTC)),
 ])
 def test_iso_timestamps_become_aware(cell, moment):
@@ -140,6 +142,17 @@ def test_iso_timestamps_become_aware(cell, moment):
 def test_a_timestamp_that_is_not_iso_is_an_error():
     with pytest.raises(CellError):
         convert_datetime("next Tuesday")
+
+
+@pytest.mark.parametrize("cell", ["2025/3/1x", "2025/3/1/2", "2025/3/1Tnoon"])
+def test_a_bad_slash_date_is_a_row_error_in_the_preview(tenant_a, cell):
+    data = f"Title,Kind,Starts at\nWebinar,live,{cell}\n".encode()
+    table = import_file_read(data=data)
+    mapping = {"Title": "title", "Kind": "kind", "Starts at": "starts_at"}
+    with scope(tenant=tenant_a):
+        preview = catalog_import_dry_run(tenant=tenant_a, rows=table.rows, mapping=mapping, headers=table.headers)
+    assert [(r.number, r.action) for r in preview.rows] == [(2, "error")]
+    assert f"“{cell}” is not an ISO 8601 date and time" in " ".join(preview.rows[0].reasons)
 
 
 @pytest.mark.parametrize(("cell", "kind"), [
@@ -274,6 +287,25 @@ def test_the_dry_run_writes_nothing_and_agrees_with_the_run(tenant_a, python_cat
     with scope(tenant=tenant_a):
         assert sorted(Category.objects.values_list("name", flat=True)) == ["New Cat", "Python"]
         assert set(ContentItem.objects.get(title="Two").categories.values_list("name", flat=True)) == {"New Cat"}
+
+
+def test_categories_whose_names_slugify_alike_are_kept_apart(tenant_a):
+    with scope(tenant=tenant_a):
+        Category.objects.create(tenant=tenant_a, name="C", slug="c")
+    data = b"Title,Category\nPointers,C++\nLINQ,C#\nMalloc,c\n"
+    table = import_file_read(data=data)
+    mapping = {"Title": "title", "Category": "categories"}
+    with scope(tenant=tenant_a):
+        preview = catalog_import_dry_run(tenant=tenant_a, rows=table.rows, mapping=mapping, headers=table.headers,
+                                         options={"create_missing_categories": True})
+        assert preview.new_categories == ["C++", "C#"]
+        catalog_import_run(tenant=tenant_a, actor=None, rows=table.rows, mapping=mapping, headers=table.headers,
+                           options=ImportOptions(create_missing_categories=True))
+        slugs = dict(Category.objects.values_list("name", "slug"))
+    assert slugs == {"C": "c", "C++": "c-plus-plus", "C#": "c-sharp"}
+    got = items(tenant_a)
+    assert [[c.name for c in got[title].categories.all()] for title in ("Pointers", "LINQ", "Malloc")] == [
+        ["C++"], ["C#"], ["C"]]
 
 
 def test_a_row_failing_half_way_leaves_no_item_and_no_category_behind(tenant_a, monkeypatch):

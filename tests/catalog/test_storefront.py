@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_scopes import scope, scopes_disabled
 
-from catalog.models import ContentItem, ItemProgress, Review
+from catalog.models import ContentItem, ItemProgress, LessonProgress, Review
 from tests.conftest import clear_cache, host_client
 from tests.factories import catalog_creator, catalog_item, grant, member
 
@@ -178,6 +178,47 @@ def test_progress_needs_access(tenant_a):
     assert response.status_code == 403
     with scope(tenant=tenant_a):
         assert not ItemProgress.objects.exists()
+
+
+@pytest.mark.parametrize(("data", "code"), [
+    ({"lesson": "abc"}, "invalid_lesson"),
+    ({"position": "inf"}, "invalid_position"),
+    ({"position": "nan"}, "invalid_position"),
+    ({"position": "ten"}, "invalid_position"),
+])
+def test_the_player_gets_a_clear_error_for_bad_progress_input(tenant_a, data, code):
+    item = catalog_item(tenant_a, title="Free course", kind="course", lessons=2)
+    client = host_client("alpha.test", member(tenant_a))
+    response = client.post(f"/item/{item.slug}/progress/", data, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == code and error["extra"]["field"] in data and error["message"]
+    # The "mark complete" button (no JSON) gets the storefront's error page, not a 500.
+    assert client.post(f"/item/{item.slug}/progress/", data).status_code == 400
+    with scope(tenant=tenant_a):
+        assert not ItemProgress.objects.exists()
+
+
+def test_a_position_past_the_end_is_kept_within_the_lesson(tenant_a):
+    item = catalog_item(tenant_a, title="Free course", kind="course", lessons=2)
+    learner = member(tenant_a)
+    with scope(tenant=tenant_a):
+        first, second = list(item.lessons.order_by("position"))
+        first.duration_seconds = 600
+        first.save(update_fields=["duration_seconds"])
+    client = host_client("alpha.test", learner)
+    for lesson, position in ((first, "1e20"), (second, "-5")):
+        response = client.post(f"/item/{item.slug}/progress/", {"lesson": lesson.id, "position": position},
+                               HTTP_ACCEPT="application/json")
+        assert response.status_code == 200
+    with scope(tenant=tenant_a):
+        positions = dict(LessonProgress.objects.filter(user=learner).values_list("lesson_id", "position_seconds"))
+    # The first lesson's length is known; the second's is not, so its position only has to fit the column.
+    assert positions == {first.id: 600, second.id: 0}
+    client.post(f"/item/{item.slug}/progress/", {"lesson": second.id, "position": "1e20"},
+                HTTP_ACCEPT="application/json")
+    with scope(tenant=tenant_a):
+        assert LessonProgress.objects.get(user=learner, lesson=second).position_seconds == 2**31 - 1
 
 
 def test_reviews_one_per_learner_only_with_access(tenant_a):
