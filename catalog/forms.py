@@ -84,12 +84,16 @@ class ProgressForm(forms.Form):
                                     error_messages={"invalid_choice": _("That lesson is not part of this item.")})
     position = forms.FloatField(required=False,
                                 error_messages={"invalid": _("The position must be a number of seconds.")})
-    completed = forms.BooleanField(required=False)
+    # The player sends "1" or "0", the button "1": a checkbox field would read "0" as ticked.
+    completed = forms.CharField(required=False)
 
     def __init__(self, *args, item: ContentItem, **kwargs):
         super().__init__(*args, **kwargs)
         self.item = item
         self.fields["lesson"].queryset = item.lessons.all()
+
+    def clean_completed(self) -> bool:
+        return self.cleaned_data["completed"].lower() in ("1", "true", "on")
 
     def clean(self):
         cleaned = super().clean()

@@ -221,6 +221,22 @@ def test_a_position_past_the_end_is_kept_within_the_lesson(tenant_a):
         assert LessonProgress.objects.get(user=learner, lesson=second).position_seconds == 2**31 - 1
 
 
+def test_the_players_position_reports_complete_a_lesson_only_when_it_says_so(tenant_a):
+    """The player reports ``completed=0`` while playing and ``1`` at the end; the button sends ``1``."""
+    item = catalog_item(tenant_a, title="Free course", kind="course", lessons=2)
+    learner = member(tenant_a)
+    with scope(tenant=tenant_a):
+        first, second = list(item.lessons.order_by("position"))
+    client = host_client("alpha.test", learner)
+    for completed in ("0", "false", ""):
+        response = client.post(f"/item/{item.slug}/progress/", {"lesson": first.id, "position": "3",
+                                                                "completed": completed}, HTTP_ACCEPT="application/json")
+        assert response.json() == {"percent": 0, "completed": False}, completed
+    response = client.post(f"/item/{item.slug}/progress/", {"lesson": second.id, "completed": "1"},
+                           HTTP_ACCEPT="application/json")
+    assert response.json() == {"percent": 50, "completed": False}
+
+
 def test_reviews_one_per_learner_only_with_access(tenant_a):
     item = catalog_item(tenant_a, title="Reviewed", kind="article", price=500)
     learner = member(tenant_a)
