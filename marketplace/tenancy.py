@@ -92,7 +92,8 @@ def activate(tenant: Tenant) -> Iterator[Tenant]:
 
 @contextmanager
 def platform_scope() -> Iterator[None]:
-    """Every tenant's rows at once: the platform operator's admin and nothing else."""
+    """Every tenant's rows at once: the platform operator's admin, and lookups that only find which storefront holds
+    something (the storefront of a provider's charge, the storefronts holding a person's data); nothing else."""
     token = _current_tenant.set(None)
     try:
         with scopes_disabled(), _db_transaction_scope(("", "platform")):

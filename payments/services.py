@@ -16,7 +16,6 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django_scopes import scopes_disabled
 
 from accounts.selectors import user_can_buy
 from marketplace.errors import ApplicationError
@@ -732,7 +731,9 @@ def webhook_storefront(*, provider_name: str, event: ProviderEvent) -> str:
     names it; a refund's or a dispute's names only the charge, which one storefront's payment holds."""
     if event.tenant or not event.charge_ref:
         return event.tenant
-    with scopes_disabled():  # a provider's charge ids are unique across the account, so across storefronts
+    from marketplace.tenancy import platform_scope
+
+    with platform_scope():  # a provider's charge ids are unique across the account, so across storefronts
         return Payment.objects.filter(provider=provider_name, provider_charge_ref=event.charge_ref).values_list(
             "tenant__slug", flat=True).first() or ""
 

@@ -162,6 +162,34 @@ class TestRowLevelSecurity:
 
         cursor.execute(f"SET LOCAL ROLE {connection.ops.quote_name(settings.DATABASE_RLS_ROLE)}")
 
+    def test_lookups_of_which_storefront_holds_something_see_past_the_one_serving_the_request(self, tenant_a,
+                                                                                               tenant_b):
+        """A refund's webhook names only the charge, and a person's export must reach every storefront holding their
+        rows: both ask the platform scope, which the policies let through, from inside another storefront's."""
+        from django_scopes import scope
+
+        from accounts.selectors import tenants_holding_user_data
+        from payments import services
+        from payments.models import Payment
+        from payments.providers import ProviderEvent
+        from tests.factories import catalog_item, member
+
+        learner = member(tenant_a)
+        MembershipFactory(tenant=tenant_b, user=learner)
+        item = catalog_item(tenant_a, title="Course", price=1000)
+        with scope(tenant=tenant_a):
+            started = services.checkout_start(tenant=tenant_a, user=learner, idempotency_key="k", item=item)
+            Payment.objects.filter(pk=started.payment.pk).update(provider_charge_ref="pi_alpha")
+        event = ProviderEvent(id="evt_1", type="refund.succeeded", payment_ref="", charge_ref="pi_alpha")
+        with tenancy.activate(tenant_b), connection.cursor() as cursor:
+            self._as_app_role(cursor)
+            cursor.execute("SELECT count(*) FROM payments_payment")
+            assert cursor.fetchone()[0] == 0  # the wall stands for everything else
+            assert services.webhook_storefront(provider_name="sandbox", event=event) == "alpha"
+            assert [t.slug for t in tenants_holding_user_data(user=learner)] == ["alpha", "beta"]
+            cursor.execute("SELECT count(*) FROM payments_payment")
+            assert cursor.fetchone()[0] == 0  # and is back after the lookups
+
     def test_raw_sql_under_tenant_a_cannot_read_tenant_b(self, tenant_a, tenant_b):
         MembershipFactory(tenant=tenant_a)
         MembershipFactory(tenant=tenant_b)
