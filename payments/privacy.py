@@ -1,9 +1,10 @@
 """What payments hold about a person. Orders and the ledger are financial records the law makes us keep, so erasure
-leaves them (the account itself is pseudonymised by accounts.privacy); they are part of the export."""
+leaves them (the account itself is pseudonymised by accounts.privacy); they are part of the export. Visits through
+a promoter's link stay as commission evidence, cut from the person."""
 
 from accounts import privacy
 
-from .models import Entitlement, Order, Promoter, Subscription
+from .models import Entitlement, Order, Promoter, ReferralTouch, Subscription
 
 
 def export(user, tenant) -> dict:
@@ -25,7 +26,16 @@ def export(user, tenant) -> dict:
             for s in Subscription.objects.filter(user=user).select_related("plan")
         ],
         "promoter": [{"code": p.code, "status": p.status} for p in Promoter.objects.filter(user=user)],
+        "referral_visits": [
+            {"promoter_code": t.promoter.code, "source": t.source, "at": t.created_at.isoformat()}
+            for t in ReferralTouch.objects.filter(user=user).select_related("promoter")
+        ],
     }
 
 
-privacy.register("payments", exporter=export)
+def erase(user, tenant) -> None:
+    # A touch is the evidence of a commission: the row stays, cut from the person and their browser's visitor id.
+    ReferralTouch.objects.filter(user=user).update(user=None, visitor="")
+
+
+privacy.register("payments", exporter=export, eraser=erase)

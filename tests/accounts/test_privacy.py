@@ -154,3 +154,28 @@ def test_the_sole_owner_refusal_is_in_the_visitors_language(tenant_a):
     assert response.status_code == 400
     errors = str(response.context["delete_form"].non_field_errors())
     assert "你是" in errors and "唯一的所有者" in errors, errors
+
+
+def test_visits_through_tracked_links_are_exported_and_cut_from_the_person_on_deletion(learner, tenant_a):
+    """A visit through a promoter's or a channel's link is evidence a commission or an attribution rests on: the row
+    stays when the person deletes their account, but no longer names them or their browser."""
+    from distribution.models import Channel, ChannelClick
+    from payments.models import PaymentSettings, Promoter, ReferralTouch
+
+    with scopes_disabled():
+        PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True)
+        Promoter.objects.create(tenant=tenant_a, user=member(tenant_a), code="TOP001",
+                                status=Promoter.Status.APPROVED)
+        channel = Channel.objects.create(tenant=tenant_a, name="Partner feed", kind="feed")
+    client = host_client("alpha.test", learner)
+    client.get("/?ref=TOP001")
+    client.get(f"/?zc={channel.code}")
+    data = json.loads(client.get("/account/privacy/export/").content)
+    [alpha] = [s for s in data["storefronts"] if s["storefront"] == "alpha"]
+    assert [v["promoter_code"] for v in alpha["payments"]["referral_visits"]] == ["TOP001"]
+    assert [v["channel"] for v in alpha["distribution"]["visits_through_channels"]] == ["Partner feed"]
+
+    assert client.post("/account/privacy/delete/", {"password": PASSWORD, "confirm": "on"}).status_code == 200
+    with scopes_disabled():
+        assert list(ReferralTouch.objects.values_list("user", "visitor")) == [(None, "")]
+        assert list(ChannelClick.objects.values_list("user", "visitor")) == [(None, "")]
