@@ -204,32 +204,19 @@ def progress(request, slug: str):
     """Record progress from the player (JSON reply) or from the "mark complete" button (redirect).
 
     Refusals reach the player as ``{"error": {"code", "message", "extra"}}`` with their status, and the button as the
-    storefront's error page.
+    storefront's error page (``ApplicationErrorMiddleware``).
     """
     item = selectors.item_for_storefront(slug=slug, user=request.user)
-    wants_json = request.headers.get("Accept", "").startswith("application/json")
     form = ProgressForm(request.POST, item=item)
-    try:
-        if not form.is_valid():
-            error = form.first_error()
-            raise error
-        record = services.progress_record(user=request.user, item=item, lesson=form.cleaned_data["lesson"],
-                                          position_seconds=form.cleaned_data["position"],
-                                          completed=form.cleaned_data["completed"])
-    except ApplicationError as exc:
-        if not wants_json:
-            raise
-        return _json_error(exc)
-    if wants_json:
+    if not form.is_valid():
+        raise form.first_error()
+    record = services.progress_record(user=request.user, item=item, lesson=form.cleaned_data["lesson"],
+                                      position_seconds=form.cleaned_data["position"],
+                                      completed=form.cleaned_data["completed"])
+    if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"percent": record.percent, "completed": record.completed_at is not None})
     target = request.POST.get("next") or reverse("catalog:item", args=[item.slug])
     return HttpResponseRedirect(target if target.startswith("/") and not target.startswith("//") else "/")
-
-
-def _json_error(error: ApplicationError) -> JsonResponse:
-    """An ApplicationError in the shape the API uses, for the storefront's own scripts."""
-    return JsonResponse({"error": {"code": error.code, "message": error.message, "extra": error.extra}},
-                        status=error.status)
 
 
 @storefront_only

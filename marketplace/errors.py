@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.http import JsonResponse
 from django.shortcuts import render
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
@@ -37,6 +38,11 @@ def _body(code: str, message: str, extra: dict | None = None) -> dict:
     return {"error": {"code": code, "message": message, "extra": extra or {}}}
 
 
+def error_json(exc: ApplicationError) -> JsonResponse:
+    """An ApplicationError in the API's shape, for endpoints outside DRF (the player's scripts, provider webhooks)."""
+    return JsonResponse(_body(exc.code, exc.message, exc.extra), status=exc.status)
+
+
 def api_exception_handler(exc, context):
     """DRF handler: every error, ours or DRF's, as ``{"error": {"code", "message", "extra"}}``."""
     if isinstance(exc, ApplicationError):
@@ -56,7 +62,8 @@ def api_exception_handler(exc, context):
 
 
 class ApplicationErrorMiddleware:
-    """Storefront views that let an ApplicationError escape show it as a friendly page; nothing is committed."""
+    """Storefront views that let an ApplicationError escape show it as a friendly page, or as the API's JSON to a
+    script that asked for JSON; nothing is committed."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -69,7 +76,10 @@ class ApplicationErrorMiddleware:
             return None
         # The page is rendered first: once the transaction is marked for rollback no query may run, and the page
         # reads the signed-in person (not loaded yet if the view raised early) and the storefront's menu.
-        response = render(request, "error.html", {"error": exception}, status=exception.status)
+        if request.headers.get("Accept", "").startswith("application/json"):
+            response = error_json(exception)
+        else:
+            response = render(request, "error.html", {"error": exception}, status=exception.status)
         if transaction.get_connection().in_atomic_block:
             transaction.set_rollback(True)
         return response

@@ -22,6 +22,14 @@ def validate_slug_not_reserved(value: str) -> None:
         raise ValidationError(_("“%(slug)s” is reserved; choose another."), params={"slug": value})
 
 
+def dev_host_slug(host: str) -> str | None:
+    """The storefront slug a development host ``<slug><TENANT_DEV_HOST_SUFFIX>`` names, or None for any other host."""
+    suffix = settings.TENANT_DEV_HOST_SUFFIX
+    if suffix and host.endswith(suffix) and host.count(".") == suffix.count("."):
+        return host[: -len(suffix)]
+    return None
+
+
 def validate_storefront_host(host: str, *, tenant_id: int | None = None) -> None:
     """Refuse a host that cannot serve the storefront ``tenant_id`` (None: one being onboarded).
 
@@ -34,9 +42,9 @@ def validate_storefront_host(host: str, *, tenant_id: int | None = None) -> None
     if host in {h.lower() for h in settings.PLATFORM_HOSTS}:
         raise ValidationError(_("“%(host)s” is the platform's own host; a storefront needs a host of its own."),
                               code="platform_host", params={"host": host})
-    suffix = settings.TENANT_DEV_HOST_SUFFIX
-    if suffix and host.endswith(suffix) and host.count(".") == suffix.count("."):
-        other = Tenant.objects.filter(slug=host[: -len(suffix)]).exclude(pk=tenant_id).first()
+    slug = dev_host_slug(host)
+    if slug is not None:
+        other = Tenant.objects.filter(slug=slug).exclude(pk=tenant_id).first()
         if other is not None:
             raise ValidationError(_("“%(host)s” already serves the storefront “%(name)s”."),
                                   code="host_taken", params={"host": host, "name": other.name})

@@ -35,7 +35,7 @@ from django.shortcuts import render
 from django.utils import translation
 from django_scopes import scope, scopes_disabled
 
-from .models import Domain, Tenant
+from .models import Domain, Tenant, dev_host_slug
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,8 @@ def resolve_tenant(host: str) -> Tenant | None:
     domain = Domain.objects.select_related("tenant").filter(host=host).first()
     if domain is not None:
         return domain.tenant if domain.tenant.is_active else None
-    suffix = settings.TENANT_DEV_HOST_SUFFIX
-    if suffix and host.endswith(suffix) and host.count(".") == suffix.count("."):
-        return Tenant.objects.filter(slug=host[: -len(suffix)], is_active=True).first()
-    return None
+    slug = dev_host_slug(host)
+    return Tenant.objects.filter(slug=slug, is_active=True).first() if slug is not None else None
 
 
 def _split_host(request) -> str:

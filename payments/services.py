@@ -739,10 +739,20 @@ def webhook_storefront(*, provider_name: str, event: ProviderEvent) -> str:
 
 
 def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
-    """Verify a provider's webhook sent to the storefront's host and apply it once (``webhook_apply``). An event
-    that is for another storefront is refused: the provider's endpoint belongs on the platform host."""
+    """Verify a provider's webhook and apply it once (``webhook_apply``) to the storefront it is for.
+
+    ``tenant`` None: the platform host, the one endpoint of a provider account serving every storefront (Stripe's),
+    which opens the scope of the storefront the event is for ("ignored" when none of ours). A storefront's host takes
+    that storefront's events only and refuses another's: the provider's endpoint belongs on the platform host.
+    """
+    from marketplace.tenancy import event_scope
+
     event = webhook_parse(provider_name=provider_name, headers=headers, body=body)
     slug = webhook_storefront(provider_name=provider_name, event=event)
+    if tenant is None:
+        with event_scope(slug) as found:
+            return "ignored" if found is None else webhook_apply(tenant=found, provider_name=provider_name,
+                                                                 event=event)
     if slug and slug != tenant.slug:
         raise ApplicationError("This event is for another storefront; send the provider's webhooks to the platform "
                                "host.", code="event_for_another_storefront")

@@ -18,8 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from catalog.models import Bundle, ContentItem
-from marketplace import tenancy
-from marketplace.errors import ApplicationError
+from marketplace.errors import ApplicationError, error_json
 from marketplace.views import storefront_only
 
 from . import services
@@ -128,18 +127,10 @@ def webhook(request, provider_name: str):
     the verified event names its storefront. On a storefront's host it takes that storefront's events only.
     """
     try:
-        if request.tenant is not None:
-            result = services.webhook_receive(tenant=request.tenant, provider_name=provider_name,
-                                              headers=request.headers, body=request.body)
-        else:
-            event = services.webhook_parse(provider_name=provider_name, headers=request.headers, body=request.body)
-            slug = services.webhook_storefront(provider_name=provider_name, event=event)
-            with tenancy.event_scope(slug) as tenant:
-                result = "ignored" if tenant is None else services.webhook_apply(
-                    tenant=tenant, provider_name=provider_name, event=event)
+        result = services.webhook_receive(tenant=request.tenant, provider_name=provider_name,
+                                          headers=request.headers, body=request.body)
     except ApplicationError as exc:
-        return JsonResponse({"error": {"code": exc.code, "message": exc.message, "extra": exc.extra}},
-                            status=exc.status)
+        return error_json(exc)
     return JsonResponse({"result": result})
 
 

@@ -211,6 +211,14 @@ def coupon_held(code: str) -> int:
         Q(paid_at__isnull=False) | Q(status=Order.Status.PENDING)).count()
 
 
+def refund_aim(pool: list[Payment], op) -> tuple[Payment, int, int]:
+    """The payment a refund operation picks from ``pool``, what is left of it, and the amount it asks for."""
+    payment = pool[op[1] % len(pool)]
+    payment.refresh_from_db()
+    left = payment.amount - payment.refunded_amount
+    return payment, left, {"rest": left, "rest+1": left + 1}.get(op[2], op[2])
+
+
 def payee_balances() -> dict[str, int]:
     """Each payee account's balance (negative: owed to the payee)."""
     totals: dict[str, int] = defaultdict(int)
@@ -280,10 +288,7 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
                 # mostly a captured payment; now and then any payment, which may not be refundable
                 captured = [p for p in payments if p.status == Payment.Status.SUCCEEDED]
                 pool = captured if captured and op[1] % 4 else payments
-                payment = pool[op[1] % len(pool)]
-                payment.refresh_from_db()
-                left = payment.amount - payment.refunded_amount
-                amount = {"rest": left, "rest+1": left + 1}.get(op[2], op[2])
+                payment, left, amount = refund_aim(pool, op)
                 if amount <= 0:
                     continue
                 before = snapshot()
@@ -309,10 +314,7 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
                         event("a payment was refunded in full")
             elif kind == "provider_refund" and payments:
                 captured = [p for p in payments if p.status == Payment.Status.SUCCEEDED] or payments
-                payment = captured[op[1] % len(captured)]
-                payment.refresh_from_db()
-                left = payment.amount - payment.refunded_amount
-                amount = {"rest": left, "rest+1": left + 1}.get(op[2], op[2])
+                payment, left, amount = refund_aim(captured, op)
                 if amount <= 0:
                     continue
                 booked = []
