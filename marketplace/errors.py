@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import BadRequest
 from django.db import transaction
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -83,3 +84,17 @@ class ApplicationErrorMiddleware:
         if transaction.get_connection().in_atomic_block:
             transaction.set_rollback(True)
         return response
+
+
+class NulRejectMiddleware:
+    """A NUL character in the path or the query string is refused with 400 before any view runs: PostgreSQL cannot
+    hold one in a text value, so a lookup by it would fail with a 500 (form fields refuse NULs on their own)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or any("\x00" in key or any("\x00" in value for value in values)
+                                          for key, values in request.GET.lists()):
+            raise BadRequest("NUL character in the address")
+        return self.get_response(request)

@@ -104,9 +104,11 @@ def platform_scope() -> Iterator[None]:
 
 @contextmanager
 def event_scope(slug: str) -> Iterator[Tenant | None]:
-    """The scope of the active storefront a payment provider's verified event names (None when it names none): one
-    webhook endpoint on the platform host serves every storefront of the provider's account."""
-    tenant = Tenant.objects.filter(slug=slug, is_active=True).first() if slug else None
+    """The scope of the storefront a payment provider's verified event names (None when it names none): one
+    webhook endpoint on the platform host serves every storefront of the provider's account. A deactivated
+    storefront is included: its money still moves (a checkout paid after it closed, a refund, a chargeback) and is
+    booked, where answering "ignored" would stop the provider from ever sending the event again."""
+    tenant = Tenant.objects.filter(slug=slug).first() if slug else None
     if tenant is None:
         yield None
         return

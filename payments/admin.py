@@ -1,16 +1,20 @@
 import csv
+from contextlib import nullcontext
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Sum
+from django.db.models import Prefetch, Sum
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from catalog.models import Creator
+from marketplace import tenancy
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
 from marketplace.money import format_money
@@ -44,6 +48,10 @@ from .services import (
     split_rule_check,
     split_rule_create,
 )
+
+# What an account's display name reads, for lists of accounts and of postings.
+PAYEES = ["creator", "promoter", "partner"]
+PAYEES_OF_ACCOUNT = [f"account__{path}" for path in PAYEES]
 
 
 class EntitlementForm(forms.ModelForm):
@@ -121,11 +129,18 @@ class PostingInline(OrderLineInline):
     fields = ["account", "amount", "currency"]
     readonly_fields = fields
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related(*PAYEES_OF_ACCOUNT)
+
 
 class RefundForm(forms.Form):
     amount = forms.DecimalField(label=_("Amount to refund"), max_digits=18, decimal_places=3,
                                 help_text=_("As prices are shown: 12.50, not 1250."))
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
+    paid_outside = forms.BooleanField(
+        label=_("Paid back outside the payment provider"), required=False,
+        help_text=_("Tick when you returned the money yourself (by bank transfer or in cash), for example after the "
+                    "provider could not refund the card: the provider is not asked, the refund is only booked."))
     # What had been refunded when the form was shown: a second submission of the same form refunds nothing more.
     seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
 
@@ -143,7 +158,7 @@ class OrderAdmin(ReadOnlyAdmin):
     search_fields = ["number", "user__email"]
     readonly_fields = ["number", "user", "status", "currency", "subtotal", "discount", "tax", "total", "refunded",
                        "coupon", "split_rule", "source", "channel", "partner", "promoter", "promoter_second_level",
-                       "attribution", "created_at", "paid_at", "ledger_entries"]
+                       "attribution", "created_at", "paid_at", "refunds", "ledger_entries"]
     fields = readonly_fields
     inlines = [OrderLineInline, PaymentInline]
     change_form_template = "admin/payments/order/change_form.html"
@@ -156,15 +171,32 @@ class OrderAdmin(ReadOnlyAdmin):
     def refunded_display(self, order):
         return format_money(order.refunded, order.currency) if order.refunded else "-"
 
+    @admin.display(description=_("refunds"))
+    def refunds(self, order):
+        """Each refund with how it was paid, and the ones the provider could not pay out (undone: refund again)."""
+        from django.utils.html import format_html_join
+
+        rows = []
+        for refund in Refund.objects.filter(payment__order=order).order_by("created_at"):
+            if refund.failed_at:
+                state = _("failed at the provider (%(why)s) and undone: refund again, at the provider or outside "
+                          "it") % {"why": refund.failure_reason or "-"}
+            else:
+                state = _("paid back outside the provider") if refund.paid_outside else _("refunded")
+            rows.append((date_format(timezone.localtime(refund.created_at), "SHORT_DATETIME_FORMAT"),
+                         format_money(refund.amount, order.currency), state, refund.reason))
+        return format_html_join("", "<div>{}: {} {} {}</div>", rows) or "-"
+
     @admin.display(description=_("ledger"))
     def ledger_entries(self, order):
         from django.utils.html import format_html_join
 
+        postings = Posting.objects.select_related(*PAYEES_OF_ACCOUNT)
         return format_html_join(
             "", "<div>#{} {}: {}</div>",
             ((e.sequence, e.get_kind_display(), ", ".join(
-                f"{p.account.name} {format_money(p.amount, p.currency)}" for p in e.postings.all()))
-             for e in order.journal_entries.prefetch_related("postings__account"))) or "-"
+                f"{p.account.display_name} {format_money(p.amount, p.currency)}" for p in e.postings.all()))
+             for e in order.journal_entries.prefetch_related(Prefetch("postings", queryset=postings)))) or "-"
 
     def get_urls(self):
         return [path("<path:object_id>/refund/", self.admin_site.admin_view(self.refund_view),
@@ -185,8 +217,11 @@ class OrderAdmin(ReadOnlyAdmin):
                 form.add_error("amount", _("Too many decimals for this currency."))
             else:
                 try:
-                    refund_create(payment=payment, amount=int(minor), actor=request.user,
-                                  reason=form.cleaned_data["reason"], refunded_before=form.cleaned_data["seen"])
+                    # The operator refunds on the platform host in the order's storefront scope, as its team would.
+                    with tenancy.tenant_phase(order.tenant) if request.tenant is None else nullcontext():
+                        refund_create(payment=payment, amount=int(minor), actor=request.user,
+                                      reason=form.cleaned_data["reason"], refunded_before=form.cleaned_data["seen"],
+                                      paid_outside=form.cleaned_data["paid_outside"])
                     self.message_user(request, _("Refunded."), messages.SUCCESS)
                     return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
                 except ApplicationError as exc:
@@ -202,7 +237,9 @@ class OrderAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["payment", "amount", "reason", "created_by", "created_at"]
+    list_display = ["payment", "amount", "reason", "paid_outside", "created_by", "created_at", "failed_at",
+                    "failure_reason"]
+    list_filter = ["paid_outside", ("failed_at", admin.EmptyFieldListFilter)]
 
 
 class CouponForm(forms.ModelForm):
@@ -285,12 +322,21 @@ class SplitRuleAdmin(TenantScopedAdmin):
 
 @admin.register(LedgerAccount)
 class LedgerAccountAdmin(ReadOnlyAdmin):
-    list_display = ["name", "kind", "currency", "balance_display"]
+    """Accounts are shown by their ``display_name``, in the team's language; the English ``name`` they were opened
+    with stays in the books unchanged."""
+
+    list_display = ["name_display", "kind", "currency", "balance_display"]
     list_filter = ["kind", "currency"]
+    fields = ["name_display", "kind", "code", "currency", "creator", "promoter", "partner"]
+    readonly_fields = ["name_display"]
     actions = ["statement_csv"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(balance=Sum("postings__amount"))
+        return super().get_queryset(request).select_related(*PAYEES).annotate(balance=Sum("postings__amount"))
+
+    @admin.display(description=_("name"))
+    def name_display(self, account):
+        return account.display_name
 
     @admin.display(description=_("balance (credit negative)"), ordering="balance")
     def balance_display(self, account):
@@ -298,13 +344,24 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Statement (CSV) with the chain head"))
     def statement_csv(self, request, queryset):
+        """The selected accounts' postings up to their storefront's chain head.
+
+        Each storefront has its own chain, and the operator's admin on the platform host lists every storefront's
+        accounts: a selection spanning storefronts has no one head to end with, so it gets no statement."""
+        tenants = set(queryset.values_list("tenant_id", flat=True))
+        if len(tenants) > 1:
+            self.message_user(request, _("Select the accounts of one storefront: each storefront's statement ends "
+                                         "with its own chain head."), messages.ERROR)
+            return None
+        head = LedgerHead.objects.filter(tenant_id__in=tenants).first()
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="statement.csv"'
         writer = csv.writer(response)
-        head = LedgerHead.objects.first()
         writer.writerow(["account", "entry", "kind", "created_at", "amount", "currency", "entry_hash"])
-        for posting in Posting.objects.filter(account__in=queryset).select_related("entry", "account").order_by(
-                "entry__sequence", "id"):
+        # Bounded by the head read first: a sale committing meanwhile adds no lines the head does not cover.
+        for posting in Posting.objects.filter(
+                account__in=queryset, entry__sequence__lte=head.sequence if head else 0).select_related(
+                "entry", "account").order_by("entry__sequence", "id"):
             writer.writerow([posting.account.code, posting.entry.sequence, posting.entry.kind,
                              posting.entry.created_at.isoformat(), posting.amount, posting.currency,
                              posting.entry.hash])
@@ -343,12 +400,13 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     list_display = ["user", "plan", "price_display", "status", "current_period_end", "cancel_at_period_end",
                     "grace_until"]
     list_filter = ["status", "plan"]
-    list_select_related = ["user", "plan", "tenant"]
+    list_select_related = ["user", "plan"]
     search_fields = ["user__email"]
 
     @admin.display(description=_("price per period"))
     def price_display(self, sub):
-        return format_money(sub.price, sub.tenant.currency)
+        # In the currency the learner subscribed in, which renewals charge, not the storefront's current one.
+        return format_money(sub.price, sub.currency)
 
 
 @admin.register(Payout)

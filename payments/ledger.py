@@ -24,6 +24,8 @@ from django.db import transaction
 from django.db.models import Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_noop
 
 from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
@@ -55,8 +57,10 @@ class AccountSpec:
 
 
 def accounts_for(*, tenant: Tenant, currency: str, specs: list[AccountSpec]) -> dict[str, LedgerAccount]:
-    """Many accounts in one query (a sale touches five or more), creating the few that do not exist yet."""
-    found = {a.code: a for a in LedgerAccount.objects.filter(code__in={s.code for s in specs}, currency=currency)}
+    """Many accounts in one query (a sale touches five or more), creating the few that do not exist yet. Always the
+    tenant's own, also where scoping is off (the operator's admin on the platform host)."""
+    found = {a.code: a for a in LedgerAccount.objects.filter(tenant=tenant, code__in={s.code for s in specs},
+                                                             currency=currency)}
     for spec in specs:
         if spec.code not in found:
             found[spec.code] = account_for(
@@ -104,6 +108,9 @@ def entry_post(*, tenant: Tenant, kind: str, postings: list[tuple[LedgerAccount,
     if not postings or any(totals.values()):
         raise ApplicationError("A journal entry must balance in every currency.", code="unbalanced_entry",
                                extra={"totals": dict(totals)})
+    if any(account.tenant_id != tenant.pk for account, _amount in postings):
+        raise ApplicationError("A journal entry posts to its own storefront's accounts only.",
+                               code="foreign_account")
     with transaction.atomic(savepoint=False):  # nothing in here is caught: a failure fails the caller's transaction
         head = LedgerHead.objects.select_for_update().filter(tenant=tenant).first()
         if head is None:  # the tenant's first entry
@@ -133,6 +140,12 @@ def balances(*, tenant: Tenant) -> dict[LedgerAccount, int]:
     """Every account's balance, derived from its postings (credit balances are negative)."""
     sums = dict(Posting.objects.values("account").annotate(total=Sum("amount")).values_list("account", "total"))
     return {account: sums.get(account.pk, 0) for account in LedgerAccount.objects.order_by("code", "currency")}
+
+
+def _problem(message: str, **params) -> str:
+    """A problem found by ``ledger_verify`` (``message`` marked with ``gettext_noop``), translated when it is read:
+    the journal's admin page shows it inside a sentence in the team's language, the command in its own."""
+    return lazy(lambda: gettext(message) % params, str)()
 
 
 @dataclass
@@ -170,9 +183,10 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
     for entry_id, account_id, currency, amount in Posting.objects.filter(entry__in=chain).values_list(
             "entry_id", "account_id", "currency", "amount").iterator(chunk_size=5000):
         if account_id not in accounts:
-            foreign.setdefault(entry_id, "one of its postings is on an account of another storefront")
+            foreign.setdefault(entry_id, _problem(gettext_noop(
+                "one of its postings is on an account of another storefront")))
         elif accounts[account_id][1] != currency:
-            foreign.setdefault(entry_id, "one of its postings is not in its account's currency")
+            foreign.setdefault(entry_id, _problem(gettext_noop("one of its postings is not in its account's currency")))
         else:
             postings_of[entry_id].append((accounts[account_id][0], currency, amount))
     previous, expected_sequence, count = GENESIS_HASH, 1, 0
@@ -181,9 +195,10 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
         rows = postings_of.get(entry.pk, [])
         problem = ""
         if entry.sequence != expected_sequence:
-            problem = f"sequence {entry.sequence} where {expected_sequence} was expected (an entry is missing)"
+            problem = _problem(gettext_noop("sequence %(found)s where %(expected)s was expected (an entry is missing)"),
+                               found=entry.sequence, expected=expected_sequence)
         elif entry.previous_hash != previous:
-            problem = "it does not link to the entry before it"
+            problem = _problem(gettext_noop("it does not link to the entry before it"))
         elif entry.pk in foreign:
             problem = foreign[entry.pk]
         else:
@@ -191,26 +206,29 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
             for _code, currency, amount in rows:
                 sums[currency] += amount
             if not rows or any(sums.values()):
-                problem = "its postings do not balance"
+                problem = _problem(gettext_noop("its postings do not balance"))
             elif entry.hash != entry_hash(
                     tenant_slug=tenant.slug, sequence=entry.sequence, kind=entry.kind, memo=entry.memo,
                     order_number=entry.order.number if entry.order else "", created_at=_timestamp(entry.created_at),
                     previous_hash=entry.previous_hash, postings=rows):
-                problem = "its content does not match its hash (it was changed after it was written)"
+                problem = _problem(gettext_noop(
+                    "its content does not match its hash (it was changed after it was written)"))
             else:
-                problem = next((f"it differs from the head published on {at}"
+                problem = next((_problem(gettext_noop("it differs from the head published on %(date)s"), date=at)
                                 for at, digest in published.get(entry.sequence, []) if digest != entry.hash), "")
         if problem:
             return VerifyResult(entries=count, head=previous, broken_at=entry.sequence, problem=problem)
         previous, expected_sequence = entry.hash, expected_sequence + 1
     if head is not None and (head.sequence, head.hash) != (expected_sequence - 1, previous):
         return VerifyResult(entries=count, head=previous, broken_at=head.sequence,
-                            problem="the chain head does not match the last entry (entries were removed)")
+                            problem=_problem(gettext_noop(
+                                "the chain head does not match the last entry (entries were removed)")))
     beyond = sorted(sequence for sequence in published if sequence >= expected_sequence)
     if beyond:
         return VerifyResult(entries=count, head=previous, broken_at=beyond[0],
-                            problem=f"it was published on {published[beyond[0]][0][0]} but is missing "
-                                    "(entries were removed)")
+                            problem=_problem(gettext_noop(
+                                "it was published on %(date)s but is missing (entries were removed)"),
+                                date=published[beyond[0]][0][0]))
     # Each of these is one query, so one snapshot, and an append moves the head in the entry's own transaction: an
     # entry past the head was not appended by entry_post, and postings outside the chain would count in the balances
     # without being hashed anywhere.
@@ -218,10 +236,12 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
     stray = JournalEntry.objects.filter(sequence__gt=current_head).order_by("sequence").first()
     if stray is not None:
         return VerifyResult(entries=count, head=previous, broken_at=stray.sequence,
-                            problem="it lies beyond the chain head (an entry was added behind the ledger's back)")
+                            problem=_problem(gettext_noop(
+                                "it lies beyond the chain head (an entry was added behind the ledger's back)")))
     if Posting.objects.exclude(entry__in=JournalEntry.objects.all()).exists():
         return VerifyResult(entries=count, head=previous, broken_at=last,
-                            problem="postings of this storefront belong to no entry of its chain")
+                            problem=_problem(gettext_noop(
+                                "postings of this storefront belong to no entry of its chain")))
     return VerifyResult(entries=count, head=previous)
 
 
@@ -231,6 +251,9 @@ def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
     Entries that touch their accounts carry all their postings (the participant sees how each of their sales was
     shared); the others carry only their postings' digest, which is enough to recompute the chain. The head is read
     first and nothing past it is, so a sale committing meanwhile does not break the statement.
+
+    A participant without entries yet gets the newest entry: the script takes a head only as the last entry shown
+    (a head with nothing under it could claim any sequence), so only an empty chain has a statement without entries.
     """
     head = LedgerHead.objects.first()
     last = head.sequence if head else 0
@@ -239,9 +262,10 @@ def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
     document = {"tenant": tenant.slug, "accounts": sorted(a.code for a in accounts),
                 "head": {"sequence": last, "hash": head.hash if head else GENESIS_HASH},
                 "entries": []}
-    if not mine:
+    if not last:
         return document
-    first = JournalEntry.objects.filter(pk__in=mine).order_by("sequence").values_list("sequence", flat=True)[0]
+    first = (JournalEntry.objects.filter(pk__in=mine).order_by("sequence").values_list("sequence", flat=True)[0]
+             if mine else last)
     postings_of: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
     for entry_id, code, currency, amount in Posting.objects.filter(
             entry__sequence__gte=first, entry__sequence__lte=last).values_list(

@@ -1,10 +1,11 @@
 """What payments hold about a person. Orders and the ledger are financial records the law makes us keep, so erasure
 leaves them (the account itself is pseudonymised by accounts.privacy); they are part of the export. Visits through
-a promoter's link stay as commission evidence, cut from the person."""
+a promoter's link stay as commission evidence, cut from the person, and a promoter's ledger accounts lose the email
+address they were named after."""
 
 from accounts import privacy
 
-from .models import Entitlement, Order, Promoter, ReferralTouch, Subscription
+from .models import Entitlement, LedgerAccount, Order, Promoter, ReferralTouch, Subscription
 
 
 def export(user, tenant) -> dict:
@@ -36,6 +37,11 @@ def export(user, tenant) -> dict:
 def erase(user, tenant) -> None:
     # A touch is the evidence of a commission: the row stays, cut from the person and their browser's visitor id.
     ReferralTouch.objects.filter(user=user).update(user=None, visitor="")
+    # A promoter's ledger accounts were named after their email address; the name is the one thing of an account
+    # that may change, so they go by their promoter code from now on.
+    for account in LedgerAccount.objects.filter(promoter__user=user).select_related("promoter"):
+        account.name = f"{account.promoter.code} ({account.code.rpartition(':')[2]})"
+        account.save(update_fields=["name"])
 
 
 privacy.register("payments", exporter=export, eraser=erase)

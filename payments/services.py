@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -288,35 +289,38 @@ def checkout_start(*, tenant, user, idempotency_key: str, item=None, bundle=None
                                code="idempotency_key_invalid")
     existing = Order.objects.filter(idempotency_key=key).first()
     if existing is not None:
-        return existing_checkout(existing, user)
+        return keyed_checkout(existing, user, item=item, bundle=bundle, plan=plan, coupon_code=coupon_code)
     if sum(x is not None for x in (item, bundle, plan)) != 1:
         raise ApplicationError(_("Choose one item, bundle or plan to buy."), code="nothing_to_buy")
     if not user_can_buy(user=user):
         raise ApplicationError(_("Confirm your email address before buying."), code="email_unverified",
                                status=403)
     title, price = purchase_check(user=user, item=item, bundle=bundle, plan=plan)
-    from .promoters import attribution_for, touch_record
-
-    if promoter_code.strip():
-        touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
     from distribution.models import Channel
     from distribution.selectors import channel_attribution
 
-    conf = payment_settings(tenant=tenant)
-    attribution = attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf)
-    channel = channel_attribution(tenant=tenant, user=user, visitor=visitor, window_days=conf.attribution_window_days)
-    partner = None
-    if channel is not None:
-        # The newest partner link, if it came after the promoter's, earns the commission: a later visit through a
-        # channel that earns nothing (a post on Weibo, say) does not hand the sale back to the promoter.
-        brought = channel if channel.channel.kind == Channel.Kind.PARTNER and channel.channel.is_enabled else (
-            channel_attribution(tenant=tenant, user=user, visitor=visitor, partners_only=True,
-                                window_days=conf.attribution_window_days))
-        if brought is not None and (attribution is None or brought.at >= attribution.at):
-            partner, attribution = brought, None
-    return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
-                      plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request, conf=conf,
-                      attribution=attribution, channel=channel, partner=partner)
+    from .promoters import attribution_for, touch_record
+
+    # A promoter's code entered at checkout is remembered with the checkout it was entered for, or not at all.
+    with transaction.atomic():
+        if promoter_code.strip():
+            touch_record(tenant=tenant, code=promoter_code, visitor=visitor, user=user, source="code")
+        conf = payment_settings(tenant=tenant)
+        attribution = attribution_for(tenant=tenant, user=user, visitor=visitor, conf=conf)
+        channel = channel_attribution(tenant=tenant, user=user, visitor=visitor,
+                                      window_days=conf.attribution_window_days)
+        partner = None
+        if channel is not None:
+            # The newest partner link, if it came after the promoter's, earns the commission: a later visit through a
+            # channel that earns nothing (a post on Weibo, say) does not hand the sale back to the promoter.
+            brought = channel if channel.channel.kind == Channel.Kind.PARTNER and channel.channel.is_enabled else (
+                channel_attribution(tenant=tenant, user=user, visitor=visitor, partners_only=True,
+                                    window_days=conf.attribution_window_days))
+            if brought is not None and (attribution is None or brought.at >= attribution.at):
+                partner, attribution = brought, None
+        return order_open(tenant=tenant, user=user, key=key, title=title, price=price, item=item, bundle=bundle,
+                          plan=plan, coupon_code=coupon_code, provider_name=provider_name, request=request,
+                          conf=conf, attribution=attribution, channel=channel, partner=partner)
 
 
 def payment_in_progress() -> ApplicationError:
@@ -327,16 +331,17 @@ def payment_in_progress() -> ApplicationError:
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
                source: str = "storefront", attribution=None, channel=None, partner=None,
-               conf: PaymentSettings | None = None) -> CheckoutStarted:
+               conf: PaymentSettings | None = None, currency: str = "") -> CheckoutStarted:
     """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing.
 
     ``attribution`` names the promoter who brought the sale; ``channel`` the distribution channel whose tracked link
     the learner came through (``distribution.selectors.channel_attribution``), each with its evidence. ``partner``
     is the partner platform (a channel of that kind, with its evidence) that earns the sale's commission instead of
-    a promoter: the one whose tracked link came last, or whose API placed the order."""
+    a promoter: the one whose tracked link came last, or whose API placed the order. ``currency`` is the one
+    ``price`` is in when that is not the storefront's current one (a renewal keeps its subscription's)."""
     from django.conf import settings
 
-    currency = tenant.currency
+    currency = currency or tenant.currency
     if currency not in CURRENCY_EXPONENTS:
         raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
     q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf, user=user)
@@ -359,7 +364,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             earlier = list(Order.objects.filter(same).distinct())
             for order in earlier:
                 if order.idempotency_key == key:
-                    return existing_checkout(order, user)
+                    return keyed_checkout(order, user, item=item, bundle=bundle, plan=plan, coupon_code=coupon_code)
             for payment in Payment.objects.filter(order__in=earlier, status=Payment.Status.PENDING):
                 if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
                     raise payment_in_progress()
@@ -387,7 +392,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
         existing = Order.objects.filter(idempotency_key=key).first()
         if existing is None:
             raise
-        return existing_checkout(existing, user)
+        return keyed_checkout(existing, user, item=item, bundle=bundle, plan=plan, coupon_code=coupon_code)
     return CheckoutStarted(order=order, payment=payment, redirect_url=url)
 
 
@@ -441,6 +446,20 @@ def checkout_resume(*, order: Order, user) -> str:
     return ""
 
 
+def keyed_checkout(order: Order, user, *, item=None, bundle=None, plan=None, coupon_code: str = "") -> CheckoutStarted:
+    """The checkout a request's idempotency key made before, when the request asks for the same purchase (item,
+    bundle or plan, and coupon). A key sent again with another cart is refused (409), as Stripe refuses a key sent
+    again with other parameters, rather than sending the learner to pay for the first cart."""
+    line = order.lines.first()
+    asked = (getattr(item, "pk", None), getattr(bundle, "pk", None), getattr(plan, "pk", None),
+             coupon_code.strip().upper())
+    made = (line.item_id, line.bundle_id, line.plan_id, order.coupon.code.upper() if order.coupon_id else "")
+    if order.user_id == user.pk and asked != made:
+        raise ApplicationError(_("This checkout was started for another purchase or coupon; check it and pay again."),
+                               code="idempotency_key_mismatch", status=409)
+    return existing_checkout(order, user)
+
+
 def existing_checkout(order: Order, user) -> CheckoutStarted:
     """The checkout already made with this key: its order and payment, and where to finish paying if pending."""
     if order.user_id != user.pk:
@@ -483,8 +502,6 @@ def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: 
 def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[splits.Share, int]:
     """How the order's total is shared: tax, then each line's amount without tax by the order's split rule.
     ``lines`` are the order's lines when the caller has read them already (with their bundles)."""
-    from collections import defaultdict
-
     from catalog.models import ItemCreator
     from marketplace.money import split_largest_remainder
 
@@ -525,17 +542,19 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
 def _shares_still_held(order: Order) -> dict[splits.Share, int]:
     """What each share of the order's sale still holds: what the sale's postings gave it, less what refunds took
     back. Read from the ledger, so later changes to creators' shares or split rules never alter a refund."""
-    from collections import defaultdict
-
     held: dict[splits.Share, int] = defaultdict(int)
-    rows = (Posting.objects.filter(entry__order=order, entry__kind__in=[JournalEntry.Kind.SALE,
-                                                                        JournalEntry.Kind.REFUND])
+    rows = (Posting.objects.filter(entry__order=order, entry__kind__in=[
+        JournalEntry.Kind.SALE, JournalEntry.Kind.REFUND, JournalEntry.Kind.REVERSAL])
             .exclude(account__kind=LedgerAccount.Kind.CLEARING).values_list("account__code", "amount"))
     for code, amount in rows:
-        key = code.removesuffix(":held").removesuffix(":payable")
-        kind, _, party = key.partition(":")
-        held[splits.Share(kind, int(party) if party else None)] -= amount
+        held[_share_of(code)] -= amount
     return {share: value for share, value in held.items() if value > 0}
+
+
+def _share_of(code: str) -> splits.Share:
+    """The share a sale's account code is for: ``creator:7:held`` and ``creator:7:payable`` are both creator 7's."""
+    kind, _, party = code.removesuffix(":held").removesuffix(":payable").partition(":")
+    return splits.Share(kind, int(party) if party else None)
 
 
 def payment_succeed(*, payment: Payment, amount: int | None = None, currency: str = "", charge_ref: str = "",
@@ -628,13 +647,15 @@ def checkouts_expire(*, tenant, now: datetime | None = None) -> int:
 # --- refunds --------------------------------------------------------------------------------------------------------
 
 def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
-                  refunded_before: int | None = None) -> Refund:
+                  refunded_before: int | None = None, paid_outside: bool = False) -> Refund:
     """Return ``amount`` of a captured payment, in part or in full, never beyond what it captured.
 
     The payment row is locked first, so concurrent refunds queue and each sees what the others returned.
     Shares are clawed back in proportion to the sale; a full refund also ends the access it bought.
     ``refunded_before`` is what the person refunding saw refunded: if it changed meanwhile (the same form sent
-    twice, or a colleague's refund), nothing is refunded and they are asked to look again.
+    twice, or a colleague's refund), nothing is refunded and they are asked to look again. ``paid_outside``: the
+    team paid the money back itself (by bank transfer, say, after the provider could not), so the provider is not
+    asked; it is booked like any refund.
     """
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise ApplicationError(_("A refund is a positive whole number of minor units."), code="refund_amount_invalid",
@@ -651,12 +672,17 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
                                    extra={"refundable": payment.refundable, "field": "amount"})
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         refund = Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount, reason=reason[:200],
-                                       created_by=actor if getattr(actor, "is_authenticated", False) else None)
-        # A key that a retry of this same refund reproduces (the payment's state before it and the amount): if the
-        # provider refunded but its answer was lost, the retry gets that refund back instead of a second one.
-        key = f"refund-{payment.provider_ref}-{payment.refunded_amount}-{amount}"
-        refund.provider_ref = provider(payment.provider).refund(payment=payment, amount=amount, idempotency_key=key)
-        refund.save(update_fields=["provider_ref"])
+                                       created_by=actor if getattr(actor, "is_authenticated", False) else None,
+                                       paid_outside=paid_outside)
+        if not paid_outside:
+            # A key that a retry of this same refund reproduces (the payment's state before it, and the amount): if
+            # the provider refunded but its answer was lost, the retry gets that refund back, not a second one. Its
+            # refunds that failed are counted, since they change the state without being refunded.
+            failed = payment.refunds.filter(failed_at__isnull=False).count()
+            key = f"refund-{payment.provider_ref}-{payment.refunded_amount}-{failed}-{amount}"
+            refund.provider_ref = provider(payment.provider).refund(payment=payment, amount=amount,
+                                                                    idempotency_key=key)
+            refund.save(update_fields=["provider_ref"])
         _refund_book(refund, payment=payment, order=order, actor=actor)
     return refund
 
@@ -688,15 +714,72 @@ def refund_record(*, payment: Payment, amount: int, provider_ref: str, reason: s
     return refund
 
 
+def refund_fail(*, payment: Payment, provider_ref: str, amount: int | None, reason: str) -> Refund | None:
+    """The provider could not pay a refund out (the card was closed, say) and put the money back in the account.
+
+    The refund is undone: the amounts go back, a reversal entry returns the clawed-back shares (to the payable
+    accounts once the order's shares are released), and access a full refund ended opens again, since the learner
+    keeps the money's worth until they are paid back. The team is told in the audit log, and refunds again, at the
+    provider or outside it (``refund_create(paid_outside=True)``). A failure reported before the refund itself is
+    kept, so the report of the refund that follows books nothing. Returns the refund, or None when nothing changed.
+    """
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
+        refund = Refund.objects.filter(payment=payment, provider_ref=provider_ref).first()
+        if refund is not None and refund.failed_at is not None:
+            return None
+        now = timezone.now()
+        if refund is None:
+            if not amount or amount <= 0:
+                return None
+            # Never booked, so nothing to undo: the row only marks the provider's refund as one that failed.
+            return Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount,
+                                         provider_ref=provider_ref, reason=_("Failed at the payment provider"),
+                                         failed_at=now, failure_reason=reason[:100])
+        order = Order.objects.select_for_update().get(pk=payment.order_id)
+        refund.failed_at, refund.failure_reason = now, reason[:100]
+        refund.save(update_fields=["failed_at", "failure_reason"])
+        was_refunded = order.status == Order.Status.REFUNDED
+        _refunded_add(-refund.amount, payment=payment, order=order)
+        taken: dict[splits.Share, int] = defaultdict(int)
+        for code, value in (Posting.objects.filter(entry__refund=refund, entry__kind=JournalEntry.Kind.REFUND)
+                            .exclude(account__kind=LedgerAccount.Kind.CLEARING).values_list("account__code", "amount")):
+            taken[_share_of(code)] += value
+        postings = _postings(order, payment.provider, refund.amount, dict(taken), sign=-1,
+                             held=order.shares_released_at is None)
+        ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.REVERSAL, postings=postings, order=order,
+                          refund=refund, memo=f"Refund failed {order.number}")
+        if was_refunded:
+            # What the refund closed (revoked in its transaction, after the refund row was written) opens again.
+            for entitlement in order.entitlements.filter(revoked_at__gte=refund.created_at).exclude(
+                    source=Entitlement.Source.SUBSCRIPTION):
+                Entitlement.objects.filter(pk=entitlement.pk).update(revoked_at=None)
+                audit_log_write(tenant=order.tenant, actor=None, action="payments.entitlement_restored",
+                                target=entitlement, data={"refund": refund.pk})
+        logger.warning("%s could not pay out refund %s of payment %s (%s)", payment.provider, provider_ref,
+                       payment.pk, reason)
+        audit_log_write(tenant=order.tenant, actor=None, action="payments.refund_failed", target=order,
+                        data={"provider_ref": provider_ref, "amount": refund.amount, "reason": reason,
+                              "undone": True})
+    return refund
+
+
+def _refunded_add(amount: int, *, payment: Payment, order: Order) -> None:
+    """Count ``amount`` more refunded (less, when negative: a refund undone) on the locked payment and order, whose
+    status follows: paid, partially refunded, or refunded once all of it is."""
+    payment.refunded_amount += amount
+    payment.save(update_fields=["refunded_amount", "updated_at"])
+    order.refunded += amount
+    order.status = (Order.Status.PAID if order.refunded == 0 else
+                    Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED)
+    order.save(update_fields=["refunded", "status"])
+
+
 def _refund_book(refund: Refund, *, payment: Payment, order: Order, actor) -> None:
     """What a refund changes, in the caller's transaction with payment and order locked: the amounts, the clawback
     of shares in proportion to the sale, the ledger entry, and, once all is refunded, the access it bought."""
     amount = refund.amount
-    payment.refunded_amount += amount
-    payment.save(update_fields=["refunded_amount", "updated_at"])
-    order.refunded += amount
-    order.status = Order.Status.REFUNDED if order.refunded == order.total else Order.Status.PARTIALLY_REFUNDED
-    order.save(update_fields=["refunded", "status"])
+    _refunded_add(amount, payment=payment, order=order)
     back = splits.clawback_remaining(amount, _shares_still_held(order))
     # After the refund window, claw back from what is payable.
     postings = _postings(order, payment.provider, -amount, back, sign=1, held=order.shares_released_at is None)
@@ -711,7 +794,8 @@ def _refund_book(refund: Refund, *, payment: Payment, order: Order, actor) -> No
 
         subscription_end_for_refund(order=order, actor=actor)
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.refund_created", target=order,
-                    data={"amount": amount, "reason": refund.reason, "provider_ref": refund.provider_ref})
+                    data={"amount": amount, "reason": refund.reason, "provider_ref": refund.provider_ref,
+                          "paid_outside": refund.paid_outside})
 
 
 # --- webhooks -------------------------------------------------------------------------------------------------------
@@ -788,7 +872,9 @@ def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
             elif event.type in ("refund.succeeded", "dispute.lost") and event.amount and event.refund_ref:
                 refund_record(payment=payment, amount=event.amount, provider_ref=event.refund_ref,
                               reason=_provider_refund_reason(event))
-            elif event.type in ("refund.failed", "dispute.opened"):
+            elif event.type == "refund.failed" and event.refund_ref:
+                refund_fail(payment=payment, provider_ref=event.refund_ref, amount=event.amount, reason=event.reason)
+            elif event.type == "dispute.opened":
                 _provider_alert(payment, event)
             else:
                 return "ignored"
@@ -806,11 +892,10 @@ def _provider_refund_reason(event: ProviderEvent) -> str:
 
 
 def _provider_alert(payment: Payment, event: ProviderEvent) -> None:
-    """A chargeback opened, or a refund the provider could not pay out: nothing is booked (no money moved for good
-    yet), and the team finds it in the audit log beside the order."""
-    action = "payments.dispute_opened" if event.type == "dispute.opened" else "payments.refund_failed"
+    """A chargeback opened: nothing is booked (no money moved for good yet), and the team finds it in the audit log
+    beside the order."""
     logger.warning("%s %s on payment %s (%s)", payment.provider, event.type, payment.pk, event.refund_ref)
-    audit_log_write(tenant=payment.tenant, actor=None, action=action, target=payment.order,
+    audit_log_write(tenant=payment.tenant, actor=None, action="payments.dispute_opened", target=payment.order,
                     data={"provider_ref": event.refund_ref, "amount": event.amount, "reason": event.reason})
 
 

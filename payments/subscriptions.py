@@ -12,6 +12,7 @@ import calendar
 import logging
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -23,6 +24,19 @@ from marketplace.services import audit_log_write
 from .models import Entitlement, Order, Payment, Subscription, SubscriptionPlan
 
 logger = logging.getLogger(__name__)
+
+# The least time a learner gets to pay a renewal, whatever the plan's grace period says: the renewal email has to
+# reach them, and they may need a second try after a declined card. "No grace days" means no free days beyond that.
+MINIMUM_GRACE = timedelta(days=1)
+
+
+def renewal_grace_until(*, plan: SubscriptionPlan, opened_at: datetime) -> datetime:
+    """Until when access continues while a renewal opened at ``opened_at`` is unpaid: the plan's grace days from
+    then, but never less than ``MINIMUM_GRACE`` nor less than the renewal's checkout stays open, so the learner
+    emailed about the renewal can always pay it before the subscription ends. A plan with ``grace_days=0`` gets the
+    one day: ending access the moment the renewal opens would leave its checkout and email worthless."""
+    checkout = timedelta(minutes=settings.CHECKOUT_EXPIRES_MINUTES)
+    return opened_at + max(timedelta(days=plan.grace_days), MINIMUM_GRACE, checkout)
 
 
 def add_interval(moment: datetime, interval: str, *, day: int | None = None) -> datetime:
@@ -58,8 +72,8 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
                                     plan=tier, source=Entitlement.Source.SUBSCRIPTION, reference=order.number,
                                     order=order, starts_at=now, ends_at=end)
     sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan, price=line.unit_price,
-                                      billing_day=now.day, current_period_start=now, current_period_end=end,
-                                      entitlement=entitlement)
+                                      currency=order.currency, billing_day=now.day, current_period_start=now,
+                                      current_period_end=end, entitlement=entitlement)
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_started", target=sub,
                     data={"plan": line.plan.slug, "until": end.isoformat()})
     return sub
@@ -135,6 +149,11 @@ def subscription_end_for_refund(*, order: Order, actor=None) -> None:
 def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int]:
     """Open renewals that are due, and end subscriptions that were cancelled or stayed unpaid past their grace.
 
+    The grace period runs from when the renewal is opened (``renewal_grace_until``), not from the period's end: a
+    sweep that runs late, or a plan with no grace days, still leaves the learner time to pay the renewal they are
+    emailed about, and a renewal opened by this run always outlives ``now``, so the same run never ends it.
+    A renewal charges the subscription's price in the subscription's currency, whatever the storefront sells in now.
+
     Safe to run as often as wanted: each subscription is locked and its state checked before anything changes;
     a renewal's idempotency key is the subscription and period, so a second sweep finds the same order.
     """
@@ -156,13 +175,14 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
             try:
                 started = order_open(
                     tenant=tenant, user=sub.user, key=f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}",
-                    title=sub.plan.name, price=sub.price, plan=sub.plan, subscription=sub, source="renewal")
+                    title=sub.plan.name, price=sub.price, currency=sub.currency, plan=sub.plan, subscription=sub,
+                    source="renewal")
             except ApplicationError as exc:
                 # Access already stops at the period's end; the next run tries again, and the others go on.
                 logger.warning("renewal of subscription %s not opened: %s", sub.pk, exc.message)
                 continue
             sub.status = Subscription.Status.PAST_DUE
-            sub.grace_until = sub.current_period_end + timedelta(days=sub.plan.grace_days)
+            sub.grace_until = renewal_grace_until(plan=sub.plan, opened_at=max(sub.current_period_end, now))
             sub.renewal_order = started.order
             sub.save(update_fields=["status", "grace_until", "renewal_order"])
             Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.grace_until)

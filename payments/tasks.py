@@ -32,6 +32,8 @@ def renewal_email_send(*, tenant_id: int, subscription_id: int) -> None:
     from .models import Subscription
 
     sub = Subscription.objects.select_related("tenant", "user", "plan", "renewal_order").get(pk=subscription_id)
+    if sub.status != Subscription.Status.PAST_DUE or sub.renewal_order is None:
+        return  # paid or ended (a refund, say) since the sweep queued this: nothing to pay any more
     tenant = sub.tenant
     with translation.override(tenant.default_language):
         context = {"sub": sub, "tenant": tenant, "url": tenant.url(reverse("payments:subscription"))}

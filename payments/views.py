@@ -63,6 +63,7 @@ def checkout(request):
         # ``?coupon=`` (a shared discount link, or "Buy again" from an order) fills the coupon in, as "Apply" does.
         data = {"key": uuid.uuid4().hex, "coupon": request.GET["coupon"], "apply": "1"}
     form = CheckoutForm(data, initial={"key": uuid.uuid4().hex})
+    status = 400  # a refused checkout answers with its error's status (409 for a payment still being confirmed)
     if form.is_valid() and "apply" not in form.data:
         try:
             started = services.checkout_start(
@@ -74,6 +75,10 @@ def checkout(request):
             return redirect("payments:order", number=started.order.number)
         except ApplicationError as exc:
             form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
+            status = exc.status
+            if exc.code == "idempotency_key_mismatch":  # the page's attempt was spent on another cart: a new one
+                form.data = form.data.copy()
+                form.data["key"] = uuid.uuid4().hex
     try:
         coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else ""
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon,
@@ -83,7 +88,7 @@ def checkout(request):
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
     return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle, "plan": plan,
                                                       "thing": thing, "quote": quote},
-                  status=400 if request.method == "POST" and form.errors else 200)
+                  status=status if request.method == "POST" and form.errors else 200)
 
 
 def _sandbox_payment(token: str) -> Payment:

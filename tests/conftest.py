@@ -2,7 +2,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from tests.factories import TenantFactory
+from tests.factories import TenantFactory, UserFactory, enable_totp
 
 
 def pytest_report_header(config):
@@ -65,6 +65,13 @@ def host_client(host: str, user=None) -> Client:
     if user is not None:
         client.force_login(user)
     return client
+
+
+def operator_client(**user_kwargs) -> Client:
+    """The platform's operator (a superuser with two-factor authentication) on the platform host."""
+    user = UserFactory(is_superuser=True, is_staff=True, **user_kwargs)
+    enable_totp(user)
+    return host_client("localhost", user)
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "marketplace.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "marketplace.errors.NulRejectMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "marketplace.logging.RequestContextMiddleware",
     "marketplace.tenancy.TenantMiddleware",

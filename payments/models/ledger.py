@@ -9,6 +9,7 @@ rewritten. ``LedgerHead`` is the row appends lock, which keeps each tenant's seq
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
@@ -46,7 +47,7 @@ class LedgerAccount(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "code", "currency"], name="one_account_per_code")]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.currency})"
+        return f"{self.display_name} ({self.currency})"
 
     @property
     def payee(self):
@@ -60,6 +61,32 @@ class LedgerAccount(TenantOwned):
         if payee is None:
             return self.name
         return payee.user.email if self.promoter_id else payee.name
+
+    @property
+    def display_name(self) -> str:
+        """The account's name in the reader's language: its kind, then whose it is (the creator or partner, the
+        promoter's code, or the payment provider of a clearing account) and whether a payee's share is still held or
+        already payable.
+
+        ``name`` is English text written when the account was opened and stays as written, as the rest of the books
+        do; the admin shows this instead. A promoter is named by their code, not their email address (erasing the
+        person renames their accounts to the code too). Read the payee (``creator``, ``promoter``, ``partner``) with
+        the account where many are shown."""
+        kind = self.get_kind_display()
+        if self.promoter_id:
+            who = self.promoter.code
+        elif self.payee is not None:
+            who = self.payee.name
+        elif self.kind == self.Kind.CLEARING and ":" in self.code:
+            who = self.code.partition(":")[2]  # clearing:stripe
+        else:
+            return kind
+        state = self.code.rpartition(":")[2]  # creator:7:held, creator:7:payable
+        if state == "held":
+            return gettext("%(kind)s: %(who)s (held)") % {"kind": kind, "who": who}
+        if state == "payable":
+            return gettext("%(kind)s: %(who)s (payable)") % {"kind": kind, "who": who}
+        return gettext("%(kind)s: %(who)s") % {"kind": kind, "who": who}
 
 
 class JournalEntry(TenantOwned):

@@ -265,6 +265,11 @@ class Refund(TenantOwned):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
                                    related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    # The provider could not pay it out (a closed card, say) and put the money back: the refund is undone.
+    failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
+    failure_reason = models.CharField(_("why it failed"), max_length=100, blank=True)
+    paid_outside = models.BooleanField(_("paid back outside the provider"), default=False,
+                                       help_text=_("By bank transfer or cash: the provider was not asked."))
 
     class Meta:
         ordering = ["-created_at"]

@@ -2,7 +2,8 @@
 
 Renewal is a new order for the next period, opened when the period ends. Until it is paid the subscription is past
 due and access continues through a grace period; a cancelled subscription runs to the end of the period it paid for.
-Renewals keep the price the learner subscribed at and end their periods on the day of the month they started on.
+Renewals keep the price (and its currency) the learner subscribed at, even after the storefront changes its prices or
+its currency, and end their periods on the day of the month they started on.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class Subscription(TenantOwned):
     plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions")
     price = models.PositiveIntegerField(
         _("price per period"), help_text=_("What each renewal charges: the plan's price when the learner subscribed."))
+    currency = models.CharField(
+        _("currency"), max_length=3,
+        help_text=_("The currency of the price: the storefront's when the learner subscribed. Renewals charge in it."))
     billing_day = models.PositiveSmallIntegerField(
         _("billing day"), help_text=_("Periods end on this day of the month (or the month's last day)."))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)

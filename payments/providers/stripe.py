@@ -229,7 +229,8 @@ def _charge_event(event_id: str, event_type: str, obj: dict, data: dict) -> Prov
     dispute (``charge.dispute.created``, ``charge.dispute.closed``), named by its PaymentIntent.
 
     A refund counts once it is pending or succeeded (as ours count when Stripe accepts them); a failed or cancelled
-    one is "refund.failed". A dispute is "dispute.opened" when it is created and "dispute.lost" when it closes lost:
+    one is "refund.failed", with Stripe's ``failure_reason`` (``expired_or_canceled_card``, ...): its money is back
+    in the account. A dispute is "dispute.opened" when it is created and "dispute.lost" when it closes lost:
     the disputed amount has then left the account for good. A dispute won or still open changes no money of ours.
     """
     status, kind = str(obj.get("status") or ""), "ignored"
@@ -246,4 +247,5 @@ def _charge_event(event_id: str, event_type: str, obj: dict, data: dict) -> Prov
     return ProviderEvent(
         id=event_id, type=kind, payment_ref="", charge_ref=_intent(obj), refund_ref=str(obj.get("id") or ""),
         amount=amount if isinstance(amount, int) and not isinstance(amount, bool) else None,
-        currency=str(obj.get("currency") or "").upper(), reason=str(obj.get("reason") or "")[:100], payload=data)
+        currency=str(obj.get("currency") or "").upper(), payload=data,
+        reason=str((kind == "refund.failed" and obj.get("failure_reason")) or obj.get("reason") or "")[:100])

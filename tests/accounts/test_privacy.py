@@ -179,3 +179,29 @@ def test_visits_through_tracked_links_are_exported_and_cut_from_the_person_on_de
     with scopes_disabled():
         assert list(ReferralTouch.objects.values_list("user", "visitor")) == [(None, "")]
         assert list(ChannelClick.objects.values_list("user", "visitor")) == [(None, "")]
+
+
+def test_a_promoter_who_deletes_their_account_leaves_no_email_in_the_ledger(learner, tenant_a):
+    """A promoter's commission accounts were named after their email address: the accounts and their money stay,
+    named by the promoter's code."""
+    from payments.models import LedgerAccount, PaymentSettings, Promoter
+    from payments.services import split_rule_create
+    from tests.factories import catalog_item
+    from tests.payments.test_checkout import buy
+
+    with scopes_disabled():
+        PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True)
+        Promoter.objects.create(tenant=tenant_a, user=learner, code="LIN001", status=Promoter.Status.APPROVED)
+        split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=0, promoter_commission_bp=1000)
+    course = catalog_item(tenant_a, title="Course", price=10000)
+    buyer = host_client("alpha.test", member(tenant_a))
+    buyer.get("/?ref=LIN001")
+    buy(buyer, f"item={course.slug}")
+    with scopes_disabled():
+        assert list(LedgerAccount.objects.filter(kind="promoter").values_list("name", flat=True)) == [
+            "lin@example.com (held)"]
+    client = host_client("alpha.test", learner)
+    assert client.post("/account/privacy/delete/", {"password": PASSWORD, "confirm": "on"}).status_code == 200
+    with scopes_disabled():
+        assert list(LedgerAccount.objects.filter(kind="promoter").values_list("name", flat=True)) == [
+            "LIN001 (held)"]

@@ -7,8 +7,8 @@ from django_scopes import scope, scopes_disabled
 from accounts.models import Role
 from catalog import services as catalog
 from distribution.models import Allocation, Channel, Delivery
-from tests.conftest import host_client
-from tests.factories import UserFactory, catalog_item, enable_totp, member
+from tests.conftest import host_client, operator_client
+from tests.factories import UserFactory, catalog_item, member
 
 
 def test_channel_list_shows_share_budget_and_parked_count(tenant_a, tenant_b):
@@ -78,9 +78,7 @@ def test_a_malformed_signing_secret_is_refused_next_to_its_field(tenant_a):
 # --- the operator's admin on the platform host, where every storefront's rows are visible --------------------------
 
 def operator():
-    user = UserFactory(email="op@zhiku.test", is_superuser=True, is_staff=True)
-    enable_totp(user)
-    return host_client("localhost", user)
+    return operator_client(email="op@zhiku.test")
 
 
 def test_an_item_approved_in_the_operators_admin_goes_only_to_its_own_storefronts_channels(tenant_a, tenant_b):

@@ -6,8 +6,8 @@ from django_scopes import scope, scopes_disabled
 
 from accounts.models import Role
 from payments.models import Coupon, SubscriptionPlan
-from tests.conftest import host_client
-from tests.factories import UserFactory, enable_totp, member
+from tests.conftest import host_client, operator_client
+from tests.factories import member
 
 pytestmark = pytest.mark.django_db
 
@@ -87,9 +87,7 @@ def test_the_operator_still_edits_a_storefronts_row_on_the_platform_host(tenant_
     with scope(tenant=tenant_a):
         Coupon.objects.create(tenant=tenant_a, code="SAVE20", kind="percent", value=2000)
         other = Coupon.objects.create(tenant=tenant_a, code="SAVE10", kind="percent", value=1000)
-    operator_user = UserFactory(is_superuser=True, is_staff=True)
-    enable_totp(operator_user)
-    operator = host_client("localhost", operator_user)
+    operator = operator_client()
     assert operator.get(reverse("admin:payments_coupon_add")).status_code == 403  # no tenant to add it to
     clash = operator.post(reverse("admin:payments_coupon_change", args=[other.pk]), coupon_form("save20"))
     assert clash.status_code == 200

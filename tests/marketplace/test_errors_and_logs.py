@@ -53,3 +53,17 @@ def test_log_records_carry_tenant_and_request_id(tenant_a):
         ContextFilter().filter(record)
     line = json.loads(JsonFormatter("%(message)s %(request_id)s %(tenant)s").format(record))
     assert line == {"message": "order paid", "request_id": "-", "tenant": "alpha"}
+
+
+def test_a_nul_character_in_the_address_is_a_bad_request_not_a_server_error(tenant_a):
+    """PostgreSQL holds no NUL in text: an address carrying one is refused before any lookup could fail on it."""
+    from accounts.models import Role
+    from tests.factories import member
+
+    learner = host_client("alpha.test", member(tenant_a))
+    for url in ("/checkout/?item=%00", "/checkout/?bundle=a%00b", "/checkout/?plan=%00", "/orders/%00/",
+                "/search/?q=%00", "/checkout/?%00=1"):
+        assert learner.get(url).status_code == 400, url
+    staff = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    assert staff.get("/admin/payments/order/?q=%00").status_code == 400
+    assert learner.get("/checkout/?item=no-such-course").status_code == 404  # an ordinary miss stays a 404

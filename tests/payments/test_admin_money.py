@@ -9,8 +9,8 @@ from django_scopes import scope, scopes_disabled
 
 from accounts.models import Role
 from payments.models import Coupon, PaymentSettings, SplitRule, Subscription, SubscriptionPlan
-from tests.conftest import host_client
-from tests.factories import UserFactory, enable_totp, member
+from tests.conftest import host_client, operator_client
+from tests.factories import member
 from tests.marketplace.test_admin_constraints import field_errors
 from tests.payments.test_checkout import buy
 
@@ -66,9 +66,7 @@ def test_the_new_split_rule_is_named_by_its_version(tenant_a):
 def test_the_operator_saves_a_storefronts_payment_settings_on_the_platform_host(tenant_a):
     with scope(tenant=tenant_a):
         row = PaymentSettings.objects.create(tenant=tenant_a, tax_rate_bp=600)
-    operator_user = UserFactory(is_superuser=True, is_staff=True)
-    enable_totp(operator_user)
-    operator = host_client("localhost", operator_user)
+    operator = operator_client()
     response = operator.post(reverse("admin:payments_paymentsettings_change", args=[row.pk]),
                              settings_form(tax_rate_bp=800))
     assert response.status_code == 302

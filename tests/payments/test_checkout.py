@@ -196,7 +196,7 @@ def test_an_unverified_email_cannot_buy(tenant_a, shop):
     course, _ = shop
     learner = member(tenant_a, verified=False)
     response = host_client("alpha.test", learner).post("/checkout/", {"item": course.slug, "key": "x", "pay": "1"})
-    assert response.status_code == 400 and "Confirm your email address" in response.content.decode()
+    assert response.status_code == 403 and "Confirm your email address" in response.content.decode()
 
 
 def test_orders_and_payment_pages_of_another_tenant_or_learner_are_404(tenant_a, tenant_b, shop):
@@ -379,3 +379,59 @@ def test_the_refund_form_sent_twice_refunds_once_and_bad_amounts_are_shown_at_th
     with scope(tenant=tenant_a):
         order.refresh_from_db()
         assert order.refunded == 3000 and order.payments.get().refunds.count() == 1
+
+
+def test_the_operator_refunds_on_the_platform_host_on_the_orders_own_accounts(tenant_a, tenant_b, shop):
+    """Both storefronts hold accounts with the same codes (platform, tenant, clearing:sandbox); the platform host
+    sees every storefront's rows, yet a refund there books on the order's own storefront only."""
+    from django_scopes import scopes_disabled
+
+    from marketplace import tenancy
+    from tests.conftest import operator_client
+
+    other = catalog_item(tenant_b, title="Beta course", price=5000)
+    buy(host_client("beta.test", member(tenant_b)), f"item={other.slug}")
+    course, _ = shop
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get()
+    response = refund(operator_client(), reverse("admin:payments_order_refund", args=[order.pk]),
+                      {"amount": "10.00"})
+    assert response.status_code == 302
+    with scopes_disabled():
+        entry = JournalEntry.objects.get(kind="refund")
+        assert {p.account.tenant_id for p in entry.postings.select_related("account")} == {tenant_a.pk}
+    for tenant in (tenant_a, tenant_b):
+        with tenancy.activate(tenant):
+            assert ledger_verify(tenant=tenant).ok
+
+
+def test_a_checkout_key_sent_again_for_another_cart_is_refused_and_the_page_gets_a_new_one(tenant_a, shop):
+    """A form sent again (back button) after the learner changed the coupon or what they buy must not send them to
+    pay for the first cart: it is refused, and the page's next attempt is a new one."""
+    course, _ = shop
+    other = catalog_item(tenant_a, title="Other course", price=5000)
+    learner = member(tenant_a)
+    with scope(tenant=tenant_a):
+        Coupon.objects.create(tenant=tenant_a, code="SAVE10", kind=Coupon.Kind.PERCENT, value=1000)
+        first = services.checkout_start(tenant=tenant_a, user=learner, idempotency_key="k1", item=course)
+        for changed in ({"item": other}, {"item": course, "coupon_code": "save10"}):
+            with pytest.raises(services.ApplicationError) as refused:
+                services.checkout_start(tenant=tenant_a, user=learner, idempotency_key="k1", **changed)
+            assert (refused.value.code, refused.value.status) == ("idempotency_key_mismatch", 409)
+        # The same cart again is the same checkout (the coupon's case does not matter).
+        assert services.checkout_start(tenant=tenant_a, user=learner, idempotency_key="k1",
+                                       item=course).order == first.order
+        with_coupon = services.checkout_start(tenant=tenant_a, user=learner, idempotency_key="k2", item=other,
+                                              coupon_code="save10")
+        assert services.checkout_start(tenant=tenant_a, user=learner, idempotency_key="k2", item=other,
+                                       coupon_code="SAVE10").order == with_coupon.order
+        assert Order.objects.count() == 2
+
+    client = host_client("alpha.test", learner)
+    response = client.post("/checkout/", {"item": other.slug, "key": "k1", "pay": "1"})
+    body = response.content.decode()
+    assert response.status_code == 409 and "started for another purchase" in body
+    fresh = re.search(r'name="key" value="([0-9a-f]+)"', body).group(1)
+    assert fresh != "k1"
+    assert client.post("/checkout/", {"item": other.slug, "key": fresh, "pay": "1"}).status_code == 302

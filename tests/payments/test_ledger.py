@@ -100,7 +100,7 @@ def assert_ledger_invariants(tenant) -> None:
     captured = sum(p.amount for p in payments if p.status == Payment.Status.SUCCEEDED)
     refunded = 0
     for payment in payments:
-        refunds = sum(Refund.objects.filter(payment=payment).values_list("amount", flat=True))
+        refunds = sum(Refund.objects.filter(payment=payment, failed_at=None).values_list("amount", flat=True))
         assert payment.refunded_amount <= payment.amount
         assert refunds == payment.refunded_amount
         assert payment.order.refunded == payment.refunded_amount
@@ -126,13 +126,17 @@ def assert_ledger_invariants(tenant) -> None:
             amounts = [p for p in postings if p.entry_id == entry.pk]
             assert sum(p.amount for p in amounts if p.amount < 0) == -entry.order.total
             assert [p.amount for p in amounts if p.account.code == CLEARING] == [entry.order.total]
-        elif entry.kind == JournalEntry.Kind.REFUND:
+        elif entry.kind in (JournalEntry.Kind.REFUND, JournalEntry.Kind.REVERSAL):
             amounts = [p.amount for p in postings if p.entry_id == entry.pk and p.account.code == CLEARING]
-            assert amounts == [-entry.refund.amount]
+            assert amounts == [(-1 if entry.kind == JournalEntry.Kind.REFUND else 1) * entry.refund.amount]
     sales = JournalEntry.objects.filter(kind=JournalEntry.Kind.SALE)
     assert sorted(sales.values_list("order_id", flat=True)) == sorted(
         p.order_id for p in payments if p.status == Payment.Status.SUCCEEDED)
-    assert JournalEntry.objects.filter(kind=JournalEntry.Kind.REFUND).count() == Refund.objects.count()
+    # A refund is booked once; one that failed is undone once, or was never booked when it failed first.
+    for refund in Refund.objects.all():
+        kinds = sorted(refund.journal_entries.values_list("kind", flat=True))
+        assert kinds == ([] if refund.failed_at else ["refund"]) or (refund.failed_at and kinds == [
+            "refund", "reversal"]), (refund.pk, kinds)
 
     for order in Order.objects.all():
         active = order.entitlements.filter(revoked_at__isnull=True).count()
@@ -188,6 +192,11 @@ operation = st.one_of(
     *[st.tuples(st.just("refund"), st.integers(0, 50), refund_amount)] * 3,
     # a refund made at the provider (its dashboard, or a chargeback lost), reported once or several times
     st.tuples(st.just("provider_refund"), st.integers(0, 50), refund_amount, st.integers(1, 3)),
+    # a refund the provider could not pay out (reported one to three times), or a provider's refund reported failed
+    # before it was reported made; and a refund the team paid back outside the provider
+    st.tuples(st.just("refund_fails"), st.integers(0, 50), st.integers(1, 3)),
+    st.tuples(st.just("refund_fails_first"), st.integers(0, 50), refund_amount),
+    st.tuples(st.just("refund_outside"), st.integers(0, 50), refund_amount),
     st.tuples(st.just("payout"), st.booleans()),
     st.tuples(st.just("expire")),
 )
@@ -308,7 +317,7 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
                     refund = services.refund_create(payment=payment, amount=amount, actor=None)
                     assert refund.amount == amount
                     payment.refresh_from_db()
-                    assert payment.refunded_amount == sum(r.amount for r in payment.refunds.all())
+                    assert payment.refunded_amount == sum(r.amount for r in payment.refunds.filter(failed_at=None))
                     event("a refund was made")
                     if payment.refunded_amount == payment.amount:
                         event("a payment was refunded in full")
@@ -328,8 +337,47 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
                     continue
                 # never more than what was left, however much the provider reports
                 assert booked[0].amount == min(amount, left) and booked[1:] == [None] * (op[3] - 1)
-                assert payment.refunded_amount == sum(r.amount for r in payment.refunds.all()) <= payment.amount
+                booked_total = sum(r.amount for r in payment.refunds.filter(failed_at=None))
+                assert payment.refunded_amount == booked_total <= payment.amount
                 event("a refund made at the provider was booked")
+            elif kind == "refund_fails":
+                live = list(Refund.objects.filter(failed_at=None).exclude(provider_ref="").order_by("pk"))
+                if not live:
+                    continue
+                refund = live[op[1] % len(live)]
+                order = refund.payment.order
+                was = (order.refunded, order.status, order.entitlements.filter(revoked_at=None).count())
+                undone = [services.refund_fail(payment=refund.payment, provider_ref=refund.provider_ref,
+                                               amount=refund.amount, reason="expired_or_canceled_card")
+                          for _ in range(op[2])]
+                assert undone[0] == refund and undone[1:] == [None] * (op[2] - 1)
+                order.refresh_from_db()
+                assert order.refunded == was[0] - refund.amount
+                assert order.status == (Order.Status.PARTIALLY_REFUNDED if order.refunded else Order.Status.PAID)
+                if was[1] == Order.Status.REFUNDED:
+                    assert order.entitlements.filter(revoked_at=None).count() == order.lines.count() > was[2]
+                    event("a full refund failed and access opened again")
+                event("a refund failed at the provider")
+            elif kind == "refund_fails_first" and payments:
+                captured = [p for p in payments if p.status == Payment.Status.SUCCEEDED] or payments
+                payment, left, amount = refund_aim(captured, op)
+                if amount <= 0:
+                    continue
+                before, ref = snapshot(), f"re_{reported}"
+                reported += 1
+                services.refund_fail(payment=payment, provider_ref=ref, amount=amount, reason="unknown")
+                assert services.refund_record(payment=payment, amount=amount, provider_ref=ref, reason="") is None
+                after = snapshot()
+                assert (after[:4], after[5:]) == (before[:4], before[5:])  # only the failed refund's row is new
+            elif kind == "refund_outside" and payments:
+                captured = [p for p in payments if p.status == Payment.Status.SUCCEEDED]
+                if not captured:
+                    continue
+                payment, left, amount = refund_aim(captured, op)
+                if 0 < amount <= left:
+                    refund = services.refund_create(payment=payment, amount=amount, actor=None, paid_outside=True)
+                    assert refund.provider_ref == ""
+                    event("a refund was paid outside the provider")
             elif kind == "payout":
                 # Past the refund window (or not yet), then pay everything payable; the next run finds nothing.
                 days += 15 if op[1] else 0
@@ -637,3 +685,21 @@ class TestDatabaseGuards:
                 with connection.cursor() as cursor:
                     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             assert entry.postings.count() == 2
+
+    @pytest.mark.parametrize("scope_at_commit", ["its own", "another storefront's", "none"])
+    def test_the_application_role_cannot_hide_an_unbalanced_entry_from_the_check(self, tenant_a, scope_at_commit):
+        """Row-level security shows the production role only its storefront's rows; switching the storefront
+        setting before commit must not hide an entry's postings from the balance check, which runs as the owner."""
+        from django.conf import settings as django_settings
+
+        hide = {"its own": None, "another storefront's": str(tenant_a.pk + 1000), "none": ""}[scope_at_commit]
+        with tenancy.activate(tenant_a):
+            left = self._account(tenant_a, "left")
+            with pytest.raises(IntegrityError, match="does not balance"), transaction.atomic(), \
+                    connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL ROLE {connection.ops.quote_name(django_settings.DATABASE_RLS_ROLE)}")
+                entry = self._entry(tenant_a, 1003)
+                Posting.objects.create(tenant=tenant_a, entry=entry, account=left, amount=500, currency="CNY")
+                if hide is not None:
+                    cursor.execute("SELECT set_config('zhiku.tenant_id', %s, true)", [hide])
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # what COMMIT does

@@ -17,10 +17,9 @@ from django_scopes import scope, scopes_disabled
 from marketplace import tenancy
 from payments import ledger
 from payments.heads import head_publish, heads_document
-from payments.models import JournalEntry, LedgerAccount, LedgerHead, Posting
-from tests.conftest import host_client
-from tests.factories import UserFactory, enable_totp
-from tests.payments.test_ledger import books, buy, settle, shop, tamper  # noqa: F401 (fixtures, used by name)
+from payments.models import GENESIS_HASH, JournalEntry, LedgerAccount, LedgerHead, Posting
+from tests.conftest import operator_client
+from tests.payments.test_ledger import books, buy, command_output, settle, shop, tamper  # noqa: F401 (fixtures)
 
 SCRIPT = Path(__file__).parents[2] / "docs" / "verify_statement.py"
 
@@ -246,6 +245,83 @@ def test_published_heads_of_another_storefront_are_refused(sold, tenant_b, tmp_p
     assert "not in storefront 'beta''s chain" in output
 
 
+def test_a_cut_short_statement_whose_head_claims_a_later_entry_is_refused(sold, tmp_path):
+    """The head is only believed as the last entry shown: claiming a later sequence would put every published head
+    inside the statement's range, where no entry is there to be compared with it."""
+    tenant = sold.tenant
+    statement = statement_of(tenant, "Lin Wei")
+    heads = published_heads(tenant, date(2026, 11, 23))
+    dropped = statement["entries"].pop()
+    statement["head"] = {"sequence": 10**9, "hash": dropped["previous_hash"]}
+    code, output = run_script(tmp_path, statement, heads=heads)
+    assert code == 1
+    assert f"claims entry {10**9}, but the statement ends at entry {dropped['sequence'] - 1}" in output
+    assert "out of date or cut short" in output
+
+
+def test_a_cut_short_statement_cannot_skip_past_the_published_heads(sold, tmp_path):
+    """An entry made up with a far later sequence, linked to the last real one, would leave the published heads
+    between them unchecked: one chain has no gaps."""
+    tenant = sold.tenant
+    statement = statement_of(tenant, "Lin Wei")
+    heads = published_heads(tenant, date(2026, 11, 23))
+    dropped = statement["entries"].pop()
+    made_up = {**dropped, "sequence": 10**9, "memo": "Nothing to see"}
+    made_up.pop("postings", None)
+    made_up["hash"] = ledger.entry_hash(
+        tenant_slug=tenant.slug, sequence=10**9, kind=made_up["kind"], memo=made_up["memo"],
+        order_number=made_up["order"], created_at=made_up["created_at"], previous_hash=made_up["previous_hash"],
+        postings=[])
+    made_up["postings_digest"] = ledger.postings_digest([])
+    statement["entries"].append(made_up)
+    statement["head"] = {"sequence": 10**9, "hash": made_up["hash"]}
+    code, output = run_script(tmp_path, statement, heads=heads)
+    assert code == 1
+    assert f"entry {10**9} follows entry {dropped['sequence'] - 1}" in output
+
+
+def test_a_participant_without_entries_gets_a_statement_of_the_newest_entry(sold, tmp_path):
+    tenant = sold.tenant
+    heads = published_heads(tenant, date(2026, 11, 23))
+    with tenancy.activate(tenant):
+        statement = ledger.statement_proof(tenant=tenant, accounts=[])  # a promoter who has earned nothing yet
+    assert [e["sequence"] for e in statement["entries"]] == [4] and "postings" not in statement["entries"][0]
+    code, output = run_script(tmp_path, statement, heads=heads)
+    assert code == 0 and "1 published heads fall inside this statement" in output, output
+    statement["entries"] = []  # a head with nothing under it could claim any sequence
+    code, output = run_script(tmp_path, statement, heads=heads)
+    assert code == 1 and "no entries" in output
+
+
+def test_only_an_empty_chain_has_a_statement_without_entries(tenant_b, tmp_path):
+    with tenancy.activate(tenant_b):
+        statement = ledger.statement_proof(tenant=tenant_b, accounts=[])
+    assert statement["head"] == {"sequence": 0, "hash": GENESIS_HASH} and statement["entries"] == []
+    assert run_script(tmp_path, statement)[0] == 0
+    statement["head"] = {"sequence": 7, "hash": "a" * 64}
+    code, output = run_script(tmp_path, statement)
+    assert code == 1 and "no entries" in output
+
+
+def test_an_entry_balanced_only_across_currencies_is_refused(tenant_a, tmp_path):
+    """Yuan credited to the participant cannot be paid for with dollars: the ledger balances each currency, and so
+    does the script. (The ledger refuses such an entry, so the statement is made up by hand.)"""
+    postings = [("creator:1:held", "CNY", -500), ("clearing:sandbox", "USD", 500)]
+    entry = ledger.entry_document(
+        tenant_slug="alpha", sequence=1, kind="sale", memo="Sale ZK1", order_number="ZK1",
+        created_at="2026-11-23T07:30:00.000000+00:00", previous_hash=GENESIS_HASH,
+        digest=ledger.postings_digest(postings))
+    entry["hash"] = ledger.entry_hash(
+        tenant_slug="alpha", sequence=1, kind="sale", memo="Sale ZK1", order_number="ZK1",
+        created_at="2026-11-23T07:30:00.000000+00:00", previous_hash=GENESIS_HASH, postings=postings)
+    entry["postings"] = sorted([list(p) for p in postings])
+    statement = {"tenant": "alpha", "accounts": ["creator:1:held"], "head": {"sequence": 1, "hash": entry["hash"]},
+                 "entries": [entry]}
+    code, output = run_script(tmp_path, statement)
+    assert code == 1
+    assert "entry 1 does not balance in CNY, USD" in output
+
+
 def test_the_script_proves_the_chain_not_that_every_credit_of_the_participant_is_shown(sold, tmp_path):
     """As the docs say: an entry shown only by its digest may have credited the participant, so the printed balance
     covers the entries shown with postings and the participant compares them with their own records."""
@@ -259,6 +335,19 @@ def test_the_script_proves_the_chain_not_that_every_credit_of_the_participant_is
     assert code == 0 and hidden != genuine
     shown[0]["postings"][0][2] += 1  # but what is shown cannot be changed
     assert run_script(tmp_path, statement)[0] == 1
+
+
+# --- the command ----------------------------------------------------------------------------------------------------
+
+def test_the_command_checks_a_deactivated_storefronts_ledger_too(sold):
+    """A storefront with a ledger is deactivated, never deleted: its books still back its payees' statements."""
+    tenant, entries = sold.tenant, sold.entries
+    tamper("UPDATE payments_journalentry SET memo = %s WHERE id = %s", ["Sale nothing to see", entries[2].pk])
+    tenant.is_active = False
+    tenant.save(update_fields=["is_active"])
+    code, output = command_output()
+    assert code == 1
+    assert "alpha: broken at entry #2: its content does not match its hash" in output
 
 
 # --- ledger accounts are immutable (PostgreSQL) ---------------------------------------------------------------------
@@ -302,9 +391,7 @@ class TestLedgerAccountGuard:
 
 def test_the_operator_cannot_rename_a_storefronts_slug_once_it_exists(sold):
     tenant = sold.tenant
-    operator_user = UserFactory(is_superuser=True, is_staff=True)
-    enable_totp(operator_user)
-    operator = host_client("localhost", operator_user)
+    operator = operator_client()
     domain = tenant.domains.get()
     response = operator.post(reverse("admin:marketplace_tenant_change", args=[tenant.pk]), {
         "slug": "alpha-academy", "name": "Alpha Academy Online", "primary_color": "#2563eb",

@@ -212,3 +212,21 @@ def test_the_promoters_page_lists_learners_who_bought_not_those_who_only_started
     page = host_client("alpha.test", seller.user).get("/promote/").content.decode()
     referred = page.split('id="referred-heading"')[1].split("</section>")[0]
     assert "Bought Bo" in referred and "Declined Di" not in referred
+
+
+def test_a_code_entered_at_a_refused_checkout_is_not_remembered(tenant_a, programme):
+    """The learner types a promoter's code with a coupon that does not exist: the checkout is refused and writes
+    nothing, so a later purchase without the code is not credited to that promoter."""
+    referrer = promoter(tenant_a)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    page = client.get(f"/checkout/?item={programme.slug}").content.decode()
+    key = page.split('name="key" value="')[1].split('"')[0]
+    refused = client.post("/checkout/", {"item": programme.slug, "key": key, "referral": referrer.code,
+                                         "coupon": "NO-SUCH-CODE", "pay": "1"})
+    assert refused.status_code == 400 and "This coupon code is not valid." in refused.content.decode()
+    with scope(tenant=tenant_a):
+        assert not ReferralTouch.objects.exists() and not Order.objects.exists()
+    buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(user=learner).promoter is None

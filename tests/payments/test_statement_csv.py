@@ -1,14 +1,16 @@
 """A payee's statement (CSV, and the creator's earnings page) covers every currency they earned in, each with its
-own lines and totals."""
+own lines and totals; the ledger accounts' statement ends with the chain head of the accounts' own storefront."""
 
 import csv
 import io
 
 import pytest
 from django.urls import reverse
+from django_scopes import scopes_disabled
 
 from accounts.models import Role
-from tests.conftest import host_client
+from payments.models import LedgerAccount, LedgerHead
+from tests.conftest import host_client, operator_client
 from tests.factories import catalog_creator, catalog_item, member
 from tests.payments.test_checkout import buy
 
@@ -37,3 +39,37 @@ def test_the_statement_csv_and_the_earnings_page_have_the_lines_and_totals_of_ea
 
     page = host_client("alpha.test", person).get(reverse("admin:payments_payout_mine")).content.decode()
     assert "¥45.00" in page and "$45.00" in page and "<h2>USD</h2>" in page
+
+
+def sell(tenant, host: str, creator: str = "Ada") -> None:
+    course = catalog_item(tenant, title=f"Course by {creator}", price=10000,
+                          creators=[catalog_creator(tenant, creator)])
+    buy(host_client(host, member(tenant)), f"item={course.slug}")
+
+
+def accounts_statement(client, accounts: list[int], **extra):
+    return client.post(reverse("admin:payments_ledgeraccount_changelist"),
+                       {"action": "statement_csv", "_selected_action": accounts}, **extra)
+
+
+def test_the_operators_account_statement_ends_with_the_accounts_own_storefronts_head(tenant_a, tenant_b):
+    sell(tenant_a, "alpha.test")
+    sell(tenant_b, "beta.test")
+    sell(tenant_b, "beta.test", "Bob")  # beta's chain is longer than alpha's
+    with scopes_disabled():
+        beta_accounts = list(LedgerAccount.objects.filter(tenant=tenant_b).values_list("pk", flat=True))
+        beta_head = LedgerHead.objects.get(tenant=tenant_b)
+    rows = list(csv.reader(io.StringIO(accounts_statement(operator_client(), beta_accounts).content.decode())))
+    assert {row[1] for row in rows[1:-1]} == {"1", "2"}
+    assert rows[-1] == ["chain_head", str(beta_head.sequence), "", "", "", "", beta_head.hash]
+
+
+def test_accounts_of_two_storefronts_get_no_statement(tenant_a, tenant_b):
+    sell(tenant_a, "alpha.test")
+    sell(tenant_b, "beta.test")
+    with scopes_disabled():
+        both = list(LedgerAccount.objects.filter(code="platform").values_list("pk", flat=True))
+    assert len(both) == 2
+    response = accounts_statement(operator_client(), both, follow=True)
+    assert response["Content-Type"].startswith("text/html")
+    assert "Select the accounts of one storefront" in response.content.decode()

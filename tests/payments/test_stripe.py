@@ -249,8 +249,9 @@ def test_a_partial_refund_goes_to_stripe_and_a_refund_over_the_rest_is_refused_b
     [call] = stripe_api.requests_to("POST", "/v1/refunds")
     assert call.params["payment_intent"] == payment.provider_charge_ref
     assert call.params["amount"] == "4000"
-    # The key is what a retry of this same refund reproduces: the payment, what was refunded before, the amount.
-    assert call.header("Idempotency-Key") == f"refund-{payment.provider_ref}-0-4000"
+    # The key is what a retry of this same refund reproduces: the payment, what was refunded before, how many of
+    # its refunds failed, the amount.
+    assert call.header("Idempotency-Key") == f"refund-{payment.provider_ref}-0-0-4000"
     assert refund.provider_ref in stripe_api.refunds and call.status == 200
 
     with scope(tenant=alpha), pytest.raises(ApplicationError) as refused:
@@ -372,6 +373,26 @@ def test_one_endpoint_on_the_platform_host_serves_every_storefront(alpha, course
     assert stripe_api.deliver(json.dumps(foreign)) == (200, {"result": "ignored"})
     with scope(tenant=beta):
         assert WebhookEvent.objects.count() == 1
+
+
+def test_money_of_a_deactivated_storefront_is_still_booked(alpha, course, stripe_api, live_server):
+    """The operator closes a storefront while a learner is on Stripe's page: the payment Stripe took is booked and
+    opens the course, and a refund made afterwards in Stripe's dashboard is booked too."""
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    alpha.is_active = False
+    alpha.save(update_fields=["is_active"])
+    stripe_api.set_webhook(live_server.url + HOOK)  # the platform host
+    assert stripe_api.complete(started.payment.provider_ref)["delivery"] == {
+        "status": 200, "body": {"result": "applied"}}
+    assert state(alpha, learner) == (Order.Status.PAID, 1, 1, 1)
+    with scope(tenant=alpha):
+        payment = Payment.objects.get(pk=started.payment.pk)
+    dashboard_refund(stripe_api, payment, 10000)
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]
+    with scope(tenant=alpha):
+        assert Order.objects.get(user=learner).status == Order.Status.REFUNDED
+        assert ledger_verify(tenant=alpha).ok
 
 
 def test_a_stripe_event_timestamped_ahead_of_time_is_refused(alpha, course, stripe_api):
@@ -506,20 +527,108 @@ def test_a_chargeback_won_changes_no_money(paid, alpha, stripe_api):
         assert Entitlement.objects.filter(revoked_at=None).count() == 1
 
 
-def test_a_refund_stripe_could_not_pay_out_is_shown_to_the_team(paid, alpha, stripe_api):
+def shares(tenant, order) -> dict[str, int]:
+    """What each account holds of an order, by code (the clearing account's is what the provider holds of it)."""
+    from django.db.models import Sum
+
+    from payments.models import Posting
+
+    with scope(tenant=tenant):
+        return {code: total for code, total in Posting.objects.filter(entry__order=order).values_list(
+            "account__code").annotate(total=Sum("amount")) if total}
+
+
+def test_a_refund_stripe_could_not_pay_out_is_undone_and_the_team_refunds_again(paid, alpha, stripe_api):
+    """A closed card refuses the refund and Stripe puts the money back: the books, the order and the access are as
+    before the refund, the team is told, and refunding again (at Stripe or outside it) books as usual."""
     from marketplace.models import AuditLog
+
+    payment, _ = paid
+    sold = shares(alpha, payment.order)
+    with scope(tenant=alpha):
+        refund = services.refund_create(payment=payment, amount=10000, actor=None)
+        assert not Entitlement.objects.filter(revoked_at=None).exists()
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]  # refund.created: already booked
+
+    failed = stripe_api.fail_refund(refund.provider_ref)
+    assert failed["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert (payment.refunded_amount, payment.order.status, payment.order.refunded) == (0, Order.Status.PAID, 0)
+        refund.refresh_from_db()
+        assert refund.failed_at is not None and refund.failure_reason == "expired_or_canceled_card"
+        assert Entitlement.objects.filter(revoked_at=None).count() == 1  # the learner has not been paid back
+        [reversal] = JournalEntry.objects.filter(kind=JournalEntry.Kind.REVERSAL)
+        assert reversal.refund == refund
+        alert = AuditLog.objects.get(action="payments.refund_failed")
+        assert (alert.data["amount"], alert.data["provider_ref"]) == (10000, refund.provider_ref)
+        assert ledger_verify(tenant=alpha).ok
+    assert shares(alpha, payment.order) == sold  # every share holds what the sale gave it
+
+    # The same failure again, or Stripe's refund.updated about it: nothing more changes.
+    assert stripe_api.deliver(failed["event"]) == (200, {"result": "duplicate"})
+    updated = {**json.loads(failed["event"]), "id": "evt_refund_updated", "type": "refund.updated"}
+    assert stripe_api.deliver(json.dumps(updated)) == (200, {"result": "applied"})
+    with scope(tenant=alpha):
+        assert JournalEntry.objects.filter(kind=JournalEntry.Kind.REVERSAL).count() == 1
+        assert Payment.objects.get(pk=payment.pk).refunded_amount == 0
+
+        # Refunding the same amount again is a new refund at Stripe, not the failed one replayed.
+        again = services.refund_create(payment=payment, amount=4000, actor=None)
+    assert again.provider_ref != refund.provider_ref
+    assert stripe_api.refunds[again.provider_ref]["status"] == "succeeded"
+    stripe_api.queued.clear()
+
+    # The rest is paid back by bank transfer: booked without asking Stripe, and the access ends.
+    asked = len(stripe_api.requests_to("POST", "/v1/refunds"))
+    with scope(tenant=alpha):
+        outside = services.refund_create(payment=payment, amount=6000, actor=None, paid_outside=True)
+        assert (outside.paid_outside, outside.provider_ref) == (True, "")
+        payment.refresh_from_db()
+        assert (payment.refunded_amount, payment.order.status) == (10000, Order.Status.REFUNDED)
+        assert not Entitlement.objects.filter(revoked_at=None).exists()
+        assert ledger_verify(tenant=alpha).ok
+    assert len(stripe_api.requests_to("POST", "/v1/refunds")) == asked
+    assert all(total == 0 for code, total in shares(alpha, payment.order).items())
+
+
+def test_a_refund_reported_failed_before_it_was_reported_made_books_nothing(paid, alpha, stripe_api):
+    payment, _ = paid
+    ref = dashboard_refund(stripe_api, payment, 2500)
+    created = stripe_api.queued.pop()  # Stripe's events may arrive in any order
+    failed = stripe_api.fail_refund(ref, failure_reason="lost_or_stolen_card")
+    assert failed["delivery"] == {"status": 200, "body": {"result": "applied"}}
+    assert stripe_api.deliver(created) == (200, {"result": "applied"})
+    with scope(tenant=alpha):
+        payment.refresh_from_db()
+        assert (payment.refunded_amount, payment.order.status) == (0, Order.Status.PAID)
+        refund = Refund.objects.get()
+        assert (refund.provider_ref, refund.failure_reason) == (ref, "lost_or_stolen_card")
+        assert not JournalEntry.objects.exclude(kind=JournalEntry.Kind.SALE).exists()
+        assert Entitlement.objects.filter(revoked_at=None).count() == 1
+        assert ledger_verify(tenant=alpha).ok
+
+
+def test_a_partial_refund_that_failed_after_the_shares_were_released_returns_them_as_payable(
+        paid, alpha, stripe_api):
+    from payments.payouts import shares_release
 
     payment, _ = paid
     with scope(tenant=alpha):
         refund = services.refund_create(payment=payment, amount=3000, actor=None)
+        assert shares_release(tenant=alpha, now=timezone.now() + timedelta(days=60)) == 1
+    released = shares(alpha, payment.order)
     stripe_api.queued.clear()
-    failed = {**stripe_api.refunds[refund.provider_ref], "status": "failed"}
-    event = {**stripe_api.events[-1], "id": "evt_refund_failed", "type": "refund.failed", "data": {"object": failed}}
-    assert stripe_api.deliver(json.dumps(event)) == (200, {"result": "applied"})
+    assert stripe_api.fail_refund(refund.provider_ref)["delivery"]["status"] == 200
+    after = shares(alpha, payment.order)
+    # What the refund took back from the creator's held share returns to their payable account, not to held.
+    [creator] = [code for code in after if code.startswith("creator:")]
+    assert creator.endswith(":payable") and after[creator] < released[creator]
+    assert not any(code.endswith(":held") for code in after)
+    assert after["clearing:stripe"] == 10000
     with scope(tenant=alpha):
-        alert = AuditLog.objects.get(action="payments.refund_failed")
-        assert alert.data["provider_ref"] == refund.provider_ref
-        assert Payment.objects.get(pk=payment.pk).refunded_amount == 3000  # booked when Stripe accepted it
+        assert Payment.objects.get(pk=payment.pk).order.status == Order.Status.PAID
+        assert ledger_verify(tenant=alpha).ok
 
 
 def test_our_refund_reported_by_stripe_while_it_commits_is_booked_once(on_postgres, paid, alpha, stripe_api):

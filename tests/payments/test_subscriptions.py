@@ -4,8 +4,9 @@ from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.urls import reverse
 from django.utils import timezone
-from django_scopes import scope
+from django_scopes import scope, scopes_disabled
 
 from catalog.access import can_access
 from payments import services
@@ -14,6 +15,7 @@ from payments.models import JournalEntry, Order, Subscription, SubscriptionPlan
 from payments.subscriptions import add_interval, subscriptions_sweep
 from tests.conftest import host_client
 from tests.factories import catalog_item, member
+from tests.payments.test_admin_money import owner
 from tests.payments.test_checkout import buy
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +61,8 @@ def test_subscribe_renew_lapse_and_cancel(tenant_a, plan, django_capture_on_comm
         assert subscriptions_sweep(tenant=tenant_a, now=end + timedelta(minutes=2)) == {
             "renewals_opened": 0, "ended": 0}  # safe to run again
         sub.refresh_from_db()
-        assert sub.status == "past_due" and sub.entitlement.ends_at == end + timedelta(days=3)
+        # The three grace days count from when the renewal opened.
+        assert sub.status == "past_due" and sub.entitlement.ends_at == end + timedelta(days=3, minutes=1)
         assert "renew" in mail.outbox[-1].subject.lower()
 
     # Paying the renewal extends the period by a month from the old end.
@@ -213,9 +216,8 @@ def test_one_renewal_that_cannot_open_does_not_stop_the_sweep(tenant_a, plan):
         subscriptions_sweep(tenant=tenant_a, now=sweep_at)  # late's renewal is due and never paid
     buy(host_client("alpha.test", stuck), "plan=all")
     with scope(tenant=tenant_a):
-        # The storefront's currency is no longer one we can charge: stuck's renewal cannot open.
-        tenant_a.currency = "XXX"
-        tenant_a.save(update_fields=["currency"])
+        # Stuck's subscription is in a currency that can no longer be charged: its renewal cannot open.
+        Subscription.objects.filter(user=stuck).update(currency="XXX")
         counts = subscriptions_sweep(tenant=tenant_a, now=add_interval(sweep_at, "month"))
         assert counts == {"renewals_opened": 0, "ended": 1}
         assert Subscription.objects.get(user=late).status == "ended"
@@ -261,3 +263,123 @@ def test_renewals_keep_the_price_and_the_day_the_learner_subscribed_on(tenant_a,
     buy(host_client("alpha.test", newcomer), "plan=all")
     with scope(tenant=tenant_a):
         assert Subscription.objects.get(user=newcomer).price == Order.objects.get(user=newcomer).total == 3900
+
+
+def test_a_plan_without_grace_days_still_gives_a_day_to_pay_the_renewal(tenant_a, django_capture_on_commit_callbacks):
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="Strict", slug="strict", price=2900, interval="month",
+                                        grace_days=0)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=strict")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        end = sub.current_period_end
+        with django_capture_on_commit_callbacks(execute=True):
+            assert subscriptions_sweep(tenant=tenant_a, now=end) == {"renewals_opened": 1, "ended": 0}
+        sub.refresh_from_db()
+        assert sub.status == "past_due" and sub.grace_until == end + timedelta(days=1)
+        assert sub.entitlement.ends_at == end + timedelta(days=1)
+        assert [m.to for m in mail.outbox] == [[learner.email]] and "renew" in mail.outbox[0].subject.lower()
+        assert Order.objects.get(source="renewal").status == "pending"  # the emailed checkout is still open
+        assert subscriptions_sweep(tenant=tenant_a, now=end + timedelta(hours=23)) == {
+            "renewals_opened": 0, "ended": 0}
+
+    assert "Payment received" in pay_renewal(client, sub).content.decode()
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.status == "active" and sub.current_period_end == add_interval(end, "month")
+
+
+def test_a_late_sweep_gives_the_whole_grace_period_from_when_the_renewal_opens(
+        tenant_a, plan, django_capture_on_commit_callbacks):
+    learner, leaving = member(tenant_a), member(tenant_a)
+    buy(host_client("alpha.test", learner), "plan=all")
+    client = host_client("alpha.test", leaving)
+    buy(client, "plan=all")
+    client.post("/subscription/", {"action": "cancel"})
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        # Beat was down for a week: the period ended longer ago than the plan's three grace days.
+        late = max(Subscription.objects.values_list("current_period_end", flat=True)) + timedelta(days=7)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert subscriptions_sweep(tenant=tenant_a, now=late) == {"renewals_opened": 1, "ended": 1}
+        sub.refresh_from_db()
+        assert sub.status == "past_due" and sub.grace_until == late + timedelta(days=3)
+        assert sub.entitlement.ends_at == late + timedelta(days=3)
+        assert Order.objects.get(source="renewal").status == "pending"
+        # Only the learner whose renewal is due is asked to renew; the one who cancelled is not.
+        assert [m.to for m in mail.outbox] == [[learner.email]]
+        assert Subscription.objects.get(user=leaving).status == "ended"
+
+        assert subscriptions_sweep(tenant=tenant_a, now=late + timedelta(days=3, seconds=1)) == {
+            "renewals_opened": 0, "ended": 1}
+        sub.refresh_from_db()
+        assert sub.status == "ended" and Order.objects.get(source="renewal").status == "cancelled"
+
+
+def test_a_renewal_keeps_the_currency_the_learner_subscribed_in(tenant_a, plan):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")  # 2900 fen: ¥29.00
+    # The storefront then moves to yen: 2900 minor units would now be ¥2,900 JPY, a different price.
+    tenant_a.currency = "JPY"
+    tenant_a.save(update_fields=["currency"])
+    assert "for ¥29.00" in client.get("/subscription/").content.decode()
+    admin_page = owner(tenant_a).get(reverse("admin:payments_subscription_changelist")).content.decode()
+    assert "¥29.00" in admin_page and "¥2,900" not in admin_page
+
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        assert sub.currency == "CNY"
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
+        renewal = Order.objects.get(source="renewal")
+        assert (renewal.currency, renewal.total) == ("CNY", 2900)
+    assert "Payment received" in pay_renewal(client, sub).content.decode()
+    with scope(tenant=tenant_a):
+        renewal.refresh_from_db()
+        assert renewal.status == "paid" and renewal.payments.get(status="succeeded").currency == "CNY"
+        assert ledger_verify(tenant=tenant_a).ok
+
+    # New subscribers pay in the storefront's new currency, and renew in it.
+    newcomer = member(tenant_a)
+    buy(host_client("alpha.test", newcomer), "plan=all")
+    with scope(tenant=tenant_a):
+        assert Subscription.objects.get(user=newcomer).currency == Order.objects.get(user=newcomer).currency == "JPY"
+
+
+def test_existing_subscriptions_take_the_currency_of_their_first_order(tenant_a, plan):
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("payments.migrations.0014_subscription_currency")
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), "plan=all")
+    tenant_a.currency = "JPY"
+    tenant_a.save(update_fields=["currency"])
+    with scopes_disabled():
+        Subscription.objects.update(currency="")
+        migration.from_first_order(apps, None)
+        assert Subscription.objects.get(user=learner).currency == "CNY"
+
+
+def test_a_renewal_email_queued_before_the_renewal_was_paid_or_ended_is_not_sent(tenant_a, plan):
+    """The sweep queues the email when it opens the renewal; by the time the worker sends it the learner may have
+    paid, or the subscription may have ended (refunded): neither learner is asked to pay."""
+    from payments.tasks import renewal_email_send
+
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end + timedelta(minutes=1))
+    mail.outbox.clear()
+    pay_renewal(client, sub)
+    with scope(tenant=tenant_a):
+        renewal_email_send(tenant_id=tenant_a.pk, subscription_id=sub.pk)
+        assert Subscription.objects.get(pk=sub.pk).status == "active"
+        Subscription.objects.filter(pk=sub.pk).update(status="ended")
+        renewal_email_send(tenant_id=tenant_a.pk, subscription_id=sub.pk)
+    assert not [m for m in mail.outbox if "renew" in m.subject.lower()]

@@ -25,6 +25,8 @@ Test-only control endpoints play the customer on the hosted page and Stripe's ev
 - ``POST /_test/payment_intents/<id>/dispute``: the cardholder's bank disputes the charge
   (``charge.dispute.created``; optional ``amount``, ``reason``); sent again with ``{"status": "won"}`` or
   ``{"status": "lost"}``, the dispute closes (``charge.dispute.closed``). A disputed charge cannot be refunded.
+- ``POST /_test/refunds/<id>/fail``: the card issuer refuses the refund (optional ``failure_reason``, default
+  ``expired_or_canceled_card``); its money returns to the balance, and ``refund.failed`` is delivered.
 
 Each takes an optional JSON body ``{"deliver": false}`` to create the event without sending it, and answers
 ``{"event": <the event body, exactly as signed>, "delivery": {"status": <HTTP status>, "body": <response>}}``.
@@ -276,6 +278,9 @@ class StripeServer(StandIn):
     def dispute(self, intent_id: str, *, deliver: bool = True, **options) -> dict:
         return self._control(f"/_test/payment_intents/{intent_id}/dispute", deliver=deliver, **options)
 
+    def fail_refund(self, refund_id: str, *, deliver: bool = True, **options) -> dict:
+        return self._control(f"/_test/refunds/{refund_id}/fail", deliver=deliver, **options)
+
     def _control(self, path: str, *, deliver: bool, **options) -> dict:
         host, port = self._httpd.server_address[:2]
         connection = http.client.HTTPConnection(host, port, timeout=60)
@@ -470,6 +475,11 @@ class StripeServer(StandIn):
             with self._lock:
                 body = self._dispute(match.group(1), options)
             return 200, self._send(body, options)
+        match = re.fullmatch(r"/_test/refunds/([^/]+)/fail", path)
+        if match is not None:
+            with self._lock:
+                body = self._refund_fail(match.group(1), options)
+            return 200, self._send(body, options)
         match = re.fullmatch(r"/_test/sessions/([^/]+)/(complete|expire)", path)
         if match is None:
             raise StripeAPIError(404, f"Unknown control endpoint {path}")
@@ -519,6 +529,19 @@ class StripeServer(StandIn):
             raise StripeAPIError(400, "A dispute closes as won or lost.")
         dispute["status"] = options["status"]
         return self._event("charge.dispute.closed", dict(dispute))
+
+
+    def _refund_fail(self, refund_id: str, options: dict) -> bytes:
+        """The issuer refuses a refund: it fails, its amount is refundable again, and ``refund.failed`` is sent."""
+        refund = self.refunds.get(refund_id)
+        if refund is None:
+            raise StripeAPIError(404, f"No such refund: '{refund_id}'", code="resource_missing")
+        if refund["status"] not in ("pending", "succeeded"):
+            raise StripeAPIError(400, f"The refund is {refund['status']}.")
+        refund.update(status="failed", failure_reason=options.get("failure_reason", "expired_or_canceled_card"),
+                      failure_balance_transaction=_id("txn"))
+        self.payment_intents[refund["payment_intent"]]["_refunded"] -= refund["amount"]
+        return self._event("refund.failed", dict(refund))
 
 
 def _public(obj: dict) -> dict:

@@ -1,9 +1,24 @@
+from marketplace.models import Tenant
 from marketplace.tenancy import TenantCommand
 from payments.ledger import ledger_verify
 
 
 class Command(TenantCommand):
-    help = "Recompute each storefront's ledger hash chain and report the first broken link (exit 1 if any)."
+    help = ("Recompute each storefront's ledger hash chain, deactivated storefronts' too, and report the first broken "
+            "link (exit 1 if any).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", action="append", dest="tenant_slugs", metavar="SLUG",
+                            help="Verify this storefront only (repeatable). Default: every storefront, deactivated "
+                                 "ones too.")
+
+    def select_tenants(self, slugs: list[str] | None) -> list[Tenant]:
+        """Every storefront by default, not only the active ones: a storefront with a ledger is deactivated, never
+        deleted, and keeps its books, which its payees' statements and the platform's published heads still vouch
+        for."""
+        if slugs:
+            return super().select_tenants(slugs)
+        return list(Tenant.objects.order_by("slug"))
 
     def before_tenants(self, **options):
         self.broken = 0
