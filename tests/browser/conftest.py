@@ -19,6 +19,9 @@ def browser():
     # Playwright's sync API runs an event loop in this thread; the Django ORM calls the tests make are
     # ordinary synchronous ones.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Assertions wait for the page as long as actions do: a click that navigates returns before the new page
+    # is drawn, and a machine running the suite in parallel can take seconds to draw it.
+    playwright_api.expect.set_options(timeout=15000)
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser

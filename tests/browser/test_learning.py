@@ -14,6 +14,7 @@ import pytest
 from django.core import mail
 from django.core.files.base import ContentFile
 from django_scopes import scope
+from playwright.sync_api import expect
 
 from catalog.models import Category, LessonProgress
 from tests.factories import TenantFactory, catalog_creator, catalog_item
@@ -72,27 +73,27 @@ def test_learner_searches_filters_and_plays_a_free_preview(browser, storefront_u
         search.fill("数据")
         search.press("Enter")
         results = page.locator("#results")
-        assert results.get_by_role("link", name="数据科学入门").is_visible()
-        assert results.get_by_role("link", name="Watercolour Basics").count() == 0
+        expect(results.get_by_role("link", name="数据科学入门")).to_be_visible()
+        expect(results.get_by_role("link", name="Watercolour Basics")).to_have_count(0)
         search = page.get_by_role("search").first.get_by_label("Search")
         search.fill("python")
         search.press("Enter")
-        assert page.locator("#results").get_by_role("link", name="Python for Data Analysis").is_visible()
+        expect(page.locator("#results").get_by_role("link", name="Python for Data Analysis")).to_be_visible()
 
         # Filter by type.
         page.goto(storefront_url("alpha.localhost", "/browse/"))
         page.get_by_label("Type").select_option("video")
         page.get_by_role("button", name="Apply").click()
         results = page.locator("#results")
-        assert results.get_by_role("link", name="Watercolour Basics").is_visible()
-        assert results.get_by_role("link", name="Python for Data Analysis").count() == 0
+        expect(results.get_by_role("link", name="Watercolour Basics")).to_be_visible()
+        expect(results.get_by_role("link", name="Python for Data Analysis")).to_have_count(0)
 
         # The item page: a paid course with one free preview lesson.
         page.goto(storefront_url("alpha.localhost", "/browse/?category=data-science"))
         page.locator("#results").get_by_role("link", name="Python for Data Analysis").click()
-        assert page.get_by_role("heading", level=1, name="Python for Data Analysis").is_visible()
-        assert page.get_by_text("This item is for learners who have bought it").is_visible()
-        assert page.get_by_role("link", name="Lesson 2").count() == 0  # locked lessons are not links
+        expect(page.get_by_role("heading", level=1, name="Python for Data Analysis")).to_be_visible()
+        expect(page.get_by_text("This item is for learners who have bought it")).to_be_visible()
+        expect(page.get_by_role("link", name="Lesson 2")).to_have_count(0)  # locked lessons are not links
         page.get_by_role("link", name="Lesson 1").click()
 
         # Play the preview; the position is saved and the next visit resumes there.
@@ -116,16 +117,16 @@ def test_learner_searches_filters_and_plays_a_free_preview(browser, storefront_u
         page.get_by_role("link", name="Buy now").click()
         page.get_by_role("button", name=re.compile(r"^Pay ")).click()
         page.get_by_role("button", name="Pay", exact=True).click()
-        assert page.get_by_text("Payment received").is_visible()
+        expect(page.get_by_text("Payment received")).to_be_visible()
         page.get_by_role("link", name="Start learning").click()
         # The resume point is the preview lesson; the paid lessons are open now.
-        assert page.locator("h1").inner_text() == "Lesson 1"
+        expect(page.locator("h1")).to_have_text("Lesson 1")
         page.get_by_role("link", name="Lesson 2").first.click()
         page.get_by_role("button", name="Mark complete and continue").click()
         page.goto(storefront_url("alpha.localhost", "/learn/"))
-        assert page.get_by_role("link", name="Python for Data Analysis").is_visible()
+        expect(page.get_by_role("link", name="Python for Data Analysis")).to_be_visible()
         page.get_by_role("link", name="Resume").click()
-        assert page.locator("h1").inner_text() == "Lesson 3"
+        expect(page.locator("h1")).to_have_text("Lesson 3")
     finally:
         context.close()
 
