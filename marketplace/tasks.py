@@ -10,11 +10,15 @@ def sessions_clear_expired() -> int:
     return deleted
 
 
-def for_each_storefront(task, **kwargs) -> int:
-    """Fan a beat task out: one ``task`` per active storefront (called with ``tenant_id`` and ``kwargs``)."""
+def for_each_storefront(task, *, deactivated_too: bool = False, **kwargs) -> int:
+    """Fan a beat task out: one ``task`` per active storefront (called with ``tenant_id`` and ``kwargs``).
+
+    ``deactivated_too`` also runs it for deactivated storefronts: for the money they still hold (checkouts a learner
+    may still pay, shares that become payable, the ledger's published head), which deactivation does not stop."""
     from .models import Tenant
 
-    ids = list(Tenant.objects.filter(is_active=True).values_list("pk", flat=True))
+    storefronts = Tenant.objects.all() if deactivated_too else Tenant.objects.filter(is_active=True)
+    ids = list(storefronts.values_list("pk", flat=True))
     for tenant_id in ids:
         task.delay(tenant_id=tenant_id, **kwargs)
     return len(ids)

@@ -69,8 +69,8 @@ def checkouts_expire(*, tenant_id: int) -> int:
 
 @shared_task
 def checkouts_expire_all() -> int:
-    """Beat's entry point: expire unpaid checkouts on every active storefront."""
-    return for_each_storefront(checkouts_expire)
+    """Beat's entry point: expire unpaid checkouts on every storefront, deactivated ones included."""
+    return for_each_storefront(checkouts_expire, deactivated_too=True)
 
 
 @shared_task(base=TenantTask)
@@ -84,8 +84,8 @@ def shares_release(*, tenant_id: int) -> int:
 
 @shared_task
 def shares_release_all() -> int:
-    """Beat's entry point: release held shares on every active storefront."""
-    return for_each_storefront(shares_release)
+    """Beat's entry point: release held shares on every storefront, deactivated ones included."""
+    return for_each_storefront(shares_release, deactivated_too=True)
 
 
 @shared_task(base=TenantTask)
@@ -99,5 +99,6 @@ def ledger_head_publish(*, tenant_id: int) -> str:
 
 @shared_task
 def ledger_heads_publish_all() -> int:
-    """Beat's entry point: sign and publish every active storefront's chain head for the day."""
-    return for_each_storefront(ledger_head_publish)
+    """Beat's entry point: sign and publish every storefront's chain head for the day, deactivated ones
+    included (their payments are still booked)."""
+    return for_each_storefront(ledger_head_publish, deactivated_too=True)

@@ -98,9 +98,10 @@ class StripeProvider(PaymentProvider):
                     "product_data": {"name": ", ".join(line.title for line in lines)[:250] or order.number},
                 },
             }],
-            # From the payment's creation, so a retry of this request sends the same parameters.
+            # From the payment's creation, so a retry of this request sends the same parameters; a minute over
+            # Stripe's least, since Stripe counts from when the request reaches it.
             "expires_at": int(payment.created_at.timestamp()) + 60 * min(
-                max(settings.CHECKOUT_EXPIRES_MINUTES, SESSION_MINUTES[0]), SESSION_MINUTES[1]),
+                max(settings.CHECKOUT_EXPIRES_MINUTES, SESSION_MINUTES[0] + 1), SESSION_MINUTES[1]),
             "success_url": tenant.url(reverse("payments:order", args=[order.number])),
             "cancel_url": tenant.url(cancel_path),
             "client_reference_id": str(payment.pk),

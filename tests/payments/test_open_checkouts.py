@@ -234,3 +234,23 @@ def test_a_discount_link_with_a_coupon_that_no_longer_works_says_so_at_the_coupo
     assert body.index(message) > body.index('id="id_coupon"')
     with scope(tenant=tenant_a):
         assert not Order.objects.exists()
+
+
+def test_a_deactivated_storefronts_money_is_still_looked_after_by_the_beat_tasks(tenant_a, course):
+    from payments.tasks import checkouts_expire_all, shares_release_all
+
+    paid, left_open = host_client("alpha.test", member(tenant_a, "paid")), host_client("alpha.test", member(tenant_a))
+    assert "Payment received" in buy(paid, f"item={course.slug}").content.decode()
+    open_checkout(left_open, course.slug, "left-open")
+    tenant_a.is_active = False
+    tenant_a.save(update_fields=["is_active"])
+    with scope(tenant=tenant_a):
+        Payment.objects.update(created_at=timezone.now() - timedelta(minutes=61))
+        Order.objects.filter(status="paid").update(paid_at=timezone.now() - timedelta(days=400))
+
+    # The checkout a learner could still pay is closed, and the creators' shares of the sale become payable.
+    checkouts_expire_all()
+    shares_release_all()
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(idempotency_key="left-open").status == "cancelled"
+        assert Order.objects.get(status="paid").shares_released_at is not None

@@ -98,6 +98,16 @@ def test_checkout_creates_a_checkout_session_and_sends_the_learner_to_it(alpha, 
     assert (session["amount_total"], session["status"], session["payment_status"]) == (10000, "open", "unpaid")
 
 
+def test_a_half_hour_checkout_still_gives_stripe_its_half_hour(alpha, course, stripe_api, settings):
+    # Stripe refuses a session closing less than 30 minutes after the request reaches it; counted from the
+    # payment's creation, exactly 30 minutes would be refused whenever a second passed on the way.
+    settings.CHECKOUT_EXPIRES_MINUTES = 30
+    started = start(alpha, member(alpha), course)
+    [call] = stripe_api.requests_to("POST", "/v1/checkout/sessions")
+    assert call.params["expires_at"] == str(int(started.payment.created_at.timestamp()) + 31 * 60)
+    assert started.redirect_url == f"{stripe_api.url}/pay/{started.payment.provider_ref}"
+
+
 def test_a_repeated_checkout_sends_the_learner_back_to_the_same_session(alpha, course, stripe_api):
     learner = member(alpha)
     first = start(alpha, learner, course, key="double-click")
