@@ -38,6 +38,7 @@ from .models import (
     Promoter,
     Refund,
     SplitRule,
+    Subscription,
     WebhookEvent,
 )
 from .providers import ProviderEvent, SignatureError, provider
@@ -243,8 +244,6 @@ def purchase_check(*, user, item=None, bundle=None, plan=None) -> tuple[str, int
     from catalog.access import can_access
     from catalog.models import ContentItem
 
-    from .models import Subscription
-
     if item is not None:
         if item.status != ContentItem.Status.PUBLISHED:
             raise ApplicationError(_("This item is not on sale."), code="not_on_sale")
@@ -354,13 +353,18 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             # One learner's checkouts queue here, one after the other (and a coupon's last use is counted under
             # its row's lock): the same key finds its order; a new one replaces the learner's open checkout of the
             # same item or bundle (or any plan: a learner has one subscription), closed at the provider first, so one
-            # purchase is never paid twice.
+            # purchase is never paid twice. A new plan also replaces the renewal checkout of a subscription that
+            # ended while that checkout stayed open at the provider: paid later, it would bring the ended
+            # subscription back beside the new one.
             get_user_model().objects.select_for_update().filter(pk=user.pk).first()
             same = Q(idempotency_key=key)
             if subscription is None:  # a renewal replaces nothing
                 lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
                     "lines__plan__isnull": False, "lines__subscription__isnull": True}
                 same |= Q(user=user, status=Order.Status.PENDING, **lines)
+                if plan is not None:
+                    same |= Q(user=user, status=Order.Status.PENDING,
+                              lines__subscription__status=Subscription.Status.ENDED)
             earlier = list(Order.objects.filter(same).distinct())
             for order in earlier:
                 if order.idempotency_key == key:

@@ -49,13 +49,26 @@ def add_interval(moment: datetime, interval: str, *, day: int | None = None) -> 
     return moment.replace(year=year, month=month, day=day)
 
 
-def subscription_paid(*, order: Order, line, actor=None) -> Subscription:
-    """A plan's order was paid: start the subscription, or extend it by a period when this was its renewal."""
+def subscription_paid(*, order: Order, line, actor=None) -> Subscription | None:
+    """A plan's order was paid: start the subscription, or extend it by a period when this was its renewal.
+
+    None when the learner holds another live subscription, which a learner can have only one of: checkouts are
+    arranged so that this does not happen (``order_open`` closes a learner's other plan and renewal checkouts
+    before opening one), but should it, the sale stays booked, no access is given and the team is told to refund
+    it, rather than the provider's event failing on every delivery."""
     from .services import entitlement_grant
 
     now = timezone.now()
-    if line.subscription_id:
-        sub = Subscription.objects.select_for_update().get(pk=line.subscription_id)
+    sub = Subscription.objects.select_for_update().get(pk=line.subscription_id) if line.subscription_id else None
+    if sub is None or sub.status == Subscription.Status.ENDED:
+        held = Subscription.objects.filter(user=order.user).exclude(status=Subscription.Status.ENDED).first()
+        if held is not None:
+            logger.error("order %s paid for a subscription while the learner holds subscription %s; refund it",
+                         order.number, held.pk)
+            audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_payment_unapplied",
+                            target=order, data={"held": held.pk, "renewal_of": line.subscription_id})
+            return None
+    if sub is not None:
         start = max(sub.current_period_end, now) if sub.status == Subscription.Status.ENDED else sub.current_period_end
         sub.current_period_start = start
         sub.current_period_end = add_interval(start, sub.plan.interval, day=sub.billing_day)
@@ -123,8 +136,11 @@ def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
     Entitlement.objects.filter(pk=sub.entitlement_id, ends_at__gt=at).update(ends_at=at)
     if renewal is not None:
         # Closed at the provider first, like any checkout. One the provider is taking, or cannot be asked about
-        # now, stays pending: its webhook renews the subscription, or the checkout sweep closes it later.
-        for payment in renewal.payments.filter(status=Payment.Status.PENDING):
+        # now, stays pending: its webhook renews the subscription, or the checkout sweep closes it later. One
+        # whose success is being applied right now is locked by that webhook, which waits for this subscription:
+        # it is skipped, not waited for (that would deadlock), and brings the subscription back once this commits.
+        for payment in Payment.objects.select_for_update(skip_locked=True).filter(
+                order=renewal, status=Payment.Status.PENDING):
             try:
                 payment_expire(payment=payment, reason="subscription ended", actor=actor)
             except ApplicationError as exc:

@@ -5,7 +5,9 @@ transaction and the row-level-security settings), waits at a barrier, then calls
 """
 
 import threading
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -14,8 +16,19 @@ from django_scopes import scope, scopes_disabled
 from marketplace import tenancy
 from marketplace.errors import ApplicationError
 from payments import ledger, services
-from payments.models import Coupon, Entitlement, JournalEntry, Order, Payment, Refund, WebhookEvent
+from payments.models import (
+    Coupon,
+    Entitlement,
+    JournalEntry,
+    Order,
+    Payment,
+    Refund,
+    Subscription,
+    SubscriptionPlan,
+    WebhookEvent,
+)
 from payments.providers.sandbox import HEADER, SandboxProvider
+from payments.subscriptions import subscriptions_sweep
 from tests.factories import TenantFactory, catalog_item, member
 
 pytestmark = pytest.mark.postgres
@@ -212,3 +225,68 @@ def test_ten_checkouts_of_one_item_by_one_learner_at_once_leave_one_to_pay(shop)
         assert Order.objects.filter(status="pending").count() == 1
         assert Payment.objects.filter(status="pending").count() == 1
         assert set(Order.objects.exclude(status="pending").values_list("status", flat=True)) <= {"cancelled"}
+
+
+def test_a_renewal_paid_while_the_sweep_ends_its_subscription_brings_it_back_without_a_deadlock(shop):
+    """The renewal's success is being applied (its payment locked, the subscription next) while the sweep ends that
+    subscription (locked, its renewal checkout next). The sweep leaves the payment to its webhook instead of waiting
+    for it, and the webhook brings the subscription back once the sweep has committed."""
+    tenant, _item = shop
+    learner = member(tenant, "learner")
+    with tenancy.activate(tenant):
+        plan = SubscriptionPlan.objects.create(tenant=tenant, name="All", slug="all", price=2900, grace_days=3)
+        first = services.checkout_start(tenant=tenant, user=learner, idempotency_key=uuid.uuid4().hex,
+                                        plan=plan).payment
+        services.payment_succeed(payment=first)
+    with tenancy.activate(tenant):
+        end = Subscription.objects.get(user=learner).current_period_end
+        subscriptions_sweep(tenant=tenant, now=end)
+        renewal = Payment.objects.get(order__source="renewal")
+
+    locked, go, outcomes = threading.Event(), threading.Event(), {}
+
+    def webhook() -> None:
+        try:
+            with tenancy.activate(tenant):
+                Payment.objects.select_for_update().get(pk=renewal.pk)  # as payment_succeed's first lock
+                locked.set()
+                go.wait(30)
+                outcomes["webhook"] = services.payment_succeed(payment=renewal).status
+        except Exception as exc:  # noqa: BLE001 - asserted on below
+            outcomes["webhook"] = exc
+        finally:
+            connection.close()
+
+    def sweep() -> None:
+        locked.wait(30)
+        try:
+            with tenancy.activate(tenant):
+                outcomes["sweep"] = subscriptions_sweep(tenant=tenant, now=end + timedelta(days=3, seconds=1))
+        except Exception as exc:  # noqa: BLE001
+            outcomes["sweep"] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=webhook), threading.Thread(target=sweep)]
+    for thread in threads:
+        thread.start()
+    # The webhook goes on once the sweep has finished, or waits for a lock.
+    deadline = time.monotonic() + 30
+    while threads[1].is_alive() and not waiting_for_a_lock() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes == {"webhook": Payment.Status.SUCCEEDED, "sweep": {"renewals_opened": 0, "ended": 1}}
+    with tenancy.activate(tenant):
+        sub = Subscription.objects.get(user=learner)
+        assert sub.status == Subscription.Status.ACTIVE and sub.renewal_order is None
+        assert Entitlement.objects.get(pk=sub.entitlement_id).ends_at == sub.current_period_end
+        assert ledger.ledger_verify(tenant=tenant).ok
+
+
+def waiting_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND datname = current_database()")
+        return cursor.fetchone()[0] > 0

@@ -361,6 +361,40 @@ def test_an_ended_subscription_closes_its_renewal_session_at_stripe(alpha, strip
         assert Subscription.objects.get(user=learner).status == "ended"
 
 
+def test_a_renewal_paid_at_stripe_as_its_subscription_ended_comes_back_instead_of_a_second_subscription(
+        alpha, stripe_api, settings):
+    """The learner paid the renewal at the last moment; Stripe's event is still on its way when the grace period
+    runs out. Subscribing again meanwhile is refused while that payment is being confirmed, and the event brings the
+    subscription back, so the learner never pays for two."""
+    from payments.models import Subscription, SubscriptionPlan
+    from payments.subscriptions import subscriptions_sweep
+
+    settings.PAYMENT_PROVIDER = "stripe"
+    learner = member(alpha)
+    with scope(tenant=alpha):
+        plan = SubscriptionPlan.objects.create(tenant=alpha, name="All access", slug="all", price=2900, grace_days=3)
+        started = services.checkout_start(tenant=alpha, user=learner, idempotency_key="subscribe", plan=plan)
+    stripe_api.complete(started.payment.provider_ref)
+    with scope(tenant=alpha):
+        end = Subscription.objects.get(user=learner).current_period_end
+        subscriptions_sweep(tenant=alpha, now=end)
+        renewal = Payment.objects.get(order__source="renewal")
+    paid_late = stripe_api.complete(renewal.provider_ref, deliver=False)
+    with scope(tenant=alpha):
+        assert subscriptions_sweep(tenant=alpha, now=end + timedelta(days=3, seconds=1))["ended"] == 1
+        with pytest.raises(ApplicationError) as refused:
+            services.checkout_start(tenant=alpha, user=learner, idempotency_key="again", plan=plan)
+        assert refused.value.code == "payment_in_progress"
+        assert not Order.objects.filter(idempotency_key="again").exists()
+
+    assert stripe_api.deliver(paid_late["event"]) == (200, {"result": "applied"})
+    with scope(tenant=alpha):
+        sub = Subscription.objects.get(user=learner)
+        assert sub.status == Subscription.Status.ACTIVE and sub.current_period_end > timezone.now()
+        assert Entitlement.objects.get(pk=sub.entitlement_id).ends_at == sub.current_period_end
+        assert ledger_verify(tenant=alpha).ok
+
+
 def test_one_endpoint_on_the_platform_host_serves_every_storefront(alpha, course, stripe_api, live_server):
     """A Stripe account has one webhook endpoint and one signing secret: each event goes to the storefront its
     session was started for, and an event that names no storefront of ours is answered and kept nowhere."""

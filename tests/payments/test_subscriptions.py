@@ -108,6 +108,48 @@ def test_one_live_subscription_per_learner(tenant_a, plan):
     assert response.status_code == 400 and "You already have a subscription." in response.content.decode()
 
 
+def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booked_and_flagged(tenant_a, plan):
+    """A state checkouts never lead to (a new plan's checkout closes an ended subscription's renewal checkout
+    first): the subscription ended with its renewal still open, and the learner holds another one. Paying that
+    renewal books the sale and tells the team, instead of failing the provider's event on every delivery."""
+    from marketplace.models import AuditLog
+
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
+        renewal = Order.objects.get(source="renewal")
+        hosted = services.existing_checkout(renewal, learner).redirect_url
+        Subscription.objects.filter(pk=sub.pk).update(status="ended", ended_at=timezone.now(), renewal_order=None)
+        now = timezone.now()
+        gift = services.entitlement_grant(tenant=tenant_a, user=learner, actor=None, whole_catalog=True,
+                                          starts_at=now, ends_at=now + timedelta(days=30))
+        held = Subscription.objects.create(tenant=tenant_a, user=learner, plan=plan, price=0, currency="CNY",
+                                           billing_day=now.day, current_period_start=now,
+                                           current_period_end=now + timedelta(days=30), entitlement=gift)
+
+    response = client.post(hosted, {"action": "pay"}, follow=True)
+    assert response.status_code == 200 and "Payment received" in response.content.decode()
+    with scope(tenant=tenant_a):
+        renewal.refresh_from_db()
+        assert renewal.status == "paid"
+        assert JournalEntry.objects.filter(order=renewal, kind="sale").count() == 1
+        assert ledger_verify(tenant=tenant_a).ok
+        assert list(Subscription.objects.filter(user=learner).values_list("pk", "status").order_by("pk")) == [
+            (sub.pk, "ended"), (held.pk, "active")]
+        flag = AuditLog.objects.get(action="payments.subscription_payment_unapplied")
+        assert flag.data == {"held": held.pk, "renewal_of": sub.pk}
+
+    # The team refunds it in full; the learner's other subscription is untouched.
+    with scope(tenant=tenant_a):
+        services.refund_create(payment=renewal.payments.get(status="succeeded"), amount=renewal.total,
+                               actor=None)
+        assert Subscription.objects.get(pk=held.pk).status == "active"
+        assert ledger_verify(tenant=tenant_a).ok
+
+
 def test_a_tier_opens_only_its_categories(tenant_a):
     from catalog.models import Category
 
