@@ -1,3 +1,5 @@
+from collections import defaultdict
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -7,7 +9,13 @@ from marketplace.admin_site import TenantScopedAdmin
 from marketplace.errors import ApplicationError
 
 from .models import Invitation, Membership, Role, User
-from .services import invitation_create, invitation_resend
+from .services import (
+    invitation_create,
+    invitation_resend,
+    membership_remove,
+    membership_set_role,
+    owners_kept_check,
+)
 
 
 @admin.register(User)
@@ -29,8 +37,24 @@ class UserAdmin(DjangoUserAdmin):
         return request.tenant is None and super().has_module_permission(request)
 
 
+class MembershipForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ["role"]
+
+    def clean_role(self):
+        role = self.cleaned_data["role"]
+        if self.instance.pk and self.instance.role == Role.OWNER and role != Role.OWNER:
+            try:
+                owners_kept_check(tenant=self.instance.tenant, losing=[self.instance.pk])
+            except ApplicationError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return role
+
+
 @admin.register(Membership)
 class MembershipAdmin(TenantScopedAdmin):
+    form = MembershipForm
     list_display = ["user", "role", "created_at"]
     list_filter = ["role"]
     search_fields = ["user__email", "user__display_name"]
@@ -39,6 +63,25 @@ class MembershipAdmin(TenantScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # people join by signing up or through an invitation
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.role == Role.OWNER and not Membership.objects.filter(
+                tenant=obj.tenant_id, role=Role.OWNER).exclude(pk=obj.pk).exists():
+            return False  # the last owner stays
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        membership_set_role(tenant=obj.tenant, user=obj.user, role=obj.role, actor=request.user)
+
+    def delete_model(self, request, obj):
+        membership_remove(tenant=obj.tenant, memberships=[obj], actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        teams = defaultdict(list)  # one storefront's, or on the platform host each storefront's in turn
+        for membership in queryset.select_related("tenant"):
+            teams[membership.tenant].append(membership)
+        for tenant, memberships in teams.items():
+            membership_remove(tenant=tenant, memberships=memberships, actor=request.user)
 
 
 class InvitationForm(forms.ModelForm):
@@ -65,7 +108,8 @@ class InvitationAdmin(TenantScopedAdmin):
                                                role=form.cleaned_data["role"], invited_by=request.user)
         obj.pk = invitation.pk  # the admin's "added" message and redirect refer to the stored row
 
-    @admin.action(description=_("Send again with a fresh link"))
+    # Sending a fresh link issues the invitation again: owners only, like inviting.
+    @admin.action(description=_("Send again with a fresh link"), permissions=["add"])
     def resend(self, request, queryset):
         sent = 0
         for invitation in queryset:

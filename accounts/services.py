@@ -120,10 +120,35 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> str:
     return token
 
 
+def owners_kept_check(*, tenant: Tenant, losing: list[int]) -> None:
+    """Refuse a change that takes the owner role from memberships ``losing`` if no other owner would be left: a
+    storefront without an owner has nobody who can manage its team. The owners' rows are locked, so two owners
+    demoting each other at once cannot both succeed."""
+    owners = list(Membership.objects.select_for_update().filter(tenant=tenant, role=Role.OWNER)
+                  .values_list("pk", flat=True))
+    if owners and not set(owners) - set(losing):
+        raise ApplicationError(_("A storefront needs an owner: make someone else an owner first."),
+                               code="last_owner", extra={"field": "role"})
+
+
+@transaction.atomic
+def membership_remove(*, tenant: Tenant, memberships: list[Membership], actor: User | None) -> int:
+    """Take people off the team (their account stays); never the last owner. Returns how many were removed."""
+    owners_kept_check(tenant=tenant, losing=[m.pk for m in memberships if m.role == Role.OWNER])
+    for membership in memberships:
+        audit_log_write(tenant=tenant, actor=actor, action="membership.removed", target=membership,
+                        data={"user": membership.user_id, "role": membership.role})
+    return Membership.objects.filter(pk__in=[m.pk for m in memberships]).delete()[0]
+
+
+@transaction.atomic
 def membership_set_role(*, tenant: Tenant, user: User, role: str, actor: User | None) -> Membership:
-    """Give ``user`` exactly ``role`` on ``tenant`` (creating the membership if needed)."""
+    """Give ``user`` exactly ``role`` on ``tenant`` (creating the membership if needed); never demotes the last
+    owner."""
     membership, created = Membership.objects.get_or_create(tenant=tenant, user=user, defaults={"role": role})
     if not created and membership.role != role:
+        if membership.role == Role.OWNER:
+            owners_kept_check(tenant=tenant, losing=[membership.pk])
         previous, membership.role = membership.role, role
         membership.save(update_fields=["role"])
         audit_log_write(tenant=tenant, actor=actor, action="membership.role_changed", target=membership,

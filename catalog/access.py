@@ -3,7 +3,8 @@
 ``can_access(user, item)`` is true when the item is free, when one of the learner's entitlements covers it (a
 purchase of the item or of a bundle holding it, a subscription, a grant, a licence), or when the person works on it
 (the storefront's owners and staff, and the item's own creators). A free-preview lesson is open to everyone on a
-published item. Unpublished items are open only to the team; an archived item stays open to those who had access.
+published item. Unpublished items are open only to the team; an archived item stays open to those who had access
+(for a free item, those who had started it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from accounts.selectors import membership_role
 from marketplace.tenancy import current_tenant
 from payments.selectors import entitlement_covers
 
-from .models import ContentItem, Lesson
+from .models import ContentItem, ItemProgress, Lesson
 
 TEAM_ROLES = frozenset({Role.OWNER, Role.STAFF})
 
@@ -42,5 +43,11 @@ def can_access(user, item: ContentItem, lesson: Lesson | None = None) -> bool:
             return True
     elif item.status != ContentItem.Status.ARCHIVED:
         return False
+    elif item.is_free and _started(user, item):
+        return True  # a free item has no purchase to keep it open: those who began learning it keep it
     # A subscription covers what is on sale now; what was bought stays open after it is archived.
     return entitlement_covers(user=user, item=item, subscriptions=item.status != ContentItem.Status.ARCHIVED)
+
+
+def _started(user, item: ContentItem) -> bool:
+    return getattr(user, "is_authenticated", False) and ItemProgress.objects.filter(user=user, item=item).exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Q
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html_join
@@ -151,6 +152,17 @@ class ContentItemAdmin(TenantScopedAdmin):
         if _is_creator(request):
             items = items.filter(item_creators__creator__user=request.user).distinct()
         return items
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        if _is_creator(request) and "prerequisites" in form.base_fields:
+            # A creator picks prerequisites among what is on sale and their own items, never another creator's
+            # unpublished drafts (their titles are not theirs to see); what the team already set stays listed.
+            visible = Q(status=Status.PUBLISHED) | Q(item_creators__creator__user=request.user)
+            if obj is not None:
+                visible |= Q(pk__in=obj.prerequisites.values("pk"))
+            form.base_fields["prerequisites"].queryset = ContentItem.objects.filter(visible).distinct()
+        return form
 
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):

@@ -30,8 +30,10 @@ class BrowseForm(forms.Form):
     level = forms.ChoiceField(label=_("Level"), required=False, choices=[("", _("All levels")), *Level.choices])
     language = forms.ChoiceField(label=_("Language of the content"), required=False,
                                  choices=[("", _("All languages")), *settings.LANGUAGES])
-    price_min = forms.DecimalField(label=_("Lowest price"), required=False, min_value=0, decimal_places=2)
-    price_max = forms.DecimalField(label=_("Highest price"), required=False, min_value=0, decimal_places=2)
+    price_min = forms.DecimalField(label=_("Lowest price"), required=False, min_value=0, max_digits=12,
+                                   decimal_places=2)
+    price_max = forms.DecimalField(label=_("Highest price"), required=False, min_value=0, max_digits=12,
+                                   decimal_places=2)
     free = forms.BooleanField(label=_("Free only"), required=False)
     sort = forms.ChoiceField(label=_("Sort by"), required=False, choices=SORT_CHOICES)
 

@@ -161,7 +161,11 @@ def _decode(data: bytes) -> tuple[str, str]:
     if data.startswith(codecs.BOM_UTF8):
         return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return data.decode("utf-16"), "utf-16"
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError as exc:  # cut short, or not UTF-16 after all
+            raise ApplicationError(_("The file is not text in UTF-8 or GBK: is it really a CSV file?"),
+                                   code="not_csv") from exc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -414,6 +418,9 @@ def convert_price(value: str, *, currency: str) -> int:
     return int(minor)
 
 
+MAX_DURATION_MINUTES = 366 * 24 * 60  # more is a typo, and would not fit the column
+
+
 def convert_duration(value: str) -> int:
     """Minutes from "90", "1:30", "1:30:00", "1h30m", "90 min", "1.5 hours" or "1小时30分钟"."""
     folded = _fold(value)
@@ -434,6 +441,8 @@ def convert_duration(value: str) -> int:
                 seconds += Decimal(number) * 60
     else:
         raise CellError(_("Duration “%(value)s” is not a number of minutes (or 1:30, 1h30m).") % {"value": value})
+    if seconds > MAX_DURATION_MINUTES * 60:
+        raise CellError(_("Duration “%(value)s” is longer than a year.") % {"value": value})
     return int((seconds / 60).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 

@@ -10,11 +10,16 @@ import mimetypes
 import re
 
 from django.http import FileResponse, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.utils.http import content_disposition_header
 
 from .storage import private_storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
+# What a browser may show in the page: media players, PDF and raster images. Anything else a creator uploaded (an
+# HTML page, an SVG, a script) is served as a download of unknown type, so it never runs on the storefront's host,
+# where the team's admin also lives.
+_INLINE = re.compile(r"^(audio/|video/|image/(png|jpeg|gif|webp|avif)$|application/pdf$|application/epub\+zip$)")
 
 
 def _is_remote(storage) -> bool:
@@ -42,7 +47,9 @@ def media_response(request, name: str, *, download_name: str | None = None) -> H
         response["Cache-Control"] = "private, no-store"
         return response
     size = storage.size(name)
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    content_type = mimetypes.guess_type(name)[0] or ""
+    if not _INLINE.match(content_type):
+        content_type, download_name = "application/octet-stream", download_name or name.rsplit("/", 1)[-1]
     match = _RANGE.match(request.headers.get("Range", "").strip())
     if match and (match.group(1) or match.group(2)):
         first, last = match.groups()
@@ -58,10 +65,13 @@ def media_response(request, name: str, *, download_name: str | None = None) -> H
                                          content_type=content_type)
         response["Content-Range"] = f"bytes {start}-{end}/{size}"
         response["Content-Length"] = str(end - start + 1)
+        if download_name is not None:
+            response["Content-Disposition"] = content_disposition_header(True, download_name)
     else:
         response = FileResponse(storage.open(name, "rb"), content_type=content_type,
                                 as_attachment=download_name is not None, filename=download_name or "")
         response["Content-Length"] = str(size)
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -355,6 +355,8 @@ class ItemProgress(TenantOwned):
     started_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Counted in the item's learner_count: not while the person has only watched its free preview.
+    in_learner_count = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-updated_at"]

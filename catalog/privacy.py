@@ -1,8 +1,9 @@
-"""What the catalog holds about a person: progress and reviews. Exported on request; erased with the account."""
+"""What the catalog holds about a person: progress, reviews and their creator profile. Exported on request; the
+learning history and the words of reviews are erased with the account."""
 
 from accounts import privacy
 
-from .models import ItemProgress, LessonProgress, Review
+from .models import Creator, ItemProgress, LessonProgress, Review
 
 
 def export(user, tenant) -> dict:
@@ -12,9 +13,20 @@ def export(user, tenant) -> dict:
              "completed_at": p.completed_at.isoformat() if p.completed_at else None}
             for p in ItemProgress.objects.filter(user=user).select_related("item")
         ],
+        "lessons": [
+            {"item": p.lesson.item.title, "lesson": p.lesson.title, "position_seconds": p.position_seconds,
+             "updated_at": p.updated_at.isoformat(),
+             "completed_at": p.completed_at.isoformat() if p.completed_at else None}
+            for p in LessonProgress.objects.filter(user=user).select_related("lesson__item").order_by("pk")
+        ],
         "reviews": [
             {"item": r.item.title, "rating": r.rating, "body": r.body, "updated_at": r.updated_at.isoformat()}
             for r in Review.objects.filter(user=user).select_related("item")
+        ],
+        "creator_profile": [
+            {"name": c.name, "slug": c.slug, "headline": c.headline, "bio": c.bio,
+             "photo": c.avatar.name if c.avatar else None}
+            for c in Creator.objects.filter(user=user)
         ],
     }
 

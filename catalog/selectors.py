@@ -294,8 +294,9 @@ def path_for_storefront(*, slug: str, user) -> PathPage:
     path = LearningPath.objects.filter(slug=slug, is_published=True).first()
     if path is None:
         raise Http404("No such learning path.")
-    steps = list(path.steps.filter(item__status=Status.PUBLISHED).select_related("item")
-                 .prefetch_related("item__prerequisites"))
+    # Prerequisites on sale only: a draft's title is not public, and an archived item is no step to take.
+    on_sale = Prefetch("item__prerequisites", queryset=ContentItem.objects.filter(status=Status.PUBLISHED))
+    steps = list(path.steps.filter(item__status=Status.PUBLISHED).select_related("item").prefetch_related(on_sale))
     completed: set[int] = set()
     if getattr(user, "is_authenticated", False):
         completed = set(ItemProgress.objects.filter(user=user, completed_at__isnull=False,

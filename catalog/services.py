@@ -196,13 +196,18 @@ def progress_record(*, user, item: ContentItem, lesson: Lesson | None = None, po
     position_seconds = max(0, int(position_seconds))
     now = timezone.now()
     tenant = current_tenant()
+    # Someone watching a paid item's free preview is remembered (to resume there after buying) but is not yet one of
+    # its learners, whom the storefront counts and ranks "popular" by.
+    learner = can_access(user, item)
     with transaction.atomic():
         progress, created = ItemProgress.objects.select_for_update().get_or_create(
-            user=user, item=item, defaults={"tenant": tenant})
-        if created:
-            ContentItem.objects.filter(pk=item.pk).update(learner_count=F("learner_count") + 1)
-        percent_before = progress.percent
+            user=user, item=item, defaults={"tenant": tenant, "in_learner_count": learner})
         fields = ["updated_at"]
+        if learner and (created or not progress.in_learner_count):
+            ContentItem.objects.filter(pk=item.pk).update(learner_count=F("learner_count") + 1)
+            progress.in_learner_count = True
+            fields.append("in_learner_count")
+        percent_before = progress.percent
         if lesson is not None:
             lesson_progress, _created = LessonProgress.objects.get_or_create(
                 user=user, lesson=lesson, defaults={"tenant": tenant})

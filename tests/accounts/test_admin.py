@@ -95,6 +95,49 @@ class TestCrossTenantAdmin:
             learner.refresh_from_db()
         assert learner.role == Role.LEARNER
 
+    def test_staff_cannot_send_an_invitation_again(self, tenant_a, django_capture_on_commit_callbacks):
+        # A fresh link is a new invitation: an expired owner invitation must not come back through a staff member.
+        from accounts.services import invitation_create
+
+        with scopes_disabled():
+            invitation, _token = invitation_create(tenant=tenant_a, email="new.owner@example.com", role=Role.OWNER,
+                                                   invited_by=None)
+        changelist = reverse("admin:accounts_invitation_changelist")
+        for role, resent in ((Role.STAFF, False), (Role.OWNER, True)):
+            client = host_client("alpha.test", member(tenant_a, role, mfa=True))
+            assert ('value="resend"' in client.get(changelist).content.decode()) is resent
+            with django_capture_on_commit_callbacks(execute=True):
+                client.post(changelist, {"action": "resend", "_selected_action": [invitation.pk]})
+            before = invitation.token_hash
+            with scopes_disabled():
+                invitation.refresh_from_db()
+            assert (invitation.token_hash != before) is resent
+        assert len(mail.outbox) == 1  # the owner's resend
+
+    def test_the_last_owner_cannot_leave_the_storefront_without_one(self, tenant_a):
+        owner = member(tenant_a, Role.OWNER, mfa=True)
+        client = host_client("alpha.test", owner)
+        with scopes_disabled():
+            mine = Membership.objects.get(user=owner, tenant=tenant_a)
+        response = client.post(membership_change_url(mine), {"role": Role.STAFF})
+        assert response.status_code == 200
+        assert "A storefront needs an owner: make someone else an owner first." in response.content.decode()
+        assert client.get(reverse("admin:accounts_membership_delete", args=[mine.pk])).status_code == 403
+        client.post(reverse("admin:accounts_membership_changelist"),
+                    {"action": "delete_selected", "_selected_action": [mine.pk], "post": "yes"})
+        with scopes_disabled():
+            assert Membership.objects.get(pk=mine.pk).role == Role.OWNER
+
+        # With a second owner, either may step down, and the change is in the audit log.
+        other = member(tenant_a, Role.OWNER, mfa=True)
+        assert client.post(membership_change_url(mine), {"role": Role.STAFF}).status_code == 302
+        with scopes_disabled():
+            assert Membership.objects.get(pk=mine.pk).role == Role.STAFF
+            assert AuditLog.objects.filter(action="membership.role_changed", actor=owner).exists()
+            theirs = Membership.objects.get(user=other, tenant=tenant_a)
+        response = host_client("alpha.test", other).post(membership_change_url(theirs), {"role": Role.STAFF})
+        assert response.status_code == 200 and "needs an owner" in response.content.decode()
+
     def test_owner_invites_staff_from_the_admin(self, tenant_a, tenant_b, django_capture_on_commit_callbacks):
         owner = member(tenant_a, Role.OWNER, mfa=True)
         with django_capture_on_commit_callbacks(execute=True):

@@ -32,6 +32,29 @@ def test_learner_downloads_their_data_from_every_storefront(learner):
     assert all(s["membership"]["role"] == "learner" for s in data["storefronts"])
 
 
+def test_the_export_holds_lesson_progress_and_the_persons_creator_profile(learner, tenant_a):
+    from django_scopes import scope
+
+    from tests.factories import catalog_creator, catalog_item
+
+    course = catalog_item(tenant_a, title="Free Course", kind="course", lessons=2)
+    with scope(tenant=tenant_a):
+        first = course.lessons.order_by("position").first()
+    profile = catalog_creator(tenant_a, "Lin Writer", learner)
+    with scope(tenant=tenant_a):
+        profile.headline = "Data journalist at Example Daily"
+        profile.save(update_fields=["headline"])
+    client = host_client("alpha.test", learner)
+    client.post(f"/item/{course.slug}/progress/", {"lesson": first.id, "position": 321}, HTTP_ACCEPT="application/json")
+
+    data = json.loads(client.get("/account/privacy/export/").content)
+    catalog = next(s for s in data["storefronts"] if s["storefront"] == "alpha")["catalog"]
+    [lesson] = catalog["lessons"]
+    assert (lesson["item"], lesson["lesson"], lesson["position_seconds"]) == ("Free Course", first.title, 321)
+    [creator] = catalog["creator_profile"]
+    assert (creator["name"], creator["headline"]) == ("Lin Writer", "Data journalist at Example Daily")
+
+
 def test_export_needs_a_login(tenant_a):
     response = host_client("alpha.test").get("/account/privacy/export/")
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]

@@ -62,6 +62,14 @@ def test_a_creator_sees_and_edits_only_their_own_items(tenant_a, creators):
         assert anns.title == "Ann's Better Draft"
         assert "better" in anns.search_text
 
+    # Nor do Bob's drafts show up, or link, as a prerequisite Ann can pick; what is on sale does.
+    on_sale = catalog_item(tenant_a, title="Published Basics")
+    form = client.get(change_url(anns)).content.decode()
+    assert "Published Basics" in form and "Bob&#x27;s Draft" not in form
+    response = client.post(change_url(anns), item_form(anns, prerequisites=[bobs.pk]))
+    assert response.status_code == 200 and "Select a valid choice." in response.content.decode()
+    assert client.post(change_url(anns), item_form(anns, prerequisites=[on_sale.pk])).status_code == 302
+
 
 def test_an_item_a_creator_adds_credits_them(tenant_a, creators):
     ann = creators[0]

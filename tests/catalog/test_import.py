@@ -119,7 +119,7 @@ def test_durations(cell, minutes):
     assert convert_duration(cell) == minutes
 
 
-@pytest.mark.parametrize("cell", ["ninety", "-5", "1:75", "90 parsecs"])
+@pytest.mark.parametrize("cell", ["ninety", "-5", "1:75", "90 parsecs", "9" * 40, "600000", "9999999h"])
 def test_bad_durations(cell):
     with pytest.raises(CellError):
         convert_duration(cell)
@@ -206,6 +206,7 @@ def test_bom_gbk_and_duplicate_headers():
 
 @pytest.mark.parametrize(("data", "code"), [
     (b"", "empty"), (b"\n\n", "empty"), (b"PK\x03\x04\x00\x00\xff\xfe", "not_csv"), (b"a,b\x00\n", "not_csv"),
+    (b"\xff\xfeT\x00i\x00t\x00l\x00e\x00\n", "not_csv"),  # UTF-16 cut short: an odd number of bytes
 ])
 def test_files_that_are_not_csv_are_refused(data, code):
     with pytest.raises(ApplicationError) as exc:

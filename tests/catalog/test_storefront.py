@@ -5,6 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_scopes import scope, scopes_disabled
 
+from accounts.models import Role
 from catalog.models import ContentItem, ItemProgress, LessonProgress, Review
 from tests.conftest import clear_cache, host_client
 from tests.factories import catalog_creator, catalog_item, grant, member
@@ -74,6 +75,10 @@ def test_bad_filter_is_shown_next_to_the_field(tenant_a):
     response = host_client("alpha.test").get("/browse/", {"price_min": "50", "price_max": "10"})
     assert response.status_code == 200
     assert "The highest price must not be below the lowest." in response.content.decode()
+    for name in ("price_min", "price_max"):  # a number too large to be a price, which once overflowed
+        response = host_client("alpha.test").get("/browse/", {name: "9E+999999"})
+        assert response.status_code == 200
+        assert "Ensure that there are no more than 12 digits in total." in response.content.decode()
 
 
 def test_listing_query_count_does_not_depend_on_item_count(tenant_a):
@@ -147,6 +152,30 @@ def test_media_only_after_the_access_check_with_range_support(tenant_a):
     tail = client.get(url, HTTP_RANGE="bytes=-5")
     assert b"".join(tail.streaming_content) == body[-5:]
     assert client.get(url, HTTP_RANGE=f"bytes={len(body) + 10}-").status_code == 416
+
+
+@pytest.mark.parametrize("name, body", [("notes.html", b"<script>fetch('/admin/')</script>"),
+                                        ("diagram.svg", b"<svg xmlns='http://www.w3.org/2000/svg' onload='x()'/>"),
+                                        ("handout", b"<html><script>x()</script>")])
+def test_uploaded_media_that_a_browser_would_run_is_only_ever_a_download(tenant_a, name, body):
+    """The storefront's host is also the team's admin: a page or an SVG a creator uploaded as "media" must not run
+    there with a reviewer's or learner's session. Players and PDFs stay inline."""
+    from django.core.files.base import ContentFile
+
+    item = catalog_item(tenant_a, title="Notes", kind="article", price=0)
+    lecture = catalog_item(tenant_a, title="Lecture", kind="video", price=0)
+    with scope(tenant=tenant_a):
+        item.media.save(name, ContentFile(body))
+        lecture.media.save("lecture.mp4", ContentFile(b"\x00\x00\x00\x18ftypmp42" + bytes(100)))
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    for headers in ({}, {"HTTP_RANGE": "bytes=0-9"}):
+        served = client.get(f"/item/{item.slug}/media/", **headers)
+        assert served["Content-Type"] == "application/octet-stream"
+        assert served["Content-Disposition"].startswith("attachment;")
+        assert served["X-Content-Type-Options"] == "nosniff"
+    played = client.get(f"/item/{lecture.slug}/media/")
+    assert played["Content-Type"] == "video/mp4"
+    assert not played.get("Content-Disposition", "").startswith("attachment")
 
 
 def test_progress_is_recorded_and_the_course_completes(tenant_a):
@@ -298,3 +327,58 @@ def test_language_switch_keeps_the_visitor_on_the_page(tenant_a):
     assert response.status_code == 302 and response.url == "/browse/?q=x"
     assert response.cookies["django_language"].value == "zh-hans"
     assert client.get("/language/", {"language": "xx", "next": "https://evil.example/"}).url == "/"
+
+
+def test_an_archived_free_item_stays_open_to_those_who_were_learning_it(tenant_a):
+    from catalog import services
+
+    item = catalog_item(tenant_a, title="Free Course", kind="course", lessons=2)
+    with scope(tenant=tenant_a):
+        first = item.lessons.order_by("position").first()
+    learning, newcomer = host_client("alpha.test", member(tenant_a)), host_client("alpha.test", member(tenant_a))
+    assert learning.post(f"/item/{item.slug}/progress/", {"lesson": first.id, "completed": "1"}).status_code == 302
+    with scope(tenant=tenant_a):
+        services.item_archive(item=item, actor=None)
+
+    assert "Free Course" in learning.get("/learn/").content.decode()
+    assert learning.get(f"/item/{item.slug}/").status_code == 200
+    assert learning.get(f"/item/{item.slug}/lesson/{first.id}/").status_code == 200
+    assert newcomer.get(f"/item/{item.slug}/").status_code == 404
+    assert host_client("alpha.test").get(f"/item/{item.slug}/lesson/{first.id}/").status_code == 404
+
+
+def test_a_learning_path_names_only_prerequisites_on_sale(tenant_a):
+    from catalog.models import LearningPath, PathStep
+
+    basics = catalog_item(tenant_a, title="Published Basics")
+    secret = catalog_item(tenant_a, title="Secret Upcoming Masterclass", published=False)
+    course = catalog_item(tenant_a, title="Public Course")
+    with scope(tenant=tenant_a):
+        course.prerequisites.add(basics, secret)
+        path = LearningPath.objects.create(tenant=tenant_a, title="Path", slug="path", is_published=True)
+        PathStep.objects.create(tenant=tenant_a, path=path, item=course, position=0)
+    page = host_client("alpha.test").get("/paths/path/").content.decode()
+    assert "Public Course" in page and "Comes after: Published Basics" in page
+    assert "Secret Upcoming Masterclass" not in page
+
+
+def test_watching_a_free_preview_is_not_learning_until_the_item_is_bought(tenant_a):
+    item = catalog_item(tenant_a, title="Paid Course", kind="course", price=4900, lessons=3, preview_lessons=1)
+    with scope(tenant=tenant_a):
+        preview = item.lessons.order_by("position").first()
+    watchers = [member(tenant_a) for _ in range(3)]
+    for watcher in watchers:
+        host_client("alpha.test", watcher).post(f"/item/{item.slug}/progress/", {"lesson": preview.id, "position": 5},
+                                                HTTP_ACCEPT="application/json")
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.learner_count == 0
+    # One buys it: from their next step on they are one of its learners, counted once.
+    grant(tenant_a, watchers[0], item=item)
+    for position in (6, 7):
+        host_client("alpha.test", watchers[0]).post(f"/item/{item.slug}/progress/",
+                                                    {"lesson": preview.id, "position": position},
+                                                    HTTP_ACCEPT="application/json")
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.learner_count == 1

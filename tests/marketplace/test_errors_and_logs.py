@@ -1,6 +1,7 @@
 import json
 import logging
 
+from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 from rest_framework.views import APIView
@@ -67,3 +68,29 @@ def test_a_nul_character_in_the_address_is_a_bad_request_not_a_server_error(tena
     staff = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     assert staff.get("/admin/payments/order/?q=%00").status_code == 400
     assert learner.get("/checkout/?item=no-such-course").status_code == 404  # an ordinary miss stays a 404
+
+
+def test_a_nul_character_in_a_submitted_form_is_a_bad_request_and_changes_nothing(tenant_a):
+    from django.urls import reverse
+    from django_scopes import scope
+
+    from accounts.models import Role
+    from catalog import services
+    from tests.factories import catalog_item, member
+
+    learner = host_client("alpha.test", member(tenant_a))
+    assert learner.post("/checkout/", {"item": "\x00", "key": "k", "pay": "1"}).status_code == 400
+    item = catalog_item(tenant_a, title="In Review", published=False)
+    reviewer = member(tenant_a, Role.STAFF, mfa=True)
+    with scope(tenant=tenant_a):
+        services.item_submit(item=item, actor=reviewer)
+    response = host_client("alpha.test", reviewer).post(
+        reverse("admin:catalog_contentitem_workflow", args=[item.pk, "reject"]), {"reason": "Bad\x00reason"})
+    assert response.status_code == 400
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == "in_review"
+    # A file's bytes are its own business: only the form's text fields are looked at.
+    upload = SimpleUploadedFile("items.csv", b"Title\nA\x00B\n", content_type="text/csv")
+    response = host_client("alpha.test", reviewer).post(reverse("admin:catalog_contentitem_import"), {"file": upload})
+    assert response.status_code == 200 and "is it really a CSV file?" in response.content.decode()
