@@ -2,8 +2,11 @@
 
 The source is the version's snapshot (what was approved), so a delivery pushes exactly the version it names even
 if the item changed since. Paid items travel as their public description plus a paywall link, never their paid
-body. Every link to the storefront carries the channel's tracking code (``zc``) and UTM parameters, so a visit it
-brings is counted for the channel and an order it leads to is attributed to it.
+body; an item is paid when the version says so or when it is on sale for a price now (the storefront already asks
+for it), so a free version is never pushed whole after the item was made paid. Every link to the storefront carries
+the channel's tracking code (``zc``) and UTM parameters, so a visit it brings is counted for the channel and an
+order it leads to is attributed to it. Links and images written relative to the storefront (``/item/next/``) are
+made absolute on its host first: on another platform they would resolve against that platform's host.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import mimetypes
 import re
 from functools import lru_cache
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import nh3
 from django.core.files.storage import storages
@@ -63,8 +66,12 @@ def _media(tenant, name: str, *, private: bool = False, url: str = "") -> Media 
     return Media(name=("private:" + name) if private else name, content_type=content_type, url=url, size=size)
 
 
-def _clean(html: str, *, channel, own_host: str, allowed_tags=None) -> str:
+def _clean(html: str, *, channel, own_host: str, page: str, allowed_tags=None) -> str:
+    """Sanitised ``html`` whose links and images are absolute, as the storefront's ``page`` resolves them, and whose
+    links are tracked."""
     def rewrite(tag: str, attribute: str, value: str) -> str | None:
+        if (tag, attribute) in (("a", "href"), ("img", "src")) and not urlsplit(value.strip()).scheme:
+            value = urljoin(page, value.strip())
         if tag == "a" and attribute == "href":
             return tracked(value, channel=channel, own_host=own_host)
         return value
@@ -91,9 +98,11 @@ def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemV
     snap = version.snapshot
     own_host = urlsplit(tenant.url("/")).hostname
     with translation.override(tenant.default_language):
-        link = tracked(tenant.url(reverse("catalog:item", args=[item.slug])), channel=channel, own_host=own_host)
-        is_paid = bool(snap.get("price"))
-        price = format_money(snap["price"], tenant.currency) if is_paid else _("Free")
+        page = tenant.url(reverse("catalog:item", args=[item.slug]))
+        link = tracked(page, channel=channel, own_host=own_host)
+        amount = snap.get("price") or item.price
+        is_paid = bool(amount)
+        price = format_money(amount, tenant.currency) if is_paid else _("Free")
         description = snap.get("description_html", "")
         summary = _summary(description, snap.get("subtitle", ""), snap["title"])
         # Titles and names are text, not HTML: escaped, so "Using <template> tags" survives the sanitiser whole.
@@ -106,7 +115,7 @@ def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemV
             more = _("Open it on %(storefront)s.") % {"storefront": escape(tenant.name)}
             body = (description + snap.get("body_html", "") + (f"<ol>{lessons}</ol>" if lessons else "")
                     + f'<p><a href="{escape(link)}">{more}</a></p>')
-        html = _clean(body, channel=channel, own_host=own_host, allowed_tags=connector.limits.allowed_tags)
+        html = _clean(body, channel=channel, own_host=own_host, page=page, allowed_tags=connector.limits.allowed_tags)
         text_limit = connector.limits.text_chars or 280
         head = f"【{snap['title']}】"
         room = text_limit - len(head) - len(link) - 1

@@ -18,7 +18,8 @@ from marketplace.errors import ApplicationError
 
 from . import services
 from .allocation import allocation_recompute
-from .connectors import CONNECTORS, connector_class, connector_for
+from .connectors import CONNECTORS, connector_class
+from .connectors.feed import feed_urls
 from .models import Allocation, Channel, Delivery, DeliveryAttempt, DistributionSettings, Publication, PushSchedule
 
 
@@ -61,6 +62,17 @@ class ChannelForm(forms.ModelForm):
 
     def credentials(self) -> dict[str, str]:
         return {name: self.cleaned_data.get(f"cred_{name}", "") for name in credential_fields()}
+
+    def clean_options(self):
+        """Connectors read target settings by name: anything but a JSON object (a list, a string) is refused here,
+        rather than failing every push to the channel."""
+        options = self.cleaned_data.get("options")
+        if options in (None, ""):
+            return {}
+        if not isinstance(options, dict):
+            raise forms.ValidationError(_('Enter a JSON object, such as {"author": "Ann"}, or {} for none.'),
+                                        code="not_an_object")
+        return options
 
     def clean(self):
         cleaned = super().clean()
@@ -111,7 +123,8 @@ class ChannelAdmin(TenantScopedAdmin):
     def feed_urls(self, obj):
         if obj is None or obj.pk is None or obj.kind != Channel.Kind.FEED:
             return "—"
-        return connector_for(obj).verify()
+        rss, atom = feed_urls(obj)
+        return f"RSS: {rss} · Atom: {atom}"
 
     def get_queryset(self, request):
         latest = Allocation.objects.filter(channel=OuterRef("pk")).order_by("-day")
@@ -182,7 +195,8 @@ class AttemptInline(admin.TabularInline):
 
 
 class MarkDoneForm(forms.Form):
-    external_url = forms.URLField(label=_("URL of the published post"), required=False, assume_scheme="https")
+    external_url = forms.URLField(label=_("URL of the published post"), required=False, assume_scheme="https",
+                                  max_length=services.EXTERNAL_URL_CHARS)
 
 
 @admin.register(Delivery)
@@ -295,9 +309,14 @@ class PushScheduleAdmin(TenantScopedAdmin):
     fields = ["item", "push_at"]
     list_display = ["item", "push_at"]
 
+    def get_readonly_fields(self, request, obj=None):
+        # A schedule belongs to its item: changing the item here would leave the first item's schedule (and its
+        # held pushes) behind. To hold another item, delete this schedule (its pushes go now) and add one for it.
+        return ["item"] if obj is not None and obj.pk else []
+
     def save_model(self, request, obj, form, change):
-        services.push_schedule_set(item=form.cleaned_data["item"], push_at=form.cleaned_data["push_at"],
-                                   actor=request.user)
+        item = obj.item if change else form.cleaned_data["item"]
+        services.push_schedule_set(item=item, push_at=form.cleaned_data["push_at"], actor=request.user)
 
     def delete_model(self, request, obj):
         services.push_schedule_set(item=obj.item, push_at=None, actor=request.user)

@@ -1,9 +1,11 @@
 """A feed channel's RSS 2.0 and Atom 1.0 documents: the items live on the channel, newest first.
 
-Each entry is the item's ``Post`` for the channel, as a push would send it: tracked links, and for paid items the
-public description and a paywall link only. Free audio and video carry their media as an enclosure (podcast apps
-download it). Entries are identified by a tag URI of the item, so a new version updates the entry in readers
-instead of adding one.
+Only items on sale now are listed, each rendered from its current version: a feed is read whenever a reader asks,
+so it shows what the storefront shows, not what the last delivery recorded (one may not have run yet, or the channel
+was turned off meanwhile). Each entry is the item's ``Post`` for the channel, as a push would send it: tracked
+links, and for paid items (paid in that version, or now) the public description and a paywall link only. Free
+audio and video carry their media as an enclosure (podcast apps download it). Entries are identified by a tag URI of
+the item, so a new version updates the entry in readers instead of adding one.
 
 XML 1.0 cannot carry most control characters (a form feed pasted from a PDF, say), and Django's feed writer refuses
 the whole document over one: every text put into a feed goes through ``xml_text`` first.
@@ -24,10 +26,10 @@ from django.utils.dateparse import parse_datetime
 from django.utils.feedgenerator import Atom1Feed, Enclosure, Rss201rev2Feed
 from django.views.decorators.http import require_GET
 
-from catalog.models import ItemVersion
+from catalog.models import ContentItem, ItemVersion
 
 from .adapt import post_for
-from .connectors import connector_for
+from .connectors.feed import FeedConnector
 from .models import Channel, Publication
 
 MAX_ENTRIES = 50
@@ -51,14 +53,16 @@ def _feed(request, code: str, feed_class):
         raise Http404("Feeds belong to a storefront.")
     channel = get_object_or_404(Channel.objects.select_related("tenant").prefetch_related("tenant__domains"),
                                 tenant=tenant, code=code, kind=Channel.Kind.FEED, is_enabled=True)
-    publications = list(Publication.objects.filter(channel=channel, status=Publication.Status.LIVE)
+    publications = list(Publication.objects.filter(channel=channel, status=Publication.Status.LIVE,
+                                                   item__status=ContentItem.Status.PUBLISHED)
                         .select_related("item").prefetch_related("item__categories", "item__tags")
                         .order_by("-published_at", "-id")[:MAX_ENTRIES])
     versions = {}
     if publications:
-        wanted = reduce(or_, (Q(item_id=p.item_id, number=p.version) for p in publications))
+        wanted = reduce(or_, (Q(item_id=p.item_id, number=p.item.version) for p in publications))
         versions = {(v.item_id, v.number): v for v in ItemVersion.objects.filter(wanted)}
-    connector = connector_for(channel)
+    # A feed has neither credentials nor target settings to read.
+    connector = FeedConnector(channel, {})
     home = channel.tenant.url("/")
     host = urlsplit(home).hostname
     feed = feed_class(title=xml_text(f"{channel.tenant.name} · {channel.name}"), link=home,
@@ -66,7 +70,7 @@ def _feed(request, code: str, feed_class):
                       feed_url=request.build_absolute_uri(), feed_guid=f"tag:{host},"
                       f"{channel.tenant.created_at:%Y-%m-%d}:feed/{channel.code}")
     for publication in publications:
-        version = versions.get((publication.item_id, publication.version))
+        version = versions.get((publication.item_id, publication.item.version))
         if version is None:
             continue
         item = publication.item

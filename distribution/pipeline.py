@@ -21,21 +21,29 @@ worker died mid-poll, nor when a newer version was approved or the item archived
 same item to the same channel waits until the earlier one is settled (``waits_for_earlier``), so a new version
 replaces the post the platform published and archiving withdraws it, instead of leaving it live beside or after.
 
-Transient failures are retried with exponential backoff and jitter (``Retry-After`` wins when it asks for longer);
-permanent ones, and the last allowed attempt, park the delivery for staff to fix and retry.
+Transient failures are retried with exponential backoff and jitter (``Retry-After`` wins when it asks for longer, up
+to a day); permanent ones, and the last allowed attempt, park the delivery for staff to fix and retry.
+
+What a platform answers is not trusted to be storable: ids, URLs and messages lose the control characters and lone
+surrogates a database refuses (PostgreSQL takes no NUL) before they are recorded. One delivery whose outcome still
+cannot be worked out or written is parked on its own, with the reason; the outcomes of the rest of its batch are
+recorded as usual, so what was delivered is never sent again for its neighbour's sake.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
+import re
 import socket
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db import DatabaseError, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -72,6 +80,18 @@ LEASE_LOST = "lease lost: another worker took the delivery over"
 # the delivery is confirmed (polled), never sent again, whoever claims it: after a takeover, a newer version or
 # archiving, and a staff retry alike. Only the platform's word that the job failed (``PublishFailed``) clears it.
 SUBMITTED = "submitted"
+# In ``Delivery.data``: staff asked to send this delivered webhook or feed delivery again
+# (``services.delivery_replay``). It goes as it went, whatever happened since: the version it named, and for a
+# withdrawal what it removed.
+REPLAY = "replay"
+# A ``Retry-After`` longer than this is taken as this: a platform (or a tenant's receiver) asking for years must not
+# push the retry out of the range of a date, and a day covers the longest wait a platform documents (WeChat's daily
+# quota).
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
+# What a database cannot store in text or JSON (PostgreSQL refuses NUL, no database takes a lone surrogate), together
+# with the other control characters, which have no place in an id, a URL or a one-line message. Tab, newline and
+# carriage return are kept.
+NOT_STORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 DELIVERY_FIELDS = ["status", "lease_until", "attempts", "message", "error_code", "due_at", "finished_at",
                    "external_id", "external_url", "data"]
 ATTEMPT_FIELDS = ["number", "outcome", "response_code", "latency_ms", "external_id", "error", "finished_at"]
@@ -94,6 +114,7 @@ class Job:
     receipt: Receipt | None = None
     latency_ms: int | None = None
     lost: bool = False  # another worker took the row over while this batch ran
+    recorded: dict = field(default_factory=dict)  # the row's platform fields as stored before this attempt
 
     @property
     def callable(self) -> bool:
@@ -112,11 +133,13 @@ def submitted(delivery: Delivery) -> bool:
 
 
 def waits_for_earlier() -> Exists:
-    """An earlier delivery of the same item to the same channel is still being sent or confirmed. A later one (a new
-    version, a withdrawal) waits for its outcome: the platform may be publishing it right now, and only once it is
-    recorded live can the later delivery replace or withdraw it instead of leaving a second post beside it."""
+    """An earlier delivery of the same item to the same channel is still being sent or confirmed, or waits to be
+    published by hand (Zhihu). A later one (a new version, a withdrawal) waits for its outcome: the platform may be
+    publishing it right now (staff may have posted the package already), and only once it is recorded live can the
+    later delivery replace or withdraw it instead of leaving a second post beside it."""
     return Exists(Delivery.objects.filter(channel_id=OuterRef("channel_id"), item_id=OuterRef("item_id"),
-                                          pk__lt=OuterRef("pk"), status__in=[Status.SENDING, Status.CONFIRMING]))
+                                          pk__lt=OuterRef("pk"),
+                                          status__in=[Status.SENDING, Status.CONFIRMING, Status.MANUAL]))
 
 
 def claimable(now) -> Q:
@@ -126,11 +149,29 @@ def claimable(now) -> Q:
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
     """Exponential from the base, capped, with "equal jitter" (half fixed, half random) so that many deliveries that
-    failed together do not come back together; a longer ``Retry-After`` wins."""
+    failed together do not come back together; a longer ``Retry-After`` wins, up to ``MAX_RETRY_AFTER_SECONDS``."""
     base, cap = settings.DISTRIBUTION_RETRY_BASE_SECONDS, settings.DISTRIBUTION_RETRY_CAP_SECONDS
     ceiling = min(cap, base * 2 ** (attempt - 1))
     delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-    return max(delay, retry_after or 0.0)
+    asked = retry_after if retry_after is not None and math.isfinite(retry_after) else 0.0
+    return max(delay, min(asked, MAX_RETRY_AFTER_SECONDS))
+
+
+def platform_text(value, limit: int) -> str:
+    """A string a platform supplied (an id, a URL, an error message), fit to store: without ``NOT_STORABLE``
+    characters, and at most ``limit`` long."""
+    return NOT_STORABLE.sub("", str(value or ""))[:limit]
+
+
+def platform_data(value):
+    """A platform's JSON answer (kept in ``data``) with ``NOT_STORABLE`` characters taken out of every string."""
+    if isinstance(value, str):
+        return NOT_STORABLE.sub("", value)
+    if isinstance(value, dict):
+        return {NOT_STORABLE.sub("", str(key)): platform_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [platform_data(item) for item in value]
+    return value
 
 
 def _connector(channel: Channel, connectors: dict) -> Connector:
@@ -145,23 +186,30 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
 
     A delivery the platform already holds is confirmed whatever happened since it was sent (a newer version, the
     item archived, the channel turned off): the platform publishes it anyway, so its outcome must be recorded for
-    the later update or withdrawal to reach it."""
+    the later update or withdrawal to reach it.
+
+    A channel turned off takes no new publications, but what it shows is still kept in step: a withdrawal, and an
+    update of an item live there, go all the same, so an archived item (or the free body of an item made paid) does
+    not stay up on a platform, or in a feed once it is turned on again. A replay goes as it went (``REPLAY``)."""
     delivery = job.delivery
     channel, item = delivery.channel, delivery.item
     if job.confirming:
         job.connector = _connector(channel, connectors)
         return
-    if not channel.is_enabled:
-        raise Skip(_("The channel was turned off before this push ran."))
+    replay = bool((delivery.data or {}).get(REPLAY))
+    withdraw = delivery.action == Delivery.Action.WITHDRAW
     publication = publications.get((channel.pk, item.pk))
-    if publication is not None and publication.status == Publication.Status.LIVE:
+    # A replayed withdrawal names what it removed then: the publication it withdrew, withdrawn since.
+    if publication is not None and (publication.status == Publication.Status.LIVE or (replay and withdraw)):
         job.current = PublicationState(item_id=item.pk, external_id=publication.external_id,
                                        external_url=publication.external_url, version=publication.version,
                                        data=publication.data)
-    if delivery.action == Delivery.Action.WITHDRAW:
+    if withdraw:
         if job.current is None:
             raise Skip(_("Nothing to withdraw: the item is not live on this channel."))
-    else:
+    elif not replay:
+        if not channel.is_enabled and job.current is None:
+            raise Skip(_("The channel was turned off before this push ran."))
         if item.status != ContentItem.Status.PUBLISHED:
             raise Skip(_("The item was archived before this push ran; nothing was sent."))
         if item.version > delivery.version and Delivery.objects.filter(
@@ -169,7 +217,7 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
                                                                                  ).exists():
             raise Skip(_("Superseded by version %(version)s.") % {"version": item.version})
     job.connector = _connector(channel, connectors)
-    if delivery.action != Delivery.Action.WITHDRAW:
+    if not withdraw:
         version = versions.get((item.pk, delivery.version))
         if version is None:
             raise Skip(_("Version %(version)s of this item no longer exists.") % {"version": delivery.version})
@@ -215,6 +263,13 @@ def _claim(tenant, delivery_ids, now) -> Batch | None:
             job.skip = str(reason)
         except PushError as exc:
             job.error = exc
+        except DatabaseError:
+            raise  # the claim's transaction is broken: nothing of it can be kept
+        except Exception as exc:  # one delivery that cannot be prepared must not hold up (or requeue) the batch
+            log.exception("preparing delivery %s failed", job.delivery.pk)
+            job.error = PermanentError(_("This push could not be prepared (%(error)s): correct the channel or the "
+                                         "item, then retry.") % {"error": f"{type(exc).__name__}: {exc}"},
+                                       code="preparation_failed")
     return batch
 
 
@@ -260,18 +315,29 @@ def _requeue_lease(due_at):
     return due_at + timedelta(seconds=settings.DISTRIBUTION_QUEUE_LEASE_SECONDS)
 
 
+def _clean_receipt(receipt: Receipt) -> Receipt:
+    """The platform's answer as it can be stored (see ``NOT_STORABLE``), cut to the columns' lengths."""
+    return Receipt(external_id=platform_text(receipt.external_id, 200),
+                   external_url=platform_text(receipt.external_url, 500), pending=receipt.pending,
+                   status_code=receipt.status_code, data=platform_data(receipt.data),
+                   note=platform_text(receipt.note, 500))
+
+
 def _outcome(job: Job, now) -> None:
     """The delivery's new state and the attempt's outcome, from what the call (or the preparation) gave."""
-    delivery, attempt, receipt, error = job.delivery, job.attempt, job.receipt, job.error
+    delivery, attempt, error = job.delivery, job.attempt, job.error
+    receipt = job.receipt = _clean_receipt(job.receipt) if job.receipt is not None else None
     attempt.finished_at, attempt.latency_ms = now, job.latency_ms
     delivery.lease_until = None
     delivery.error_code = ""
     if job.skip:
         delivery.status, delivery.message, delivery.finished_at = Status.SKIPPED, job.skip[:500], now
+        delivery.data = {k: v for k, v in delivery.data.items() if k != REPLAY}
         attempt.outcome, attempt.error = Outcome.OK, job.skip[:500]
     elif error is not None:
-        attempt.response_code, attempt.error = error.status, error.message[:500]
-        delivery.message, delivery.error_code = error.message[:500], error.code[:60]
+        message = platform_text(error.message, 500)
+        attempt.response_code, attempt.error = error.status, message
+        delivery.message, delivery.error_code = message, platform_text(error.code, 60)
         if job.confirming and isinstance(error, TransientError):
             # A poll that failed is an attempt: a platform that keeps failing to answer parks the delivery.
             delivery.attempts += 1
@@ -288,54 +354,109 @@ def _outcome(job: Job, now) -> None:
             attempt.outcome = Outcome.PERMANENT if isinstance(error, PermanentError) else Outcome.TRANSIENT
             if isinstance(error, TransientError):
                 delivery.message = (_("Gave up after %(n)s attempts: %(error)s")
-                                    % {"n": delivery.attempts, "error": error.message})[:500]
+                                    % {"n": delivery.attempts, "error": message})[:500]
             delivery.status, delivery.finished_at = Status.PARKED, now
     elif receipt.pending and receipt.data.get("manual"):
         attempt.outcome = Outcome.PENDING
         delivery.status = Status.MANUAL
-        delivery.message = _("Export package ready: publish it by hand, then mark it as published.")
+        if delivery.action == Delivery.Action.WITHDRAW:
+            delivery.message = _("Remove the post from the platform by hand, then mark this delivery as done.")
+        else:
+            delivery.message = _("Export package ready: publish it by hand, then mark it as published.")
     elif receipt.pending:
         polls = delivery.data.get("polls", 0) + 1 if job.confirming else 0
-        attempt.outcome, attempt.external_id = Outcome.PENDING, receipt.external_id[:200]
+        attempt.outcome, attempt.external_id = Outcome.PENDING, receipt.external_id
         attempt.response_code = receipt.status_code
-        delivery.external_id = receipt.external_id[:200]
+        delivery.external_id = receipt.external_id
         delivery.data = {**delivery.data, **receipt.data, "polls": polls, SUBMITTED: True}
         if polls >= MAX_CONFIRM_POLLS:
             delivery.status, delivery.finished_at = Status.PARKED, now
             delivery.message = _("The platform accepted the post but never confirmed it was published.")
         else:
             delivery.status = Status.CONFIRMING
-            delivery.message = receipt.note[:500] or _("Accepted; waiting for the platform to publish it.")
+            delivery.message = receipt.note or _("Accepted; waiting for the platform to publish it.")
             delivery.due_at = now + timedelta(seconds=settings.DISTRIBUTION_CONFIRM_SECONDS)
             delivery.lease_until = _requeue_lease(delivery.due_at)
     else:
         attempt.outcome, attempt.response_code = Outcome.OK, receipt.status_code
-        attempt.external_id = receipt.external_id[:200]
+        attempt.external_id = receipt.external_id
         delivery.status, delivery.finished_at = Status.DELIVERED, now
-        delivery.data = {k: v for k, v in delivery.data.items() if k != SUBMITTED}
+        delivery.data = {k: v for k, v in delivery.data.items() if k not in (SUBMITTED, REPLAY)}
         delivery.external_id = (receipt.external_id or delivery.external_id)[:200]
         delivery.external_url = (receipt.external_url or delivery.external_url)[:500]
-        delivery.message = receipt.note[:500]
+        delivery.message = receipt.note
+
+
+def _unrecordable(job: Job, now, exc: Exception) -> None:
+    """Park a delivery whose outcome could not be worked out or written, keeping the row as it was stored before
+    this attempt (the platform's answer is what could not be kept). The platform may have taken the post: the
+    message says so, for staff to look there before retrying."""
+    delivery, attempt = job.delivery, job.attempt
+    for name, value in job.recorded.items():
+        setattr(delivery, name, value)
+    reason = platform_text(f"{type(exc).__name__}: {exc}", 200)
+    message = _("The platform's answer could not be recorded (%(error)s). It may have received the post: check "
+                "there before retrying.") % {"error": reason}
+    delivery.status, delivery.finished_at, delivery.lease_until = Status.PARKED, now, None
+    delivery.message, delivery.error_code = message[:500], "answer_unrecordable"
+    attempt.outcome, attempt.error, attempt.external_id, attempt.finished_at = Outcome.PERMANENT, message[:500], "", now
+    if not isinstance(attempt.response_code, int) or not 0 <= attempt.response_code <= 32767:
+        attempt.response_code = None
+    if not isinstance(attempt.latency_ms, int) or attempt.latency_ms < 0:
+        attempt.latency_ms = None
+
+
+def _write(settled: list[Job], jobs: list[Job], now) -> None:
+    """Store the outcomes: the settled deliveries and their publications, and every job's attempt."""
+    bulk_set([job.delivery for job in settled], DELIVERY_FIELDS)
+    bulk_set([job.attempt for job in jobs], ATTEMPT_FIELDS)
+    _publications_record([job for job in settled if job.delivery.status == Status.DELIVERED], now)
 
 
 def _settle(batch: Batch, now) -> dict[int, str]:
-    """Write the outcomes whose claim is still ours (inside a tenant phase); return each delivery's new status."""
+    """Write the outcomes whose claim is still ours (inside a tenant phase); return each delivery's new status.
+
+    The batch is written in a few statements. Should the database refuse one row of it, each delivery is written on
+    its own instead (each in a savepoint), and one that is refused again is parked, so its neighbours' outcomes are
+    kept and nothing already delivered is queued again."""
     ids = [job.delivery.pk for job in batch.jobs]
     ours = set(Delivery.objects.select_for_update().filter(pk__in=ids, status=Status.SENDING, lease_until=batch.lease)
                .values_list("pk", flat=True))
-    statuses, settled = {}, []
+    settled = []
     for job in batch.jobs:
         if job.delivery.pk in ours and not job.lost:
-            _outcome(job, now)
+            delivery = job.delivery
+            job.recorded = {"external_id": delivery.external_id, "external_url": delivery.external_url,
+                            "data": delivery.data}
+            try:
+                _outcome(job, now)
+            except Exception as exc:  # an answer this code cannot make sense of: park that one delivery
+                log.exception("recording delivery %s failed", delivery.pk)
+                _unrecordable(job, now, exc)
             settled.append(job)
-            statuses[job.delivery.pk] = job.delivery.status
         else:
             job.attempt.error, job.attempt.finished_at = LEASE_LOST, now
-            statuses[job.delivery.pk] = "lease_lost"
-    bulk_set([job.delivery for job in settled], DELIVERY_FIELDS)
-    bulk_set([job.attempt for job in batch.jobs], ATTEMPT_FIELDS)
-    _publications_record([job for job in settled if job.delivery.status == Status.DELIVERED], now)
-    return statuses
+    settled_ids = {job.delivery.pk for job in settled}
+    try:
+        with transaction.atomic():
+            _write(settled, batch.jobs, now)
+    except (DatabaseError, ValueError):
+        log.exception("recording a batch of %s deliveries failed; recording them one by one", len(batch.jobs))
+        for job in batch.jobs:
+            mine = [job] if job.delivery.pk in settled_ids else []
+            try:
+                with transaction.atomic():
+                    _write(mine, [job], now)
+            except (DatabaseError, ValueError) as exc:
+                log.exception("recording delivery %s failed", job.delivery.pk)
+                if mine:
+                    _unrecordable(job, now, exc)
+                else:  # another worker's row: only this attempt is ours to close
+                    job.attempt.outcome, job.attempt.external_id, job.attempt.response_code = Outcome.STARTED, "", None
+                with transaction.atomic():
+                    _write(mine, [job], now)
+    return {job.delivery.pk: job.delivery.status if job.delivery.pk in settled_ids else "lease_lost"
+            for job in batch.jobs}
 
 
 def _publications_record(jobs: list[Job], now) -> None:

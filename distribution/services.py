@@ -3,8 +3,10 @@ within the day's budget, staff's retry, replay and "mark as published", and push
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from datetime import datetime, time, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -33,6 +35,8 @@ from .models import (
 Status = Delivery.Status
 Action = Delivery.Action
 DISPATCH_BATCH = 5000
+EXTERNAL_ID_CHARS = Publication._meta.get_field("external_id").max_length
+EXTERNAL_URL_CHARS = Publication._meta.get_field("external_url").max_length
 REPLAYABLE_KINDS = {Channel.Kind.WEBHOOK, Channel.Kind.PARTNER, Channel.Kind.FEED}
 
 
@@ -71,13 +75,19 @@ def channel_credentials_check(*, kind: str, credentials: dict[str, str]) -> None
 
 def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tuple[Channel, str]:
     """Validate and save a channel; ``credentials`` left blank keep their stored value. Returns the channel and a
-    newly generated webhook secret (shown to staff once), or ""."""
+    newly generated webhook secret (shown to staff once), or "".
+
+    Stored credentials that none of the configured keys decrypts (the key was dropped before the channel was saved
+    again) count as empty: what is entered now replaces them, and a required one left blank is reported missing."""
     from .connectors.webhook import new_secret
 
     connector = connector_class(channel.kind)
     channel_endpoint_check(kind=channel.kind, endpoint_url=channel.endpoint_url)
     channel_credentials_check(kind=channel.kind, credentials=credentials)
-    stored = secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
+    try:
+        stored = secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
+    except ApplicationError:
+        stored = {}
     values = {f.name: (credentials.get(f.name) or "").strip() or stored.get(f.name, "")
               for f in connector.credential_fields}
     generated = ""
@@ -130,8 +140,9 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
     """Create the deliveries that follow the item's latest change; call inside the transaction that publishes or
     archives it. The rows commit with the publication (nothing is lost between the two), and the pushes start when
     that transaction has committed. A published version goes to every matching enabled channel (an update where the
-    channel already shows the item); archiving withdraws it wherever it is live. Re-running changes nothing: the
-    key (channel, item, version, action) is unique."""
+    channel already shows the item, also when the channel is turned off); archiving withdraws it wherever it is live
+    or in flight, turned off or not. Re-running changes nothing: the key (channel, item, version, action) is
+    unique."""
     now = timezone.now()
     open_rows = Delivery.objects.filter(item=item, status__in=[Status.SCHEDULED, Status.QUEUED, Status.RETRYING])
     rows: list[Delivery] = []
@@ -141,14 +152,17 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
             message=_("The item was archived before this push ran; nothing was sent."))
         reached = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
                       .values_list("channel_id", flat=True))
-        reached |= set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING,
-                                                                      Status.MANUAL])
-                       .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
-        # A withdrawal waits for a publication still in flight there (``pipeline.waits_for_earlier``), then removes
-        # what the platform made of it.
+        by_hand = set(Delivery.objects.filter(item=item, status=Status.MANUAL).exclude(action=Action.WITHDRAW)
+                      .values_list("channel_id", flat=True))
+        reached |= by_hand | set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING])
+                                 .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
+        # A withdrawal waits for a publication still in flight there, or one staff may have posted by hand but not
+        # yet marked as published (``pipeline.waits_for_earlier``), then removes what the platform made of it.
+        waiting = _("Waits until the post being published by hand is marked as published; then it is withdrawn.")
         for channel_id in reached:
             rows.append(Delivery(tenant=item.tenant, channel_id=channel_id, item=item, version=item.version,
-                                 action=Action.WITHDRAW, status=Status.QUEUED, due_at=now))
+                                 action=Action.WITHDRAW, status=Status.QUEUED, due_at=now,
+                                 message=waiting if channel_id in by_hand else ""))
     elif item.status == ContentItem.Status.PUBLISHED:
         open_rows.filter(version__lt=item.version).exclude(action=Action.WITHDRAW).update(
             status=Status.SKIPPED, finished_at=now, lease_until=None,
@@ -165,10 +179,14 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
         planned = set(Delivery.objects.filter(item=item, version=item.version).exclude(action=Action.WITHDRAW)
                       .values_list("channel_id", flat=True))
         # The item's own storefront, named: in the operator's admin (the platform scope) every storefront's channels
-        # are visible.
-        for channel in Channel.objects.filter(tenant=item.tenant, is_enabled=True).prefetch_related("categories"):
+        # are visible. A channel turned off takes no new publication, but where the item is live it is updated all
+        # the same: the platform (or the feed, once turned on again) must not keep showing an older version, such as
+        # the free body of an item made paid.
+        for channel in Channel.objects.filter(tenant=item.tenant).prefetch_related("categories"):
             wanted = {c.pk for c in channel.categories.all()}  # prefetched
             if channel.pk in planned or not _matches(channel, item, categories, wanted):
+                continue
+            if not channel.is_enabled and channel.pk not in live:
                 continue
             rows.append(Delivery(tenant=item.tenant, channel=channel, item=item, version=item.version,
                                  action=Action.UPDATE if channel.pk in live else Action.PUBLISH,
@@ -341,12 +359,28 @@ def delivery_retry(*, delivery: Delivery, actor) -> Delivery:
 
 
 def delivery_replay(*, delivery: Delivery, actor) -> Delivery:
-    """Send a delivered webhook again, with the same id, for a receiver that lost it."""
+    """Send a delivered webhook again, as it went and with the same id, for a receiver that lost it (as Stripe
+    resends an event): the version it named, and for a withdrawal what it removed, whatever happened since.
+
+    Refused, with the reason, where resending would undo what the receiver was told later: after a later delivery
+    of the item to the channel (a new version, a withdrawal; replay that one instead), and for a publication or an
+    update of an item archived since."""
+    from .pipeline import REPLAY
+
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().select_related("channel").get(pk=delivery.pk)
+        delivery = Delivery.objects.select_for_update().select_related("channel", "item").get(pk=delivery.pk)
         if delivery.status != Status.DELIVERED or delivery.channel.kind not in REPLAYABLE_KINDS:
             raise ApplicationError(_("Only a delivered webhook or feed delivery can be replayed (a platform post "
                                      "would be published twice)."), code="not_replayable")
+        later = Delivery.objects.filter(channel=delivery.channel, item=delivery.item, pk__gt=delivery.pk).exclude(
+            status__in=[Status.SKIPPED, Status.PARKED])
+        if later.exists():
+            raise ApplicationError(_("This item has a later delivery to this channel: replaying this one would undo "
+                                     "it at the receiver. Replay the latest one instead."), code="replay_outdated")
+        if delivery.action != Action.WITHDRAW and delivery.item.status != ContentItem.Status.PUBLISHED:
+            raise ApplicationError(_("The item was archived since: replaying its publication would put it back at "
+                                     "the receiver."), code="replay_archived")
+        delivery.data = {**delivery.data, REPLAY: True}
         _send_again(delivery, actor=actor, action="distribution.delivery_replayed")
     dispatch_after_commit(tenant=delivery.tenant)
     return delivery
@@ -360,16 +394,32 @@ def export_package(*, delivery: Delivery) -> bytes:
 
     if delivery.status != Status.MANUAL or delivery.action == Action.WITHDRAW:
         raise ApplicationError(_("This delivery has no package to publish by hand."), code="not_manual")
-    connector = connector_for(delivery.channel)
+    try:
+        connector = connector_for(delivery.channel)
+    except PushError as exc:
+        raise ApplicationError(exc.message, code=exc.code) from exc
     version = ItemVersion.objects.get(item=delivery.item, number=delivery.version)
     return connector.export_package(post_for(channel=delivery.channel, connector=connector, item=delivery.item,
                                              version=version))
+
+
+def external_id_for(url: str) -> str:
+    """The platform id kept for a post recorded by its URL: the URL without its query and fragment (a share link's
+    tracking parameters), or its SHA-256 where that is still longer than the column holds. The full URL is kept as
+    the publication's link."""
+    parts = urlsplit(url)
+    bare = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return bare if len(bare) <= EXTERNAL_ID_CHARS else "sha256:" + hashlib.sha256(url.encode()).hexdigest()
 
 
 def delivery_mark_done(*, delivery: Delivery, external_url: str, actor) -> Delivery:
     """Staff published (or removed) the export package by hand: record where, so clicks and orders are tracked."""
     from .connectors.zhihu import zhihu_url_check
 
+    external_url = (external_url or "").strip()
+    if len(external_url) > EXTERNAL_URL_CHARS:
+        raise ApplicationError(_("The address is too long (at most %(n)s characters).") % {"n": EXTERNAL_URL_CHARS},
+                               code="external_url_invalid", extra={"field": "external_url"})
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().select_related("channel", "item").get(pk=delivery.pk)
         if delivery.status != Status.MANUAL:
@@ -389,7 +439,8 @@ def delivery_mark_done(*, delivery: Delivery, external_url: str, actor) -> Deliv
             Publication.objects.update_or_create(
                 tenant=delivery.tenant, channel=delivery.channel, item=delivery.item,
                 defaults={"version": delivery.version, "status": Publication.Status.LIVE,
-                          "external_url": external_url, "external_id": external_url, "published_at": now})
+                          "external_url": external_url, "external_id": external_id_for(external_url),
+                          "published_at": now})
         delivery.status, delivery.finished_at = Status.DELIVERED, now
         delivery.message = _("Marked as done by hand.")
         delivery.save(update_fields=["status", "finished_at", "external_url", "message"])

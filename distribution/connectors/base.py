@@ -158,7 +158,7 @@ class Connector:
     def __init__(self, channel, credentials: dict):
         self.channel = channel
         self.credentials = credentials
-        self.options = channel.options or {}
+        self.options = channel.options if isinstance(channel.options, dict) else {}  # ``connector_for`` refuses others
 
     # -- checks before anything is sent ------------------------------------------------------------------------
     def check(self, post: Post) -> None:

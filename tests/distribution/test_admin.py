@@ -1,12 +1,14 @@
 """The distribution admin: channel list figures, field-level errors, the delivery log, and storefronts kept apart
 (also in the operator's admin on the platform host, where every storefront's rows are visible)."""
 
+from datetime import timedelta
+
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from accounts.models import Role
 from catalog import services as catalog
-from distribution.models import Allocation, Channel, Delivery
+from distribution.models import Allocation, Channel, Delivery, Publication, PushSchedule
 from tests.conftest import host_client, operator_client
 from tests.factories import UserFactory, catalog_item, member
 
@@ -118,3 +120,81 @@ def test_recomputing_the_allocation_in_the_operators_admin_touches_only_the_chan
     with scopes_disabled():
         assert list(Allocation.objects.filter(tenant=tenant_a).values_list("channel_id", flat=True)) == [channel.pk]
         assert Allocation.objects.filter(pk=kept.pk).exists()
+
+
+# --- scheduled pushes, target settings, the delivery log's actions ---------------------------------------------------
+
+def test_a_push_schedule_is_added_and_its_time_changed_but_not_its_item(tenant_a):
+    first = catalog_item(tenant_a, title="First", published=False)
+    second = catalog_item(tenant_a, title="Second", published=False)
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    tomorrow, later = timezone.localtime() + timedelta(days=1), timezone.localtime() + timedelta(days=2)
+    page = client.post("/admin/distribution/pushschedule/add/", {
+        "item": first.pk, "push_at_0": tomorrow.strftime("%Y-%m-%d"), "push_at_1": tomorrow.strftime("%H:%M:%S")})
+    assert page.status_code == 302
+    with scopes_disabled():
+        schedule = PushSchedule.objects.get()
+    edit = client.get(f"/admin/distribution/pushschedule/{schedule.pk}/change/")
+    assert 'name="item"' not in edit.content.decode()  # shown, not editable: a schedule belongs to its item
+    page = client.post(f"/admin/distribution/pushschedule/{schedule.pk}/change/", {
+        "item": second.pk, "push_at_0": later.strftime("%Y-%m-%d"), "push_at_1": later.strftime("%H:%M:%S")})
+    assert page.status_code == 302
+    with scopes_disabled():
+        [(item_id, push_at)] = PushSchedule.objects.values_list("item_id", "push_at")
+    assert item_id == first.pk and push_at.date() == later.date()
+
+
+def test_target_settings_that_are_not_a_json_object_are_refused_next_to_their_field(tenant_a):
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    form = {"name": "WeChat", "kind": "wechat", "is_enabled": "on", "cred_appid": "wx1", "cred_appsecret": "s"}
+    page = client.post("/admin/distribution/channel/add/", {**form, "options": '["author", "Ann"]'})
+    assert page.status_code == 200
+    assert "JSON object" in page.context["adminform"].form.errors["options"][0]
+    with scopes_disabled():
+        assert not Channel.objects.exists()
+    assert client.post("/admin/distribution/channel/add/", {**form, "options": '{"author": "Ann"}'}).status_code == 302
+    with scopes_disabled():
+        assert Channel.objects.get().options == {"author": "Ann"}
+
+
+def test_mark_as_published_keeps_a_long_share_link_and_refuses_one_too_long(tenant_a):
+    from distribution.pipeline import delivery_run
+
+    with scopes_disabled():
+        Channel.objects.create(tenant=tenant_a, name="Zhihu", kind="zhihu")
+    catalog_item(tenant_a, title="By hand")
+    with scopes_disabled():
+        [delivery] = Delivery.objects.filter(tenant=tenant_a)
+    assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "manual"
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    done = f"/admin/distribution/delivery/{delivery.pk}/done/"
+    article = "https://zhuanlan.zhihu.com/p/712345678901"
+    page = client.post(done, {"external_url": article + "?share_code=" + "a" * 500})
+    assert page.status_code == 200 and page.context["form"].errors["external_url"]
+    # A share link as Zhihu's app copies it: the article's address and tracking parameters, longer than an id.
+    share = (article + "?utm_psn=" + "1" * 19 + "&utm_source=wechat_timeline&utm_medium=social&utm_oi=" + "2" * 40
+             + "&utm_content=group3_article&utm_campaign=shareopn&s_r=0&share_code=" + "a" * 40)
+    assert 200 < len(share) <= 500
+    assert client.post(done, {"external_url": share}).status_code == 302
+    with scopes_disabled():
+        publication = Publication.objects.get(item=delivery.item)
+    assert (publication.status, publication.external_url, publication.external_id) == ("live", share, article)
+
+
+def test_a_replay_that_would_undo_a_later_delivery_is_refused_with_the_reason(tenant_a):
+    item = catalog_item(tenant_a, title="Archived")
+    with scopes_disabled():
+        channel = Channel.objects.create(tenant=tenant_a, name="Partner hook", kind="webhook",
+                                         endpoint_url="https://partner.example/hook")
+        now = timezone.now()
+        published = Delivery.objects.create(tenant=tenant_a, channel=channel, item=item, version=1, action="publish",
+                                            status="delivered", due_at=now, finished_at=now)
+        Delivery.objects.create(tenant=tenant_a, channel=channel, item=item, version=1, action="withdraw",
+                                status="delivered", due_at=now, finished_at=now)
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    page = client.post("/admin/distribution/delivery/", {"action": "replay", "_selected_action": [published.pk]},
+                       follow=True)
+    shown = [str(m) for m in page.context["messages"]]
+    assert any("replaying this one would undo it" in m for m in shown) and not any("Replayed" in m for m in shown)
+    published.refresh_from_db()
+    assert published.status == "delivered"

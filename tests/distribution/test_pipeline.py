@@ -1,5 +1,7 @@
 """The push pipeline end to end on the signed-webhook connector, against a real receiver on 127.0.0.1."""
 
+import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -11,12 +13,13 @@ from catalog.models import Category
 from distribution import services
 from distribution.credentials import decrypt
 from distribution.models import Channel, Delivery, DeliveryAttempt, Publication, PushSchedule
-from distribution.pipeline import delivery_run
+from distribution.pipeline import deliveries_run, delivery_run
 from marketplace.errors import ApplicationError
 from tests.factories import UserFactory, catalog_item
 from tests.support.webhook_receiver import WebhookReceiver
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+OLD_KEY, NEW_KEY = "U2t5ZmFsbGluZ0tleVJvdGF0aW9uMDAwMDAwMDAwMDA=", "XR1GSou5V8VYmWErtnPYpw1MHoEmRsdrlk8IwKA40ak="
 
 
 @pytest.fixture
@@ -387,3 +390,184 @@ def test_a_malformed_secret_stored_earlier_is_reported_and_parks_at_once(tenant_
     [delivery] = deliveries(tenant_a)
     assert (delivery.status, delivery.attempts, delivery.error_code) == ("parked", 1, "invalid_credentials")
     assert receiver.requests == []
+
+
+def test_replaying_a_delivered_withdrawal_sends_it_again_as_it_went(tenant_a, staff, receiver,
+                                                                    django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Withdrawn later")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    published, withdrawal = deliveries(tenant_a)
+    assert withdrawal.action == "withdraw" and withdrawal.status == "delivered"
+    first = receiver.requests[-1]["body"]
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        services.delivery_replay(delivery=withdrawal, actor=None)
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == "delivered" and receiver.arrivals[withdrawal.webhook_id] == 2
+    again = receiver.requests[-1]
+    assert again["id"] == withdrawal.webhook_id
+    event, before = json.loads(again["body"]), json.loads(first)
+    assert event["type"] == "content.withdrawn" and event["data"] == before["data"]
+    assert event["data"]["external_id"] == f"rcv-{published.webhook_id}"  # what it removed, as the first time
+
+
+def test_a_publication_is_not_replayed_over_what_the_receiver_was_told_later(tenant_a, staff, receiver,
+                                                                             django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Archived since")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [published] = deliveries(tenant_a)
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=staff)
+        with pytest.raises(ApplicationError) as refused:  # the withdrawal is planned: it is the later delivery
+            services.delivery_replay(delivery=published, actor=None)
+    assert refused.value.code == "replay_outdated"
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():  # the withdrawal parked and given up on: still, the item is archived
+        Delivery.objects.filter(item=item, action="withdraw").update(status="parked")
+    with scope(tenant=tenant_a), pytest.raises(ApplicationError) as refused:
+        services.delivery_replay(delivery=published, actor=None)
+    assert refused.value.code == "replay_archived"
+    published.refresh_from_db()
+    assert published.status == "delivered" and receiver.arrivals[published.webhook_id] == 1
+
+
+def test_credentials_no_configured_key_decrypts_park_the_push_with_the_reason(tenant_a, receiver, settings,
+                                                                               django_capture_on_commit_callbacks):
+    settings.CHANNEL_CREDENTIAL_KEYS = [OLD_KEY]
+    channel = make_channel(tenant_a, receiver.url)
+    settings.CHANNEL_CREDENTIAL_KEYS = [NEW_KEY]  # the old key was dropped before the channel was saved again
+    catalog_item(tenant_a, title="Pushed after the key was dropped")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.attempts, delivery.error_code) == ("parked", 1, "credentials_unreadable")
+    assert "cannot be decrypted" in delivery.message and receiver.requests == []
+    with scope(tenant=tenant_a):
+        services.channel_verify(channel=channel, actor=None)
+    assert channel.verified_at is None and "cannot be decrypted" in channel.verify_message
+
+
+def test_credentials_no_configured_key_decrypts_can_be_entered_again(tenant_a, receiver, settings):
+    settings.CHANNEL_CREDENTIAL_KEYS = [OLD_KEY]
+    channel = make_channel(tenant_a, receiver.url)
+    with scope(tenant=tenant_a):
+        wechat, _ = services.channel_save(channel=Channel(tenant=tenant_a, name="WeChat", kind="wechat"),
+                                          credentials={"appid": "wx1", "appsecret": "s1"}, actor=None)
+    settings.CHANNEL_CREDENTIAL_KEYS = [NEW_KEY]
+    with scope(tenant=tenant_a):
+        services.channel_save(channel=channel, credentials={"signing_secret": SECRET}, actor=None)
+        with pytest.raises(ApplicationError) as missing:  # nothing stored can be kept: a blank required one is missing
+            services.channel_save(channel=wechat, credentials={"appid": "wx2", "appsecret": ""}, actor=None)
+    assert missing.value.code == "credentials_missing" and missing.value.extra == {"fields": ["AppSecret"]}
+    assert decrypt(channel.credentials_encrypted) == {"signing_secret": SECRET}
+    assert channel.credentials_hint == f"signing_secret: ••••{SECRET[-4:]}"
+
+
+def test_a_retry_after_of_years_waits_a_day_and_the_rest_of_the_batch_is_recorded(tenant_a, receiver):
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Delivered fine")
+    catalog_item(tenant_a, title="Answered with a Retry-After of years")
+    first, second = deliveries(tenant_a)
+    receiver.script = [(200, {}), (503, {"Retry-After": "999999999999"})]  # a tenant's own endpoint answers this
+    statuses = deliveries_run(tenant=tenant_a, delivery_ids=[first.pk, second.pk])
+    assert statuses == {first.pk: "delivered", second.pk: "retrying"}
+    second.refresh_from_db()
+    assert timezone.now() + timedelta(hours=23) < second.due_at <= timezone.now() + timedelta(days=1)
+    with scopes_disabled():
+        assert Publication.objects.get(item=first.item).status == "live"
+        assert not DeliveryAttempt.objects.filter(outcome="started").exists()
+
+
+def test_control_characters_in_a_receivers_answer_are_left_out_of_what_is_recorded(tenant_a, receiver):
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Odd receiver")
+    [delivery] = deliveries(tenant_a)
+    receiver.handle = lambda headers, body: (200, {}, {"id": "rcv\u00001\ud800"})  # "rcv\\u00001\\ud800" on the wire
+    assert delivery_run(tenant=tenant_a, delivery_id=delivery.pk) == "delivered"
+    delivery.refresh_from_db()
+    assert delivery.external_id == "rcv1"
+    with scopes_disabled():
+        assert Publication.objects.get(item=delivery.item).external_id == "rcv1"
+
+
+def test_an_answer_the_database_refuses_parks_that_delivery_and_keeps_the_others(tenant_a, receiver):
+    from distribution import pipeline
+    from distribution.connectors.base import Receipt
+
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Delivered")
+    catalog_item(tenant_a, title="Answered with NaN")
+    fine, odd = deliveries(tenant_a)
+    with scope(tenant=tenant_a):
+        batch = pipeline._claim(tenant_a, [fine.pk, odd.pk], timezone.now())
+    batch.jobs[0].receipt = pipeline._call(batch.jobs[0])
+    # A platform's job id as Python's JSON parser reads a bare NaN: no database stores it as JSON.
+    batch.jobs[1].receipt = Receipt(external_id="job-1", pending=True, data={"publish_id": float("nan")})
+    with scope(tenant=tenant_a):
+        statuses = pipeline._settle(batch, timezone.now())
+    assert statuses == {fine.pk: "delivered", odd.pk: "parked"}
+    fine.refresh_from_db()
+    odd.refresh_from_db()
+    assert fine.status == "delivered" and odd.status == "parked" and odd.error_code == "answer_unrecordable"
+    assert "could not be recorded" in odd.message and odd.data == {}
+    with scopes_disabled():
+        assert list(Publication.objects.values_list("item_id", flat=True)) == [fine.item_id]
+        outcomes = dict(DeliveryAttempt.objects.values_list("delivery_id", "outcome"))
+    assert outcomes == {fine.pk: "ok", odd.pk: "permanent"}
+
+
+def test_a_channel_turned_off_takes_no_new_items_but_what_it_shows_is_kept_in_step(
+        tenant_a, staff, receiver, django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    shown = catalog_item(tenant_a, title="Shown there", body="Free text.")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=False)
+    catalog_item(tenant_a, title="New while off")
+    with scope(tenant=tenant_a):
+        shown.price = 9900  # made paid: the free text must not stay up there
+        shown.save()
+        catalog.item_approve(item=shown, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=shown, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    rows = deliveries(tenant_a, channel=channel)
+    assert [(d.item.title, d.action, d.status) for d in rows] == [
+        ("Shown there", "publish", "delivered"), ("Shown there", "update", "delivered"),
+        ("Shown there", "withdraw", "delivered")]
+    assert [receiver.received[d.webhook_id]["type"] for d in rows] == [
+        "content.published", "content.updated", "content.withdrawn"]
+    assert "Free text." not in receiver.received[rows[1].webhook_id]["data"]["html"]
+
+
+def test_storefront_links_and_images_written_as_paths_arrive_absolute(tenant_a, receiver,
+                                                                     django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Links", body="Read [the next part](/item/part-two/) first.\n\n![Map](/media/map.png)")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [event] = receiver.received.values()
+    html = event["data"]["html"]
+    [href] = [h for h in re.findall(r'href="([^"]+)"', html) if "part-two" in h]
+    assert href.startswith("http://alpha.test/item/part-two/?") and f"zc={channel.code}" in href
+    assert 'src="http://alpha.test/media/map.png"' in html
+
+
+def test_a_push_that_cannot_be_prepared_parks_and_the_rest_of_its_batch_goes(tenant_a, receiver,
+                                                                             django_capture_on_commit_callbacks):
+    from catalog.models import ItemVersion
+
+    make_channel(tenant_a, receiver.url)
+    with django_capture_on_commit_callbacks(execute=False):  # pushed together below
+        catalog_item(tenant_a, title="Fine")
+        broken = catalog_item(tenant_a, title="Snapshot from an older format")
+    with scopes_disabled():
+        ItemVersion.objects.filter(item=broken).update(snapshot={"kind": "article"})
+    push(tenant_a, django_capture_on_commit_callbacks)
+    fine, parked = deliveries(tenant_a)
+    assert fine.status == "delivered" and list(receiver.received) == [fine.webhook_id]
+    assert (parked.status, parked.attempts, parked.error_code) == ("parked", 1, "preparation_failed")
+    assert "could not be prepared" in parked.message and "KeyError" in parked.message

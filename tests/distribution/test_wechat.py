@@ -579,3 +579,25 @@ def test_polls_that_keep_failing_park_the_delivery_and_a_retry_polls_the_same_jo
     [delivery] = deliveries(tenant_a)
     assert delivery.status == "delivered"
     assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 1  # polled again, not submitted again
+
+
+def test_target_settings_that_are_not_an_object_park_the_pushes_with_the_reason(tenant_a, wechat,
+                                                                                django_capture_on_commit_callbacks):
+    channel = wechat_channel(tenant_a, wechat)
+    with scopes_disabled():  # saved as a list, as the admin took any JSON before it checked
+        Channel.objects.filter(pk=channel.pk).update(options=["author", "Editors"])
+    with django_capture_on_commit_callbacks(execute=False):  # two pushes, one batch
+        catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+        catalog_item(tenant_a, title="Wealth of nations", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    rows = deliveries(tenant_a)
+    assert [(d.status, d.attempts, d.error_code) for d in rows] == [("parked", 1, "options_invalid")] * 2
+    assert "must be a JSON object" in rows[0].message and wechat.requests == []
+
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(options={"author": "Editors"})
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        for delivery in rows:
+            services.delivery_retry(delivery=delivery, actor=None)
+    beats(tenant_a, django_capture_on_commit_callbacks)
+    assert {d.status for d in deliveries(tenant_a)} == {"delivered"}

@@ -12,16 +12,19 @@ from django.urls import include, path
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
+from catalog import services as catalog
 from catalog.models import ItemVersion
+from distribution import services
 from distribution.adapt import post_for
 from distribution.connectors import connector_for
 from distribution.connectors.base import PublicationState
 from distribution.connectors.feed import FeedConnector
 from distribution.connectors.zhihu import ZhihuConnector, zhihu_url_check
-from distribution.models import Channel, Publication
+from distribution.models import Channel, Delivery, Publication
 from marketplace.urls import urlpatterns as project_urlpatterns
 from tests.conftest import host_client
-from tests.factories import catalog_item
+from tests.distribution.test_pipeline import push
+from tests.factories import UserFactory, catalog_item
 
 # The feeds' routes on top of the project's, for as long as the project's urls do not include them.
 urlpatterns = [*project_urlpatterns]
@@ -213,3 +216,90 @@ def test_a_control_character_pasted_into_one_title_does_not_take_the_feed_down(f
     assert titles == ["Free talk", "Paid course", "Reading the census"]
     entries = sorted(e.findtext(f"{ATOM}title") for e in parse(atom.content).findall(f"{ATOM}entry"))
     assert entries == ["Free talk", "Paid course", "Reading the census"]
+
+
+def test_archiving_while_a_package_waits_to_be_posted_withdraws_it_once_it_is_marked_published(
+        tenant_a, django_capture_on_commit_callbacks):
+    channel = channel_for(tenant_a, "zhihu")
+    item = catalog_item(tenant_a, title="Posted by hand")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        publish = Delivery.objects.get(item=item, action="publish")
+    assert publish.status == "manual"
+    staff = UserFactory(email="ed@alpha.test")
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=staff)  # staff may have posted the package already
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        withdrawal = Delivery.objects.get(item=item, action="withdraw")
+    assert withdrawal.status == "queued" and "marked as published" in withdrawal.message
+
+    with scope(tenant=tenant_a):  # they had: they record where
+        services.delivery_mark_done(delivery=publish, external_url="https://zhuanlan.zhihu.com/p/1", actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == "manual" and "Remove the post" in withdrawal.message
+    with scope(tenant=tenant_a):
+        services.delivery_mark_done(delivery=withdrawal, external_url="", actor=staff)
+    with scopes_disabled():
+        assert Publication.objects.get(channel=channel, item=item).status == "withdrawn"
+
+
+@pytest.mark.urls(__name__)
+def test_the_feed_lists_only_items_on_sale_each_in_its_current_version(tenant_a):
+    channel = channel_for(tenant_a, "feed")
+    archived = catalog_item(tenant_a, title="Archived item", body="Gone.")
+    paid = catalog_item(tenant_a, title="Paid now", description="Teaser.", body="SECRET CHAPTER body.")
+    priced = catalog_item(tenant_a, title="Priced now", description="Short.", body="PRICED CHAPTER body.")
+    for item in (archived, paid, priced):
+        go_live(channel, item)  # version 1, free, as the last delivery recorded it
+    staff = UserFactory(email="ed@alpha.test")
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=archived, actor=staff)
+        paid.price = 9900
+        paid.save()
+        catalog.item_approve(item=paid, actor=staff)  # version 2, paid: its update has not run
+        priced.price = 4900  # on sale for a price already, the new version still in the works
+        priced.save()
+    body = host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
+    titles = sorted(i.findtext("title") for i in parse(body.encode()).find("channel").findall("item"))
+    assert titles == ["Paid now", "Priced now"]
+    assert "Teaser." in body and "SECRET CHAPTER" not in body and "PRICED CHAPTER" not in body
+
+
+@pytest.mark.urls(__name__)
+def test_an_item_archived_while_the_feed_was_off_is_gone_when_it_is_back(tenant_a,
+                                                                         django_capture_on_commit_callbacks):
+    channel = channel_for(tenant_a, "feed")
+    item = catalog_item(tenant_a, title="Soon archived", body="Body text.")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=False)  # staff switch the feed off for a while
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=UserFactory(email="ed@alpha.test"))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        assert Delivery.objects.get(item=item, action="withdraw").status == "delivered"
+        assert Publication.objects.get(channel=channel, item=item).status == "withdrawn"
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=True)  # ... and back on
+    assert "Soon archived" not in host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
+
+
+@pytest.mark.urls(__name__)
+def test_an_item_made_paid_while_the_feed_was_off_shows_only_its_teaser_when_it_is_back(
+        tenant_a, django_capture_on_commit_callbacks):
+    channel = channel_for(tenant_a, "feed")
+    item = catalog_item(tenant_a, title="Free for now", description="Teaser.", body="SECRET CHAPTER body.")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=False)
+    with scope(tenant=tenant_a):  # the team makes it paid: version 2
+        item.price = 9900
+        item.save()
+        catalog.item_approve(item=item, actor=UserFactory(email="ed@alpha.test"))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        assert Publication.objects.get(channel=channel, item=item).version == 2
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=True)
+    body = host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
+    assert "Free for now" in body and "Teaser." in body and "SECRET CHAPTER" not in body
