@@ -65,9 +65,11 @@ class MembershipAdmin(TenantScopedAdmin):
         return False  # people join by signing up or through an invitation
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.role == Role.OWNER and not Membership.objects.filter(
-                tenant=obj.tenant_id, role=Role.OWNER).exclude(pk=obj.pk).exists():
-            return False  # the last owner stays
+        if obj is not None and obj.role == Role.OWNER:
+            try:
+                owners_kept_check(tenant=obj.tenant, losing=[obj.pk], lock=False)
+            except ApplicationError:
+                return False  # the last owner stays
         return super().has_delete_permission(request, obj)
 
     def save_model(self, request, obj, form, change):

@@ -120,13 +120,13 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> str:
     return token
 
 
-def owners_kept_check(*, tenant: Tenant, losing: list[int]) -> None:
+def owners_kept_check(*, tenant: Tenant, losing: list[int], lock: bool = True) -> None:
     """Refuse a change that takes the owner role from memberships ``losing`` if no other owner would be left: a
-    storefront without an owner has nobody who can manage its team. The owners' rows are locked, so two owners
-    demoting each other at once cannot both succeed."""
-    owners = list(Membership.objects.select_for_update().filter(tenant=tenant, role=Role.OWNER)
-                  .values_list("pk", flat=True))
-    if owners and not set(owners) - set(losing):
+    storefront without an owner has nobody who can manage its team. The owners' rows are locked (unless ``lock`` is
+    false, for a check that changes nothing), so two owners demoting each other at once cannot both succeed."""
+    owners = Membership.objects.filter(tenant=tenant, role=Role.OWNER)
+    owners = set((owners.select_for_update() if lock else owners).values_list("pk", flat=True))
+    if owners and not owners - set(losing):
         raise ApplicationError(_("A storefront needs an owner: make someone else an owner first."),
                                code="last_owner", extra={"field": "role"})
 

@@ -333,8 +333,9 @@ def test_the_stand_in_answers_as_stripe_does_without_a_key_and_for_a_replayed_ke
     assert missing.value.code == "resource_missing" and missing.value.http_status == 404
 
 
-def test_an_ended_subscription_closes_its_renewal_session_at_stripe(alpha, stripe_api, settings):
-    """The grace period ran out with the renewal's session still open: Stripe expires it, so it takes no money."""
+def renewal_due(alpha, stripe_api, settings):
+    """A learner subscribed through Stripe (3 grace days) and the period ended: (learner, plan, period end, the
+    renewal's pending payment)."""
     from payments.models import Subscription, SubscriptionPlan
     from payments.subscriptions import subscriptions_sweep
 
@@ -347,7 +348,16 @@ def test_an_ended_subscription_closes_its_renewal_session_at_stripe(alpha, strip
     with scope(tenant=alpha):
         end = Subscription.objects.get(user=learner).current_period_end
         subscriptions_sweep(tenant=alpha, now=end)
-        renewal = Payment.objects.get(order__source="renewal")
+        return learner, plan, end, Payment.objects.get(order__source="renewal")
+
+
+def test_an_ended_subscription_closes_its_renewal_session_at_stripe(alpha, stripe_api, settings):
+    """The grace period ran out with the renewal's session still open: Stripe expires it, so it takes no money."""
+    from payments.models import Subscription
+    from payments.subscriptions import subscriptions_sweep
+
+    learner, _plan, end, renewal = renewal_due(alpha, stripe_api, settings)
+    with scope(tenant=alpha):
         assert subscriptions_sweep(tenant=alpha, now=end + timedelta(days=3, seconds=1)) == {
             "renewals_opened": 0, "ended": 1}
 
@@ -366,19 +376,10 @@ def test_a_renewal_paid_at_stripe_as_its_subscription_ended_comes_back_instead_o
     """The learner paid the renewal at the last moment; Stripe's event is still on its way when the grace period
     runs out. Subscribing again meanwhile is refused while that payment is being confirmed, and the event brings the
     subscription back, so the learner never pays for two."""
-    from payments.models import Subscription, SubscriptionPlan
+    from payments.models import Subscription
     from payments.subscriptions import subscriptions_sweep
 
-    settings.PAYMENT_PROVIDER = "stripe"
-    learner = member(alpha)
-    with scope(tenant=alpha):
-        plan = SubscriptionPlan.objects.create(tenant=alpha, name="All access", slug="all", price=2900, grace_days=3)
-        started = services.checkout_start(tenant=alpha, user=learner, idempotency_key="subscribe", plan=plan)
-    stripe_api.complete(started.payment.provider_ref)
-    with scope(tenant=alpha):
-        end = Subscription.objects.get(user=learner).current_period_end
-        subscriptions_sweep(tenant=alpha, now=end)
-        renewal = Payment.objects.get(order__source="renewal")
+    learner, plan, end, renewal = renewal_due(alpha, stripe_api, settings)
     paid_late = stripe_api.complete(renewal.provider_ref, deliver=False)
     with scope(tenant=alpha):
         assert subscriptions_sweep(tenant=alpha, now=end + timedelta(days=3, seconds=1))["ended"] == 1
