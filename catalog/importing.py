@@ -40,7 +40,7 @@ from django.utils.translation import gettext_lazy
 
 from marketplace.db import bulk_set
 from marketplace.errors import ApplicationError
-from marketplace.money import CURRENCY_EXPONENTS
+from marketplace.money import CURRENCY_EXPONENTS, charge_step, format_money
 from marketplace.services import audit_log_write
 
 from .models import Category, ContentItem, ImportMapping, Level, Tag
@@ -415,6 +415,9 @@ def convert_price(value: str, *, currency: str) -> int:
                         % {"value": value, "currency": currency, "places": exponent})
     if minor > 2_147_483_647:
         raise CellError(_("Price “%(value)s” is too large.") % {"value": value})
+    if minor % charge_step(currency):
+        raise CellError(_("Price “%(value)s” cannot be charged: %(currency)s goes in steps of %(step)s.")
+                        % {"value": value, "currency": currency, "step": format_money(charge_step(currency), currency)})
     return int(minor)
 
 

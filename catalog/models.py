@@ -194,6 +194,7 @@ class ContentItem(TenantOwned):
     def clean(self) -> None:
         if self.kind == self.Kind.LIVE and not self.starts_at:
             raise ValidationError({"starts_at": _("A live session needs a start time.")})
+        self.charge_step_check("price")
 
 
 class ItemCreator(TenantOwned):
@@ -312,6 +313,9 @@ class Bundle(TenantOwned):
 
     def __str__(self) -> str:
         return self.title
+
+    def clean(self) -> None:
+        self.charge_step_check("price")
 
 
 class LearningPath(TenantOwned):

@@ -7,7 +7,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
-from .money import CURRENCY_CHOICES
+from .money import CURRENCY_CHOICES, charge_step_check
 
 hostname_validator = RegexValidator(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
@@ -125,6 +125,11 @@ class TenantOwned(models.Model):
 
     class Meta:
         abstract = True
+
+    def charge_step_check(self, field: str) -> None:
+        """A price held in ``field`` must be chargeable in the storefront's currency (``money.CHARGE_STEPS``)."""
+        if self.tenant_id is not None:
+            charge_step_check(getattr(self, field), self.tenant.currency, field=field)
 
 
 class AuditLog(models.Model):

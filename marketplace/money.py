@@ -23,6 +23,11 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }
 CURRENCY_CHOICES = [(code, code) for code in sorted(CURRENCY_EXPONENTS)]
 
+# Card networks, and so Stripe, take the three-decimal dinars only in whole tens of fils (the last digit 0). Every
+# amount a learner is charged or refunded in them is a multiple of this step, in minor units; prices and fixed
+# coupons are entered in it, and a percentage's discount or added tax is rounded to it.
+CHARGE_STEPS: dict[str, int] = {"BHD": 10, "KWD": 10}
+
 CURRENCY_SYMBOLS: dict[str, str] = {
     "CNY": "¥", "JPY": "¥", "USD": "$", "HKD": "HK$", "TWD": "NT$", "SGD": "S$", "AUD": "A$", "CAD": "C$",
     "EUR": "€", "GBP": "£", "KRW": "₩", "VND": "₫", "CHF": "CHF ", "BHD": "BD ", "KWD": "KD ",
@@ -38,6 +43,22 @@ def format_money(amount: int, currency: str) -> str:
     exponent = CURRENCY_EXPONENTS.get(currency, 2)
     major = Decimal(amount).scaleb(-exponent)
     return f"{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{number_format(major, exponent, force_grouping=True)}"
+
+
+def charge_step(currency: str) -> int:
+    return CHARGE_STEPS.get(currency, 1)
+
+
+def charge_step_check(amount, currency: str, *, field: str) -> None:
+    """Refuse, on the form's ``field``, an amount the currency cannot be charged in (see ``CHARGE_STEPS``)."""
+    from django.core.exceptions import ValidationError
+    from django.utils.translation import gettext as _
+
+    step = charge_step(currency)
+    if isinstance(amount, int) and amount % step:
+        raise ValidationError({field: _("%(currency)s is charged in steps of %(step)s: enter a multiple of %(units)s "
+                                        "minor units.") % {"currency": currency, "step": format_money(step, currency),
+                                                           "units": step}}, code="off_charge_step")
 
 
 class MoneyError(ValueError):

@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.selectors import user_can_buy
 from marketplace.errors import ApplicationError
-from marketplace.money import CURRENCY_EXPONENTS
+from marketplace.money import CURRENCY_EXPONENTS, charge_step, format_money
 from marketplace.services import audit_log_write
 from recommender.events import purchases_record
 
@@ -197,14 +197,15 @@ def _coupon_check_uses(coupon: Coupon, *, user=None) -> None:
         raise ApplicationError(_("This coupon has been used up."), code="coupon_exhausted", extra={"field": "coupon"})
 
 
-def _discount(coupon: Coupon | None, *, subtotal: int, item) -> int:
+def _discount(coupon: Coupon | None, *, subtotal: int, item, step: int) -> int:
+    """The coupon's discount on ``subtotal``, a percentage's rounded half up to the currency's charge ``step``."""
     if coupon is None:
         return 0
     if coupon.item_id and (item is None or coupon.item_id != item.pk):
         raise ApplicationError(_("This coupon is for another item."), code="coupon_not_applicable",
                                extra={"field": "coupon"})
     if coupon.kind == Coupon.Kind.PERCENT:
-        return min(subtotal, (subtotal * coupon.value * 2 + splits.WHOLE) // (2 * splits.WHOLE))
+        return min(subtotal, (subtotal * coupon.value * 2 + splits.WHOLE * step) // (2 * splits.WHOLE * step) * step)
     return min(subtotal, coupon.value)
 
 
@@ -219,14 +220,16 @@ class Quote:
 
 
 def quote(*, tenant, price: int, item=None, coupon_code: str = "", conf: PaymentSettings | None = None,
-          user=None) -> Quote:
+          user=None, currency: str = "") -> Quote:
     """What the learner (``user``, when known) will pay for ``price``: the coupon's discount, then tax included in
-    or added to the rest. ``conf`` is the storefront's payment settings when the caller has read them already."""
+    or added to the rest. ``conf`` is the storefront's payment settings when the caller has read them already;
+    ``currency`` the one ``price`` is in when that is not the storefront's current one (a renewal's)."""
+    step = charge_step(currency or tenant.currency)
     coupon = _coupon_usable(coupon_code, now=timezone.now(), user=user) if coupon_code.strip() else None
-    discount = _discount(coupon, subtotal=price, item=item)
+    discount = _discount(coupon, subtotal=price, item=item, step=step)
     conf = conf or payment_settings(tenant=tenant)
     after_discount = price - discount
-    tax = splits.tax_of(after_discount, rate_bp=conf.tax_rate_bp, included=conf.prices_include_tax)
+    tax = splits.tax_of(after_discount, rate_bp=conf.tax_rate_bp, included=conf.prices_include_tax, step=step)
     total = after_discount if conf.prices_include_tax else after_discount + tax
     if total <= 0:
         raise ApplicationError(_("The coupon makes this free; ask the storefront to grant access instead."),
@@ -343,7 +346,10 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
     currency = currency or tenant.currency
     if currency not in CURRENCY_EXPONENTS:
         raise ApplicationError(_("This storefront's currency is not supported."), code="currency_unsupported")
-    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf, user=user)
+    q = quote(tenant=tenant, price=price, item=item, coupon_code=coupon_code, conf=conf, user=user, currency=currency)
+    if q.total % charge_step(currency):  # a price the admin would refuse now (``money.CHARGE_STEPS``)
+        raise ApplicationError(_("This price cannot be charged in %(currency)s; ask the storefront to correct it.")
+                               % {"currency": currency}, code="amount_not_chargeable")
     try:
         gateway = provider(provider_name or settings.PAYMENT_PROVIDER)
     except KeyError as exc:
@@ -674,6 +680,11 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
         if amount > payment.refundable:
             raise ApplicationError(_("That is more than is left to refund."), code="refund_exceeds_captured",
                                    extra={"refundable": payment.refundable, "field": "amount"})
+        if amount % charge_step(payment.currency):
+            raise ApplicationError(
+                _("%(currency)s is refunded in steps of %(step)s.")
+                % {"currency": payment.currency, "step": format_money(charge_step(payment.currency), payment.currency)},
+                code="refund_amount_invalid", extra={"field": "amount"})
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         refund = Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount, reason=reason[:200],
                                        created_by=actor if getattr(actor, "is_authenticated", False) else None,

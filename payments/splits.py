@@ -76,10 +76,11 @@ def clawback_remaining(amount: int, held: dict[Share, int]) -> dict[Share, int]:
     return clawback(amount, held)
 
 
-def tax_of(amount: int, *, rate_bp: int, included: bool) -> int:
-    """The tax in (``included``) or on top of ``amount``, rounded half up to the minor unit."""
+def tax_of(amount: int, *, rate_bp: int, included: bool, step: int = 1) -> int:
+    """The tax in (``included``) or on top of ``amount``, rounded half up to the minor unit; tax added on top is
+    charged, so it is rounded to the currency's charge ``step`` instead."""
     if rate_bp == 0 or amount == 0:
         return 0
     if included:
         return (amount * rate_bp * 2 + (WHOLE + rate_bp)) // (2 * (WHOLE + rate_bp))
-    return (amount * rate_bp * 2 + WHOLE) // (2 * WHOLE)
+    return (amount * rate_bp * 2 + WHOLE * step) // (2 * WHOLE * step) * step

@@ -216,7 +216,8 @@ def subscription(request):
             messages.error(request, exc.message)
         return redirect("payments:subscription")
     # What the renewal will charge: the subscription's price, with tax on top where the storefront adds it.
-    renewal_total = services.quote(tenant=request.tenant, price=sub.price).total if sub and sub.price else None
+    renewal_total = (services.quote(tenant=request.tenant, price=sub.price, currency=sub.currency).total
+                     if sub and sub.price else None)
     return render(request, "payments/subscription.html", {"sub": sub, "renewal_total": renewal_total})
 
 

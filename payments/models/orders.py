@@ -98,6 +98,10 @@ class Coupon(TenantOwned):
     def __str__(self) -> str:
         return self.code
 
+    def clean(self) -> None:
+        if self.kind == self.Kind.FIXED:
+            self.charge_step_check("value")
+
 
 class Order(TenantOwned):
     class Status(models.TextChoices):

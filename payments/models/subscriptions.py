@@ -44,6 +44,9 @@ class SubscriptionPlan(TenantOwned):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        self.charge_step_check("price")
+
 
 class Subscription(TenantOwned):
     class Status(models.TextChoices):

@@ -104,7 +104,7 @@ def test_prices_in_minor_units(cell, currency, minor):
     ("-5", "CNY", "negative"), ("¥-5", "CNY", "negative"), ("99.999", "CNY", "more decimals"),
     ("12.5", "JPY", "more decimals"), ("$10", "CNY", "another currency"), ("10 USD", "CNY", "USD"),
     ("€10", "USD", "another currency"), ("10 dollars", "USD", "not a currency"),
-    ("99999999999", "CNY", "too large"),
+    ("99999999999", "CNY", "too large"), ("1.255", "KWD", "steps of KD 0.010"),
 ])
 def test_bad_prices_say_why(cell, currency, reason):
     with pytest.raises(CellError, match=reason):

@@ -1,7 +1,8 @@
 """A local stand-in for the parts of Stripe's API that Zhiku uses, speaking Stripe's documented formats.
 
 API (https://docs.stripe.com/api), authenticated with ``Authorization: Bearer <secret key>`` (or Basic with the key
-as user name); bodies are form-encoded with bracket notation (``line_items[0][price_data][unit_amount]=1000``):
+as user name); bodies are form-encoded with bracket notation (``line_items[0][price_data][unit_amount]=1000``);
+amounts in the three-decimal currencies (BHD, JOD, KWD, OMR, TND) must end in 0:
 
 - ``POST /v1/checkout/sessions`` (optional ``expires_at``: 30 minutes to 24 hours ahead),
   ``GET /v1/checkout/sessions/<id>``
@@ -57,6 +58,8 @@ from urllib.parse import parse_qsl, urlsplit
 from .stand_in import StandIn, StandInHandler
 
 API_VERSION = "2025-06-30.basil"
+# Stripe's three-decimal currencies: amounts in them must be a multiple of 10 (https://docs.stripe.com/currencies).
+THREE_DECIMAL = {"bhd", "jod", "kwd", "omr", "tnd"}
 
 
 class StripeAPIError(Exception):
@@ -384,6 +387,9 @@ class StripeServer(StandIn):
                 raise _invalid("Missing required param: name.", code="parameter_missing",
                                param=f"{where}[price_data][product_data][name]")
             unit = _integer(price.get("unit_amount"), f"{where}[price_data][unit_amount]")
+            if currency in THREE_DECIMAL and unit % 10:
+                raise _invalid(f"Amounts in {currency.upper()} must end in 0 (a multiple of 10 in the minor unit).",
+                               code="amount_invalid", param=f"{where}[price_data][unit_amount]")
             quantity = _integer(item.get("quantity"), f"{where}[quantity]", minimum=1)
             total += unit * quantity
             currencies.add(currency)
@@ -442,6 +448,9 @@ class StripeServer(StandIn):
             raise StripeAPIError(400, f"Charge {intent['latest_charge']} has already been refunded.",
                                  code="charge_already_refunded")
         amount = remaining if params.get("amount") in (None, "") else _integer(params["amount"], "amount", minimum=1)
+        if intent["currency"] in THREE_DECIMAL and amount % 10:
+            raise StripeAPIError(400, f"Amounts in {intent['currency'].upper()} must end in 0 (a multiple of 10 in "
+                                      "the minor unit).", code="amount_invalid", param="amount")
         if amount > remaining:
             raise StripeAPIError(400, f"Refund amount ({amount} {intent['currency']}) is greater than unrefunded "
                                       f"amount on charge ({remaining} {intent['currency']})",
