@@ -733,10 +733,11 @@ def refund_fail(*, payment: Payment, provider_ref: str, amount: int | None, reas
     """The provider could not pay a refund out (the card was closed, say) and put the money back in the account.
 
     The refund is undone: the amounts go back, a reversal entry returns the clawed-back shares (to the payable
-    accounts once the order's shares are released), and access a full refund ended opens again, since the learner
-    keeps the money's worth until they are paid back. The team is told in the audit log, and refunds again, at the
-    provider or outside it (``refund_create(paid_outside=True)``). A failure reported before the refund itself is
-    kept, so the report of the refund that follows books nothing. Returns the refund, or None when nothing changed.
+    accounts once the order's shares are released), and access a full refund ended opens again (a subscription's
+    for the rest of its period), since the learner keeps the money's worth until they are paid back. The team is
+    told in the audit log, and refunds again, at the provider or outside it (``refund_create(paid_outside=True)``).
+    A failure reported before the refund itself is kept, so the report of the refund that follows books nothing.
+    Returns the refund, or None when nothing changed.
     """
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
@@ -771,6 +772,9 @@ def refund_fail(*, payment: Payment, provider_ref: str, amount: int | None, reas
                 Entitlement.objects.filter(pk=entitlement.pk).update(revoked_at=None)
                 audit_log_write(tenant=order.tenant, actor=None, action="payments.entitlement_restored",
                                 target=entitlement, data={"refund": refund.pk})
+            from .subscriptions import subscription_restore_for_failed_refund
+
+            subscription_restore_for_failed_refund(order=order, since=refund.created_at)
         logger.warning("%s could not pay out refund %s of payment %s (%s)", payment.provider, provider_ref,
                        payment.pk, reason)
         audit_log_write(tenant=order.tenant, actor=None, action="payments.refund_failed", target=order,

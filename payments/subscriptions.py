@@ -162,6 +162,24 @@ def subscription_end_for_refund(*, order: Order, actor=None) -> None:
             _end(sub, at=timezone.now(), actor=actor, reason="refunded")
 
 
+def subscription_restore_for_failed_refund(*, order: Order, since: datetime, actor=None) -> None:
+    """A full refund that ended a subscription (``subscription_end_for_refund``, at or after ``since``) failed at the
+    provider: the learner was not paid back, so the period they paid for runs on. Unless it is over by now, or the
+    learner has subscribed again meanwhile (one live subscription each): then it stays ended, as the team is told."""
+    now = timezone.now()
+    subs = Subscription.objects.select_for_update().filter(
+        Q(entitlement__order=order) | Q(pk__in=order.lines.filter(subscription__isnull=False).values("subscription")),
+        status=Subscription.Status.ENDED, ended_at__gte=since, current_period_end__gt=now)
+    for sub in subs:
+        if Subscription.objects.filter(user=sub.user_id).exclude(status=Subscription.Status.ENDED).exists():
+            continue
+        sub.status, sub.ended_at = Subscription.Status.ACTIVE, None
+        sub.save(update_fields=["status", "ended_at"])
+        Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.current_period_end, revoked_at=None)
+        audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_restored", target=sub,
+                        data={"order": order.number, "until": sub.current_period_end.isoformat()})
+
+
 def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int]:
     """Open renewals that are due, and end subscriptions that were cancelled or stayed unpaid past their grace.
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_scopes import scope
 
 from accounts.models import Role
+from catalog.access import can_access
 from marketplace.errors import ApplicationError
 from payments import services
 from payments.ledger import ledger_verify
@@ -635,6 +636,41 @@ def test_a_refund_stripe_could_not_pay_out_is_undone_and_the_team_refunds_again(
         assert ledger_verify(tenant=alpha).ok
     assert len(stripe_api.requests_to("POST", "/v1/refunds")) == asked
     assert all(total == 0 for code, total in shares(alpha, payment.order).items())
+
+
+@pytest.mark.parametrize("subscribed_again", [False, True])
+def test_a_subscription_a_failed_refund_had_ended_runs_on_unless_the_learner_subscribed_again(
+        alpha, stripe_api, settings, subscribed_again):
+    from payments.models import Subscription, SubscriptionPlan
+
+    settings.PAYMENT_PROVIDER = "stripe"
+    learner = member(alpha)
+    with scope(tenant=alpha):
+        plan = SubscriptionPlan.objects.create(tenant=alpha, name="All access", slug="all", price=2900)
+        first = services.checkout_start(tenant=alpha, user=learner, idempotency_key="subscribe", plan=plan)
+    stripe_api.complete(first.payment.provider_ref)
+    with scope(tenant=alpha):
+        sub = Subscription.objects.get(user=learner)
+        refund = services.refund_create(payment=Payment.objects.get(pk=first.payment.pk), amount=2900, actor=None)
+        assert Subscription.objects.get(pk=sub.pk).status == Subscription.Status.ENDED
+        if subscribed_again:
+            again = services.checkout_start(tenant=alpha, user=learner, idempotency_key="again", plan=plan)
+    if subscribed_again:
+        stripe_api.complete(again.payment.provider_ref)
+    stripe_api.queued.clear()
+
+    assert stripe_api.fail_refund(refund.provider_ref)["delivery"]["status"] == 200
+    with scope(tenant=alpha):
+        sub.refresh_from_db()
+        live = Subscription.objects.exclude(status=Subscription.Status.ENDED)
+        assert live.count() == 1  # never two at once
+        if subscribed_again:
+            assert sub.status == Subscription.Status.ENDED
+        else:
+            assert (sub.status, sub.ended_at) == (Subscription.Status.ACTIVE, None)
+            assert Entitlement.objects.get(pk=sub.entitlement_id).ends_at == sub.current_period_end
+            item = catalog_item(alpha, title="In the catalog", price=5000)
+            assert can_access(learner, item)  # through the subscription's entitlement, as before the refund
 
 
 def test_a_refund_reported_failed_before_it_was_reported_made_books_nothing(paid, alpha, stripe_api):
