@@ -294,6 +294,14 @@ class CreatorAdmin(TenantScopedAdmin):
     search_fields = ["name", "headline"]
     prepopulated_fields = {"slug": ["name"]}
 
+    # Creators read their colleagues' public profiles, not which accounts (emails) are behind them.
+    def get_list_display(self, request):
+        columns = super().get_list_display(request)
+        return [c for c in columns if c != "user"] if _is_creator(request) else columns
+
+    def get_exclude(self, request, obj=None):
+        return ["user"] if _is_creator(request) else super().get_exclude(request, obj)
+
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         # The person behind a creator profile is on this storefront's team (invite them as a creator first);
         # accounts are platform-wide, so anything wider would list and link other storefronts' people.

@@ -181,3 +181,16 @@ def test_a_creator_profile_links_only_someone_on_this_storefronts_team(tenant_a,
     client.post(add, {"name": "Writer", "slug": "writer", "headline": "", "bio": "", "user": writer.pk})
     with scope(tenant=tenant_a):
         assert list(Creator.objects.values_list("user", flat=True)) == [writer.pk]
+
+
+def test_creators_read_their_colleagues_profiles_without_the_accounts_behind_them(tenant_a, creators):
+    ann, bob, _ann_profile, bob_profile = creators
+    client = host_client("alpha.test", ann)
+    listing = client.get(reverse("admin:catalog_creator_changelist"))
+    profile = client.get(reverse("admin:catalog_creator_change", args=[bob_profile.pk]))
+    assert listing.status_code == profile.status_code == 200
+    assert "Bob" in listing.content.decode() and "Bob" in profile.content.decode()
+    for page in (listing, profile):
+        assert bob.email not in page.content.decode()
+    staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    assert bob.email in staff.get(reverse("admin:catalog_creator_changelist")).content.decode()
