@@ -49,11 +49,12 @@ def _creator_profile(request) -> Creator:
     """The signed-in creator's profile on this storefront, made on first use from their account."""
     profile = Creator.objects.filter(user=request.user).first()
     if profile is None:
-        name = request.user.display_name or request.user.email.split("@")[0]
-        slug, n = slugify(name, allow_unicode=True) or "creator", 1
+        name = (request.user.display_name or request.user.email.split("@")[0])[:120]  # Creator.name's length
+        base = slugify(name, allow_unicode=True)[:100].strip("-") or "creator"
+        slug, n = base, 1
         while Creator.objects.filter(slug=slug).exists():
             n += 1
-            slug = f"{slugify(name, allow_unicode=True)}-{n}"
+            slug = f"{base}-{n}"
         profile = Creator.objects.create(tenant=request.tenant, user=request.user, name=name, slug=slug)
     return profile
 

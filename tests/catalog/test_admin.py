@@ -86,6 +86,20 @@ def test_an_item_a_creator_adds_credits_them(tenant_a, creators):
         assert item.status == ContentItem.Status.DRAFT and item.created_by == ann
 
 
+def test_a_creator_with_a_long_display_name_gets_a_profile_on_their_first_item(tenant_a):
+    writer = member(tenant_a, Role.CREATOR, display_name="很长的名字" * 30)
+    data = item_form(ContentItem(kind="article", title="Fresh", slug="fresh", language="en", level="beginner",
+                                 price=0))
+    for field in ("lessons-TOTAL_FORMS", "lessons-INITIAL_FORMS", "item_creators-TOTAL_FORMS",
+                  "item_creators-INITIAL_FORMS"):
+        data.pop(field)
+    response = host_client("alpha.test", writer).post(reverse("admin:catalog_contentitem_add"), data)
+    assert response.status_code == 302
+    with scope(tenant=tenant_a):
+        credit = ItemCreator.objects.select_related("creator").get(item__slug="fresh")
+        assert credit.creator.user == writer and credit.creator.name == ("很长的名字" * 30)[:120]
+
+
 def test_review_workflow_publishes_versions(tenant_a, creators):
     ann, _bob, ann_profile, _ = creators
     reviewer = member(tenant_a, Role.STAFF, mfa=True)
