@@ -33,9 +33,10 @@ URL_HALF_WIDTHS = 20  # http://t.cn/xxxxxxxx
 _URL = re.compile(r"https?://[-A-Za-z0-9_$.+!*()/,:;@&=?~#%]+")
 
 TOKEN_CODES = {21301, 21314, 21315, 21316, 21317, 21319, 21327, 21332, 21501}
-RATE_CODES = {10022, 10023, 10024}
+RATE_CODES = {10022, 10023, 10024, 20016}  # 20016: posting too often ("out of limit")
 BUSY_CODES = {10001, 10002, 10003, 10009, 10010, 10011}
 GONE = 20101  # target weibo does not exist
+POSTED_SLOWLY = 20032  # "update success, while server slow now": posted, but the answer has no post to record
 
 
 def _half_widths(text: str) -> int:
@@ -136,8 +137,11 @@ class WeiboConnector(Connector):
                                   retry_after=wait if wait is not None else max(60.0, 3600 - time.time() % 3600))
         if code in BUSY_CODES:
             return TransientError(message, code=f"weibo_{code}", status=status)
-        if code == 20019:
+        if code in (20019, 20111):  # the same text again
             message += " An earlier attempt may already have posted it: check the account before replaying."
+        if code == POSTED_SLOWLY:
+            message += (" Weibo took the post but has not shown it yet: it should appear on the account within a "
+                        "few minutes. Check there before replaying, or it is posted twice.")
         return PermanentError(message, code=f"weibo_{code}", status=status)
 
     def _picture(self, post: Post) -> tuple[dict | None, str]:

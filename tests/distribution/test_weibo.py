@@ -166,6 +166,25 @@ def test_repeated_content_is_refused_permanently(weibo):
     assert repeated.value.code == "weibo_20019"
 
 
+def test_posting_too_often_waits_for_the_next_hour_then_the_post_goes_through(weibo):
+    weibo.posting_limit(1)
+    conn = connector(weibo.token)
+    with pytest.raises(TransientError) as limited:
+        conn.publish(make_post(), delivery_id="dlv_1_14")
+    assert limited.value.code == "weibo_20016" and 60 <= limited.value.retry_after <= 3600
+    assert weibo.statuses == {}
+    assert conn.publish(make_post(), delivery_id="dlv_1_14").external_id in weibo.statuses
+
+
+def test_a_post_weibo_took_but_was_slow_to_show_is_not_sent_again(weibo):
+    """20032 means the post was made: sending it again would post it twice, so it parks for staff to check."""
+    weibo.slow(1)
+    with pytest.raises(PermanentError) as slow:
+        connector(weibo.token).publish(make_post(), delivery_id="dlv_1_15")
+    assert slow.value.code == "weibo_20032" and "Check there before replaying" in slow.value.message
+    assert len(weibo.statuses) == 1
+
+
 def test_withdraw_deletes_the_post_and_a_second_withdraw_finds_it_gone(weibo):
     conn = connector(weibo.token)
     receipt = conn.publish(make_post(), delivery_id="dlv_1_14")

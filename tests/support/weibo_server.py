@@ -11,7 +11,9 @@ API (https://open.weibo.com/wiki/微博API), authenticated with an ``access_toke
 Errors have Weibo's shape ``{"error", "error_code", "request"}``. The stand-in answers token errors and rate limits
 with HTTP 403 and other errors with 400 (the connector goes by ``error_code``, whatever the status).
 Test controls (Python methods): ``expire(token)`` (the token answers 21327 expired_token from then on),
-``rate_limit(k)`` (the next k calls answer 10023 with HTTP 403), ``busy(k)`` (the next k calls answer 10009).
+``rate_limit(k)`` (the next k calls answer 10023 with HTTP 403), ``busy(k)`` (the next k calls answer 10009),
+``posting_limit(k)`` (the next k posts answer 20016 "out of limit", posting too often) and ``slow(k)`` (the next k
+posts are made but answered with 20032 "update success, while server slow now", without the post).
 Every request is recorded in ``requests``.
 
 Usage::
@@ -121,7 +123,7 @@ class WeiboServer(StandIn):
         self.tokens: dict[str, str] = {self.token: "valid"}
         self.statuses: dict[str, dict] = {}
         self.requests: list[RecordedRequest] = []
-        self._rate_limited = self._busy = 0
+        self._rate_limited = self._busy = self._posting_limited = self._slow = 0
         self._lock = threading.RLock()
 
     # --- controls ----------------------------------------------------------------------------------------------
@@ -134,6 +136,12 @@ class WeiboServer(StandIn):
 
     def busy(self, calls: int = 1) -> None:
         self._busy = calls
+
+    def posting_limit(self, posts: int = 1) -> None:
+        self._posting_limited = posts
+
+    def slow(self, posts: int = 1) -> None:
+        self._slow = posts
 
     def requests_to(self, path: str) -> list[RecordedRequest]:
         with self._lock:
@@ -190,6 +198,9 @@ class WeiboServer(StandIn):
                 raise WeiboError(20007, "Does multipart has image?")
         if any(s["text"] == text for s in self.statuses.values()):
             raise WeiboError(20019, "Repeat content!")
+        if self._posting_limited:
+            self._posting_limited -= 1
+            raise WeiboError(20016, "Out of limit!")
         mid = str(4_900_000_000_000_000 + secrets.randbelow(10**14))
         status = {
             "created_at": time.strftime("%a %b %d %H:%M:%S +0800 %Y"), "id": int(mid), "mid": mid, "idstr": mid,
@@ -201,6 +212,9 @@ class WeiboServer(StandIn):
             status["pic_bytes"] = len(pic[2])
             status["original_pic"] = f"https://wx1.sinaimg.cn/large/{secrets.token_hex(8)}.jpg"
         self.statuses[mid] = status
+        if self._slow:
+            self._slow -= 1
+            raise WeiboError(20032, "Update success, while server slow now, please wait 1-2 minutes!")
         return {k: v for k, v in status.items() if k != "pic_bytes"}
 
     def _destroy(self, params: dict, files: dict) -> dict:
