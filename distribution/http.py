@@ -23,6 +23,7 @@ from .connectors.base import PermanentError, TransientError
 
 _local = threading.local()
 TIMEOUT = (5, 20)  # connect, read
+CALL_SECONDS = sum(TIMEOUT)  # the longest one call can take before it times out
 
 
 def session() -> requests.Session:

@@ -10,8 +10,9 @@ platform call must never run inside a database transaction:
    platform may or may not have received it. Rows another worker holds are left to it (``SKIP LOCKED``), so two
    workers never push the same row at once. Each item is adapted here, from its version's snapshot.
 2. *Call* the connector for each delivery in turn, outside any transaction. A slow platform cannot outlive the
-   lease: it is extended whenever less than half of it is left before a call. A platform that asks to wait, times
-   out or cannot be reached is not called again in this batch; the rest of its deliveries retry with it.
+   lease: before a push it is extended whenever less than half of it is left, or less than the push's calls may
+   take (``Connector.calls_per_push`` times their timeout). A platform that asks to wait, times out or cannot be
+   reached is not called again in this batch; the rest of its deliveries retry with it.
 3. *Record* (one committed transaction): each attempt's outcome and each delivery's new state, only for the rows
    whose claim is still ours (the lease value is the claim's token).
 
@@ -52,6 +53,7 @@ from catalog.models import ContentItem, ItemVersion
 from marketplace.db import bulk_set
 from marketplace.tenancy import tenant_phase
 
+from . import http
 from .adapt import post_for
 from .connectors import connector_for
 from .connectors.base import (
@@ -289,12 +291,12 @@ def _call(job: Job) -> Receipt:
     return connector.publish(job.post, delivery_id=msg_id)
 
 
-def _keep_lease(tenant, batch: Batch) -> None:
-    """Before a call, make sure the lease outlives it: extend it when less than half is left. Rows whose lease
-    another worker took over meanwhile are not called."""
+def _keep_lease(tenant, batch: Batch, need: float = 0.0) -> None:
+    """Before a push that may take up to ``need`` seconds, make sure the lease outlives it: extend it when less than
+    that, or less than half of it, is left. Rows whose lease another worker took over meanwhile are not called."""
     now = timezone.now()
-    seconds = settings.DISTRIBUTION_LEASE_SECONDS
-    if (batch.lease - now).total_seconds() >= seconds / 2:
+    seconds = max(settings.DISTRIBUTION_LEASE_SECONDS, 2 * need)
+    if (batch.lease - now).total_seconds() >= max(settings.DISTRIBUTION_LEASE_SECONDS / 2, need):
         return
     lease, ids = now + timedelta(seconds=seconds), [job.delivery.pk for job in batch.jobs if not job.lost]
     with tenant_phase(tenant):
@@ -509,7 +511,7 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
             reason = _("Not sent: the platform asked to wait (%(reason)s).") % {"reason": stop.message}
             job.error = TransientError(reason, code="held", retry_after=stop.retry_after)
             continue
-        _keep_lease(tenant, batch)
+        _keep_lease(tenant, batch, need=job.connector.calls_per_push * http.CALL_SECONDS)
         if job.lost:
             continue
         started = time.monotonic()

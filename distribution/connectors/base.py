@@ -154,6 +154,9 @@ class Connector:
     limits: Limits = Limits()
     credential_fields: tuple[CredentialField, ...] = ()
     needs_endpoint: bool = False  # the channel's endpoint_url is where it delivers
+    # The most HTTP calls one publish, update or withdrawal makes (token refreshes included): with the calls' timeouts
+    # (``http.CALL_SECONDS``) it bounds how long one push can take, which the pipeline's lease must outlive.
+    calls_per_push: int = 1
 
     def __init__(self, channel, credentials: dict):
         self.channel = channel

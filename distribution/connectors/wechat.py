@@ -202,6 +202,8 @@ class WeChatConnector(Connector):
                     cover_max_bytes=IMAGE_MAX_BYTES, cover_types=tuple(IMAGE_TYPES))
     credential_fields = (CredentialField("appid", "AppID", secret=False),
                          CredentialField("appsecret", "AppSecret"))
+    # A publish: a token, the cover, the draft and the submission, and one refused token replaced and retried.
+    calls_per_push = 6
 
     # -- access token ------------------------------------------------------------------------------------------
     @property

@@ -317,6 +317,27 @@ def test_a_slow_batch_extends_its_lease_and_leaves_a_row_another_worker_took_ove
     assert (taken.status, taken.lease_until) == ("sending", theirs)
 
 
+def test_the_lease_outlives_the_longest_push_a_connector_can_make(tenant_a, receiver, settings):
+    """A WeChat publish is several calls, each allowed the full HTTP timeout: however short the configured lease, it
+    is extended before the push so another worker cannot take the row over while the push is still running."""
+    from distribution import http, pipeline
+
+    settings.DISTRIBUTION_LEASE_SECONDS = 60
+    make_channel(tenant_a, receiver.url)
+    catalog_item(tenant_a, title="Pushed")
+    [row] = deliveries(tenant_a)
+    with scope(tenant=tenant_a):
+        batch = pipeline._claim(tenant_a, [row.pk], timezone.now())
+    need = 6 * http.CALL_SECONDS
+    assert (batch.lease - timezone.now()).total_seconds() < need  # 60 s from the claim: too short for the push
+    pipeline._keep_lease(tenant_a, batch, need=need)
+    row.refresh_from_db()
+    assert row.lease_until == batch.lease and (batch.lease - timezone.now()).total_seconds() >= need
+    before = batch.lease
+    pipeline._keep_lease(tenant_a, batch, need=need)  # enough is left: no write
+    assert batch.lease == before
+
+
 def test_replay_sends_the_same_message_id_again(tenant_a, receiver, django_capture_on_commit_callbacks):
     make_channel(tenant_a, receiver.url)
     catalog_item(tenant_a, title="Lost by the receiver")
