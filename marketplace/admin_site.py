@@ -12,6 +12,8 @@ from functools import wraps
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.http import Http404, HttpResponseRedirect
@@ -101,15 +103,29 @@ class ZhikuAdminSite(admin.AdminSite):
         return HttpResponseRedirect(f"{reverse('account_login')}?{urlencode({REDIRECT_FIELD_NAME: target})}")
 
 
+class DrillDownChangeList(ChangeList):
+    """Django answers a date drill-down it cannot read (``?day__year=abc``) with "?e=1" for a ValueError only; a year
+    too large for a date, or the last day a date can hold (whose next day overflows), is the same bad input."""
+
+    def get_filters(self, request):
+        try:
+            return super().get_filters(request)
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
 class MissingObjectIs404:
     """An id this admin cannot see is a 404, not Django's "does not exist, perhaps deleted" redirect (which would
-    confirm that the id exists on another storefront)."""
+    confirm that the id exists on another storefront). A date drill-down out of range is a bad lookup, not a 500."""
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)
         if obj is None:
             raise Http404("No such object on this storefront.")
         return obj
+
+    def get_changelist(self, request, **kwargs):
+        return DrillDownChangeList
 
 
 class ReadOnlyAdminMixin:

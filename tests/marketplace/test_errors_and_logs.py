@@ -1,6 +1,7 @@
 import json
 import logging
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
@@ -94,3 +95,15 @@ def test_a_nul_character_in_a_submitted_form_is_a_bad_request_and_changes_nothin
     upload = SimpleUploadedFile("items.csv", b"Title\nA\x00B\n", content_type="text/csv")
     response = host_client("alpha.test", reviewer).post(reverse("admin:catalog_contentitem_import"), {"file": upload})
     assert response.status_code == 200 and "is it really a CSV file?" in response.content.decode()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", ["day__year=99999999999", "day__year=9999&day__month=12&day__day=31",
+                                   "day__year=abc"])
+def test_a_date_drill_down_out_of_range_is_a_bad_lookup_not_a_500(tenant_a, query):
+    from accounts.models import Role
+    from tests.factories import member
+
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    response = client.get(f"/admin/distribution/allocation/?{query}")
+    assert response.status_code == 302 and response.url.endswith("?e=1")
