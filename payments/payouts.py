@@ -93,12 +93,14 @@ class Statement:
 
 
 def statements(*, tenant, kind: str | None = None, party_id: int | None = None) -> list[Statement]:
-    """Payees' statements (all, one kind, or one payee); amounts are what the storefront owes them."""
+    """Payees' statements (all, one kind, or one payee); amounts are what the storefront owes them. The chain head
+    is read first and nothing past it is, so a sale committing meanwhile is not in a statement that ends before it."""
     from .models import LedgerHead
 
     head = LedgerHead.objects.first()
     found: dict[tuple[str, int, str], Statement] = {}
-    postings = Posting.objects.filter(account__kind__in=[kind] if kind else PAYEE_KINDS)
+    postings = Posting.objects.filter(account__kind__in=[kind] if kind else PAYEE_KINDS,
+                                      entry__sequence__lte=head.sequence if head else 0)
     if party_id is not None:
         postings = postings.filter(**{f"account__{kind}_id": party_id})
     for posting in postings.select_related("account__creator", "account__promoter__user", "account__partner",

@@ -66,18 +66,19 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
     touches = (ReferralTouch.objects.filter(who, created_at__gte=now - timedelta(days=conf.attribution_window_days),
                                             promoter__status=Promoter.Status.APPROVED)
                .select_related("promoter__recruited_by").order_by("-created_at", "-id"))
-    for touch in touches[:20]:
-        promoter = touch.promoter
-        if promoter.user_id == user.pk and not conf.self_referral_allowed:
-            continue
-        second = promoter.recruited_by
-        if second is not None and (second.status != Promoter.Status.APPROVED or (
-                second.user_id == user.pk and not conf.self_referral_allowed)):
-            second = None
-        return Attribution(promoter=promoter, second_level=second, evidence={
-            "touch": touch.pk, "source": touch.source, "code": promoter.code, "at": touch.created_at.isoformat(),
-            "second_level": second.code if second else None}, at=touch.created_at)
-    return None
+    if not conf.self_referral_allowed:  # the buyer's own link or code: the promoter who brought them earns it
+        touches = touches.exclude(promoter__user=user)
+    touch = touches.first()
+    if touch is None:
+        return None
+    promoter = touch.promoter
+    second = promoter.recruited_by
+    if second is not None and (second.status != Promoter.Status.APPROVED or (
+            second.user_id == user.pk and not conf.self_referral_allowed)):
+        second = None
+    return Attribution(promoter=promoter, second_level=second, evidence={
+        "touch": touch.pk, "source": touch.source, "code": promoter.code, "at": touch.created_at.isoformat(),
+        "second_level": second.code if second else None}, at=touch.created_at)
 
 
 def promoter_apply(*, tenant, user, visitor: str = "") -> Promoter:

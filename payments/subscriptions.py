@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError
@@ -180,6 +181,13 @@ def subscription_restore_for_failed_refund(*, order: Order, since: datetime, act
                         data={"order": order.number, "until": sub.current_period_end.isoformat()})
 
 
+def renewal_key(sub: Subscription) -> str:
+    """The idempotency key of the renewal of ``sub``'s current period. Learners' checkouts send keys of their own in
+    the same space; signed with the server's secret, this one cannot be sent first to squat on the renewal."""
+    period = f"{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}"
+    return "renewal-" + salted_hmac("payments.renewal", period, algorithm="sha256").hexdigest()[:40]
+
+
 def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int]:
     """Open renewals that are due, and end subscriptions that were cancelled or stayed unpaid past their grace.
 
@@ -189,7 +197,8 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
     A renewal charges the subscription's price in the subscription's currency, whatever the storefront sells in now.
 
     Safe to run as often as wanted: each subscription is locked and its state checked before anything changes;
-    a renewal's idempotency key is the subscription and period, so a second sweep finds the same order.
+    a renewal's idempotency key is the subscription and period (``renewal_key``), so a second sweep finds the same
+    order.
     """
     from .services import order_open
     from .tasks import renewal_email_send
@@ -208,7 +217,7 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
                 continue
             try:
                 started = order_open(
-                    tenant=tenant, user=sub.user, key=f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}",
+                    tenant=tenant, user=sub.user, key=renewal_key(sub),
                     title=sub.plan.name, price=sub.price, currency=sub.currency, plan=sub.plan, subscription=sub,
                     source="renewal")
             except ApplicationError as exc:

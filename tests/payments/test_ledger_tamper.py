@@ -126,6 +126,17 @@ class TestReadsWhileSalesCommit:
             code, output = run_script(tmp_path, statement)
             assert code == 0, output
 
+    def test_a_payees_statement_built_while_a_sale_commits_ends_at_its_chain_head(self, transactional_db, sold):
+        """The payee statement (admin CSV, "My earnings", the promoter's page) shows nothing past the chain head it
+        ends with, so it agrees with the verifiable statement taken at the same moment."""
+        from payments.payouts import statements
+
+        tenant, tea = sold.tenant, sold.items[0]
+        results = read_while_a_sale_commits(tenant, tea, lambda: statements(tenant=tenant, kind="creator"))
+        assert len(results) >= 2
+        assert [(line.sequence, st.chain_sequence) for result in results for st in result for line in st.lines
+                if line.sequence > st.chain_sequence] == []
+
 
 # --- signed published heads -----------------------------------------------------------------------------------------
 

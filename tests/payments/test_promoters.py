@@ -95,6 +95,19 @@ def test_self_referral_follows_the_setting(tenant_a, programme):
         assert Order.objects.get(user=me.user, lines__item=other).promoter == me
 
 
+def test_however_often_a_promoter_opened_their_own_link_the_one_who_brought_them_earns_the_sale(
+        tenant_a, programme):
+    recruiter = promoter(tenant_a)
+    me = promoter(tenant_a, recruited_by=recruiter)
+    client = host_client("alpha.test", me.user)
+    client.get(f"/?ref={recruiter.code}")
+    for _ in range(25):  # checking their own link and QR code
+        client.get(f"/?ref={me.code}")
+    buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        assert Order.objects.get(user=me.user).promoter == recruiter
+
+
 def test_touches_outside_the_window_and_unapproved_promoters_earn_nothing(tenant_a, programme):
     old, pending = promoter(tenant_a), promoter(tenant_a)
     with scope(tenant=tenant_a):

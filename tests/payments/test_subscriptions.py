@@ -425,3 +425,25 @@ def test_a_renewal_email_queued_before_the_renewal_was_paid_or_ended_is_not_sent
         Subscription.objects.filter(pk=sub.pk).update(status="ended")
         renewal_email_send(tenant_id=tenant_a.pk, subscription_id=sub.pk)
     assert not [m for m in mail.outbox if "renew" in m.subject.lower()]
+
+
+def test_a_checkout_key_sent_first_cannot_keep_someone_elses_renewal_from_opening(tenant_a):
+    """Learners choose their checkout keys; a renewal's key is signed by the server, so no key a learner sends can be
+    the one the sweep opens the renewal with."""
+    from payments.subscriptions import renewal_key
+
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="All access", slug="all", price=2900)
+    course = catalog_item(tenant_a, title="Course", price=1000)
+    subscriber = member(tenant_a)
+    buy(host_client("alpha.test", subscriber), "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=subscriber)
+    squatter = host_client("alpha.test", member(tenant_a))
+    for key in (f"renewal-{sub.pk}-{sub.current_period_end:%Y%m%d%H%M%S}", f"renewal-{sub.pk}"):
+        assert squatter.post("/checkout/", {"item": course.slug, "key": key, "pay": "1"}).status_code == 302
+    with scope(tenant=tenant_a):
+        assert renewal_key(sub) == renewal_key(Subscription.objects.get(pk=sub.pk))  # the same for a second sweep
+        counts = subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end + timedelta(minutes=1))
+        sub.refresh_from_db()
+    assert counts["renewals_opened"] == 1 and sub.status == Subscription.Status.PAST_DUE
