@@ -445,10 +445,19 @@ def payment_retry(*, order: Order, user, request=None) -> CheckoutStarted:
 
 def checkout_resume(*, order: Order, user) -> str:
     """Where the learner finishes paying the order's open checkout, or "" when it has none. One past its time is
-    closed here (the sweep would, a little later) unless the provider is taking it now (``payment_in_progress``)."""
+    closed here (the sweep would, a little later) unless the provider is taking it now (``payment_in_progress``).
+    So is one for what the learner cannot buy any more (``purchase_check``): an item they have got meanwhile, through
+    a bundle, a subscription or the team, is not paid for again."""
     payment = order.payments.order_by("-created_at").first()
     if order.status != Order.Status.PENDING or payment is None or payment.status != Payment.Status.PENDING:
         return ""
+    line = order.lines.select_related("item", "bundle", "plan").first()
+    if line.subscription_id is None:  # a renewal is paid from the subscription page
+        try:
+            purchase_check(user=user, item=line.item, bundle=line.bundle, plan=line.plan)
+        except ApplicationError:
+            payment_expire(payment=payment, reason="can no longer be bought", actor=user)
+            raise
     if not payment.is_overdue:
         return existing_checkout(order, user).redirect_url
     if not payment_expire(payment=payment, actor=user):

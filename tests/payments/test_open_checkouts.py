@@ -128,6 +128,20 @@ def test_a_learner_finishes_paying_an_open_checkout_from_the_order_page(tenant_a
         assert Order.objects.count() == 1 and Payment.objects.get().status == "succeeded"
 
 
+def test_an_open_checkout_for_an_item_the_learner_got_meanwhile_is_closed_not_paid(tenant_a, course):
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.tenant = tenant_a
+    hosted = open_checkout(client, course.slug, "k1")
+    with scope(tenant=tenant_a):  # the team gives them the course (a school class, say)
+        services.entitlement_grant(tenant=tenant_a, user=learner, actor=None, item=course)
+    body = client.post(order_page(client, "k1"), {"action": "pay"}, follow=True).content.decode()
+    assert "You already have this item." in body and "waiting for your payment" not in body
+    assert "This payment is already Cancelled." in client.get(hosted).content.decode()  # it takes no money either
+    with scope(tenant=tenant_a):
+        assert (Order.objects.get().status, Payment.objects.get().status) == ("cancelled", "cancelled")
+
+
 def test_an_unpaid_order_offers_to_buy_again_with_its_coupon(tenant_a, course):
     with scope(tenant=tenant_a):
         Coupon.objects.create(tenant=tenant_a, code="HALF", kind="percent", value=5000, max_uses=1)
