@@ -162,6 +162,23 @@ def test_a_promoter_suspended_before_the_payment_arrives_earns_nothing(tenant_a,
     assert commissions(tenant_a, order) == {top.pk: 500}
 
 
+def test_no_commission_is_earned_on_a_payment_arriving_after_the_programme_ended(tenant_a, programme):
+    seller = promoter(tenant_a)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={seller.code}")
+    page = client.get(f"/checkout/?item={programme.slug}").content.decode()
+    key = page.split('name="key" value="')[1].split('"')[0]
+    hosted = client.post("/checkout/", {"item": programme.slug, "key": key, "pay": "1"}).url
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.update(promoters_enabled=False)
+    assert "Payment received" in client.post(hosted, {"action": "pay"}, follow=True).content.decode()
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+        assert order.status == "paid" and order.promoter == seller and ledger_verify(tenant=tenant_a).ok
+    assert commissions(tenant_a, order) == {}
+
+
 def test_the_second_level_follows_the_self_referral_setting_too(tenant_a, programme):
     top = promoter(tenant_a)
     bottom = promoter(tenant_a, recruited_by=top)
