@@ -2,20 +2,24 @@
 
 Each app registers what it holds about a person on a storefront: an exporter returning JSON-ready data and an
 eraser that deletes or pseudonymises it. Both run inside that storefront's tenant scope, once per storefront holding
-anything of the person's (``selectors.tenants_holding_user_data``: a membership, any row with a ``user`` column, or
-an invitation to one of their addresses), not only where they are still a member. Financial records (orders,
-ledger postings) are kept as the law requires; their erasers only cut the link to the person's identity where the
-law allows.
+anything of the person's (``selectors.tenants_holding_user_data``: a membership, any row whose foreign key to the
+user names them, such as an audit entry they made, or an invitation to one of their addresses), not only where they
+are still a member. Financial records (orders, ledger postings) are kept as the law requires; their erasers only cut
+the link to the person's identity where the law allows. Audit entries and the admin's history stay, unlinked from
+the person and without their addresses.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
+from django.contrib.admin.models import LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -91,6 +95,38 @@ def _erase_activity(user: User, tenant: Tenant) -> None:
     AuditLog.objects.filter(actor=user).update(actor=None)
 
 
+def _erase_admin_history(*, user: User, names: set[str], emails: set[str], memberships: list[int],
+                         pseudonym_email: str) -> None:
+    """Take the person out of Django's admin history (``django_admin_log``), which every admin index lists under
+    "Recent actions"; the entries stay, as the team's record of who changed what and when.
+
+    An entry keeps the object's text from when it was logged (``object_repr``): an invitation's address, or for
+    the person's account and memberships their display name or address. Entries about their account or one of
+    their memberships get the pseudonymised address in place of the name they begin with (the whole text, if they
+    were called something else then); any entry naming one of their verified addresses (an invitation, a
+    promoter's ledger account) gets the placeholder an erased invitation carries. The history is global, not a
+    storefront's, and the address search reads all of it: fine for a request made once per account.
+    """
+    types = ContentType.objects.get_for_models(User, Membership)
+    user_type, membership_type = types[User], types[Membership]
+    own = {(user_type.pk, str(user.pk)), *((membership_type.pk, str(pk)) for pk in memberships)}
+    about = Q(content_type=user_type, object_id=str(user.pk)) | Q(
+        content_type=membership_type, object_id__in=[str(pk) for pk in memberships])
+    for email in emails:
+        about |= Q(object_repr__icontains=email)
+    by_length = sorted(names, key=len, reverse=True)
+    address = re.compile("|".join(re.escape(email) for email in sorted(emails, key=len, reverse=True)), re.IGNORECASE)
+    for entry in LogEntry.objects.filter(about):
+        text = entry.object_repr
+        if (entry.content_type_id, entry.object_id) in own:
+            name = next((n for n in by_length if text.lower().startswith(n.lower())), None)
+            text = pseudonym_email + text[len(name):] if name is not None else pseudonym_email
+        if emails:
+            text = address.sub(ERASED_EMAIL, text)
+        entry.object_repr = text[:LogEntry._meta.get_field("object_repr").max_length]
+        entry.save(update_fields=["object_repr"])
+
+
 def register_builtin() -> None:
     register("membership", exporter=_export_membership)
     register("invitations", exporter=_export_invitations, eraser=_erase_invitations)
@@ -141,14 +177,21 @@ def user_erase(*, user: User) -> None:
                   "account.") % {"storefront": tenant.name},
                 code="sole_owner", extra={"storefront": tenant.slug})
     pseudonym = f"erased-{uuid.uuid4().hex[:16]}"
+    pseudonym_email = f"{pseudonym}@erased.invalid"
+    emails = user_email_addresses(user=user)
+    names = {user.email, user.display_name, *emails} - {""}  # what the admin's history calls them by
+    memberships = []
     for tenant in each_tenant(tenants):
         for eraser in _erasers.values():
             eraser(user, tenant)
+        memberships += Membership.objects.filter(user=user).values_list("pk", flat=True)
         Membership.objects.filter(user=user).delete()
         audit_log_write(tenant=tenant, actor=None, action="user.erased", data={"pseudonym": pseudonym})
+    _erase_admin_history(user=user, names=names, emails=emails, memberships=memberships,
+                         pseudonym_email=pseudonym_email)
     EmailAddress.objects.filter(user=user).delete()
     Authenticator.objects.filter(user=user).delete()
-    user.email = f"{pseudonym}@erased.invalid"
+    user.email = pseudonym_email
     user.display_name = user.first_name = user.last_name = ""
     user.is_active = False
     user.erased_at = timezone.now()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist
+from django.db import models
 from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError, NotFound
@@ -62,35 +62,54 @@ def user_email_addresses(*, user: User) -> set[str]:
             .values_list("email", flat=True)}
 
 
-def _person_row_relations() -> list[str]:
-    """Tenant -> rows of a person: the reverse name of every tenant-owned model with a ``user`` column."""
-    relations = []
-    for model in tenant_owned_models():
-        try:
-            field = model._meta.get_field("user")
-        except FieldDoesNotExist:
-            continue
-        tenant = model._meta.get_field("tenant")
-        if field.many_to_one and field.related_model._meta.label == settings.AUTH_USER_MODEL \
-                and not tenant.remote_field.hidden:
-            relations.append(f"{tenant.related_query_name()}__user")
-    return relations
+def email_owner(*, email: str) -> User | None:
+    """The account an address belongs to (any case), or None if it is nobody's.
+
+    The account that verified it, else the account it is the main address of: a verified secondary address is as
+    much its holder's as their main one (allauth lets one account verify an address, and signs them in by it), and
+    an address merely typed into a new account does not take it from the person who proved it is theirs.
+    """
+    address = EmailAddress.objects.filter(email__iexact=email, verified=True).select_related("user").first()
+    if address is not None:
+        return address.user
+    return User.objects.filter(email__iexact=email).first()
+
+
+def _person_references() -> list[tuple[type[models.Model], str]]:
+    """Every tenant-owned model and foreign key to the user model on it: ``user``, but also ``actor``,
+    ``created_by``, ``published_by``, ``invited_by``... (found by walking the models, so a later app's table or
+    column is covered without registering it)."""
+    return [
+        (model, field.name)
+        for model in tenant_owned_models()
+        for field in model._meta.concrete_fields
+        if field.is_relation and (field.many_to_one or field.one_to_one)
+        and field.related_model._meta.label == settings.AUTH_USER_MODEL
+    ]
 
 
 def tenants_holding_user_data(*, user: User) -> list[Tenant]:
     """Every storefront holding something of the person's, for their data export and account erasure.
 
     Not only where they are a member: a team can remove a membership and keep the person's reviews, progress,
-    orders and events, and a storefront can hold an invitation to one of their addresses that they never accepted.
-    So: storefronts with a row of any tenant-owned model that has a ``user`` column (found by walking the models,
-    so a later app's table is covered without registering it), plus those with an invitation to one of the person's
-    verified addresses. Each is one indexed join from Tenant, all in one UNION statement; Tenant is global, so this
-    reads no other tenant's rows through the ORM. Inactive storefronts are included: their data is still there.
+    orders and events, their audit entries and the items they wrote or approved, and a storefront can hold an
+    invitation to one of their addresses that they never accepted. So: storefronts with a row of any tenant-owned
+    model whose foreign key to the user model names them, plus those with an invitation to one of the person's
+    verified addresses. Each is one indexed lookup, all in one UNION statement (a join from Tenant, or where the
+    model hides its reverse relation, as the audit log does, its ``tenant_id`` column). Inactive storefronts are
+    included: their data is still there.
     """
     emails = user_email_addresses(user=user)
-    found = [Tenant.objects.filter(**{relation: user}).order_by().values_list("pk")
-             for relation in _person_row_relations()]
-    found.append(Tenant.objects.filter(accounts_invitation_set__email__in=emails).order_by().values_list("pk"))
     with platform_scope():  # row-level security would otherwise show only the storefront serving the request
-        ids = [pk for (pk,) in found[0].union(*found[1:])]
+        found = []
+        for model, column in _person_references():
+            tenant = model._meta.get_field("tenant")
+            if tenant.remote_field.hidden:
+                found.append(model.objects.filter(**{column: user}, tenant__isnull=False).order_by()
+                             .values_list("tenant_id"))
+            else:
+                found.append(Tenant.objects.filter(**{f"{tenant.related_query_name()}__{column}": user}).order_by()
+                             .values_list("pk"))
+        found.append(Tenant.objects.filter(accounts_invitation_set__email__in=emails).order_by().values_list("pk"))
+        ids = {pk for (pk,) in found[0].union(*found[1:])}
     return list(Tenant.objects.filter(pk__in=ids).order_by("pk"))

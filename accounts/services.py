@@ -74,14 +74,16 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
     """Turn an invitation into a membership, once.
 
     Locks the invitation row, so two concurrent clicks on the same link accept it once. ``user`` is the person
-    signed in, or None for someone new, who then chooses ``password``; their email counts as verified because
-    the link reached it.
+    signed in, who must hold the invited address (``selectors.email_owner``: their main address, or one they
+    verified), or None for someone new, who then chooses ``password``. The address counts as verified because the
+    link reached it.
     """
-    from .selectors import invitation_get_usable
+    from .selectors import email_owner, invitation_get_usable
 
     invitation = invitation_get_usable(token=token, for_update=True)
+    owner = email_owner(email=invitation.email)
     if user is None:
-        if User.objects.filter(email__iexact=invitation.email).exists():
+        if owner is not None:
             raise ApplicationError(_("An account with this email address already exists: sign in to accept."),
                                    code="login_required", status=403)
         try:
@@ -90,11 +92,10 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
             raise ApplicationError(_("Choose a stronger password."), code="weak_password",
                                    extra={"fields": {"password1": exc.messages}}) from exc
         user = User.objects.create_user(email=invitation.email, password=password)
-    elif user.email.lower() != invitation.email:
+    elif owner is None or owner.pk != user.pk:
         raise ApplicationError(_("This invitation was sent to %(email)s; sign in with that address.")
                                % {"email": invitation.email}, code="invitation_email_mismatch", status=403)
-    EmailAddress.objects.update_or_create(user=user, email=invitation.email,
-                                          defaults={"verified": True, "primary": True})
+    _email_verify(user=user, email=invitation.email)
     membership = membership_grant(tenant=tenant, user=user, role=invitation.role, actor=user)
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
@@ -102,6 +103,22 @@ def invitation_accept(*, tenant: Tenant, token: str, user: User | None, password
     audit_log_write(tenant=tenant, actor=user, action="invitation.accepted", target=invitation,
                     data={"role": invitation.role})
     return membership
+
+
+def _email_verify(*, user: User, email: str) -> None:
+    """Record ``email`` as a verified address of ``user``. It becomes their primary address only when it is their
+    main one (``User.email``, as allauth keeps the two in step) and no other address is primary: accepting an
+    invitation sent to a secondary address leaves the person's choice of main address alone."""
+    address = EmailAddress.objects.filter(user=user, email__iexact=email).first()
+    other_primary = EmailAddress.objects.filter(user=user, primary=True)
+    if address is not None:
+        other_primary = other_primary.exclude(pk=address.pk)
+    primary = email == user.email.lower() and not other_primary.exists()
+    if address is None:
+        EmailAddress.objects.create(user=user, email=email, verified=True, primary=primary)
+    elif not address.verified or (primary and not address.primary):
+        address.verified, address.primary = True, address.primary or primary
+        address.save(update_fields=["verified", "primary"])
 
 
 @transaction.atomic

@@ -15,10 +15,9 @@ from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
 
 from .forms import AccountDeleteForm, InvitationPasswordForm
-from .models import User
 from .privacy import user_data_export, user_erase
 from .roles import ADMIN_ROLES
-from .selectors import invitation_get_usable
+from .selectors import email_owner, invitation_get_usable
 from .services import invitation_accept
 
 
@@ -30,7 +29,7 @@ def invitation_view(request, token: str):
     except ApplicationError as error:
         return render(request, "accounts/invitation_error.html", {"error": error}, status=error.status)
 
-    has_account = User.objects.filter(email__iexact=invitation.email).exists()
+    owner = email_owner(email=invitation.email)
     form = InvitationPasswordForm(request.POST or None) if not request.user.is_authenticated else None
     if request.method == "POST" and (form is None or form.is_valid()):
         try:
@@ -52,8 +51,8 @@ def invitation_view(request, token: str):
                 return perform_login(request, membership.user, redirect_url=target)
             return redirect(target)
     return render(request, "accounts/invitation.html", {
-        "invitation": invitation, "form": form, "has_account": has_account,
-        "wrong_user": request.user.is_authenticated and request.user.email.lower() != invitation.email,
+        "invitation": invitation, "form": form, "has_account": owner is not None,
+        "wrong_user": request.user.is_authenticated and (owner is None or owner.pk != request.user.pk),
     })
 
 

@@ -30,8 +30,23 @@ class OnboardingForm(forms.ModelForm):
         return host
 
 
+class DomainFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        """Exactly one primary domain among the domains kept: ``Tenant.url`` builds invitation and email links on
+        it, and a storefront without one falls back to ``<slug><TENANT_DEV_HOST_SUFFIX>``, which in production
+        (no suffix) is the bare slug, a host that serves nothing. Deleting the last domain is refused the same way."""
+        super().clean()
+        if any(self.errors):
+            return
+        kept = [form for form in self.forms if form.cleaned_data and not self._should_delete_form(form)]
+        if sum(1 for form in kept if form.cleaned_data.get("is_primary")) != 1:
+            raise forms.ValidationError(_("A storefront needs exactly one primary domain: tick it on one domain."),
+                                        code="one_primary_domain")
+
+
 class DomainInline(admin.TabularInline):
     model = Domain
+    formset = DomainFormSet
     extra = 0
 
 

@@ -149,3 +149,47 @@ def test_an_invitation_for_someone_else_is_refused_in_the_visitors_language(tena
     response = client.post(f"/invitations/{token}/")
     assert response.status_code == 403
     assert "此邀请发送给 new.staff@example.com" in response.content.decode()
+
+
+def test_an_address_verified_on_another_account_asks_to_sign_in_and_opens_no_second_account(tenant_a, invite):
+    """The invited address is a verified secondary address of someone's account: following the link signed out
+    asks them to sign in, as for an account's main address, instead of opening a second account with it."""
+    person = UserFactory(email="personal@example.com")
+    EmailAddress.objects.create(user=person, email="mei@school.example", verified=True, primary=False)
+    _, token = invite(email="mei@school.example", role=Role.STAFF)
+    anonymous = host_client("alpha.test")
+    assert b"Sign in to accept" in anonymous.get(f"/invitations/{token}/").content
+    before = state()
+    response = anonymous.post(f"/invitations/{token}/", {"password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 403
+    assert state() == before
+    assert not User.objects.filter(email="mei@school.example").exists()
+
+
+def test_the_owner_of_a_verified_secondary_address_accepts_and_keeps_their_main_address(tenant_a, invite):
+    person = UserFactory(email="personal@example.com")
+    EmailAddress.objects.create(user=person, email="Mei@School.example", verified=True, primary=False)
+    _, token = invite(email="mei@school.example", role=Role.STAFF)
+    page = host_client("alpha.test", person).get(f"/invitations/{token}/")
+    assert b"Accept invitation" in page.content
+    response = host_client("alpha.test", person).post(f"/invitations/{token}/")
+    assert response.status_code == 302
+    with scopes_disabled():
+        assert Membership.objects.get(tenant=tenant_a, user=person).role == Role.STAFF
+    person.refresh_from_db()
+    assert person.email == "personal@example.com"
+    assert sorted(EmailAddress.objects.filter(user=person).values_list("email", "verified", "primary")) == [
+        ("Mei@School.example", True, False), ("personal@example.com", True, True)]
+
+
+def test_an_address_another_account_verified_is_not_theirs_to_accept_by_typing_it_in(tenant_a, invite):
+    """Someone opened an account with the address as its main one but never confirmed it, while another account
+    verified it: the invitation belongs to the one who verified it, and accepting it is refused to the other."""
+    holder = UserFactory(email="personal@example.com")
+    EmailAddress.objects.create(user=holder, email="mei@school.example", verified=True, primary=False)
+    typed = UserFactory(email="mei@school.example", verified=False)
+    _, token = invite(email="mei@school.example", role=Role.STAFF)
+    assert host_client("alpha.test", typed).post(f"/invitations/{token}/").status_code == 403
+    assert host_client("alpha.test", holder).post(f"/invitations/{token}/").status_code == 302
+    with scopes_disabled():
+        assert list(Membership.objects.filter(tenant=tenant_a).values_list("user", flat=True)) == [holder.pk]

@@ -228,3 +228,78 @@ def test_a_promoter_who_deletes_their_account_leaves_no_email_in_the_ledger(lear
     with scopes_disabled():
         assert list(LedgerAccount.objects.filter(kind="promoter").values_list("name", flat=True)) == [
             "LIN001 (held)"]
+
+
+def test_export_and_erasure_reach_a_storefront_where_only_the_audit_log_names_the_person(tenant_a, tenant_b):
+    """A staff member acted on alpha and was then taken off the team: alpha keeps their audit entries (the audit
+    log has no ``user`` column and hides its relation to the storefront), so alpha is in their export, and erasure
+    unlinks the entries from them and keeps them."""
+    from django.urls import reverse
+
+    owner = member(tenant_a, Role.OWNER, mfa=True)
+    staff = member(tenant_a, Role.STAFF, mfa=True, email="former.staff@example.com")
+    with scopes_disabled():
+        acted = AuditLog.objects.create(tenant=tenant_a, actor=staff, action="catalog.item_approved",
+                                        target_type="catalog.contentitem", target_id="7")
+        membership = Membership.objects.get(tenant=tenant_a, user=staff)
+    removed = host_client("alpha.test", owner).post(reverse("admin:accounts_membership_delete", args=[membership.pk]),
+                                                    {"post": "yes"})
+    assert removed.status_code == 302
+    MembershipFactory(tenant=tenant_b, user=staff)
+
+    client = host_client("beta.test", staff)
+    exported = json.loads(client.get("/account/privacy/export/").content)
+    assert [s["storefront"] for s in exported["storefronts"]] == ["alpha", "beta"]
+    alpha = exported["storefronts"][0]
+    assert alpha["membership"] is None
+    assert [a["action"] for a in alpha["activity"]] == ["catalog.item_approved"]
+
+    assert client.post("/account/privacy/delete/", {"password": PASSWORD, "confirm": "on"}).status_code == 200
+    with scopes_disabled():
+        acted.refresh_from_db()
+        assert acted.actor_id is None
+        assert AuditLog.objects.filter(tenant=tenant_a, action="user.erased").exists()
+
+
+def test_a_storefront_where_only_an_item_the_person_wrote_names_them_is_visited(tenant_a, tenant_b):
+    """Any foreign key to the person counts, not only one named ``user``: here the item's author column."""
+    from accounts.selectors import tenants_holding_user_data
+    from catalog.models import ContentItem
+    from tests.factories import catalog_item
+
+    author = member(tenant_b, email="author@example.com")
+    item = catalog_item(tenant_a, title="Notes")
+    with scopes_disabled():
+        ContentItem.objects.filter(pk=item.pk).update(created_by=author)
+    assert tenants_holding_user_data(user=author) == [tenant_a, tenant_b]
+
+
+def test_erasure_takes_the_persons_address_and_name_out_of_the_admin_history(
+        tenant_a, django_capture_on_commit_callbacks):
+    """Django's admin history (``django_admin_log``, "Recent actions" on every owner's admin index) keeps an
+    object's text from when it was changed: "mei@example.com as staff" for her invitation, her name for her
+    membership. The entries stay; the person goes."""
+    from django.contrib.admin.models import LogEntry
+    from django.urls import reverse
+
+    owner = member(tenant_a, Role.OWNER, mfa=True)
+    owner_client = host_client("alpha.test", owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post(reverse("admin:accounts_invitation_add"),
+                                     {"email": "mei@example.com", "role": Role.STAFF})
+    assert response.status_code == 302
+    mei = UserFactory(email="mei@example.com", display_name="Mei Chen")
+    with scopes_disabled():
+        membership = MembershipFactory(tenant=tenant_a, user=mei, role=Role.STAFF)
+    assert owner_client.post(reverse("admin:accounts_membership_change", args=[membership.pk]),
+                             {"role": Role.CREATOR}).status_code == 302
+    before = LogEntry.objects.count()
+    assert sorted(LogEntry.objects.values_list("object_repr", flat=True)) == [
+        "Mei Chen (creator)", "mei@example.com as staff"]
+
+    erased = host_client("alpha.test", mei).post("/account/privacy/delete/", {"password": PASSWORD, "confirm": "on"})
+    assert erased.status_code == 200
+    mei.refresh_from_db()
+    assert LogEntry.objects.count() == before
+    assert sorted(LogEntry.objects.values_list("object_repr", flat=True)) == [
+        f"{mei.email} (creator)", "erased@erased.invalid as staff"]

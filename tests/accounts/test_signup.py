@@ -56,3 +56,25 @@ def test_argon2_is_the_first_hasher():
     from marketplace.settings import base
 
     assert base.PASSWORD_HASHERS[0] == "django.contrib.auth.hashers.Argon2PasswordHasher"
+
+
+LONG_EMAIL = "a" * 60 + "@" + ".".join(["b" * 60] * 4) + ".com"  # 308 characters; the columns hold 254
+
+
+def test_signing_up_with_an_overlong_address_is_refused_not_cut_to_fit(tenant_a):
+    response = host_client("alpha.test").post("/accounts/signup/", {
+        "email": LONG_EMAIL, "password1": PASSWORD, "password2": PASSWORD})
+    assert response.status_code == 200
+    assert "at most 254 characters" in " ".join(response.context["form"].errors["email"])
+    assert not User.objects.filter(email__startswith="a" * 60 + "@").exists()
+    assert not mail.outbox
+
+
+def test_adding_an_overlong_address_to_an_account_is_a_form_error(tenant_a):
+    from tests.factories import member
+
+    client = host_client("alpha.test", member(tenant_a))
+    response = client.post("/accounts/email/", {"email": LONG_EMAIL, "action_add": ""})
+    assert response.status_code == 200
+    assert response.context["form"].errors["email"]
+    assert not EmailAddress.objects.filter(email__startswith="a" * 60 + "@").exists()

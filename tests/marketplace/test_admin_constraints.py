@@ -97,3 +97,58 @@ def test_the_operator_still_edits_a_storefronts_row_on_the_platform_host(tenant_
     with scopes_disabled():
         other.refresh_from_db()
         assert (other.code, other.tenant) == ("SAVE15", tenant_a)
+
+
+def domain_forms(tenant, rows: list[dict]) -> dict:
+    """The operator's tenant form with its domain inline holding ``rows`` (id, host, is_primary, DELETE)."""
+    data = {"name": tenant.name, "primary_color": tenant.primary_color, "default_language": tenant.default_language,
+            "currency": tenant.currency, "is_active": "on", "domains-TOTAL_FORMS": str(len(rows)),
+            "domains-INITIAL_FORMS": str(sum(1 for row in rows if row.get("id"))), "domains-MIN_NUM_FORMS": "0",
+            "domains-MAX_NUM_FORMS": "1000"}
+    for n, row in enumerate(rows):
+        data.update({f"domains-{n}-id": str(row.get("id", "")), f"domains-{n}-tenant": str(tenant.pk),
+                     f"domains-{n}-host": row["host"]})
+        data.update({f"domains-{n}-{flag}": "on" for flag in ("is_primary", "DELETE") if row.get(flag)})
+    return data
+
+
+def domain_rows(tenant) -> list[tuple[str, bool]]:
+    from marketplace.models import Domain
+
+    return list(Domain.objects.filter(tenant=tenant).order_by("host").values_list("host", "is_primary"))
+
+
+@pytest.mark.parametrize("change", ["untick", "delete", "two"])
+def test_a_storefront_keeps_exactly_one_primary_domain_in_the_operators_form(tenant_a, change):
+    """``Tenant.url`` builds invitation and email links on the primary domain; without one they fall back to
+    ``<slug><TENANT_DEV_HOST_SUFFIX>``, which in production is the bare slug, a host that serves nothing."""
+    from marketplace.models import Domain
+
+    primary = Domain.objects.get(tenant=tenant_a, is_primary=True)
+    rows = {"untick": [{"id": primary.pk, "host": primary.host}],
+            "delete": [{"id": primary.pk, "host": primary.host, "is_primary": True, "DELETE": True}],
+            "two": [{"id": primary.pk, "host": primary.host, "is_primary": True},
+                    {"host": "learn.alpha.example", "is_primary": True}]}[change]
+    before = domain_rows(tenant_a)
+    response = operator_client().post(reverse("admin:marketplace_tenant_change", args=[tenant_a.pk]),
+                                      domain_forms(tenant_a, rows))
+    assert response.status_code == 200
+    assert "exactly one primary domain" in response.content.decode()
+    assert domain_rows(tenant_a) == before
+
+
+def test_the_operator_adds_an_alias_domain_and_moves_the_primary_to_it(tenant_a):
+    from marketplace.models import Domain
+
+    operator = operator_client()
+    change = reverse("admin:marketplace_tenant_change", args=[tenant_a.pk])
+    primary = Domain.objects.get(tenant=tenant_a, is_primary=True)
+    response = operator.post(change, domain_forms(
+        tenant_a, [{"id": primary.pk, "host": primary.host, "is_primary": True}, {"host": "learn.alpha.example"}]))
+    assert response.status_code == 302
+    assert domain_rows(tenant_a) == [("alpha.test", True), ("learn.alpha.example", False)]
+    alias = Domain.objects.get(host="learn.alpha.example")
+    response = operator.post(change, domain_forms(
+        tenant_a, [{"id": primary.pk, "host": primary.host}, {"id": alias.pk, "host": alias.host, "is_primary": True}]))
+    assert response.status_code == 302
+    assert domain_rows(tenant_a) == [("alpha.test", False), ("learn.alpha.example", True)]
