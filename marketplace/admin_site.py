@@ -104,13 +104,14 @@ class ZhikuAdminSite(admin.AdminSite):
 
 
 class DrillDownChangeList(ChangeList):
-    """Django answers a date drill-down it cannot read (``?day__year=abc``) with "?e=1" for a ValueError only; a year
-    too large for a date, or the last day a date can hold (whose next day overflows), is the same bad input."""
+    """Django answers a date drill-down it cannot read (``?day__year=abc``) with "?e=1" only when it fails to make
+    the first date; a year too large for a date, or the last year, month or day a date can hold (whose next one is
+    out of range), is the same bad input."""
 
     def get_filters(self, request):
         try:
             return super().get_filters(request)
-        except OverflowError as exc:
+        except (OverflowError, ValueError) as exc:
             raise IncorrectLookupParameters(exc) from exc
 
 

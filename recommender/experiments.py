@@ -23,8 +23,9 @@ def experiment_active() -> Experiment | None:
 
 
 def arm_for(experiment: Experiment, user) -> dict:
+    """The learner's arm. Whole-number arithmetic, so no weight (validated or stored before validation) overflows."""
     digest = hashlib.sha256(f"{experiment.pk}:{user.pk}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / 2**64 * sum(arm["weight"] for arm in experiment.arms)
+    point = int.from_bytes(digest[:8], "big") * sum(arm["weight"] for arm in experiment.arms) >> 64
     for arm in experiment.arms:
         point -= arm["weight"]
         if point < 0:

@@ -3,7 +3,8 @@ reads.
 
 The run commits in phases (``tenant_phase``): the claim first, so a second beat or a re-run sees the day taken; the
 read; the computation outside any transaction; then one transaction writes the new run's rows and makes them the
-serving ones. A failure marks the run failed (with the error) and the serving rows stay as they were.
+serving ones. A failure marks the run failed (with the error) and the serving rows stay as they were; a failed
+forced refit of a date that had succeeded leaves that run as it was, with a note.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from datetime import date, timedelta
 import numpy as np
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone, translation
 from scipy import sparse
 
+from catalog.models import ContentItem
 from marketplace.tenancy import tenant_phase
 
 from . import engine
 from .dataset import Dataset, dataset_load, popularity_ranking
-from .models import Experiment, FitRun, Persona, Recommendation, SimilarItems
+from .models import Experiment, FitRun, LearnerPreference, Persona, Recommendation, SimilarItems
 from .personas import personas_find
 from .selectors import serving_cache_key
 
@@ -51,16 +54,22 @@ Progress = Callable[[str], None]
 class Claim:
     run: FitRun | None
     reason: str
+    refit: bool = False  # a forced refit of a date that succeeded: its row keeps serving until the new one commits
 
 
 def run_claim(*, tenant, run_date: date, force: bool = False) -> Claim:
-    """Take the day's run for this storefront, or say why not (done already, or another worker has it)."""
+    """Take the day's run for this storefront, or say why not (done already, or another worker has it).
+
+    A forced refit of a date that succeeded leaves the row as it is (still succeeded, still serving if it serves):
+    serving reads only succeeded runs, so marking it running, or failed when the refit fails, would take the
+    storefront's picks down for the length of the refit, or until the next night.
+    """
     with tenant_phase(tenant):
         run = FitRun.objects.select_for_update().filter(run_date=run_date).first()
         now = timezone.now()
         if run is not None:
-            if run.status == FitRun.Status.SUCCEEDED and not force:
-                return Claim(None, "already fitted for this date")
+            if run.status == FitRun.Status.SUCCEEDED:
+                return Claim(run, "", refit=True) if force else Claim(None, "already fitted for this date")
             if run.status == FitRun.Status.RUNNING and now - run.started_at < STALE_AFTER and not force:
                 return Claim(None, "another worker is fitting this date")
             run.status, run.started_at, run.finished_at, run.note = FitRun.Status.RUNNING, now, None, ""
@@ -101,9 +110,13 @@ def fit_run(*, tenant, run_date: date | None = None, force: bool = False, progre
             step("write")
             run_write(run=run, data=data, outcome=outcome, stages=stages)
     except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
         with tenant_phase(tenant):
-            FitRun.objects.filter(pk=run.pk).update(status=FitRun.Status.FAILED, finished_at=timezone.now(),
-                                                    note=f"{type(exc).__name__}: {exc}"[:2000])
+            if claim.refit:  # the date's earlier fit stands, and keeps serving if it served
+                FitRun.objects.filter(pk=run.pk).update(note=f"A refit failed; this fit stands. {error}"[:2000])
+            else:
+                FitRun.objects.filter(pk=run.pk).update(status=FitRun.Status.FAILED, finished_at=timezone.now(),
+                                                        note=error[:2000])
         raise
     cache.delete(serving_cache_key(tenant.pk))
     with tenant_phase(tenant):
@@ -164,7 +177,7 @@ def fit_compute(data: Dataset, *, stages: dict, step: Progress, strategies: set[
         step("content model")
         if items >= 2:
             content = engine.ContentModel(data.texts).fit(data.X if users else sparse.csr_matrix((1, items)))
-            outcome.similar = content.similar_items(SIMILAR_N)
+            outcome.similar = content.similar_items(SIMILAR_N, allowed=data.allowed)
     if data.X.nnz < MIN_INTERACTIONS or users < 2 or items < 2:
         outcome.note = "Not enough behaviour yet: popular and editorial picks are served."
         return outcome
@@ -195,16 +208,24 @@ def fit_compute(data: Dataset, *, stages: dict, step: Progress, strategies: set[
         exclude = data.owned
         ranked, scores = engine.top_n(model, exclude, TOP_N, allowed=data.allowed)
         outcome.top[""] = (ranked, scores)
+        skipped = []
         for strategy in sorted(strategies):
+            # The winner's picks are the "" rows, which serving reads for an arm of the winner's strategy too.
             if strategy == selection.best or strategy not in engine.MODEL_CLASSES:
                 continue
-            other = selection.build(strategy).fit(data.X)
-            outcome.top[strategy] = engine.top_n(other, exclude, TOP_N, allowed=data.allowed)
+            other = _arm_model(selection, strategy, data)
+            if other is None:
+                skipped.append(strategy)
+                continue
+            outcome.top[strategy] = engine.top_n(other.fit(data.X), exclude, TOP_N, allowed=data.allowed)
+        if skipped:
+            outcome.note = (f"Not computed for the A/B test on a storefront this size: {', '.join(skipped)}. "
+                            "Learners in those arms get popular picks.")
     with _stage(stages, "similar"):
         step("similar items")
         item_models = ("itemknn", "rp3beta", "ease", "edlae")
         neighbours = model if selection.best in item_models else engine.ItemKNN(k=50).fit(data.X)
-        outcome.also_bought = neighbours.similar_items(SIMILAR_N)
+        outcome.also_bought = neighbours.similar_items(SIMILAR_N, allowed=data.allowed)
     with _stage(stages, "reasons"):
         step("reasons")
         outcome.top = {name: (r, s, *explain(data, r, outcome.also_bought)) for name, (r, s) in outcome.top.items()}
@@ -212,6 +233,17 @@ def fit_compute(data: Dataset, *, stages: dict, step: Progress, strategies: set[
         step("personas")
         outcome.personas = personas_find(data)
     return outcome
+
+
+def _arm_model(selection: engine.Selection, strategy: str, data: Dataset) -> engine.Recommender | None:
+    """An unfitted model for an A/B test arm: with the parameters the holdout chose, or, for a model a large
+    storefront's selection left out, with its defaults; None for what cannot run here (EASE above its item limit,
+    a blend that was not chosen)."""
+    if any(row["model"] == strategy for row in selection.results):
+        return selection.build(strategy)
+    if strategy == "hybrid" or (strategy in ("ease", "edlae") and data.shape[1] > engine.EASE.MAX_ITEMS):
+        return None
+    return engine.build_model(strategy, {}, item_texts=data.texts)
 
 
 def explain(data: Dataset, ranked: np.ndarray, neighbours: tuple) -> tuple[np.ndarray, np.ndarray]:
@@ -279,13 +311,24 @@ def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarr
 
 
 def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> FitRun:
-    """Write the run's rows and make them serve (one transaction: readers see the old rows or the new ones)."""
+    """Write the run's rows and make them serve (one transaction: readers see the old rows or the new ones).
+
+    What changed while the fit computed is honoured here: an item deleted since the read (a draft) gets no row,
+    and a learner erased or who turned personalisation off since the read gets no picks. A refit of the serving
+    date whose best model does not beat popularity leaves that date's picks serving, as any run that serves no
+    model does.
+    """
     tenant_id = run.tenant_id
     item_ids, user_ids = data.item_ids, data.user_ids
     previous = list(FitRun.objects.filter(served=True).exclude(pk=run.pk).values_list("pk", flat=True))
-    Recommendation.objects.filter(run=run).delete()
+    keep_serving = not outcome.served and FitRun.objects.filter(pk=run.pk, served=True).exists()
+    kept_also_bought = (dict(SimilarItems.objects.filter(run=run).values_list("item_id", "also_bought"))
+                        if keep_serving else {})
+    if not keep_serving:
+        Recommendation.objects.filter(run=run).delete()
     SimilarItems.objects.filter(run=run).delete()
     Persona.objects.filter(run=run).delete()
+    present = set(ContentItem.objects.values_list("pk", flat=True))
     if outcome.served:
         rows = []
         for strategy, (ranked, scores, codes, refs) in outcome.top.items():
@@ -305,7 +348,10 @@ def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> 
         _bulk_write(Recommendation, tenant_id, run.pk, ["strategy", "user_id", "items"], rows)
     neighbour_rows = []
     for col, pk in enumerate(item_ids.tolist()):
-        also = _neighbour_list(outcome.also_bought, col, item_ids) if outcome.served else []
+        if pk not in present:
+            continue
+        also = (_neighbour_list(outcome.also_bought, col, item_ids) if outcome.served
+                else kept_also_bought.get(pk, []))
         similar = _neighbour_list(outcome.similar, col, item_ids)
         if also or similar:
             neighbour_rows.append((pk, also, similar))
@@ -316,8 +362,13 @@ def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> 
                                top_items=[int(item_ids[i]) for i in persona["top_items"]])
     run.status, run.finished_at = FitRun.Status.SUCCEEDED, timezone.now()
     run.learners, run.items, run.interactions = len(user_ids), len(item_ids), int(data.X.nnz)
-    run.results, run.winner, run.winner_params = outcome.results, outcome.winner, outcome.winner_params
-    run.served, run.note, run.stages = outcome.served, outcome.note, stages
+    run.results, run.stages = outcome.results, stages
+    if keep_serving:  # the winner stays the model whose picks serve
+        run.served, run.note = True, ("The refit's best model did not beat popularity; the picks of this date's "
+                                      "earlier fit still serve.")
+    else:
+        run.winner, run.winner_params = outcome.winner, outcome.winner_params
+        run.served, run.note = outcome.served, outcome.note
     run.popular, run.popular_by_category = outcome.popular, outcome.popular_by_category
     run.save()
     if outcome.served:
@@ -327,6 +378,10 @@ def run_write(*, run: FitRun, data: Dataset, outcome: Outcome, stages: dict) -> 
         SimilarItems.objects.exclude(run=run).delete()
     else:  # "Similar" is read from this run; "Learners also bought" still from the serving one
         SimilarItems.objects.exclude(run_id__in=[run.pk, *previous]).delete()
+    # Last, so that it sees erasures and opt-outs committed while the rows above were written.
+    Recommendation.objects.filter(run=run).filter(
+        Q(user__erased_at__isnull=False)
+        | Q(user__in=LearnerPreference.objects.filter(personalised=False).values("user"))).delete()
     return run
 
 

@@ -10,6 +10,7 @@ read of the serving run's row.
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from django.conf import settings
@@ -200,20 +201,31 @@ class Persona(TenantOwned):
         verbose_name = _("persona")
 
 
+ARM_NAME = re.compile(r"[\w-]{1,20}")
+MAX_ARM_WEIGHT = 1_000_000
+
+
 def validate_arms(value) -> None:
+    """Arms as the storefront uses them: a name that fits in a pick's ``?rec=`` reference ("home.3.b") and an
+    event's context, a known strategy, and a whole-number weight small enough to add up and split exactly."""
     from .strategies import STRATEGIES
 
     if not isinstance(value, list) or len(value) < 2:
         raise ValidationError(_("An experiment needs at least two arms."))
     names = set()
     for arm in value:
-        if not isinstance(arm, dict) or not {"name", "strategy", "weight"} <= set(arm):
+        if not isinstance(arm, dict) or set(arm) != {"name", "strategy", "weight"}:
             raise ValidationError(_('Each arm is {"name": ..., "strategy": ..., "weight": ...}.'))
-        if arm["strategy"] not in STRATEGIES:
+        if not isinstance(arm["name"], str) or not ARM_NAME.fullmatch(arm["name"]):
+            raise ValidationError(_("An arm's name is 1 to 20 letters, digits, “-” or “_”."))
+        if not isinstance(arm["strategy"], str) or arm["strategy"] not in STRATEGIES:
             raise ValidationError(_("Unknown strategy “%(s)s”; choose from %(all)s."),
-                                  params={"s": arm["strategy"], "all": ", ".join(STRATEGIES)})
-        if not isinstance(arm["weight"], int) or arm["weight"] <= 0:
+                                  params={"s": str(arm["strategy"])[:40], "all": ", ".join(STRATEGIES)})
+        weight = arm["weight"]
+        if not isinstance(weight, int) or isinstance(weight, bool) or weight <= 0:
             raise ValidationError(_("An arm's weight is a positive whole number."))
+        if weight > MAX_ARM_WEIGHT:
+            raise ValidationError(_("An arm's weight is at most %(max)s."), params={"max": f"{MAX_ARM_WEIGHT:,}"})
         if arm["name"] in names:
             raise ValidationError(_("Arm names must differ."))
         names.add(arm["name"])

@@ -39,7 +39,9 @@ class Plan:
 
 
 def path_plan(*, user, preference: LearnerPreference, limit: int = 10) -> Plan | None:
-    if preference.goal_path_id:
+    """The learner's plan towards their goal, or None without one. A path the team unpublished after the learner
+    chose it is no goal any more (``goal_set`` refuses an unpublished path; this keeps it refused afterwards)."""
+    if preference.goal_path_id and preference.goal_path.is_published:
         steps = list(PathStep.objects.filter(path_id=preference.goal_path_id).order_by("position", "id")
                      .values_list("item_id", flat=True))
         goal, why = preference.goal_path.title, "path"
@@ -131,7 +133,7 @@ def _follow_on(user, finished: set[int]) -> dict[int, float]:
     """What learners who took the learner's most recent item also took, with the learned strength."""
     latest = (ItemProgress.objects.filter(user=user).order_by("-updated_at").values_list("item_id", flat=True)
               .first())
-    _serving, run = serving_runs()
+    run, _latest = serving_runs()  # learned co-occurrence is written only for a run that serves
     if latest is None or run is None:
         return {}
     row = SimilarItems.objects.filter(run=run, item_id=latest).values_list("also_bought", flat=True).first()

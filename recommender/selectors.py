@@ -76,9 +76,16 @@ def owned_item_ids(user) -> set[int]:
 
 
 def _cards(ids: list[int], *, exclude: set[int] = frozenset(), n: int) -> list[ContentItem]:
+    """The first ``n`` of ``ids`` that are on sale and not excluded, as cards, in order.
+
+    Every id is checked (a run's list is a few dozen at most), so items gone off sale at the head of the list do
+    not hide the ones after them; only the ``n`` kept ones load their card data.
+    """
     wanted = [pk for pk in dict.fromkeys(ids) if pk not in exclude]
-    rows = {item.pk: item for item in with_card_data(items_on_sale().filter(pk__in=wanted[: n * 2]))}
-    return [rows[pk] for pk in wanted if pk in rows][:n]
+    on_sale = set(items_on_sale().filter(pk__in=wanted).values_list("pk", flat=True))
+    kept = [pk for pk in wanted if pk in on_sale][:n]
+    rows = {item.pk: item for item in with_card_data(items_on_sale().filter(pk__in=kept))}
+    return [rows[pk] for pk in kept if pk in rows]
 
 
 def popular_ids(*, categories: list[int] | None = None, n: int = 24) -> list[int]:
@@ -139,12 +146,14 @@ def recommended_for(*, user, n: int = 8) -> Picks:
         serving, _latest = serving_runs()
         row = None
         if serving is not None:
-            row = Recommendation.objects.filter(run=serving, user=user,
-                                                strategy="" if strategy == "model" else strategy).first()
+            # The run's winner is stored once, as "" (the fit does not repeat it under its own name).
+            own = "" if strategy in ("model", serving.winner) else strategy
+            row = Recommendation.objects.filter(run=serving, user=user, strategy=own).first()
         if row is not None:
             picks.items = _cards(row.item_ids, exclude=owned, n=n)
             picks.reasons = reasons_text(row.reasons())
-            picks.personalised = True
+            # Picks all bought or gone off sale since the run leave popular ones, which are not personal.
+            picks.personalised = bool(picks.items)
     if len(picks.items) < n:
         categories, language = browsing_interest(user) if personal else ([], None)
         ids = popular_ids(categories=categories)

@@ -75,17 +75,28 @@ class Recommender(abc.ABC):
     def n_items(self) -> int:
         return self.X.shape[1]
 
-    def similar_items(self, n: int, *, block: int = 1024, workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(self, n: int, *, block: int = 1024, workers: int | None = None,
+                      allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` items closest to each item, best first, never the item itself: (int32 (n_items, n), float32
         (n_items, n)); index -1 and score 0 pad rows with fewer than ``n`` related items (zero or negative
-        relatedness does not count as related)."""
+        relatedness does not count as related).
+
+        With ``allowed``, items whose flag is False (not for sale) are never a neighbour, so they cannot take the
+        places of items that could be shown; they still get neighbours of their own.
+        """
         n_items = self.n_items
+        if allowed is not None:
+            allowed = np.asarray(allowed, dtype=bool)
+            if allowed.shape != (n_items,):
+                raise ValueError(f"allowed has shape {allowed.shape}, expected ({n_items},)")
 
         def one(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
             items = np.arange(*bounds)
             s = np.asarray(self.item_scores(items), dtype=np.float32)
             s[np.arange(len(items)), items] = -np.inf
             s[s <= 0] = -np.inf
+            if allowed is not None:
+                s[:, ~allowed] = -np.inf
             return top_k_rows(s, n)
 
         parts = parallel_map(one, row_blocks(n_items, block), workers=workers)

@@ -98,8 +98,8 @@ def test_a_nul_character_in_a_submitted_form_is_a_bad_request_and_changes_nothin
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("query", ["day__year=99999999999", "day__year=9999&day__month=12&day__day=31",
-                                   "day__year=abc"])
+@pytest.mark.parametrize("query", ["day__year=99999999999", "day__year=9999", "day__year=9999&day__month=12",
+                                   "day__year=9999&day__month=12&day__day=31", "day__year=abc"])
 def test_a_date_drill_down_out_of_range_is_a_bad_lookup_not_a_500(tenant_a, query):
     from accounts.models import Role
     from tests.factories import member

@@ -105,6 +105,25 @@ def test_top_n_never_returns_owned_or_disallowed_items(model):
         assert len(set(items)) == len(items)
 
 
+@pytest.mark.parametrize("model", [ItemKNN(k=10), EASE(l2=10.0), ALS(factors=4, iterations=3)])
+def test_similar_items_never_lists_a_disallowed_item_and_fills_its_places(model):
+    X = random_matrix(density=0.3)
+    model.fit(X)
+    allowed = np.ones(X.shape[1], dtype=bool)
+    allowed[:10] = False
+    everything, _ = model.similar_items(8)
+    idx, scores = model.similar_items(8, allowed=allowed)
+    assert idx.shape == scores.shape == (X.shape[1], 8)
+    assert not set(idx.ravel().tolist()) & set(range(10))
+    # A row's length is what the allowed items give, not what is left after cutting the disallowed ones out.
+    for row, full in zip(idx, everything, strict=True):
+        assert (row >= 0).sum() >= (full >= 10).sum()
+    # Disallowed items still have neighbours of their own.
+    assert (idx[:10] >= 0).any()
+    with pytest.raises(ValueError):
+        model.similar_items(8, allowed=allowed[:-1])
+
+
 def test_top_n_pads_with_minus_one_when_candidates_run_out():
     X = sp.csr_matrix(np.array([[1, 1, 1, 0, 0], [0, 0, 0, 0, 1]], dtype=np.float32))
     model = Popularity().fit(X)

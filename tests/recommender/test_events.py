@@ -242,3 +242,14 @@ def test_events_belong_to_their_storefront(tenant_a, tenant_b):
     # An item of another storefront cannot be opened there, so nothing is recorded either.
     assert host_client("beta.test", learner).get(f"/item/{alpha_item.slug}/").status_code == 404
     assert events_of(tenant_b) == [("view", beta_item.pk, None)]
+
+
+@pytest.mark.parametrize("query", [{"occurred_at__year": "99999999999"},
+                                   {"occurred_at__year": "9999", "occurred_at__month": "12", "occurred_at__day": "31"}])
+def test_the_event_admins_date_drilldown_out_of_a_dates_range_is_a_bad_lookup(tenant_a, query):
+    from accounts.models import Role
+
+    client = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    client.raise_request_exception = False
+    response = client.get("/admin/recommender/event/", query)
+    assert response.status_code == 302 and response.url.endswith("?e=1")

@@ -91,6 +91,24 @@ def test_wilson_interval_of_nothing_is_zero():
     ([], "cannot be blank"),
     ([{"name": "a", "strategy": "model"}, {"name": "b", "strategy": "popularity", "weight": 50}],
      "Each arm is"),
+    ([{"name": "a", "strategy": "model", "weight": 1, "note": "x"}, {"name": "b", "strategy": "popularity",
+                                                                    "weight": 50}], "Each arm is"),
+    ([{"name": "a", "strategy": "model", "weight": True}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "positive whole number"),
+    ([{"name": "a", "strategy": "model", "weight": 10 ** 400}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "at most 1,000,000"),
+    ([{"name": ["a"], "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "An arm's name"),
+    ([{"name": {"x": 1}, "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "An arm's name"),
+    ([{"name": "a.b", "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "An arm's name"),
+    ([{"name": "a\x00", "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "An arm's name"),
+    ([{"name": "", "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "An arm's name"),
+    ([{"name": "a", "strategy": ["model"], "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}],
+     "Unknown strategy"),
 ])
 def test_invalid_arms_are_refused(tenant_a, arms, message):
     with scope(tenant=tenant_a):
@@ -104,7 +122,39 @@ def test_invalid_arms_are_refused(tenant_a, arms, message):
 def test_valid_arms_pass(tenant_a):
     with scope(tenant=tenant_a):
         Experiment(tenant=tenant_a, name="Test", arms=TWO_ARMS + [
-            {"name": "c", "strategy": "ease", "weight": 1}]).full_clean()
+            {"name": "c", "strategy": "ease", "weight": 1}, {"name": "对照-2", "strategy": "als",
+                                                             "weight": 1_000_000}]).full_clean()
+
+
+@pytest.mark.parametrize("arms", [
+    '[{"name": ["a"], "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}]',
+    '[{"name": "a\\u0000", "strategy": "model", "weight": 1}, {"name": "b", "strategy": "popularity", "weight": 1}]',
+    '[{"name": "a", "strategy": "model", "weight": 1e400}, {"name": "b", "strategy": "popularity", "weight": 1}]',
+])
+def test_the_ab_test_admin_answers_bad_arms_with_a_form_error(tenant_a, arms):
+    from accounts.models import Role
+
+    client = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    client.raise_request_exception = False
+    response = client.post("/admin/recommender/experiment/add/", {"name": "Test", "arms": arms, "is_active": "on"})
+    assert response.status_code == 200  # the form again, with the error
+    assert "errorlist" in response.content.decode()
+    with scope(tenant=tenant_a):
+        assert not Experiment.objects.exists()
+
+
+def test_weights_stored_before_they_were_bounded_still_split_learners(tenant_a):
+    """Arms are assigned in whole numbers: a weight far beyond a float's range neither breaks the home page nor
+    loses its share."""
+    catalog_item(tenant_a, title="Course")
+    with scope(tenant=tenant_a):
+        experiment = Experiment.objects.create(tenant=tenant_a, name="Huge", arms=[
+            {"name": "a", "strategy": "model", "weight": 10 ** 400},
+            {"name": "b", "strategy": "popularity", "weight": 1}])
+    assert {arm_for(experiment, Someone(pk))["name"] for pk in range(1, 201)} == {"a"}
+    client = host_client("alpha.test", member(tenant_a))
+    client.raise_request_exception = False
+    assert client.get("/").status_code == 200
 
 
 # --- results ---------------------------------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from catalog.models import Category
 from marketplace.tenancy import tenant_phase
 from recommender.events import events_record
 from recommender.fitting import fit_run
-from recommender.models import Event, FitRun, Persona, Recommendation, SimilarItems
+from recommender.models import Event, Experiment, FitRun, Persona, Recommendation, SimilarItems
 from recommender.selectors import item_neighbours, recommended_for
-from tests.conftest import host_client
+from tests.conftest import clear_cache, host_client
 from tests.factories import catalog_item, grant, member
 
 pytestmark = pytest.mark.django_db
@@ -286,3 +286,186 @@ def test_a_run_that_serves_no_model_keeps_learners_also_bought_from_the_serving_
     with tenant_phase(tenant_a):
         assert not third.served
         assert set(SimilarItems.objects.values_list("run", flat=True)) == {first.pk, third.pk}
+
+
+# --- a forced refit ---------------------------------------------------------------------------------------------------
+
+def test_a_forced_refit_keeps_the_date_serving_while_it_computes_and_when_it_fails(world, tenant_a):
+    """``recommender_fit --force`` on the serving date refits that date's own run: until the new fit commits the
+    old picks serve, and a refit that fails leaves them serving (the run stays succeeded, with a note)."""
+    learner = world["data_people"][0]
+    run = _fit(tenant_a)
+    with tenant_phase(tenant_a):
+        before = [i.pk for i in recommended_for(user=learner, n=4).items]
+    seen_while_fitting = []
+
+    def crash(stage):
+        if stage == "similar items":
+            clear_cache()  # the serving cache lives 10 minutes
+            with tenant_phase(tenant_a):
+                seen_while_fitting.append(recommended_for(user=learner, n=4).personalised)
+        if stage == "write":
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        _fit(tenant_a, force=True, progress=crash)
+    assert seen_while_fitting == [True]
+    clear_cache()
+    with tenant_phase(tenant_a):
+        again = FitRun.objects.get(pk=run.pk)
+        assert again.status == FitRun.Status.SUCCEEDED and again.served
+        assert "disk full" in again.note
+        picks = recommended_for(user=learner, n=4)
+    assert picks.personalised and [i.pk for i in picks.items] == before
+
+
+def test_a_forced_refit_of_the_serving_date_that_does_not_win_keeps_its_picks(world, tenant_a):
+    """A run whose best model does not beat popularity changes no behavioural pick, also when it is a refit of the
+    serving run's own date."""
+    from recommender.models import LearnerPreference
+
+    first = _fit(tenant_a)
+    learner, item = world["data_people"][0], world["data"][0]
+    with tenant_phase(tenant_a):
+        before = [i.pk for i in recommended_for(user=learner, n=4).items]
+        also_bought = [i.pk for i in item_neighbours(item=item).also_bought]
+        for user in world["data_people"][2:] + world["art_people"]:
+            LearnerPreference.objects.create(tenant=tenant_a, user=user, personalised=False)
+    again = _fit(tenant_a, force=True)
+    assert again.pk == first.pk and again.served and again.winner == first.winner
+    assert "did not beat popularity" in again.note
+    with tenant_phase(tenant_a):
+        picks = recommended_for(user=learner, n=4)
+        assert picks.personalised and [i.pk for i in picks.items] == before
+        assert [i.pk for i in item_neighbours(item=item).also_bought] == also_bought
+
+
+# --- what changes while the fit computes ------------------------------------------------------------------------------
+
+def test_a_learner_erased_while_the_fit_computes_gets_no_picks_written(world, tenant_a):
+    """The fit reads behaviour, computes outside any transaction, then writes: a learner erased in between gets no
+    ``Recommendation`` derived from their deleted events."""
+    from accounts.privacy import user_erase
+
+    learner = world["data_people"][0]
+
+    def step(name):
+        if name == "reasons":  # after the read, before the write
+            user_erase(user=learner)
+
+    run = _fit(tenant_a, progress=step)
+    assert run.served, run.note
+    with scope(tenant=tenant_a):
+        assert not Event.objects.filter(user=learner).exists()  # the erasure did happen
+        assert not Recommendation.objects.filter(user=learner).exists()
+        assert Recommendation.objects.filter(user=world["data_people"][1]).exists()
+
+
+def test_a_learner_who_turns_personalisation_off_while_the_fit_computes_gets_no_picks_written(world, tenant_a):
+    learner = world["data_people"][0]
+
+    def step(name):
+        if name == "reasons":
+            with tenant_phase(tenant_a):
+                from recommender.services import preference_update
+
+                preference_update(user=learner, personalised=False)
+
+    run = _fit(tenant_a, progress=step)
+    assert run.served, run.note
+    with scope(tenant=tenant_a):
+        assert not Recommendation.objects.filter(user=learner).exists()
+
+
+@pytest.mark.postgres
+def test_a_draft_deleted_while_the_fit_computes_does_not_fail_the_run(transactional_db, world, tenant_a, on_postgres):
+    """The team's views of a draft are behaviour events, so the draft is a column of the fit; deleting it (allowed
+    while it has no version) while the fit computes must not make the write break its foreign key."""
+    draft = catalog_item(tenant_a, title="Data draft", published=False)
+    staff = member(tenant_a, Role.STAFF)
+    events_record(events=[Event(tenant=tenant_a, user=staff, item=item, kind="view", occurred_at=timezone.now())
+                          for item in [draft, *world["data"][:3]]])
+
+    def step(name):
+        if name == "reasons":
+            with scope(tenant=tenant_a):
+                type(draft).objects.filter(pk=draft.pk).delete()
+
+    run = _fit(tenant_a, progress=step)
+    assert run.status == FitRun.Status.SUCCEEDED and run.served, run.note
+    with scope(tenant=tenant_a):
+        assert not SimilarItems.objects.filter(item_id=draft.pk).exists()
+
+
+def test_items_not_on_sale_are_nobodys_neighbour(world, tenant_a):
+    """A draft the team looked at is a column of the fit, but never takes a place in another item's "Learners also
+    bought" or "Similar" list."""
+    draft = catalog_item(tenant_a, title="Data 99", published=False)
+    staff = member(tenant_a, Role.STAFF)
+    events_record(events=[Event(tenant=tenant_a, user=staff, item=item, kind=kind, occurred_at=timezone.now())
+                          for item in [draft, *world["data"][:3]] for kind in ("view", "preview")])
+    run = _fit(tenant_a)
+    assert run.served, run.note
+    with scope(tenant=tenant_a):
+        rows = list(SimilarItems.objects.filter(run=run))
+    listed = {pk for row in rows for pk, _score in row.also_bought + row.similar}
+    assert listed and draft.pk not in listed
+
+
+# --- A/B tests --------------------------------------------------------------------------------------------------------
+
+def test_an_arm_of_the_runs_winning_strategy_gets_the_winners_picks(world, tenant_a):
+    """The winner's picks are stored once (as the run's own); an arm naming the winner's strategy is served them,
+    not popular picks."""
+    from recommender.experiments import arm_for
+    from recommender.strategies import STRATEGIES
+
+    arms = [{"name": name, "strategy": name, "weight": 1} for name in STRATEGIES if name != "popularity"]
+    with scopes_disabled():
+        experiment = Experiment.objects.create(tenant=tenant_a, name="Every model", arms=arms)
+    run = _fit(tenant_a)
+    assert run.served, run.note
+    assert run.winner in STRATEGIES, f"the winner {run.winner} cannot be an arm"
+    learners = world["data_people"] + world["art_people"]
+    in_winner_arm = [u for u in learners if arm_for(experiment, u)["strategy"] == run.winner]
+    assert in_winner_arm
+    with tenant_phase(tenant_a):
+        assert all(recommended_for(user=u, n=4).personalised for u in in_winner_arm)
+
+
+def test_an_arm_strategy_a_large_storefront_leaves_out_is_fitted_with_defaults(world, tenant_a, monkeypatch):
+    """Above ``LARGE`` learners the selection skips the slower candidates (no "svd", no "content"); an A/B test arm
+    using one is fitted with the model's defaults instead of failing the night's run. (``LARGE`` is lowered to
+    stand for a 20,000-learner storefront.)"""
+    from recommender import fitting
+
+    monkeypatch.setattr(fitting, "LARGE", 10)
+    with scopes_disabled():
+        Experiment.objects.create(tenant=tenant_a, name="SVD vs model", arms=[
+            {"name": "a", "strategy": "model", "weight": 1}, {"name": "b", "strategy": "svd", "weight": 1},
+            {"name": "c", "strategy": "content", "weight": 1}])
+    run = _fit(tenant_a)
+    assert run.status == FitRun.Status.SUCCEEDED and run.served, run.note
+    assert "svd" not in {row["model"] for row in run.results}
+    with scope(tenant=tenant_a):
+        assert {"svd", "content"} <= set(Recommendation.objects.filter(run=run).values_list("strategy", flat=True))
+
+
+def test_an_arm_strategy_that_cannot_run_here_is_left_out_with_a_note(world, tenant_a, monkeypatch):
+    """EASE needs a dense items x items inverse and is skipped above its item limit (lowered here): its arm's
+    learners get popular picks, not personal ones, and the run says why."""
+    from recommender.engine import EASE
+    from recommender.experiments import arm_for
+
+    monkeypatch.setattr(EASE, "MAX_ITEMS", 10)
+    with scopes_disabled():
+        experiment = Experiment.objects.create(tenant=tenant_a, name="EASE vs model", arms=[
+            {"name": "a", "strategy": "model", "weight": 1}, {"name": "b", "strategy": "ease", "weight": 1}])
+    run = _fit(tenant_a)
+    assert run.status == FitRun.Status.SUCCEEDED and run.served
+    assert "ease" in run.note
+    in_ease_arm = [u for u in world["data_people"] if arm_for(experiment, u)["strategy"] == "ease"]
+    assert in_ease_arm
+    with tenant_phase(tenant_a):
+        picks = recommended_for(user=in_ease_arm[0], n=4)
+    assert len(picks.items) == 4 and not picks.personalised and not picks.reasons

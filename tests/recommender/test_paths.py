@@ -1,6 +1,7 @@
 """Personal learning paths: from a goal to an ordered plan that re-plans as the learner progresses."""
 
 import re
+from datetime import date
 
 import pytest
 from django.utils import timezone
@@ -10,7 +11,7 @@ from catalog.models import Category, ItemProgress, LearningPath, PathStep
 from catalog.services import progress_record, review_save
 from marketplace.errors import ApplicationError
 from marketplace.tenancy import tenant_phase
-from recommender.models import LearnerPreference
+from recommender.models import FitRun, LearnerPreference, SimilarItems
 from recommender.paths import path_plan
 from recommender.services import goal_set
 from tests.conftest import host_client
@@ -319,3 +320,34 @@ def test_the_goal_endpoint_needs_a_signed_in_post(tenant_a, data_science):
     response = anonymous.post("/recommendations/goal/", {"goal": f"c:{data_science['data'].pk}"})
     assert response.status_code == 302 and "/accounts/login/" in response.url
     assert host_client("alpha.test", member(tenant_a)).get("/recommendations/goal/").status_code == 405
+
+
+def test_a_goal_path_unpublished_after_it_was_chosen_is_no_longer_planned(tenant_a, data_science):
+    path = authored_path(tenant_a, "Secret path", [(0, data_science["basics"])])
+    learner = member(tenant_a)
+    set_goal(tenant_a, learner, path=path)
+    with scopes_disabled():
+        LearningPath.objects.filter(pk=path.pk).update(is_published=False)
+    page = host_client("alpha.test", learner).get("/learn/").content.decode()
+    assert "Secret path" not in page
+    with tenant_phase(tenant_a):
+        assert path_plan(user=learner, preference=LearnerPreference.objects.get(user=learner)) is None
+
+
+def test_ties_follow_what_learners_went_on_to_take_in_the_serving_run(tenant_a):
+    """Learned co-occurrence ("learners also bought") is written only for a run that serves; a later run whose model
+    did not beat popularity has none, so the plan keeps reading the serving run's."""
+    ml = subject(tenant_a, "Machine Learning")
+    started = course(tenant_a, "Started", "beginner", ml)
+    popular = course(tenant_a, "Popular", "intermediate", ml, learners=50)
+    followed = course(tenant_a, "Followed", "intermediate", ml)
+    learner = member(tenant_a)
+    with scopes_disabled():
+        ItemProgress.objects.create(tenant=tenant_a, user=learner, item=started, percent=40)
+        runs = [FitRun.objects.create(tenant=tenant_a, run_date=date(2026, 1, day), status=FitRun.Status.SUCCEEDED,
+                                      started_at=timezone.now(), served=served)
+                for day, served in ((1, True), (2, False))]
+        SimilarItems.objects.create(tenant=tenant_a, run=runs[0], item=started, also_bought=[[followed.pk, 0.8]])
+        SimilarItems.objects.create(tenant=tenant_a, run=runs[1], item=started, similar=[[popular.pk, 0.5]])
+    set_goal(tenant_a, learner, category=ml)
+    assert titles(plan_of(tenant_a, learner)) == ["Started", "Followed", "Popular"]
