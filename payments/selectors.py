@@ -24,8 +24,13 @@ def entitlement_covers(*, user, item, subscriptions: bool = True) -> bool:
     active = entitlements_active(user=user)
     if not subscriptions:
         active = active.exclude(source=Entitlement.Source.SUBSCRIPTION)
-    return active.filter(Q(whole_catalog=True) | Q(item_id=item.pk) | Q(bundle__items=item.pk)
+    return active.filter(_EVERYTHING | Q(item_id=item.pk) | Q(bundle__items=item.pk)
                          | Q(plan__categories__items=item.pk)).exists()
+
+
+# An entitlement to everything: the whole catalog, or a tier whose plan the team has since left without categories
+# (which the plan's form says is the whole catalog), so its subscribers are not left with nothing.
+_EVERYTHING = Q(whole_catalog=True) | Q(plan__isnull=False, plan__categories__isnull=True)
 
 
 def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int] | None:
@@ -38,7 +43,7 @@ def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int
     if not getattr(user, "is_authenticated", False):
         return set()
     active = entitlements_active(user=user)
-    if active.filter(whole_catalog=True).exists():
+    if active.filter(_EVERYTHING).exists():
         return None
     items = ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active)
                                        | Q(categories__subscription_plans__entitlements__in=active))

@@ -12,6 +12,7 @@ from catalog.access import can_access
 from payments import services
 from payments.ledger import ledger_verify
 from payments.models import JournalEntry, Order, Subscription, SubscriptionPlan
+from payments.selectors import entitled_item_ids
 from payments.subscriptions import add_interval, subscriptions_sweep
 from tests.conftest import host_client
 from tests.factories import catalog_item, member
@@ -164,6 +165,13 @@ def test_a_tier_opens_only_its_categories(tenant_a):
     buy(host_client("alpha.test", learner), "plan=data-tier")
     with scope(tenant=tenant_a):
         assert can_access(learner, data) and not can_access(learner, design)
+        assert entitled_item_ids(user=learner) == {data.pk}
+
+        # The team leaves the plan without categories, which its form says is the whole catalog: so it is for
+        # those who subscribed to the tier, too, not nothing.
+        tier.categories.clear()
+        assert can_access(learner, data) and can_access(learner, design)
+        assert entitled_item_ids(user=learner) is None
 
 
 def test_a_declined_or_abandoned_renewal_can_be_paid_again_within_the_grace_period(tenant_a, plan):
