@@ -251,3 +251,14 @@ class Experiment(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Arms are fixed once learners have been shown them: a learner's arm is a hash over the arms, so new names
+        or weights would move learners between arms mid-test and mix their results. A new test starts afresh."""
+        if self.pk is None:
+            return
+        stored = Experiment.objects.filter(pk=self.pk).values_list("arms", flat=True).first()
+        if stored != self.arms and Event.objects.filter(kind=EventKind.IMPRESSION,
+                                                        context__experiment=self.pk).exists():
+            raise ValidationError({"arms": _("Learners have seen these arms: they cannot change now. Stop this A/B "
+                                             "test and start a new one to try other arms.")})

@@ -1,5 +1,6 @@
 """A/B tests of recommendation strategies: stable arms, honest intervals, valid arms, and what each arm did."""
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -261,6 +262,28 @@ def test_the_home_page_records_an_impression_of_the_learners_arm_and_a_click_on_
     with scope(tenant=tenant_a):
         results = {r.name: r for r in experiment_results(experiment=experiment)}
     assert (results[arm].impressions, results[arm].clicks, results[arm].learners) == (1, 1, 1)
+
+
+def test_arms_learners_have_seen_cannot_change_but_the_test_can_stop(tenant_a, running):
+    from accounts.models import Role
+
+    experiment, _items = running
+    staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    url = f"/admin/recommender/experiment/{experiment.pk}/change/"
+    reweighted = json.dumps([{**experiment.arms[0], "weight": 90}, experiment.arms[1]])
+    assert staff.post(url, {"name": "Renamed", "arms": reweighted, "is_active": "on"}).status_code == 302  # unseen
+    host_client("alpha.test", member(tenant_a)).get("/")  # a learner is shown their arm's picks
+    with scope(tenant=tenant_a):
+        experiment.refresh_from_db()
+        assert Event.objects.filter(kind="impression").exists()
+    back = json.dumps([{**experiment.arms[0], "weight": 50}, experiment.arms[1]])
+    refused = staff.post(url, {"name": "Renamed", "arms": back, "is_active": "on"})
+    assert refused.status_code == 200 and "cannot change now" in refused.content.decode()
+    stopped = staff.post(url, {"name": "Renamed", "arms": json.dumps(experiment.arms)})
+    assert stopped.status_code == 302
+    with scope(tenant=tenant_a):
+        experiment.refresh_from_db()
+        assert experiment.arms[0]["weight"] == 90 and not experiment.is_active
 
 
 def test_both_arms_are_served_on_the_storefront(tenant_a, running):
