@@ -150,13 +150,17 @@ def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
                     data={"reason": reason})
 
 
+def _paid_by(order: Order):
+    """The subscriptions (locked) an order paid a period of: the one it started, or the one it renewed."""
+    return Subscription.objects.select_for_update().filter(
+        Q(entitlement__order=order) | Q(pk__in=order.lines.filter(subscription__isnull=False).values("subscription")))
+
+
 def subscription_end_for_refund(*, order: Order, actor=None) -> None:
     """A fully refunded order that paid for a subscription's current period (its first order or a renewal) ends the
     subscription now. A refunded earlier period takes nothing away: that period is over, and the current one was
     paid for by another order."""
-    subs = Subscription.objects.select_for_update().filter(
-        Q(entitlement__order=order) | Q(pk__in=order.lines.filter(subscription__isnull=False).values("subscription")))
-    for sub in subs.exclude(status=Subscription.Status.ENDED):
+    for sub in _paid_by(order).exclude(status=Subscription.Status.ENDED):
         latest = (Order.objects.filter(Q(pk=sub.entitlement.order_id) | Q(lines__subscription=sub),
                                        paid_at__isnull=False).order_by("-paid_at", "-pk").first())
         if latest is not None and latest.pk == order.pk:
@@ -167,11 +171,8 @@ def subscription_restore_for_failed_refund(*, order: Order, since: datetime, act
     """A full refund that ended a subscription (``subscription_end_for_refund``, at or after ``since``) failed at the
     provider: the learner was not paid back, so the period they paid for runs on. Unless it is over by now, or the
     learner has subscribed again meanwhile (one live subscription each): then it stays ended, as the team is told."""
-    now = timezone.now()
-    subs = Subscription.objects.select_for_update().filter(
-        Q(entitlement__order=order) | Q(pk__in=order.lines.filter(subscription__isnull=False).values("subscription")),
-        status=Subscription.Status.ENDED, ended_at__gte=since, current_period_end__gt=now)
-    for sub in subs:
+    for sub in _paid_by(order).filter(status=Subscription.Status.ENDED, ended_at__gte=since,
+                                      current_period_end__gt=timezone.now()):
         if Subscription.objects.filter(user=sub.user_id).exclude(status=Subscription.Status.ENDED).exists():
             continue
         sub.status, sub.ended_at = Subscription.Status.ACTIVE, None

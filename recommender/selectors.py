@@ -78,14 +78,12 @@ def owned_item_ids(user) -> set[int]:
 def _cards(ids: list[int], *, exclude: set[int] = frozenset(), n: int) -> list[ContentItem]:
     """The first ``n`` of ``ids`` that are on sale and not excluded, as cards, in order.
 
-    Every id is checked (a run's list is a few dozen at most), so items gone off sale at the head of the list do
-    not hide the ones after them; only the ``n`` kept ones load their card data.
+    Every id is read (a run's list is a few dozen at most), so items gone off sale at the head of the list do not
+    hide the ones after them.
     """
     wanted = [pk for pk in dict.fromkeys(ids) if pk not in exclude]
-    on_sale = set(items_on_sale().filter(pk__in=wanted).values_list("pk", flat=True))
-    kept = [pk for pk in wanted if pk in on_sale][:n]
-    rows = {item.pk: item for item in with_card_data(items_on_sale().filter(pk__in=kept))}
-    return [rows[pk] for pk in kept if pk in rows]
+    rows = {item.pk: item for item in with_card_data(items_on_sale().filter(pk__in=wanted))}
+    return [rows[pk] for pk in wanted if pk in rows][:n]
 
 
 def popular_ids(*, categories: list[int] | None = None, n: int = 24) -> list[int]:

@@ -142,15 +142,20 @@ def test_no_programme_no_promoter_page(tenant_a):
     assert host_client("alpha.test", member(tenant_a)).get("/promote/").status_code == 404
 
 
+def checkout_through(tenant, seller, item):
+    """A learner comes through ``seller``'s link and stops at the hosted payment page: (learner, client, page)."""
+    learner = member(tenant)
+    client = host_client("alpha.test", learner)
+    client.get(f"/?ref={seller.code}")
+    page = client.get(f"/checkout/?item={item.slug}").content.decode()
+    key = page.split('name="key" value="')[1].split('"')[0]
+    return learner, client, client.post("/checkout/", {"item": item.slug, "key": key, "pay": "1"}).url
+
+
 def test_a_promoter_suspended_before_the_payment_arrives_earns_nothing(tenant_a, programme):
     top = promoter(tenant_a)
     seller = promoter(tenant_a, recruited_by=top)
-    learner = member(tenant_a)
-    client = host_client("alpha.test", learner)
-    client.get(f"/?ref={seller.code}")
-    page = client.get(f"/checkout/?item={programme.slug}").content.decode()
-    key = page.split('name="key" value="')[1].split('"')[0]
-    hosted = client.post("/checkout/", {"item": programme.slug, "key": key, "pay": "1"}).url
+    learner, client, hosted = checkout_through(tenant_a, seller, programme)
     with scope(tenant=tenant_a):
         promoter_decide(promoter=seller, status="suspended", actor=None)
     assert "Payment received" in client.post(hosted, {"action": "pay"}, follow=True).content.decode()
@@ -164,12 +169,7 @@ def test_a_promoter_suspended_before_the_payment_arrives_earns_nothing(tenant_a,
 
 def test_no_commission_is_earned_on_a_payment_arriving_after_the_programme_ended(tenant_a, programme):
     seller = promoter(tenant_a)
-    learner = member(tenant_a)
-    client = host_client("alpha.test", learner)
-    client.get(f"/?ref={seller.code}")
-    page = client.get(f"/checkout/?item={programme.slug}").content.decode()
-    key = page.split('name="key" value="')[1].split('"')[0]
-    hosted = client.post("/checkout/", {"item": programme.slug, "key": key, "pay": "1"}).url
+    learner, client, hosted = checkout_through(tenant_a, seller, programme)
     with scope(tenant=tenant_a):
         PaymentSettings.objects.update(promoters_enabled=False)
     assert "Payment received" in client.post(hosted, {"action": "pay"}, follow=True).content.decode()

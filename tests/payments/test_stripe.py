@@ -34,14 +34,20 @@ def stripe_api():
         yield server
 
 
-@pytest.fixture
-def alpha(transactional_db, settings, stripe_api, live_server):
+def stripe_storefront(settings, stripe_api, live_server, **tenant):
+    """A storefront (``TenantFactory`` fields, ``domain`` among them) selling through the Stripe stand-in, whose
+    webhooks reach the running app on the storefront's host."""
     settings.STRIPE_SECRET_KEY = stripe_api.secret_key
     settings.STRIPE_WEBHOOK_SECRET = stripe_api.webhook_secret
     settings.STRIPE_API_BASE = stripe_api.url
-    tenant = TenantFactory(slug="alpha", name="Alpha Academy", domain="alpha.localhost")
-    stripe_api.set_webhook(live_server.url + HOOK, host_header="alpha.localhost")
-    return tenant
+    stripe_api.set_webhook(live_server.url + HOOK, host_header=tenant["domain"])
+    return TenantFactory(**tenant)
+
+
+@pytest.fixture
+def alpha(transactional_db, settings, stripe_api, live_server):
+    return stripe_storefront(settings, stripe_api, live_server, slug="alpha", name="Alpha Academy",
+                             domain="alpha.localhost")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from payments.splits import tax_of
 from tests.conftest import host_client
 from tests.factories import TenantFactory, catalog_creator, catalog_item, member
 from tests.marketplace.test_admin_constraints import field_errors
-from tests.payments.test_stripe import HOOK, stripe_api  # noqa: F401 (the fixture)
+from tests.payments.test_stripe import stripe_api, stripe_storefront  # noqa: F401 (the fixture)
 
 
 @pytest.mark.django_db
@@ -70,11 +70,8 @@ def test_a_quote_in_steps_of_ten_charges_a_multiple_of_ten(price, percent, rate,
 
 @pytest.fixture
 def kuwait(transactional_db, settings, stripe_api, live_server):  # noqa: F811
-    settings.STRIPE_SECRET_KEY = stripe_api.secret_key
-    settings.STRIPE_WEBHOOK_SECRET = stripe_api.webhook_secret
-    settings.STRIPE_API_BASE = stripe_api.url
-    tenant = TenantFactory(slug="kw", name="Kuwait Academy", domain="kw.localhost", currency="KWD")
-    stripe_api.set_webhook(live_server.url + HOOK, host_header="kw.localhost")
+    tenant = stripe_storefront(settings, stripe_api, live_server, slug="kw", name="Kuwait Academy",
+                               domain="kw.localhost", currency="KWD")
     with scope(tenant=tenant):
         PaymentSettings.objects.create(tenant=tenant, tax_rate_bp=500, prices_include_tax=False)
         Coupon.objects.create(tenant=tenant, code="SAVE15", kind=Coupon.Kind.PERCENT, value=1500)
