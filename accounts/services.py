@@ -20,6 +20,7 @@ from marketplace.models import Tenant
 from marketplace.services import audit_log_write
 
 from .models import Invitation, Membership, Role, User
+from .privacy import ERASED_EMAIL
 
 ROLE_RANK = {Role.LEARNER: 0, Role.CREATOR: 1, Role.STAFF: 2, Role.OWNER: 3}
 
@@ -126,6 +127,9 @@ def invitation_resend(*, invitation: Invitation, actor: User) -> str:
     """Give a pending invitation a fresh token and expiry, and email it again; the old link stops working."""
     if invitation.is_accepted:
         raise ApplicationError(_("This invitation has already been accepted."), code="invitation_used")
+    if invitation.email == ERASED_EMAIL:
+        raise ApplicationError(_("The person invited has erased their data: invite them again by address."),
+                               code="invitation_erased")
     token = secrets.token_urlsafe(32)
     invitation.token_hash = hash_token(token)
     invitation.expires_at = timezone.now() + timedelta(days=settings.INVITATION_TTL_DAYS)

@@ -68,6 +68,8 @@ TENANT_DEV_HOST_SUFFIX = env.str("TENANT_DEV_HOST_SUFFIX", default="")
 # How links to a tenant's storefront are built (invitation emails, landing page).
 SITE_SCHEME = env.str("SITE_SCHEME", default="https")
 SITE_PORT = env.int("SITE_PORT", default=0)
+# seed_demo creates accounts (a superuser among them) whose password and TOTP secret the README publishes.
+DEMO_LOGINS_ALLOWED = True
 
 INSTALLED_APPS = [
     "marketplace",

@@ -12,6 +12,7 @@ if not SECRET_KEY or len(SECRET_KEY) < 50:
         '(for example: python -c "import secrets; print(secrets.token_urlsafe(64))").'
     )
 DEBUG = False
+DEMO_LOGINS_ALLOWED = False  # seed_demo only with --allow-demo-logins
 SITE_SCHEME = env.str("SITE_SCHEME", default="https")
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -129,8 +129,15 @@ def test_deleting_an_account_erases_its_email_from_invitations_and_the_audit_log
     assert [entry.tenant for entry in logged] == [tenant_a, tenant_b]
     assert all("mei" not in json.dumps(entry.data).lower() for entry in logged)
     assert logged[0].data["role"] == Role.STAFF
-    # Her old link to beta no longer opens an account under the erased address.
+    # Her old link to beta no longer opens an account under the erased address, and beta cannot send it again.
     assert host_client("beta.test").get(f"/invitations/{pending_token}/").status_code == 410
+    from accounts.services import invitation_resend
+    from marketplace.errors import ApplicationError
+
+    for _tenant in each_tenant([tenant_b]):
+        with pytest.raises(ApplicationError) as refused:
+            invitation_resend(invitation=Invitation.objects.get(pk=pending.pk), actor=None)
+    assert refused.value.code == "invitation_erased"
 
 
 def test_export_and_erasure_reach_a_storefront_that_removed_the_membership(tenant_a, tenant_b):

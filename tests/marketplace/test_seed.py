@@ -134,3 +134,14 @@ def test_seeded_media_are_private_files_that_exist(db):
     headers = {name: private.open(name).read(4) for name in {media.name for media in files}}
     assert set(headers.values()) == {b"RIFF", b"%PDF"}
     assert all(cover and default_storage.exists(cover.name) for cover in covers)
+
+
+def test_production_settings_refuse_the_demo_logins_unless_asked(db, settings):
+    import pytest
+    from django.core.management import CommandError
+
+    settings.DEMO_LOGINS_ALLOWED = False  # as marketplace.settings.production
+    with pytest.raises(CommandError, match="--allow-demo-logins"):
+        call_command("seed_demo", verbosity=0)
+    assert snapshot() == (0, 0, 0, [])
+    assert not User.objects.filter(is_superuser=True).exists()

@@ -8,6 +8,7 @@ from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import encrypt
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.core.management import CommandError
 from django.test.utils import override_settings
 from tqdm import tqdm
 
@@ -51,7 +52,18 @@ def _person(email: str, display_name: str, *, mfa: bool, superuser: bool = False
 class Command(TenantCommand):
     help = "Create the demo tenants, their people and (as later apps add them) their content. Idempotent."
 
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--allow-demo-logins", action="store_true",
+                            help="Seed even under settings that do not allow it (production): for a private trial "
+                                 "of the full stack only, since every demo login is published.")
+
     def handle(self, *args, **options):
+        if not (settings.DEMO_LOGINS_ALLOWED or options["allow_demo_logins"]):
+            raise CommandError(
+                "These settings do not allow the demo data: its accounts, a superuser among them, sign in with the "
+                "password and TOTP secret printed in the README, so anyone who reaches this server could use them. "
+                "For a private trial, run seed_demo --allow-demo-logins.")
         # The demo orders' receipts, sent when each storefront's seeding commits, would bury the logins printed at
         # the end: they stay in memory. And the tasks seeding runs in-process would each log a worker's "Task ...
         # succeeded" line over the progress bar.
