@@ -2,12 +2,16 @@
 
 ``can_access(user, item)`` is true when the item is free, when one of the learner's entitlements covers it (a
 purchase of the item or of a bundle holding it, a subscription, a grant, a licence), or when the person works on it
-(the storefront's owners and staff, and the item's own creators). A free-preview lesson is open to everyone on a
+(the storefront's owners and staff, once they have set up the TOTP the admin asks of them, and the item's own
+creators). A free-preview lesson is open to everyone on a
 published item. Unpublished items are open only to the team; an archived item stays open to those who had access
 (for a free item, those who had started it).
 """
 
 from __future__ import annotations
+
+from allauth.mfa.models import Authenticator
+from allauth.mfa.utils import is_mfa_enabled
 
 from accounts.models import Role
 from accounts.selectors import membership_role
@@ -27,7 +31,9 @@ def _role(user) -> str | None:
 
 
 def is_team(user) -> bool:
-    return _role(user) in TEAM_ROLES
+    """Owners and staff see the whole catalog, paid or unpublished, but only with a second factor: a stolen password
+    alone must not open everything the storefront sells (the admin asks the same of them)."""
+    return _role(user) in TEAM_ROLES and is_mfa_enabled(user, [Authenticator.Type.TOTP])
 
 
 def _credited(user, item: ContentItem) -> bool:

@@ -128,6 +128,23 @@ def test_paywall_without_access_and_preview_for_everyone(tenant_a):
     assert client.get(f"/item/{item.slug}/lesson/{locked.id}/").status_code == 200
 
 
+def test_the_team_opens_paid_and_draft_items_only_with_a_second_factor(tenant_a):
+    from tests.factories import enable_totp
+
+    item = catalog_item(tenant_a, title="Paid Course", kind="course", price=4900, lessons=2)
+    draft = catalog_item(tenant_a, title="Draft Course", kind="course", price=4900, lessons=1, published=False)
+    with scope(tenant=tenant_a):
+        lesson = item.lessons.order_by("position").first()
+    staff = member(tenant_a, Role.STAFF)
+    client = host_client("alpha.test", staff)
+    # A password alone, as a stolen one would be, opens what any visitor sees.
+    assert client.get(f"/item/{item.slug}/lesson/{lesson.id}/").status_code == 302
+    assert client.get(f"/item/{draft.slug}/").status_code == 404
+    enable_totp(staff)
+    assert client.get(f"/item/{item.slug}/lesson/{lesson.id}/").status_code == 200
+    assert client.get(f"/item/{draft.slug}/").status_code == 200
+
+
 def test_media_only_after_the_access_check_with_range_support(tenant_a):
     from django.core.files.base import ContentFile
 
