@@ -469,3 +469,16 @@ def test_an_arm_strategy_that_cannot_run_here_is_left_out_with_a_note(world, ten
     with tenant_phase(tenant_a):
         picks = recommended_for(user=in_ease_arm[0], n=4)
     assert len(picks.items) == 4 and not picks.personalised and not picks.reasons
+
+
+@pytest.mark.postgres
+def test_the_fit_writes_its_rows_as_productions_row_level_security_role(world, tenant_a, on_postgres):
+    from django.conf import settings
+
+    with connection.cursor() as cursor:  # what marketplace.tenancy.set_rls_role does on each production connection
+        cursor.execute(f"SET ROLE {connection.ops.quote_name(settings.DATABASE_RLS_ROLE)}")
+    run = _fit(tenant_a)
+    assert run.status == FitRun.Status.SUCCEEDED and run.served, run.note
+    with tenant_phase(tenant_a):
+        assert recommended_for(user=world["data_people"][0], n=4).personalised
+        assert SimilarItems.objects.filter(run=run).exists()
