@@ -33,6 +33,7 @@ from catalog.models import (
     Lesson,
     Level,
     PathStep,
+    Review,
     Section,
     Tag,
     media_upload_to,
@@ -666,10 +667,14 @@ class _CatalogBuilder:
         free = [items[p.slug] for p in plan if self.currency[p.tier] == 0][:14]
         reviewed = [(user, item) for item in free for user in rng.sample(reviewers, rng.randint(1, 4))]
         reviewed += [(shared, course), (first, audio)]
+        # A rerun leaves the reviews it wrote (saving one again would count the rating twice as behaviour) and
+        # those of items the team has archived since.
+        written = set(Review.objects.values_list("user_id", "item_id"))
         for user, item in reviewed:
             words = EN_REVIEWS if item.language == "en" else ZH_REVIEWS
-            review_save(user=user, item=item, rating=rng.choices([5, 4, 3], weights=[5, 4, 1])[0],
-                        body=rng.choice(words))
+            rating, body = rng.choices([5, 4, 3], weights=[5, 4, 1])[0], rng.choice(words)
+            if (user.pk, item.pk) not in written and item.status == ContentItem.Status.PUBLISHED:
+                review_save(user=user, item=item, rating=rating, body=body)
         return len(reviewed)
 
     def learner_counts(self, items: dict[str, ContentItem], plan: list[PlannedItem]) -> None:

@@ -28,6 +28,7 @@ from marketplace import demo
 from marketplace.demo_catalog import DATA_ITEM, PYTHON_COURSE
 from marketplace.models import Domain, Tenant
 from payments.models import Entitlement
+from recommender.models import Event
 from tests.conftest import host_client
 
 
@@ -50,10 +51,14 @@ def catalog_snapshot():
 def test_seed_demo_is_idempotent_and_builds_branded_storefronts(db, capsys):
     call_command("seed_demo", verbosity=0)
     first, first_catalog = snapshot(), catalog_snapshot()
+    with scopes_disabled():
+        first_events = Event.objects.count()
     call_command("seed_demo", verbosity=0)
     assert snapshot() == first
-    # The second run adds no catalog rows and changes no counters.
+    # The second run adds no catalog rows, changes no counters and records no behaviour twice.
     assert catalog_snapshot() == first_catalog
+    with scopes_disabled():
+        assert Event.objects.count() == first_events
     assert first_catalog["ContentItem"] >= 150 and first_catalog["ItemVersion"] == first_catalog["ContentItem"]
     assert first[0] >= 2
     out = capsys.readouterr().out
@@ -70,6 +75,21 @@ def test_seed_demo_is_idempotent_and_builds_branded_storefronts(db, capsys):
         owner = User.objects.get(email=f"owner@{spec['slug']}.demo")
         assert owner.check_password(demo.DEMO_PASSWORD)
         assert host_client(spec["hosts"][0], owner).get("/admin/").status_code == 200
+
+
+def test_seed_demo_runs_again_after_the_team_archives_a_reviewed_demo_item(db):
+    from django_scopes import scope
+
+    from catalog.services import item_archive
+
+    call_command("seed_demo", verbosity=0)
+    tenant = Tenant.objects.get(slug="acme")
+    with scope(tenant=tenant):
+        reviewed = Review.objects.filter(item__price=0).order_by("id").first().item
+        item_archive(item=reviewed, actor=User.objects.get(email=f"staff@{tenant.slug}.demo"))
+    call_command("seed_demo", verbosity=0)
+    with scope(tenant=tenant):
+        assert ContentItem.objects.get(pk=reviewed.pk).status == ContentItem.Status.ARCHIVED
 
 
 def test_seed_demo_builds_a_bilingual_catalog_of_every_kind(db, capsys):
