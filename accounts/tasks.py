@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from marketplace.tenancy import TenantTask
 
@@ -13,9 +14,7 @@ def invitation_email_send(*, tenant_id: int, invitation_id: int, token: str) -> 
     invitation = Invitation.objects.select_related("tenant").get(pk=invitation_id)
     tenant = invitation.tenant
     context = {"invitation": invitation, "tenant": tenant, "url": tenant.url(f"/invitations/{token}/")}
-    send_mail(
-        subject=render_to_string("accounts/email/invitation_subject.txt", context).strip(),
-        message=render_to_string("accounts/email/invitation_message.txt", context),
-        from_email=None,
-        recipient_list=[invitation.email],
-    )
+    with translation.override(tenant.default_language):  # as the storefront speaks, not the inviter or the worker
+        subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
+        message = render_to_string("accounts/email/invitation_message.txt", context)
+    send_mail(subject=subject, message=message, from_email=None, recipient_list=[invitation.email])

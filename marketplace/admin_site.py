@@ -106,11 +106,18 @@ class ZhikuAdminSite(admin.AdminSite):
 class DrillDownChangeList(ChangeList):
     """Django answers a date drill-down it cannot read (``?day__year=abc``) with "?e=1" only when it fails to make
     the first date; a year too large for a date, or the last year, month or day a date can hold (whose next one is
-    out of range), is the same bad input."""
+    out of range), is the same bad input. So is a year no date holds typed as a filter (``?created_at__year=0``),
+    which fails only when the query is compiled, as the page counts its results."""
 
     def get_filters(self, request):
         try:
             return super().get_filters(request)
+        except (OverflowError, ValueError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+    def get_results(self, request):
+        try:
+            return super().get_results(request)
         except (OverflowError, ValueError) as exc:
             raise IncorrectLookupParameters(exc) from exc
 

@@ -165,7 +165,9 @@ class TenantMiddleware:
         tenant = resolve_tenant(host)
         if tenant is None:
             log.info("no storefront for host %s", host)
-            return render(request, "no_such_storefront.html", {"host": host}, status=404)
+            # The locale middleware has not run: speak the visitor's language, not the last one this thread used.
+            with translation.override(translation.get_language_from_request(request)):
+                return render(request, "no_such_storefront.html", {"host": host}, status=404)
         request.tenant = tenant
         with activate(tenant):
             return self.get_response(request)

@@ -8,6 +8,9 @@ from . import views
 
 storefront_patterns = ([path("", views.home, name="home")], "storefront")
 
+handler400 = "marketplace.views.bad_request"
+handler500 = "marketplace.views.server_error"
+
 urlpatterns = [
     path("", include(storefront_patterns)),
     path("", include("catalog.urls")),

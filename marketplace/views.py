@@ -1,6 +1,7 @@
 from django.conf import settings
-from django.http import Http404, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
 
@@ -44,3 +45,17 @@ def language(request):
                             secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
                             samesite=settings.LANGUAGE_COOKIE_SAMESITE)
     return response
+
+
+def _failure_page(request, template: str, status: int) -> HttpResponse:
+    """The storefront's own page for a failure, in its language, rendered without the request's context processors
+    (they read the session and the user, and the database may be what failed)."""
+    return HttpResponse(render_to_string(template, {"tenant": getattr(request, "tenant", None)}), status=status)
+
+
+def bad_request(request, exception):
+    return _failure_page(request, "400.html", 400)
+
+
+def server_error(request):
+    return _failure_page(request, "500.html", 500)

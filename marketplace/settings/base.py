@@ -97,12 +97,12 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "marketplace.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "marketplace.errors.NulRejectMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "marketplace.logging.RequestContextMiddleware",
     "marketplace.tenancy.TenantMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "marketplace.tenancy.TenantLocaleMiddleware",
+    "marketplace.errors.NulRejectMiddleware",  # after the storefront and its language, which its 400 page shows
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -128,6 +128,21 @@ def test_invitation_email_carries_the_working_link(tenant_a, invite, django_capt
     assert host_client("alpha.test").get(path).status_code == 200
 
 
+def test_the_invitation_email_speaks_the_storefronts_language_whoever_sends_it(tenant_a, invite):
+    from django.utils import translation
+
+    from accounts.tasks import invitation_email_send
+
+    tenant_a.default_language = "zh-hans"
+    tenant_a.save(update_fields=["default_language"])
+    invitation, token = invite(email="staff@alpha.example", role=Role.STAFF)
+    mail.outbox.clear()
+    with translation.override("en"):  # a worker, or an owner who reads the admin in English
+        invitation_email_send(tenant_id=tenant_a.pk, invitation_id=invitation.pk, token=token)
+    (message,) = mail.outbox
+    assert "知库" in message.subject and "接受邀请" in message.body
+
+
 def test_operator_and_owner_mfa_seeded_accounts_reach_admin(tenant_a):
     owner = UserFactory()
     enable_totp(owner)

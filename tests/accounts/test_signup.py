@@ -34,6 +34,14 @@ def test_signup_errors_are_shown_next_to_fields(tenant_a):
     assert User.objects.filter(email="taken@example.com").count() == 1
 
 
+def test_a_chinese_storefront_says_in_chinese_that_a_password_is_too_short(tenant_a):
+    tenant_a.default_language = "zh-hans"
+    tenant_a.save(update_fields=["default_language"])
+    response = host_client("alpha.test").post("/accounts/signup/", {
+        "email": "new@example.com", "password1": "Ab1!x", "password2": "Ab1!x"})
+    assert "密码长度太短" in " ".join(response.context["form"].errors["password1"])
+
+
 def test_one_identity_joins_a_second_storefront_by_signing_in(tenant_a, tenant_b):
     person = UserFactory(email="wanderer@example.com", password=PASSWORD)
     with scopes_disabled():

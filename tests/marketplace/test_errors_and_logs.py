@@ -107,3 +107,55 @@ def test_a_date_drill_down_out_of_range_is_a_bad_lookup_not_a_500(tenant_a, quer
     client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     response = client.get(f"/admin/distribution/allocation/?{query}")
     assert response.status_code == 302 and response.url.endswith("?e=1")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/admin/payments/order/?created_at__year=99999",
+                                 "/admin/catalog/contentitem/?created_at__year=99999",
+                                 "/admin/marketplace/auditlog/?created_at__year=0"])
+def test_a_year_no_date_holds_typed_as_a_filter_is_a_bad_lookup_not_a_500(tenant_a, url):
+    from accounts.models import Role
+    from tests.factories import catalog_item, member
+
+    catalog_item(tenant_a, title="Something")
+    response = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True)).get(url)
+    assert response.status_code == 302 and response.url.endswith("?e=1")
+
+
+@pytest.fixture
+def chinese_storefront(tenant_a):
+    tenant_a.name, tenant_a.default_language = "莲花书院", "zh-hans"
+    tenant_a.save(update_fields=["name", "default_language"])
+    return tenant_a
+
+
+@pytest.mark.django_db
+def test_a_mangled_link_gets_the_storefronts_own_page_in_its_language(chinese_storefront):
+    response = host_client("alpha.test").get("/browse/?q=%00")
+    page = response.content.decode()
+    assert response.status_code == 400 and "莲花书院" in page and 'lang="zh-hans"' in page and "链接" in page
+
+
+@pytest.mark.django_db
+def test_a_server_error_gets_the_storefronts_own_page_without_touching_the_database(chinese_storefront):
+    """The database itself failing: the page must not read it again (on PostgreSQL the transaction is aborted)."""
+    from django.db import connection
+    from django.test import Client
+
+    with connection.cursor() as cursor:  # undone with the test's transaction
+        cursor.execute("ALTER TABLE catalog_contentitem RENAME TO catalog_contentitem_gone")
+    response = Client(HTTP_HOST="alpha.test", raise_request_exception=False).get("/")
+    page = response.content.decode()
+    assert response.status_code == 500 and "莲花书院" in page and 'lang="zh-hans"' in page
+    assert "Server Error" not in page
+
+
+@pytest.mark.django_db
+def test_the_no_such_storefront_page_speaks_the_visitors_language_not_the_previous_visitors(chinese_storefront):
+    from django.test import Client
+
+    assert 'lang="en"' in Client(HTTP_HOST="nowhere.test").get("/").content.decode()
+    Client(HTTP_HOST="alpha.test").get("/")  # a Chinese page served just before, by the same thread
+    assert 'lang="en"' in Client(HTTP_HOST="nowhere.test").get("/").content.decode()
+    chinese = Client(HTTP_HOST="nowhere.test", HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9").get("/").content.decode()
+    assert 'lang="zh-hans"' in chinese
