@@ -275,8 +275,29 @@ class ContentItemAdmin(TenantScopedAdmin):
         return HttpResponseRedirect(reverse("admin:catalog_contentitem_change", args=[item.pk]))
 
 
+class ListedNameForm(forms.ModelForm):
+    """Category and tag names: the CSV export lists an item's names separated by "|", so a name cannot hold one."""
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        if "|" in name:
+            raise forms.ValidationError(_("A name cannot contain “|”: the CSV export separates names with it."),
+                                        code="separator_in_name")
+        return name
+
+
+class RenameRefreshesItemsMixin:
+    """Items keep the names of their categories, tags and creators in their search text."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "name" in form.changed_data:
+            services.catalog_name_changed(obj=obj)
+
+
 @admin.register(Category)
-class CategoryAdmin(TenantScopedAdmin):
+class CategoryAdmin(RenameRefreshesItemsMixin, TenantScopedAdmin):
+    form = ListedNameForm
     list_display = ["name", "slug", "position"]
     list_editable = ["position"]
     prepopulated_fields = {"slug": ["name"]}
@@ -284,13 +305,14 @@ class CategoryAdmin(TenantScopedAdmin):
 
 
 @admin.register(Tag)
-class TagAdmin(TenantScopedAdmin):
+class TagAdmin(RenameRefreshesItemsMixin, TenantScopedAdmin):
+    form = ListedNameForm
     list_display = ["name"]
     search_fields = ["name"]
 
 
 @admin.register(Creator)
-class CreatorAdmin(TenantScopedAdmin):
+class CreatorAdmin(RenameRefreshesItemsMixin, TenantScopedAdmin):
     list_display = ["name", "headline", "user"]
     search_fields = ["name", "headline"]
     prepopulated_fields = {"slug": ["name"]}

@@ -135,6 +135,9 @@ CURRENCY_MARKERS: list[tuple[str, frozenset[str]]] = [
     ("€", frozenset({"EUR"})), ("£", frozenset({"GBP"})), ("₩", frozenset({"KRW"})), ("₫", frozenset({"VND"})),
 ]
 _LIST_SEPARATORS = re.compile(r"[,;|、，；｜\n]")
+# Our own export separates names by "|" alone (the admin refuses it in category and tag names), so that names such
+# as "数据、统计" or "Python, Data" read back whole.
+_EXPORT_LIST_SEPARATOR = re.compile(r"\|")
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+(?:\.\d*)?|\.\d+")
 _DURATION_PART = re.compile(
     r"(\d+(?:\.\d+)?)\s*(hours|hour|hrs|hr|h|小时|时|minutes|minute|mins|min|m|分钟|分|seconds|second|secs|sec|s|秒)")
@@ -158,18 +161,28 @@ class CsvTable:
 
 
 def _decode(data: bytes) -> tuple[str, str]:
-    if data.startswith(codecs.BOM_UTF8):
-        return data[len(codecs.BOM_UTF8):].decode("utf-8", errors="strict"), "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
             return data.decode("utf-16"), "utf-16"
         except UnicodeDecodeError as exc:  # cut short, or not UTF-16 after all
             raise ApplicationError(_("The file is not text in UTF-8 or GBK: is it really a CSV file?"),
                                    code="not_csv") from exc
+    marked = data.startswith(codecs.BOM_UTF8)
+    body = data[len(codecs.BOM_UTF8):] if marked else data
     try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
+        return body.decode("utf-8"), "utf-8-sig" if marked else "utf-8"
+    except UnicodeDecodeError as exc:
+        bad = exc.start
+    # A UTF-8 file with a stray byte (a Latin-1 "é" pasted from another tool) would also decode as GB18030, into
+    # mojibake that the preview calls good. When the file says it is UTF-8 (a byte-order mark), or most of its other
+    # characters are valid UTF-8, it is UTF-8: refuse it, naming the line to fix, rather than guess.
+    text = body.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    if marked or len(text) - len(text.encode("ascii", errors="ignore")) - invalid > invalid:
+        raise ApplicationError(
+            _("Line %(line)s of the file is not valid UTF-8 (byte 0x%(byte)02X): correct that character, or save "
+              "the file again as UTF-8.") % {"line": body.count(b"\n", 0, bad) + 1, "byte": body[bad]},
+            code="not_utf8")
     try:
         # GB18030 is a superset of GBK (and GB2312), which Chinese platforms and Excel on Chinese Windows write.
         return data.decode("gb18030"), "gbk"
@@ -181,7 +194,8 @@ def _decode(data: bytes) -> tuple[str, str]:
 def import_file_read(*, data: bytes | str) -> CsvTable:
     """Parse an uploaded CSV file: detect the encoding and the delimiter, read the header row and the data rows.
 
-    Raises ApplicationError (code ``not_csv`` or ``empty``) when the file is not a CSV file with a header row.
+    Raises ApplicationError (code ``not_csv``, ``not_utf8`` or ``empty``) when the file is not a CSV file with a
+    header row, or is UTF-8 but for a byte.
     """
     text, encoding = (data, "utf-8") if isinstance(data, str) else _decode(data)
     text = text.removeprefix("\ufeff").lstrip("\r\n")
@@ -241,6 +255,11 @@ def import_mapping_key(headers: Iterable[str]) -> str:
     """The key a saved mapping is found by: sha256 of the sorted, lower-cased header names."""
     names = sorted(h.strip().lower() for h in headers if h.strip().lower() != ERRORS_COLUMN)
     return hashlib.sha256(json.dumps(names, ensure_ascii=False).encode()).hexdigest()
+
+
+def _is_own_export(headers: Iterable[str]) -> bool:
+    """Whether the header row is our export's (``EXPORT_COLUMNS``), also as the bad-rows file gives it back."""
+    return sorted(h for h in headers if h != ERRORS_COLUMN) == sorted(EXPORT_COLUMNS)
 
 
 def import_mapping_suggest(*, headers: Sequence[str]) -> dict[str, str]:
@@ -330,6 +349,11 @@ def mapping_check(*, headers: Sequence[str], mapping: Mapping[str, str]) -> dict
 
 def _fold(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip().casefold()
+
+
+def _title_key(title: str) -> str:
+    """Compare titles ignoring case, width and spacing, but not punctuation ("C++" is not "C#")."""
+    return " ".join(_fold(title).split())
 
 
 def convert_kind(value: str) -> str:
@@ -450,10 +474,13 @@ def convert_duration(value: str) -> int:
 
 
 _SLASH_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})([T ].+)?")
+# Other years are typos. Near the ends of what a datetime holds (years 1 and 9999) a time can also leave that range
+# once it is shown in another time zone, and then no page listing the item can be rendered.
+START_YEARS = range(1900, 3000)
 
 
 def convert_datetime(value: str) -> datetime:
-    """An ISO 8601 timestamp; one without an offset is in the site's time zone (settings.TIME_ZONE).
+    """An ISO 8601 timestamp in ``START_YEARS``; one without an offset is in the site's time zone (settings.TIME_ZONE).
 
     Spreadsheets also write ``2025/3/1``: such a date, alone or followed by a time after ``T`` or a space as in an ISO
     timestamp, is read as the dashed date. Anything else after the day is left to the ISO parser, which refuses it.
@@ -468,16 +495,20 @@ def convert_datetime(value: str) -> datetime:
     except ValueError as exc:
         raise CellError(_("“%(value)s” is not an ISO 8601 date and time (such as 2025-03-01T19:30+08:00).")
                         % {"value": value}) from exc
+    if moment.year not in START_YEARS:
+        raise CellError(_("“%(value)s” is not between the years %(first)s and %(last)s.")
+                        % {"value": value, "first": START_YEARS.start, "last": START_YEARS.stop - 1})
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, timezone.get_default_timezone())
     return moment
 
 
-def convert_list(value: str) -> list[str]:
-    """Names separated by , ; | or 、 (half or full width), without blanks or repeats."""
+def convert_list(value: str, *, own_export: bool = False) -> list[str]:
+    """Names separated by , ; | or 、 (half or full width), or by | alone in our own export, without blanks or
+    repeats."""
     names: list[str] = []
     seen: set[str] = set()
-    for part in _LIST_SEPARATORS.split(value):
+    for part in (_EXPORT_LIST_SEPARATOR if own_export else _LIST_SEPARATORS).split(value):
         name = " ".join(part.split())
         if name and name.casefold() not in seen:
             seen.add(name.casefold())
@@ -507,10 +538,11 @@ def _unescape(cell: str) -> str:
 
 
 def row_convert(values: Mapping[str | None, Any], columns: Mapping[str, list[str]], *,
-                currency: str) -> tuple[dict[str, Any], list[str]]:
+                currency: str, own_export: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Convert one row's cells to our fields; returns the values given and the reasons for every bad cell.
 
     An empty cell is "not given": a new item takes the field's default and an updated item keeps its value.
+    ``own_export`` reads lists as our export writes them (see ``_is_own_export``).
     """
     data: dict[str, Any] = {}
     errors: list[str] = []
@@ -518,7 +550,7 @@ def row_convert(values: Mapping[str | None, Any], columns: Mapping[str, list[str
         cells = [_unescape(str(values.get(h) or "")) for h in headers]
         if target in MULTI_VALUE_FIELDS:
             if any(c.strip() for c in cells):
-                data[target] = convert_list(",".join(cells))
+                data[target] = convert_list("|".join(cells), own_export=own_export)
             continue
         raw = cells[0].strip()
         if not raw:
@@ -596,9 +628,11 @@ class _Catalog:
         self.tenant = tenant
         self.by_external_id: dict[str, tuple[int, str]] = {}
         self.by_slug: dict[str, tuple[int, str, str]] = {}
-        for pk, slug, external_id, title in ContentItem.objects.filter(tenant=tenant).values_list(
+        self.by_title: dict[str, tuple[int, str, str]] = {}  # the oldest item of each title
+        for pk, slug, external_id, title in ContentItem.objects.filter(tenant=tenant).order_by("pk").values_list(
                 "pk", "slug", "external_id", "title"):
             self.by_slug[slug] = (pk, external_id, title)
+            self.by_title.setdefault(_title_key(title), (pk, external_id, title))
             if external_id:
                 self.by_external_id[external_id] = (pk, title)
         self.slugs = set(self.by_slug)
@@ -621,11 +655,19 @@ class _Catalog:
         """
         return self.categories.get(name.casefold())
 
-    def match(self, external_id: str, slug: str) -> tuple[int, str] | None:
-        """The existing item a row stands for: same external id, else same slug unless its external id differs."""
+    def match(self, external_id: str, slug: str, title: str | None = None) -> tuple[int, str] | None:
+        """The existing item a row stands for: same external id, else same slug unless its external id differs.
+
+        ``title`` is given when the slug was made from it. Then the slug stands for the row only on an item of that
+        title, since different titles slugify alike ("C++ for Beginners" and "C# for Beginners" both to
+        "c-for-beginners"); else an item of that title is the one, such as the "c-for-beginners-2" an earlier
+        import of the row created.
+        """
         if external_id and external_id in self.by_external_id:
             return self.by_external_id[external_id]
         found = self.by_slug.get(slug)
+        if title is not None and (found is None or _title_key(found[2]) != _title_key(title)):
+            found = self.by_title.get(_title_key(title))
         if found and (not external_id or not found[1] or found[1] == external_id):
             return found[0], found[2]
         return None
@@ -661,6 +703,7 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
     headers = list(headers) if headers is not None else [h for h in (rows[0] if rows else mapping) if h is not None]
     columns = mapping_check(headers=headers, mapping=mapping)
     currency = tenant.currency
+    own_export = _is_own_export(headers)
     catalog = _Catalog(tenant, editable_items)
     outcomes: list[RowOutcome] = []
     seen: dict[tuple[str, str], int] = {}
@@ -669,7 +712,7 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
     for index, values in enumerate(rows):
         if not any(str(v).strip() for k, v in values.items() if k is not None):
             continue  # blank lines (often trailing) are not rows
-        data, reasons = row_convert(values, columns, currency=currency)
+        data, reasons = row_convert(values, columns, currency=currency, own_export=own_export)
         title = data.get("title", "")
         outcome = RowOutcome(number=index + 2, action="create", title=title, values=dict(values), reasons=reasons)
         outcomes.append(outcome)
@@ -681,12 +724,16 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
         outcome.slug = data.get("slug") or slugify(title, allow_unicode=True)[:200] or "item"
 
         if title:
-            key = ("external_id", external_id) if external_id else ("slug", outcome.slug)
+            # A row without a slug is known by its title: the slug made from it is shared by other titles.
+            if external_id:
+                key = ("external_id", external_id)
+            else:
+                key = ("slug", outcome.slug) if data.get("slug") else ("title", _title_key(title))
             if key in seen:
                 reasons.append(_("Duplicate of row %(number)s.") % {"number": seen[key]})
             else:
                 seen[key] = outcome.number
-            existing = catalog.match(external_id, outcome.slug)
+            existing = catalog.match(external_id, outcome.slug, None if data.get("slug") else title)
             if existing is not None:
                 pk, existing_title = existing
                 if pk in targeted:

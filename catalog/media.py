@@ -15,6 +15,8 @@ from django.utils.http import content_disposition_header
 from .storage import private_storage
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# A position with more digits lies past the end of any file; Python refuses to read numbers of over 4300 digits.
+_POSITION_DIGITS = 18
 CHUNK = 64 * 1024
 # What a browser may show in the page: media players, PDF and raster images. Anything else a creator uploaded (an
 # HTML page, an SVG, a script) is served as a download of unknown type, so it never runs on the storefront's host,
@@ -24,6 +26,11 @@ _INLINE = re.compile(r"^(audio/|video/|image/(png|jpeg|gif|webp|avif)$|applicati
 
 def _is_remote(storage) -> bool:
     return storage.__class__.__module__.startswith("storages.")
+
+
+def _position(digits: str) -> int:
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _POSITION_DIGITS else 10**_POSITION_DIGITS
 
 
 def _stream(fh, start: int, length: int):
@@ -54,9 +61,9 @@ def media_response(request, name: str, *, download_name: str | None = None) -> H
     if match and (match.group(1) or match.group(2)):
         first, last = match.groups()
         if first:
-            start, end = int(first), min(int(last), size - 1) if last else size - 1
+            start, end = _position(first), min(_position(last), size - 1) if last else size - 1
         else:  # "bytes=-N": the last N bytes
-            start, end = max(0, size - int(last)), size - 1
+            start, end = max(0, size - _position(last)), size - 1
         if start >= size or start > end:
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"

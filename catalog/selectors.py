@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from django.db import connection
 from django.db.models import Count, F, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import NullIf
 from django.http import Http404
 
 from .access import can_access, is_team
@@ -105,7 +106,8 @@ def items_browse(*, filters: dict) -> BrowseResult:
         sort = sort if sort in SORTS else "newest"
         ordering = SORTS[sort]
     if sort == "rating":
-        items = items.alias(rating_avg=F("rating_sum") * 1.0 / F("rating_count"))
+        # An unrated item has no average (NULL, sorted last): PostgreSQL refuses to divide by zero.
+        items = items.alias(rating_avg=F("rating_sum") * 1.0 / NullIf(F("rating_count"), 0))
     return BrowseResult(items=with_card_data(items.order_by(*ordering)), sort=sort)
 
 
@@ -252,14 +254,20 @@ class LearningEntry:
 
 
 def my_learning(*, user) -> list[LearningEntry]:
-    """Items the learner has started or owns, most recently touched first."""
+    """Items the learner has started or owns and can open, most recently touched first.
+
+    A bundle or a subscription tier can name an item still in review (not public yet), and an archived item stays
+    open to its buyers but not to subscribers: such items are left out rather than listed with a "Start" that 404s.
+    """
     from payments.selectors import entitled_item_ids
 
     progress = {p.item_id: p for p in ItemProgress.objects.filter(user=user)}
     owned = entitled_item_ids(user=user) or set()
     ids = set(progress) | owned
-    items = with_card_data(ContentItem.objects.filter(id__in=ids).exclude(status=Status.DRAFT))
-    entries = [LearningEntry(item=item, progress=progress.get(item.id)) for item in items]
+    items = with_card_data(ContentItem.objects.filter(id__in=ids, status__in=[Status.PUBLISHED, Status.ARCHIVED]))
+    # The access check (a few queries) runs only for archived items, which are few.
+    entries = [LearningEntry(item=item, progress=progress.get(item.id)) for item in items
+               if item.status == Status.PUBLISHED or can_access(user, item)]
     entries.sort(key=lambda e: (e.progress is None, -(e.progress.updated_at.timestamp() if e.progress else 0)))
     return entries
 

@@ -8,11 +8,12 @@ import json
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from distribution.services import deliveries_plan
+from marketplace.db import bulk_set
 from marketplace.errors import ApplicationError
 from marketplace.services import audit_log_write
 from marketplace.tenancy import current_tenant
@@ -20,7 +21,18 @@ from recommender.events import event_record
 from recommender.models import EventKind
 
 from .access import can_access
-from .models import ContentItem, EditorialDecision, ItemProgress, ItemVersion, Lesson, LessonProgress, Review
+from .models import (
+    Category,
+    ContentItem,
+    Creator,
+    EditorialDecision,
+    ItemProgress,
+    ItemVersion,
+    Lesson,
+    LessonProgress,
+    Review,
+    Tag,
+)
 from .text import plain_text, render_rich_text, search_document
 
 Status = ContentItem.Status
@@ -54,20 +66,52 @@ def catalog_changed(tenant_id: int) -> None:
 
 # --- derived fields ------------------------------------------------------------------------------------------------
 
-def item_refresh_derived(*, item: ContentItem, save: bool = True) -> ContentItem:
-    """Render the rich text and rebuild the search text after the item or its categories, tags or creators change."""
-    item.description_html = render_rich_text(item.description)
-    item.body_html = render_rich_text(item.body)
+def _search_text(item: ContentItem) -> str:
     parts = [item.title, item.title, item.subtitle, plain_text(item.description_html)]  # title twice: rank weight
     if item.pk:
         parts += [c.name for c in item.categories.all()] + [t.name for t in item.tags.all()]
         parts += [c.name for c in item.creators.all()]
-    item.search_text = search_document(*parts)
+    return search_document(*parts)
+
+
+def item_refresh_derived(*, item: ContentItem, save: bool = True) -> ContentItem:
+    """Render the rich text and rebuild the search text after the item or its categories, tags or creators change."""
+    item.description_html = render_rich_text(item.description)
+    item.body_html = render_rich_text(item.body)
+    item.search_text = _search_text(item)
     if save:
         item.save(update_fields=["description_html", "body_html", "search_text", "updated_at"])
         if item.status in (Status.PUBLISHED, Status.ARCHIVED):
             catalog_changed(item.tenant_id)
     return item
+
+
+# Items read and written per round: a few queries and one UPDATE for each, however many items a name is on.
+SEARCH_TEXT_BATCH = 500
+
+
+def items_refresh_search_text(*, items: QuerySet[ContentItem]) -> int:
+    """Rebuild the search text of ``items`` (after a category, tag or creator they name is renamed) in batches;
+    returns how many changed. The caller bumps the catalog generation."""
+    changed: list[ContentItem] = []
+    written = 0
+    rows = (items.only("title", "subtitle", "description_html", "search_text").order_by("pk")
+            .prefetch_related("categories", "tags", "creators"))
+    for item in rows.iterator(chunk_size=SEARCH_TEXT_BATCH):
+        text = _search_text(item)
+        if text != item.search_text:
+            item.search_text = text
+            changed.append(item)
+        if len(changed) == SEARCH_TEXT_BATCH:
+            written += bulk_set(changed, ["search_text"])
+            changed = []
+    return written + bulk_set(changed, ["search_text"])
+
+
+def catalog_name_changed(*, obj: Category | Tag | Creator) -> None:
+    """A category, tag or creator was renamed: its items' search text and the cached listings hold the old name."""
+    items_refresh_search_text(items=obj.items.all())
+    catalog_changed(obj.tenant_id)
 
 
 def lesson_refresh_derived(*, lesson: Lesson) -> Lesson:

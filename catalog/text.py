@@ -7,12 +7,15 @@ Search text is the item's words in one lower-cased string in which every run of 
 characters is also spelled out as overlapping character pairs ("数据科学" -> "数据 据科 科学"). Those scripts
 put no spaces between words, so without the pairs PostgreSQL's ``simple`` parser (and any substring search) would
 see one long token; with them, "数据" and "科学" each find the title, as Chinese search engines' bigram indexes do.
+Full-width letters and digits, which Chinese input methods type in full-width mode ("Ｐｙｔｈｏｎ３"), are folded
+to the usual ones first (NFKC), in the text and in queries alike.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 
 import markdown
 import nh3
@@ -54,9 +57,9 @@ def plain_text(html: str) -> str:
 
 
 def search_tokens(text: str) -> list[str]:
-    """Words of ``text`` as the search index sees them: lower-cased; CJK runs as character pairs."""
+    """Words of ``text`` as the search index sees them: NFKC-folded and lower-cased; CJK runs as character pairs."""
     tokens: list[str] = []
-    for match in _TOKEN.finditer(text.lower()):
+    for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text).lower()):
         token = match.group()
         if _CJK_RUN.match(token) and len(token) > 1:
             tokens.extend(token[i:i + 2] for i in range(len(token) - 1))

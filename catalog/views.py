@@ -128,6 +128,11 @@ def item_detail(request, slug: str):
     generation and per kind of visitor (with or without access); the buy box and the learner's own review are not."""
     # The row itself is cached too (False marks a slug with no item): the page is the storefront's most visited.
     row = _cached(request, "item-row", (slug,), lambda: selectors.item_by_slug(slug=slug) or False)
+    if request.user.is_authenticated and (row is False or row.status != ContentItem.Status.PUBLISHED):
+        # The team and an item's creators preview drafts as they edit them, which leaves the catalog generation
+        # alone, and a slug without an item may since be a new draft's: read it again. A visitor who is not signed in
+        # gets a 404 for such a row either way, so their pages cost no more queries.
+        row = selectors.item_by_slug(slug=slug) or False
     if row is False:
         raise Http404("No such item.")
     item = selectors.item_for_storefront(slug=slug, user=request.user, item=row)

@@ -5,7 +5,8 @@ from django.urls import reverse
 from django_scopes import scope
 
 from accounts.models import Role
-from catalog.models import ContentItem, EditorialDecision, ItemCreator, ItemVersion
+from catalog import services
+from catalog.models import Category, ContentItem, Creator, EditorialDecision, ItemCreator, ItemVersion, Tag
 from tests.conftest import host_client
 from tests.factories import catalog_creator, catalog_item, member
 
@@ -142,6 +143,65 @@ def test_review_workflow_publishes_versions(tenant_a, creators):
         item.refresh_from_db()
         assert item.status == ContentItem.Status.ARCHIVED
     assert host_client("alpha.test").get(f"/item/{item.slug}/").status_code == 404
+
+
+def test_a_creator_previewing_their_draft_sees_their_latest_edit(tenant_a, creators,
+                                                                 django_capture_on_commit_callbacks):
+    ann, _bob, ann_profile, _ = creators
+    draft = catalog_item(tenant_a, title="First Wording", creators=[ann_profile], published=False)
+    client = host_client("alpha.test", ann)
+    assert "<h1>First Wording</h1>" in client.get(f"/item/{draft.slug}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(change_url(draft), item_form(draft, title="Second Wording")).status_code == 302
+    assert "<h1>Second Wording</h1>" in client.get(f"/item/{draft.slug}/").content.decode()
+
+
+def test_a_new_draft_opens_at_an_address_that_had_no_item_a_moment_before(tenant_a):
+    staff = member(tenant_a, Role.STAFF, mfa=True)
+    client = host_client("alpha.test", staff)
+    assert client.get("/item/coming-soon/").status_code == 404
+    catalog_item(tenant_a, title="Coming Soon", slug="coming-soon", published=False)
+    assert client.get("/item/coming-soon/").status_code == 200
+    assert host_client("alpha.test").get("/item/coming-soon/").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["category", "tag", "creator"])
+def test_search_finds_an_item_by_the_new_name_of_its_category_tag_or_creator(tenant_a, kind,
+                                                                            django_capture_on_commit_callbacks):
+    with scope(tenant=tenant_a):
+        named = {"category": lambda: Category.objects.create(tenant=tenant_a, name="Data", slug="data"),
+                 "tag": lambda: Tag.objects.create(tenant=tenant_a, name="Data"),
+                 "creator": lambda: Creator.objects.create(tenant=tenant_a, name="Data", slug="data")}[kind]()
+    item = catalog_item(tenant_a, title="Pandas in Practice", creators=[named] if kind == "creator" else ())
+    if kind != "creator":
+        with scope(tenant=tenant_a):
+            getattr(item, "categories" if kind == "category" else "tags").add(named)
+            services.item_refresh_derived(item=item)
+
+    def found(query):
+        page = host_client("alpha.test").get("/browse/", {"q": query}).content.decode()
+        return "Pandas in Practice" in page.split('class="results"')[1]
+
+    assert found("data") and not found("数据科学")
+    form = {"category": {"name": "数据科学", "slug": "data", "position": 0}, "tag": {"name": "数据科学"},
+            "creator": {"name": "数据科学", "slug": "data", "headline": "", "bio": "", "user": ""}}[kind]
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner.post(reverse(f"admin:catalog_{kind}_change", args=[named.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert found("数据科学") and not found("data")
+
+
+@pytest.mark.parametrize(("kind", "form"), [("category", {"slug": "a-b", "position": 0}), ("tag", {})])
+def test_a_category_or_tag_name_cannot_hold_the_separator_of_the_export(tenant_a, kind, form):
+    client = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    response = client.post(reverse(f"admin:catalog_{kind}_add"), {"name": "Python | Data", **form})
+    assert response.status_code == 200
+    assert "A name cannot contain “|”: the CSV export separates names with it." in response.content.decode()
+    assert client.post(reverse(f"admin:catalog_{kind}_add"), {"name": "Python, Data", **form}).status_code == 302
+    with scope(tenant=tenant_a):
+        model = Category if kind == "category" else Tag
+        assert list(model.objects.values_list("name", flat=True)) == ["Python, Data"]
 
 
 def test_another_tenants_item_is_404_in_the_admin(tenant_a, tenant_b):

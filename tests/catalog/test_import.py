@@ -144,6 +144,18 @@ def test_a_timestamp_that_is_not_iso_is_an_error():
         convert_datetime("next Tuesday")
 
 
+def test_a_start_time_outside_the_years_an_item_can_have_is_a_row_error(tenant_a):
+    # Valid ISO 8601, but 10000-01-01 04:00 in UTC: stored, it broke every admin page listing the item.
+    report = run(tenant_a, b"title,kind,starts at\nLate Night Live,live,9999-12-31T23:00-05:00\n"
+                           b"Early Bird Live,live,0001-01-01T00:30+01:00\nNormal Live,live,2025-03-01T19:30+08:00\n")
+    assert [(r.action, r.reasons[0]) for r in report.rows[:2]] == [
+        ("error", "“9999-12-31T23:00-05:00” is not between the years 1900 and 2999."),
+        ("error", "“0001-01-01T00:30+01:00” is not between the years 1900 and 2999.")]
+    assert set(items(tenant_a)) == {"Normal Live"}
+    owner = member(tenant_a, Role.OWNER, mfa=True)
+    assert host_client("alpha.test", owner).get(reverse("admin:catalog_contentitem_changelist")).status_code == 200
+
+
 @pytest.mark.parametrize("cell", ["2025/3/1x", "2025/3/1/2", "2025/3/1Tnoon"])
 def test_a_bad_slash_date_is_a_row_error_in_the_preview(tenant_a, cell):
     data = f"Title,Kind,Starts at\nWebinar,live,{cell}\n".encode()
@@ -212,6 +224,17 @@ def test_files_that_are_not_csv_are_refused(data, code):
     with pytest.raises(ApplicationError) as exc:
         import_file_read(data=data)
     assert exc.value.code == code
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_utf8_file_with_one_stray_byte_is_refused_naming_its_line(bom):
+    """Read as GBK instead, as it once was, every Chinese title would turn into mojibake the preview calls good."""
+    data = bom + "title,price\n数据科学入门,99\n机器学习实战,99\n".encode() + b"Caf\xe9s du monde,49\n"
+    with pytest.raises(ApplicationError) as exc:
+        import_file_read(data=data)
+    assert exc.value.code == "not_utf8"
+    assert exc.value.message == ("Line 4 of the file is not valid UTF-8 (byte 0xE9): correct that character, or "
+                                 "save the file again as UTF-8.")
 
 
 # --- the service ----------------------------------------------------------------------------------------------------
@@ -337,6 +360,30 @@ def test_a_row_failing_half_way_leaves_no_item_and_no_category_behind(tenant_a, 
     assert progress[-1] == (2, 2)
 
 
+def test_a_row_without_a_slug_is_not_taken_for_another_title_that_slugifies_alike(tenant_a):
+    cpp = catalog_item(tenant_a, title="C++ for Beginners", slug="c-for-beginners", price=9900)
+    data = b"title,price\nC# for Beginners,59.00\n"
+    report = run(tenant_a, data, update_existing=True)
+    assert [r.action for r in report.rows] == ["create"]
+    with scope(tenant=tenant_a):
+        created = ContentItem.objects.exclude(pk=cpp.pk).get()
+        assert sorted(ContentItem.objects.values_list("title", "price")) == [
+            ("C# for Beginners", 5900), ("C++ for Beginners", 9900)]
+    # Imported again, the row is the item it created (at another slug), and not a second copy.
+    [row] = run(tenant_a, data).rows
+    assert row.item_id == created.pk and "Duplicate of the existing item “C# for Beginners”" in row.reasons[0]
+    again = run(tenant_a, b"title,price\nc#  FOR beginners,49.00\n", update_existing=True)
+    assert [(r.action, r.item_id) for r in again.rows] == [("update", created.pk)]
+    with scope(tenant=tenant_a):
+        assert ContentItem.objects.count() == 2
+
+
+def test_titles_that_slugify_alike_are_different_rows_of_one_file(tenant_a):
+    report = run(tenant_a, "课程名称,售价\nC++入门,99\nC#入门,99\nc#入门,99\n".encode())
+    assert [r.action for r in report.rows] == ["create", "create", "error"]
+    assert report.rows[2].reasons == ["Duplicate of row 3."]
+
+
 def test_update_existing_matches_by_external_id_then_slug(tenant_a, python_category):
     by_id = catalog_item(tenant_a, title="Old Title", slug="kept-slug", external_id="C-1", price=100,
                          published=False)
@@ -450,6 +497,24 @@ def test_export_then_import_into_another_tenant_gives_the_same_items(tenant_a, t
                 for i in ContentItem.objects.prefetch_related("categories", "tags"))
 
     assert snapshot(tenant_b) == snapshot(tenant_a)
+
+
+@pytest.mark.parametrize("name", ["数据、统计", "Python, Data", "R&D; Ops"])
+def test_names_with_a_list_separator_read_back_whole_from_our_export(tenant_a, tenant_b, name):
+    item = catalog_item(tenant_a, title="Course", slug="course", published=False)
+    second = catalog_item(tenant_a, title="Other Course", slug="other", published=False)
+    with scope(tenant=tenant_a):
+        for target, names in ((item, [name]), (second, [name, "ML"])):
+            target.categories.add(*(Category.objects.get_or_create(tenant=tenant_a, name=n, slug=n)[0] for n in names))
+            target.tags.add(*(Tag.objects.get_or_create(tenant=tenant_a, name=n)[0] for n in names))
+        text = catalog_export_csv(items=ContentItem.objects.order_by("pk"))
+    report = run(tenant_b, text.encode(), create_missing_categories=True)
+    assert report.totals["create"] == 2, [r.reasons for r in report.rows]
+    copied = items(tenant_b)
+    assert [c.name for c in copied["Course"].categories.all()] == [t.name for t in copied["Course"].tags.all()] == [
+        name]
+    assert sorted(c.name for c in copied["Other Course"].categories.all()) == sorted([name, "ML"])
+    assert sorted(t.name for t in copied["Other Course"].tags.all()) == sorted([name, "ML"])
 
 
 # --- the admin ------------------------------------------------------------------------------------------------------

@@ -52,6 +52,24 @@ def test_search_finds_english_and_chinese_titles(tenant_a):
     assert titles("nothing-like-this") == set()
 
 
+@pytest.mark.parametrize(("title", "query"), [
+    ("Python3 与 AI绘画", "Ｐｙｔｈｏｎ"), ("Python3 与 AI绘画", "ｐｙｔｈｏｎ３"), ("Python3 与 AI绘画", "ＡＩ绘画"),
+    ("Ｐｙｔｈｏｎ３ 与 ＡＩ绘画", "python3"), ("Ｐｙｔｈｏｎ３ 与 ＡＩ绘画", "ai绘画"),
+])
+def test_full_width_and_half_width_letters_and_digits_find_each_other(tenant_a, title, query):
+    """Chinese input methods in full-width mode type Latin letters and digits as full-width forms."""
+    catalog_item(tenant_a, title=title)
+    body = host_client("alpha.test").get("/browse/", {"q": query}).content.decode()
+    assert title in body.split('class="results"')[1]
+
+
+def test_a_search_without_results_says_so(tenant_a):
+    catalog_item(tenant_a, title="Watercolour Basics")
+    body = host_client("alpha.test").get("/browse/", {"q": "量子力学"}).content.decode()
+    assert "0 results" in body
+    assert "Nothing matches. Try fewer words or other filters." in body
+
+
 def test_browse_filters_and_sorts(tenant_a):
     catalog_item(tenant_a, title="Free Article", kind="article", price=0)
     catalog_item(tenant_a, title="Cheap Course", kind="course", price=990, lessons=1, level="advanced")
@@ -69,6 +87,15 @@ def test_browse_filters_and_sorts(tenant_a):
     assert shown(language="zh-hans") == ["Dear Course"]
     body = client.get("/browse/", {"sort": "price_high"}).content.decode()
     assert body.index("Dear Course") < body.index("Cheap Course") < body.index("Free Article")
+
+
+def test_highest_rated_lists_items_without_ratings_last(tenant_a):
+    catalog_item(tenant_a, title="Brand New Course")  # no ratings yet, as every new item
+    catalog_item(tenant_a, title="Rated Course", rating_count=2, rating_sum=9)
+    response = host_client("alpha.test", member(tenant_a)).get("/browse/", {"sort": "rating"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.index("Rated Course") < body.index("Brand New Course")
 
 
 def test_bad_filter_is_shown_next_to_the_field(tenant_a):
@@ -169,6 +196,22 @@ def test_media_only_after_the_access_check_with_range_support(tenant_a):
     tail = client.get(url, HTTP_RANGE="bytes=-5")
     assert b"".join(tail.streaming_content) == body[-5:]
     assert client.get(url, HTTP_RANGE=f"bytes={len(body) + 10}-").status_code == 416
+
+
+@pytest.mark.parametrize(("header", "status", "content_range"), [
+    ("bytes=" + "9" * 5000 + "-", 416, "bytes */100"),  # starts past the end
+    ("bytes=0-" + "9" * 5000, 206, "bytes 0-99/100"),  # ends past the end: up to the end
+    ("bytes=-" + "9" * 5000, 206, "bytes 0-99/100"),  # more than the whole file from the end: all of it
+    ("bytes=" + "0" * 5000 + "1-", 206, "bytes 1-99/100"),
+])
+def test_a_range_with_an_absurdly_long_number_reads_as_past_the_end(tenant_a, header, status, content_range):
+    from django.core.files.base import ContentFile
+
+    item = catalog_item(tenant_a, title="Lecture", kind="audio", price=0)
+    with scope(tenant=tenant_a):
+        item.media.save("lecture.mp3", ContentFile(b"x" * 100))
+    response = host_client("alpha.test", member(tenant_a)).get(f"/item/{item.slug}/media/", HTTP_RANGE=header)
+    assert (response.status_code, response["Content-Range"]) == (status, content_range)
 
 
 @pytest.mark.parametrize("name, body", [("notes.html", b"<script>fetch('/admin/')</script>"),
@@ -362,6 +405,41 @@ def test_an_archived_free_item_stays_open_to_those_who_were_learning_it(tenant_a
     assert learning.get(f"/item/{item.slug}/lesson/{first.id}/").status_code == 200
     assert newcomer.get(f"/item/{item.slug}/").status_code == 404
     assert host_client("alpha.test").get(f"/item/{item.slug}/lesson/{first.id}/").status_code == 404
+
+
+def test_my_learning_lists_only_the_items_the_learner_can_open(tenant_a):
+    """A bundle or a subscription tier can name an item still in review, or one archived since: My learning must
+    not list (with a "Start" button to a 404) what the learner cannot open, nor name an item not public yet."""
+    from catalog import services
+    from catalog.models import Bundle, Category
+    from payments.models import SubscriptionPlan
+
+    on_sale = catalog_item(tenant_a, title="Part One", price=990)
+    upcoming = catalog_item(tenant_a, title="Unannounced Part Two", price=990, published=False)
+    retired = catalog_item(tenant_a, title="First Edition", price=990)
+    with scope(tenant=tenant_a):
+        services.item_submit(item=upcoming, actor=None)
+        bundle = Bundle.objects.create(tenant=tenant_a, title="All Parts", slug="all", price=1500, is_published=True)
+        bundle.items.add(on_sale, upcoming, retired)
+        category = Category.objects.create(tenant=tenant_a, name="Series", slug="series")
+        for item in (on_sale, upcoming, retired):
+            item.categories.add(category)
+        plan = SubscriptionPlan.objects.create(tenant=tenant_a, name="Series", slug="series", price=990)
+        plan.categories.add(category)
+    buyer, subscriber = member(tenant_a), member(tenant_a)
+    grant(tenant_a, buyer, bundle=bundle)
+    grant(tenant_a, subscriber, plan=plan, source="subscription")
+    with scope(tenant=tenant_a):
+        services.item_archive(item=retired, actor=None)
+
+    for learner, opens_retired in ((buyer, True), (subscriber, False)):
+        client = host_client("alpha.test", learner)
+        page = client.get("/learn/").content.decode()
+        assert "Part One" in page and "Unannounced Part Two" not in page
+        assert client.get(f"/item/{upcoming.slug}/").status_code == 404
+        # What was bought stays open after it is archived; a subscription covers only what is on sale.
+        assert ("First Edition" in page) is opens_retired
+        assert client.get(f"/item/{retired.slug}/").status_code == (200 if opens_retired else 404)
 
 
 def test_a_learning_path_names_only_prerequisites_on_sale(tenant_a):
