@@ -13,4 +13,9 @@ class CatalogConfig(AppConfig):
               for model in ("contentitem", "section", "lesson", "itemcreator")),
             "catalog.view_category", "catalog.view_tag", "catalog.view_creator",
         })
-        from . import privacy  # noqa: F401  (registers the catalog's exporter and eraser)
+        from . import (
+            privacy,  # noqa: F401  (registers the catalog's exporter and eraser)
+            signals,
+        )
+
+        signals.connect()

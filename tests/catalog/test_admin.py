@@ -6,7 +6,17 @@ from django_scopes import scope
 
 from accounts.models import Role
 from catalog import services
-from catalog.models import Category, ContentItem, Creator, EditorialDecision, ItemCreator, ItemVersion, Tag
+from catalog.models import (
+    Category,
+    ContentItem,
+    Creator,
+    EditorialDecision,
+    ItemCreator,
+    ItemVersion,
+    LearningPath,
+    PathStep,
+    Tag,
+)
 from tests.conftest import host_client
 from tests.factories import catalog_creator, catalog_item, member
 
@@ -268,3 +278,62 @@ def test_creators_read_their_colleagues_profiles_without_the_accounts_behind_the
         assert bob.email not in page.content.decode()
     staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
     assert bob.email in staff.get(reverse("admin:catalog_creator_changelist")).content.decode()
+
+
+def test_visitors_see_a_rebranded_storefront_at_once(tenant_a, django_capture_on_commit_callbacks):
+    visitor = host_client("alpha.test")
+    assert "Alpha Academy" in visitor.get("/").content.decode()
+
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner.post(f"/admin/marketplace/tenant/{tenant_a.pk}/change/", {
+            "name": "Gamma College", "primary_color": "#123456", "default_language": "en"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tenant_a.refresh_from_db()
+    assert tenant_a.name == "Gamma College"
+
+    assert "Gamma College" in owner.get("/").content.decode()  # signed in: fresh
+    page = host_client("alpha.test").get("/").content.decode()  # a new visitor, no session
+    assert "Gamma College" in page and "#123456" in page, "visitors still get the old name and colour"
+
+
+def test_a_learning_path_taken_down_in_the_admin_is_gone_for_visitors_at_once(
+        tenant_a, django_capture_on_commit_callbacks):
+    item = catalog_item(tenant_a, title="Step One")
+    with scope(tenant=tenant_a):
+        path = LearningPath.objects.create(tenant=tenant_a, title="Data Path", slug="data-path", is_published=True)
+        step = PathStep.objects.create(tenant=tenant_a, path=path, item=item, position=0)
+    assert host_client("alpha.test").get("/paths/data-path/").status_code == 200
+
+    staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/admin/catalog/learningpath/{path.pk}/change/", {
+            "title": "Data Path", "slug": "data-path", "description": "",
+            "steps-TOTAL_FORMS": "1", "steps-INITIAL_FORMS": "1", "steps-MIN_NUM_FORMS": "0",
+            "steps-MAX_NUM_FORMS": "1000",
+            "steps-0-id": str(step.pk), "steps-0-path": str(path.pk),
+            "steps-0-item": str(item.pk), "steps-0-position": "0", "steps-0-note": "",
+        })  # is_published left unticked
+    assert response.status_code == 302, response.content.decode()[:3000]
+    with scope(tenant=tenant_a):
+        path.refresh_from_db()
+    assert not path.is_published
+    assert staff.get("/paths/data-path/").status_code == 404  # signed in: gone
+    assert host_client("alpha.test").get("/paths/data-path/").status_code == 404, \
+        "a visitor without a session still gets the unpublished path"
+
+
+def test_visitors_see_a_renamed_creator_at_once(tenant_a, django_capture_on_commit_callbacks):
+    creator = catalog_creator(tenant_a, "Ada Typo")
+    catalog_item(tenant_a, title="Counting Machines", creators=[creator])
+    assert "Ada Typo" in host_client("alpha.test").get("/").content.decode()
+
+    staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    page = staff.get(f"/admin/catalog/creator/{creator.pk}/change/").content.decode()
+    assert "Ada Typo" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff.post(f"/admin/catalog/creator/{creator.pk}/change/", {
+            "name": "Ada Lovelace", "slug": creator.slug, "headline": "", "bio": ""})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    page = host_client("alpha.test").get("/").content.decode()
+    assert "Ada Lovelace" in page and "Ada Typo" not in page, "visitors still see the old creator name"
