@@ -166,11 +166,12 @@ def user_erase(*, user: User) -> None:
 
     The user row stays (orders and ledger entries point at it) but no longer identifies anyone and can never log
     in again; every session dies with the password hash. Refused while the person is the only owner of a
-    storefront, which would otherwise be left without anyone to run it.
+    storefront that is open, which would otherwise be left without anyone to run it; a storefront the operator has
+    closed runs nothing, and the operator chooses who runs it if it opens again.
     """
     tenants = tenants_holding_user_data(user=user)
     for tenant in each_tenant(tenants):
-        if Membership.objects.filter(user=user, role=Role.OWNER).exists() and \
+        if tenant.is_active and Membership.objects.filter(user=user, role=Role.OWNER).exists() and \
                 Membership.objects.filter(role=Role.OWNER).count() == 1:
             raise ApplicationError(
                 _("You are the only owner of %(storefront)s: make someone else an owner before deleting your "

@@ -3,6 +3,7 @@ import json
 import pytest
 from allauth.account.models import EmailAddress
 from django.contrib.auth import authenticate
+from django.test import Client
 from django_scopes import scopes_disabled
 
 from accounts.models import Membership, Role, User
@@ -98,6 +99,17 @@ def test_only_owner_cannot_delete_until_ownership_is_shared(tenant_a):
     member(tenant_a, Role.OWNER)
     assert host_client("alpha.test", owner).post("/account/privacy/delete/",
                                                  {"password": PASSWORD, "confirm": "on"}).status_code == 200
+
+
+def test_the_only_owner_of_a_closed_storefront_can_delete_their_account(tenant_a):
+    owner = member(tenant_a, Role.OWNER, mfa=True)
+    tenant_a.is_active = False  # the operator closed it
+    tenant_a.save(update_fields=["is_active"])
+    platform = Client(HTTP_HOST="localhost")  # its own host no longer opens
+    platform.force_login(owner)
+    assert platform.post("/account/privacy/delete/", {"password": PASSWORD, "confirm": "on"}).status_code == 200
+    owner.refresh_from_db()
+    assert owner.erased_at is not None and not owner.is_active
 
 
 def test_deleting_an_account_erases_its_email_from_invitations_and_the_audit_log(
