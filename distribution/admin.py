@@ -321,6 +321,12 @@ class PushScheduleAdmin(TenantScopedAdmin):
     def delete_model(self, request, obj):
         services.push_schedule_set(item=obj.item, push_at=None, actor=request.user)
 
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" deletes in bulk, past ``delete_model``: each schedule goes through the service, which
+        # releases its held pushes.
+        for schedule in queryset.select_related("item"):
+            services.push_schedule_set(item=schedule.item, push_at=None, actor=request.user)
+
 
 @admin.register(DistributionSettings)
 class DistributionSettingsAdmin(TenantScopedAdmin):

@@ -114,7 +114,8 @@ def allocation_recompute(*, tenant, day: date | None = None) -> list[Allocation]
             sources.append("clicks")
         interest.append((n_orders + PRIOR_VISITS * base_rate) / (n_clicks + PRIOR_VISITS))
         measured.append(bool(impressions or n_clicks))
-    parts = shares(interest, exposure, measured=measured, floor=conf.exploration_floor)
+    # A share saved before the field refused negative ones counts as none (a negative weight cannot be split).
+    parts = shares(interest, exposure, measured=measured, floor=max(0.0, conf.exploration_floor))
     limits = budgets(conf.daily_push_budget, parts)
     rows = [Allocation(tenant=tenant, channel=channel, day=day, impressions=reported.get(channel.pk, {}).get(
                 "impressions") or 0, clicks=clicks.get(channel.pk, 0), conversions=conversions.get(channel.pk, 0),

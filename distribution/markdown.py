@@ -18,7 +18,7 @@ _INLINE_MARKS = {"strong": "**", "b": "**", "em": "*", "i": "*", "s": "~~"}
 _INLINE_HTML = {"u", "sub", "sup"}
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # not \s: U+3000, the ideographic space, is text in Chinese
 _ESCAPE = re.compile(r"([\\`*_\[\]<])")
-_LINE_START = re.compile(r"^( *)([#>+=-])", re.MULTILINE)  # headings, quotes, bullets, setext underlines
+_LINE_START = re.compile(r"^( *)([#>+=~-])", re.MULTILINE)  # headings, quotes, bullets, setext underlines, ~~~ fences
 _ORDERED_START = re.compile(r"^( *\d+)([.)])", re.MULTILINE)
 _ENTITY = re.compile(r"&(?=#?\w+;)")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -268,7 +269,7 @@ class DistributionSettings(TenantOwned):
         help_text=_("Pushes per day across all channels, shared out by the traffic allocation. Empty: no limit "
                     "(the allocation still orders the pushes)."))
     exploration_floor = models.FloatField(
-        _("exploration share"), default=0.05,
+        _("exploration share"), default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text=_("Share given to a channel with no measurements yet, so that it can be measured."))
     window_days = models.PositiveIntegerField(_("measurement window (days)"), default=28)
 

@@ -77,6 +77,8 @@ PUSH_BATCH = 50  # deliveries of one channel per push task
 # A platform that rate-limits (``Retry-After``), times out or cannot be reached is not called again for the rest of
 # the batch: its other deliveries wait with it, instead of each spending a request (or a timeout) to hear the same.
 HOLD_CODES = {"timeout", "connection_failed"}
+# The error code of a delivery held back that way: it was not sent, so it gives its attempt back and never parks.
+HELD = "held"
 LEASE_LOST = "lease lost: another worker took the delivery over"
 # In ``Delivery.data``: the platform accepted the post and is publishing it (WeChat's ``publish_id``). From then on
 # the delivery is confirmed (polled), never sent again, whoever claims it: after a takeover, a newer version or
@@ -86,6 +88,10 @@ SUBMITTED = "submitted"
 # (``services.delivery_replay``). It goes as it went, whatever happened since: the version it named, and for a
 # withdrawal what it removed.
 REPLAY = "replay"
+# In ``Delivery.data`` of a withdrawal: an earlier push of the item to the channel was tried (it timed out, or its
+# worker died) and then cancelled (``services.deliveries_plan``), so the platform may show it though no publication
+# was recorded. The withdrawal goes all the same, naming the item.
+UNCONFIRMED = "unconfirmed"
 # A ``Retry-After`` longer than this is taken as this: a platform (or a tenant's receiver) asking for years must not
 # push the retry out of the range of a date, and a day covers the longest wait a platform documents (WeChat's daily
 # quota).
@@ -116,6 +122,7 @@ class Job:
     receipt: Receipt | None = None
     latency_ms: int | None = None
     lost: bool = False  # another worker took the row over while this batch ran
+    given_back: bool = False  # held back unsent (``HELD``): its attempt row is removed
     recorded: dict = field(default_factory=dict)  # the row's platform fields as stored before this attempt
 
     @property
@@ -207,6 +214,9 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
                                        external_url=publication.external_url, version=publication.version,
                                        data=publication.data)
     if withdraw:
+        if job.current is None and (delivery.data or {}).get(UNCONFIRMED):  # the platform may show it all the same
+            job.current = PublicationState(item_id=item.pk, external_id="", external_url="",
+                                           version=delivery.version, data={})
         if job.current is None:
             raise Skip(_("Nothing to withdraw: the item is not live on this channel."))
     elif not replay:
@@ -214,9 +224,10 @@ def _prepare(job: Job, *, publications: dict, versions: dict, connectors: dict) 
             raise Skip(_("The channel was turned off before this push ran."))
         if item.status != ContentItem.Status.PUBLISHED:
             raise Skip(_("The item was archived before this push ran; nothing was sent."))
+        # A later version's delivery replaces this one; a later version's withdrawal says the channel no longer
+        # takes the item (``services.deliveries_plan``).
         if item.version > delivery.version and Delivery.objects.filter(
-                channel=channel, item=item, version__gt=delivery.version).exclude(action=Delivery.Action.WITHDRAW
-                                                                                 ).exists():
+                channel=channel, item=item, version__gt=delivery.version).exists():
             raise Skip(_("Superseded by version %(version)s.") % {"version": item.version})
     job.connector = _connector(channel, connectors)
     if not withdraw:
@@ -340,13 +351,18 @@ def _outcome(job: Job, now) -> None:
         message = platform_text(error.message, 500)
         attempt.response_code, attempt.error = error.status, message
         delivery.message, delivery.error_code = message, platform_text(error.code, 60)
-        if job.confirming and isinstance(error, TransientError):
+        job.given_back = isinstance(error, TransientError) and error.code == HELD
+        if job.given_back:
+            # Not sent: a platform that asks a batch to wait must not use up (and park) the rows it never saw.
+            if not job.confirming:
+                delivery.attempts -= 1
+        elif job.confirming and isinstance(error, TransientError):
             # A poll that failed is an attempt: a platform that keeps failing to answer parks the delivery.
             delivery.attempts += 1
             attempt.number = delivery.attempts
         if isinstance(error, PublishFailed):  # the platform's job is over: sending it again is a new publication
             delivery.data = {k: v for k, v in delivery.data.items() if k != SUBMITTED}
-        last = delivery.attempts >= settings.DISTRIBUTION_MAX_ATTEMPTS
+        last = not job.given_back and delivery.attempts >= settings.DISTRIBUTION_MAX_ATTEMPTS
         if isinstance(error, TransientError) and not last:
             attempt.outcome = Outcome.TRANSIENT
             delivery.status = Status.CONFIRMING if job.confirming else Status.RETRYING
@@ -401,6 +417,7 @@ def _unrecordable(job: Job, now, exc: Exception) -> None:
                 "there before retrying.") % {"error": reason}
     delivery.status, delivery.finished_at, delivery.lease_until = Status.PARKED, now, None
     delivery.message, delivery.error_code = message[:500], "answer_unrecordable"
+    job.given_back = False
     attempt.outcome, attempt.error, attempt.external_id, attempt.finished_at = Outcome.PERMANENT, message[:500], "", now
     if not isinstance(attempt.response_code, int) or not 0 <= attempt.response_code <= 32767:
         attempt.response_code = None
@@ -409,9 +426,13 @@ def _unrecordable(job: Job, now, exc: Exception) -> None:
 
 
 def _write(settled: list[Job], jobs: list[Job], now) -> None:
-    """Store the outcomes: the settled deliveries and their publications, and every job's attempt."""
+    """Store the outcomes: the settled deliveries and their publications, and every job's attempt (one given back
+    is removed: nothing was sent, and the day's budget counts first attempts)."""
     bulk_set([job.delivery for job in settled], DELIVERY_FIELDS)
-    bulk_set([job.attempt for job in jobs], ATTEMPT_FIELDS)
+    given_back = {job.attempt.pk for job in settled if job.given_back}
+    if given_back:
+        DeliveryAttempt.objects.filter(pk__in=given_back).delete()
+    bulk_set([job.attempt for job in jobs if job.attempt.pk not in given_back], ATTEMPT_FIELDS)
     _publications_record([job for job in settled if job.delivery.status == Status.DELIVERED], now)
 
 
@@ -509,7 +530,7 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
         stop = held.get(job.delivery.channel_id)
         if stop is not None:
             reason = _("Not sent: the platform asked to wait (%(reason)s).") % {"reason": stop.message}
-            job.error = TransientError(reason, code="held", retry_after=stop.retry_after)
+            job.error = TransientError(reason, code=HELD, retry_after=stop.retry_after)
             continue
         _keep_lease(tenant, batch, need=job.connector.calls_per_push * http.CALL_SECONDS)
         if job.lost:

@@ -136,37 +136,53 @@ def _matches(channel: Channel, item: ContentItem, item_categories: set[int], wan
 
 # --- planning ------------------------------------------------------------------------------------------------------
 
+def _cancel(rows, *, now, message: str, tried_message: str = "") -> set[int]:
+    """Skip ``rows`` (pushes still waiting) and return the channels of those already tried: a push that timed out, or
+    whose worker died, may have reached the platform, which may show it now."""
+    tried = set(rows.filter(attempts__gt=0).values_list("channel_id", flat=True))
+    if tried_message:
+        rows.filter(attempts__gt=0).update(status=Status.SKIPPED, finished_at=now, lease_until=None,
+                                           message=tried_message)
+    rows.update(status=Status.SKIPPED, finished_at=now, lease_until=None, message=message)
+    return tried
+
+
 def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
     """Create the deliveries that follow the item's latest change; call inside the transaction that publishes or
     archives it. The rows commit with the publication (nothing is lost between the two), and the pushes start when
     that transaction has committed. A published version goes to every matching enabled channel (an update where the
-    channel already shows the item, also when the channel is turned off); archiving withdraws it wherever it is live
-    or in flight, turned off or not. Re-running changes nothing: the key (channel, item, version, action) is
-    unique."""
+    channel already shows the item, also when the channel is turned off); where the channel shows the item but no
+    longer takes it (its kind or categories changed), it is withdrawn. Archiving withdraws it wherever it is live or
+    in flight, or may be after a push that was tried (it timed out, say), turned off or not. Re-running changes
+    nothing: the key (channel, item, version, action) is unique."""
+    from .pipeline import UNCONFIRMED
+
     now = timezone.now()
     open_rows = Delivery.objects.filter(item=item, status__in=[Status.SCHEDULED, Status.QUEUED, Status.RETRYING])
     rows: list[Delivery] = []
     if item.status == ContentItem.Status.ARCHIVED:
-        open_rows.exclude(action=Action.WITHDRAW).update(
-            status=Status.SKIPPED, finished_at=now, lease_until=None,
-            message=_("The item was archived before this push ran; nothing was sent."))
+        tried = _cancel(open_rows.exclude(action=Action.WITHDRAW), now=now,
+                        message=_("The item was archived before this push ran; nothing was sent."),
+                        tried_message=_("The item was archived before this push was tried again; it is withdrawn "
+                                        "in case an earlier attempt reached the platform."))
         reached = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
                       .values_list("channel_id", flat=True))
         by_hand = set(Delivery.objects.filter(item=item, status=Status.MANUAL).exclude(action=Action.WITHDRAW)
                       .values_list("channel_id", flat=True))
-        reached |= by_hand | set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING])
-                                 .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
+        reached |= by_hand | tried | set(Delivery.objects.filter(item=item,
+                                                                 status__in=[Status.SENDING, Status.CONFIRMING])
+                                         .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
         # A withdrawal waits for a publication still in flight there, or one staff may have posted by hand but not
         # yet marked as published (``pipeline.waits_for_earlier``), then removes what the platform made of it.
         waiting = _("Waits until the post being published by hand is marked as published; then it is withdrawn.")
         for channel_id in reached:
             rows.append(Delivery(tenant=item.tenant, channel_id=channel_id, item=item, version=item.version,
                                  action=Action.WITHDRAW, status=Status.QUEUED, due_at=now,
-                                 message=waiting if channel_id in by_hand else ""))
+                                 message=waiting if channel_id in by_hand else "",
+                                 data={UNCONFIRMED: True} if channel_id in tried else {}))
     elif item.status == ContentItem.Status.PUBLISHED:
-        open_rows.filter(version__lt=item.version).exclude(action=Action.WITHDRAW).update(
-            status=Status.SKIPPED, finished_at=now, lease_until=None,
-            message=_("Superseded by version %(version)s.") % {"version": item.version})
+        tried = _cancel(open_rows.filter(version__lt=item.version).exclude(action=Action.WITHDRAW), now=now,
+                        message=_("Superseded by version %(version)s.") % {"version": item.version})
         schedule = PushSchedule.objects.filter(item=item, push_at__gt=now).first()
         due = schedule.push_at if schedule else now
         live = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
@@ -176,15 +192,21 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
         live |= set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING])
                     .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
         categories = set(item.categories.values_list("pk", flat=True))
-        planned = set(Delivery.objects.filter(item=item, version=item.version).exclude(action=Action.WITHDRAW)
-                      .values_list("channel_id", flat=True))
+        planned = set(Delivery.objects.filter(item=item, version=item.version).values_list("channel_id", flat=True))
         # The item's own storefront, named: in the operator's admin (the platform scope) every storefront's channels
         # are visible. A channel turned off takes no new publication, but where the item is live it is updated all
         # the same: the platform (or the feed, once turned on again) must not keep showing an older version, such as
-        # the free body of an item made paid.
+        # the free body of an item made paid. A channel that no longer takes the item (it left the channel's
+        # categories, say) said it does not carry such items: what it shows, or may show, of it is withdrawn.
         for channel in Channel.objects.filter(tenant=item.tenant).prefetch_related("categories"):
             wanted = {c.pk for c in channel.categories.all()}  # prefetched
-            if channel.pk in planned or not _matches(channel, item, categories, wanted):
+            if channel.pk in planned:
+                continue
+            if not _matches(channel, item, categories, wanted):
+                if channel.pk in live or channel.pk in tried:
+                    rows.append(Delivery(tenant=item.tenant, channel=channel, item=item, version=item.version,
+                                         action=Action.WITHDRAW, status=Status.QUEUED, due_at=now,
+                                         data={UNCONFIRMED: True} if channel.pk in tried else {}))
                 continue
             if not channel.is_enabled and channel.pk not in live:
                 continue
@@ -202,19 +224,24 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
 
 def channel_backfill(*, channel: Channel, actor) -> int:
     """Push every published item of the channel's storefront that matches a (new or re-enabled) channel and is not on
-    it yet. The storefront is named, not left to the scope: the operator's admin sees every storefront's items."""
+    it yet; an item whose pushes are scheduled for later waits for its time here too. The storefront is named, not
+    left to the scope: the operator's admin sees every storefront's items."""
     now = timezone.now()
     have = set(Delivery.objects.filter(channel=channel).exclude(action=Action.WITHDRAW)
                .values_list("item_id", "version"))
     wanted = set(channel.categories.values_list("pk", flat=True))
+    scheduled = dict(PushSchedule.objects.filter(tenant=channel.tenant, push_at__gt=now)
+                     .values_list("item_id", "push_at"))
     rows = []
     published = ContentItem.objects.filter(tenant=channel.tenant, status=ContentItem.Status.PUBLISHED)
     for item in published.prefetch_related("categories"):
         if (item.pk, item.version) in have or not _matches(channel, item, {c.pk for c in item.categories.all()},
                                                            wanted):
             continue
+        push_at = scheduled.get(item.pk)
         rows.append(Delivery(tenant=channel.tenant, channel=channel, item=item, version=item.version,
-                             action=Action.PUBLISH, status=Status.QUEUED, due_at=now))
+                             action=Action.PUBLISH, status=Status.SCHEDULED if push_at else Status.QUEUED,
+                             due_at=push_at or now))
     with transaction.atomic():
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
         audit_log_write(tenant=channel.tenant, actor=actor, action="distribution.channel_backfilled",
@@ -280,7 +307,9 @@ def deliveries_dispatch(*, tenant) -> int:
                        .values("delivery__channel_id").annotate(n=Count("id")))
         for row in first_tries:
             used[row["delivery__channel_id"]] = row["n"]
-        waiting = (deliveries.filter(status=Status.QUEUED, attempts=0, lease_until__gt=now)
+        # First tries handed to a worker and not yet made, also those held back unsent (``pipeline.HELD``: they
+        # gave their attempt back) and waiting for their countdown.
+        waiting = (deliveries.filter(status__in=[Status.QUEUED, Status.RETRYING], attempts=0, lease_until__gt=now)
                    .exclude(action=Action.WITHDRAW).values("channel_id").annotate(n=Count("id")))
         for row in waiting:
             used[row["channel_id"]] += row["n"]
@@ -293,9 +322,9 @@ def deliveries_dispatch(*, tenant) -> int:
            .values_list("pk", "channel_id", "status", "attempts", "action", "due_at")[:DISPATCH_BATCH])
     due = sorted(due, key=lambda row: (-shares.get(row[1], 0.0), row[5], row[0]))
     chosen, batches, open_batch = [], [], {}
-    for pk, channel_id, status, attempts, action, _due_at in due:
+    for pk, channel_id, _status, attempts, action, _due_at in due:
         budget = budgets.get(channel_id)
-        if budget is not None and status == Status.QUEUED and attempts == 0 and action != Action.WITHDRAW:
+        if budget is not None and attempts == 0 and action != Action.WITHDRAW:  # a first try
             if used[channel_id] >= budget:
                 continue
             used[channel_id] += 1
@@ -347,15 +376,32 @@ def _send_again(delivery: Delivery, *, actor, action: str) -> None:
 
 
 def delivery_retry(*, delivery: Delivery, actor) -> Delivery:
-    """Send a parked delivery (or one waiting to retry) again now, with a fresh count of attempts."""
+    """Send a parked delivery (or one waiting to retry) again now, with a fresh count of attempts. A replay goes as
+    it went, whatever happened since, so it is retried only where it could still be replayed."""
+    from .pipeline import REPLAY
+
     with transaction.atomic():
         delivery = Delivery.objects.select_for_update().get(pk=delivery.pk)
         if delivery.status not in (Status.PARKED, Status.RETRYING):
             raise ApplicationError(_("Only a parked delivery, or one waiting to retry, can be retried."),
                                    code="not_retryable")
+        if delivery.data.get(REPLAY):
+            _replay_check(delivery)
         _send_again(delivery, actor=actor, action="distribution.delivery_retried")
     dispatch_after_commit(tenant=delivery.tenant)
     return delivery
+
+
+def _replay_check(delivery: Delivery) -> None:
+    """Refuse to send ``delivery`` again as it went where that would undo what the receiver was told later."""
+    later = Delivery.objects.filter(channel_id=delivery.channel_id, item_id=delivery.item_id,
+                                    pk__gt=delivery.pk).exclude(status__in=[Status.SKIPPED, Status.PARKED])
+    if later.exists():
+        raise ApplicationError(_("This item has a later delivery to this channel: replaying this one would undo "
+                                 "it at the receiver. Replay the latest one instead."), code="replay_outdated")
+    if delivery.action != Action.WITHDRAW and delivery.item.status != ContentItem.Status.PUBLISHED:
+        raise ApplicationError(_("The item was archived since: replaying its publication would put it back at "
+                                 "the receiver."), code="replay_archived")
 
 
 def delivery_replay(*, delivery: Delivery, actor) -> Delivery:
@@ -372,14 +418,7 @@ def delivery_replay(*, delivery: Delivery, actor) -> Delivery:
         if delivery.status != Status.DELIVERED or delivery.channel.kind not in REPLAYABLE_KINDS:
             raise ApplicationError(_("Only a delivered webhook or feed delivery can be replayed (a platform post "
                                      "would be published twice)."), code="not_replayable")
-        later = Delivery.objects.filter(channel=delivery.channel, item=delivery.item, pk__gt=delivery.pk).exclude(
-            status__in=[Status.SKIPPED, Status.PARKED])
-        if later.exists():
-            raise ApplicationError(_("This item has a later delivery to this channel: replaying this one would undo "
-                                     "it at the receiver. Replay the latest one instead."), code="replay_outdated")
-        if delivery.action != Action.WITHDRAW and delivery.item.status != ContentItem.Status.PUBLISHED:
-            raise ApplicationError(_("The item was archived since: replaying its publication would put it back at "
-                                     "the receiver."), code="replay_archived")
+        _replay_check(delivery)
         delivery.data = {**delivery.data, REPLAY: True}
         _send_again(delivery, actor=actor, action="distribution.delivery_replayed")
     dispatch_after_commit(tenant=delivery.tenant)

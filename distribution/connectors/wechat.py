@@ -101,6 +101,9 @@ ERRORS: dict[int, tuple[str, str]] = {
     61501: (PERMANENT, "WeChat refused the date range."),
 }
 RETRY_AFTER = {-1: 10.0, 45011: 60.0}  # 45009 waits for the daily reset instead
+# ``freepublish/delete`` is sent an article id and index 1 only, so "invalid argument" answers an article WeChat does
+# not have (any more): one an editor deleted on the official account platform, say.
+ARTICLE_GONE = 47003
 
 PUBLISH_FAILURES = {
     2: "WeChat refused the article's claim to be original content (原创失败).",
@@ -364,7 +367,8 @@ class WeChatConnector(Connector):
         replaced = str(pending.data.get("replaces_article_id") or "")
         if replaced and replaced != article_id:
             try:
-                self._delete(replaced)
+                if not self._delete(replaced):
+                    note = f"The previous version (article {replaced}) was already gone from WeChat."
             except PermanentError as exc:  # the new version is live; staff can remove the old one by hand
                 note = f"The previous version (article {replaced}) is still on WeChat: {exc.message}"
         data = {k: pending.data[k] for k in KEPT if k in pending.data}
@@ -385,14 +389,22 @@ class WeChatConnector(Connector):
             receipt.data["replaces_article_id"] = replaced
         return receipt
 
-    def _delete(self, article_id: str) -> None:
-        self._call("POST", "/cgi-bin/freepublish/delete", json={"article_id": article_id, "index": 1})
+    def _delete(self, article_id: str) -> bool:
+        """Delete a published article; False where WeChat no longer has it (what deleting would have done)."""
+        try:
+            self._call("POST", "/cgi-bin/freepublish/delete", json={"article_id": article_id, "index": 1})
+        except PermanentError as exc:
+            if exc.code != f"wechat_{ARTICLE_GONE}":
+                raise
+            return False
+        return True
 
     def withdraw(self, current: PublicationState, *, delivery_id: str) -> Receipt:
         article_id = str(current.data.get("article_id") or current.external_id)
         if not article_id:
             raise PermanentError("WeChat never named this article, so it cannot be deleted.", code="not_found")
-        self._delete(article_id)
+        if not self._delete(article_id):
+            return Receipt(external_id=article_id, note="The article was already gone from WeChat.")
         return Receipt(external_id=article_id)
 
     def stats(self, publications: list[PublicationState], *, day: date) -> list[StatRow] | None:

@@ -8,9 +8,20 @@ from django_scopes import scope, scopes_disabled
 
 from accounts.models import Role
 from catalog import services as catalog
-from distribution.models import Allocation, Channel, Delivery, Publication, PushSchedule
+from distribution import services
+from distribution.models import (
+    Allocation,
+    Channel,
+    ChannelClick,
+    Delivery,
+    DistributionSettings,
+    Publication,
+    PushSchedule,
+)
 from tests.conftest import host_client, operator_client
+from tests.distribution.test_pipeline import SECRET, make_channel
 from tests.factories import UserFactory, catalog_item, member
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 def test_channel_list_shows_share_budget_and_parked_count(tenant_a, tenant_b):
@@ -75,6 +86,36 @@ def test_a_malformed_signing_secret_is_refused_next_to_its_field(tenant_a):
     assert "base64" in errors["cred_signing_secret"][0]
     with scopes_disabled():
         assert not Channel.objects.exists()
+
+
+def test_test_connection_reports_an_answer_that_cannot_be_decoded(tenant_a):
+    with WebhookReceiver(SECRET) as receiver:
+        channel = make_channel(tenant_a, receiver.url)
+        receiver.script = [(200, {"Content-Encoding": "gzip"})]  # a JSON body that says it is gzip
+        client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+        page = client.post("/admin/distribution/channel/", {"action": "test_connection",
+                                                            "_selected_action": [channel.pk]}, follow=True)
+    assert page.status_code == 200
+    channel.refresh_from_db()
+    assert channel.verified_at is None and "could not be read (ContentDecodingError)" in channel.verify_message
+    assert any(channel.verify_message in str(m) for m in page.context["messages"])
+
+
+def test_an_exploration_share_outside_zero_to_one_is_refused_next_to_its_field(tenant_a):
+    with scopes_disabled():
+        measured = Channel.objects.create(tenant=tenant_a, name="Measured", kind="feed")
+        Channel.objects.create(tenant=tenant_a, name="New", kind="feed")
+        ChannelClick.objects.create(tenant=tenant_a, channel=measured, visitor="v1")
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    for share in ("-0.5", "1.5"):
+        page = client.post("/admin/distribution/distributionsettings/add/", {
+            "daily_push_budget": "100", "exploration_floor": share, "window_days": "28"})
+        assert page.status_code == 200 and page.context["adminform"].form.errors["exploration_floor"]
+    with scopes_disabled():
+        assert not DistributionSettings.objects.exists()
+    page = client.post("/admin/distribution/channel/", {"action": "recompute_allocation",
+                                                        "_selected_action": [measured.pk]})
+    assert page.status_code == 302
 
 
 # --- the operator's admin on the platform host, where every storefront's rows are visible --------------------------
@@ -142,6 +183,28 @@ def test_a_push_schedule_is_added_and_its_time_changed_but_not_its_item(tenant_a
     with scopes_disabled():
         [(item_id, push_at)] = PushSchedule.objects.values_list("item_id", "push_at")
     assert item_id == first.pk and push_at.date() == later.date()
+
+
+def test_deleting_schedules_from_the_list_releases_their_pushes(tenant_a):
+    with scopes_disabled():
+        Channel.objects.create(tenant=tenant_a, name="Alpha feed", kind="feed")
+    item = catalog_item(tenant_a, title="Later", published=False)
+    staff = UserFactory(email="editor@alpha.test")
+    with scope(tenant=tenant_a):
+        services.push_schedule_set(item=item, push_at=timezone.now() + timedelta(days=3), actor=None)
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    with scopes_disabled():
+        schedule = PushSchedule.objects.get()
+        assert Delivery.objects.get(item=item).status == "scheduled"
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    page = client.post("/admin/distribution/pushschedule/", {
+        "action": "delete_selected", "_selected_action": [schedule.pk], "post": "yes"})
+    assert page.status_code == 302
+    with scopes_disabled():
+        assert not PushSchedule.objects.exists()
+        delivery = Delivery.objects.get(item=item)
+    assert delivery.status == "queued" and delivery.due_at <= timezone.now()
 
 
 def test_target_settings_that_are_not_a_json_object_are_refused_next_to_their_field(tenant_a):

@@ -63,3 +63,15 @@ def test_recompute_measures_each_channel_and_explores_the_new_one(tenant_a):
     with scope(tenant=tenant_a):
         allocation_recompute(tenant=tenant_a)  # recomputing the same day replaces its rows
         assert Allocation.objects.filter(day=today).count() == 3
+
+
+def test_a_negative_exploration_share_saved_earlier_explores_nothing(tenant_a):
+    with scopes_disabled():  # saved before the field refused it
+        DistributionSettings.objects.create(tenant=tenant_a, daily_push_budget=100, exploration_floor=-0.5)
+        measured = Channel.objects.create(tenant=tenant_a, name="Measured", kind="feed")
+        fresh = Channel.objects.create(tenant=tenant_a, name="New", kind="feed")
+        ChannelClick.objects.create(tenant=tenant_a, channel=measured, visitor="v1")
+    with scope(tenant=tenant_a):
+        rows = {a.channel_id: a for a in allocation_recompute(tenant=tenant_a)}
+    assert (rows[measured.pk].share, rows[measured.pk].budget) == (pytest.approx(1.0), 100)
+    assert (rows[fresh.pk].share, rows[fresh.pk].budget) == (0.0, 0)

@@ -17,6 +17,12 @@ def test_markdown_metacharacters_in_text_are_escaped():
     assert md == "1\\. not a list, 2\\*3\\*4 and snake\\_case \\[x\\] \\<b>\n\n\\# not a heading\n"
 
 
+def test_a_paragraph_of_tildes_stays_text_and_opens_no_code_fence():
+    md = html_to_markdown("<p>~~~</p>\n<p>Part two of the article.</p>\n<p>~~~</p>")
+    assert md == "\\~~~\n\nPart two of the article.\n\n\\~~~\n"
+    assert "<pre>" not in render_rich_text(md)
+
+
 def test_nested_lists_stay_tight_and_ordered():
     html = "<ol><li>一<ul><li>甲</li><li>乙</li></ul></li><li>二</li></ol>"
     assert html_to_markdown(html) == "1. 一\n   - 甲\n   - 乙\n2. 二\n"

@@ -2,6 +2,9 @@
 
 import json
 import re
+import socket
+import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -10,9 +13,9 @@ from django_scopes import scope, scopes_disabled
 
 from catalog import services as catalog
 from catalog.models import Category
-from distribution import services
+from distribution import http, services
 from distribution.credentials import decrypt
-from distribution.models import Channel, Delivery, DeliveryAttempt, Publication, PushSchedule
+from distribution.models import Allocation, Channel, Delivery, DeliveryAttempt, Publication, PushSchedule
 from distribution.pipeline import deliveries_run, delivery_run
 from marketplace.errors import ApplicationError
 from tests.factories import UserFactory, catalog_item
@@ -125,6 +128,75 @@ def test_channels_take_only_the_kinds_and_categories_they_ask_for(tenant_a, rece
     assert [(d.channel_id, d.item_id) for d in deliveries(tenant_a)] == [(by_category.pk, item.pk)]
 
 
+def test_an_item_moved_out_of_a_channels_categories_is_withdrawn_from_it(tenant_a, staff, receiver,
+                                                                        django_capture_on_commit_callbacks):
+    """A channel for the "Free" category shows a free article; the team makes it paid and takes it out of "Free".
+    That channel does not carry such items: the article is withdrawn there (its whole free text must not stay up),
+    while a channel that takes every item gets the new version."""
+    with scopes_disabled():
+        free = Category.objects.create(tenant=tenant_a, name="Free", slug="free")
+    only_free = make_channel(tenant_a, receiver.url, name="Free only")
+    everything = make_channel(tenant_a, receiver.url, name="Everything")
+    with scopes_disabled():
+        only_free.categories.add(free)
+    item = catalog_item(tenant_a, title="Guide", body="THE WHOLE TEXT", published=False)
+    with scope(tenant=tenant_a):
+        item.categories.add(free)
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        item.price = 4900
+        item.save()
+        item.categories.remove(free)
+        catalog.item_approve(item=item, actor=staff)
+        services.deliveries_plan(item=item)  # planning the same version again adds nothing
+    push(tenant_a, django_capture_on_commit_callbacks)
+    rows = deliveries(tenant_a, channel=only_free)
+    assert [(d.version, d.action, d.status) for d in rows] == [(1, "publish", "delivered"),
+                                                             (2, "withdraw", "delivered")]
+    assert [receiver.received[d.webhook_id]["type"] for d in rows] == ["content.published", "content.withdrawn"]
+    assert [(d.version, d.action, d.status) for d in deliveries(tenant_a, channel=everything)] == [
+        (1, "publish", "delivered"), (2, "update", "delivered")]
+    with scopes_disabled():
+        shown = dict(Publication.objects.filter(item=item).values_list("channel_id", "status"))
+    assert shown == {only_free.pk: "withdrawn", everything.pk: "live"}
+
+
+def test_a_push_in_flight_when_its_item_left_the_channel_is_not_retried_there(tenant_a, staff, receiver,
+                                                                             django_capture_on_commit_callbacks):
+    from distribution import pipeline
+    from distribution.connectors.base import TransientError
+
+    with scopes_disabled():
+        free = Category.objects.create(tenant=tenant_a, name="Free", slug="free")
+    channel = make_channel(tenant_a, receiver.url)
+    with scopes_disabled():
+        channel.categories.add(free)
+    item = catalog_item(tenant_a, title="Guide", published=False)
+    with scope(tenant=tenant_a):
+        item.categories.add(free)
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    [first] = deliveries(tenant_a)
+    with scope(tenant=tenant_a):
+        batch = pipeline._claim(tenant_a, [first.pk], timezone.now())  # a worker is sending version 1
+        item.refresh_from_db()
+        item.categories.remove(free)
+        catalog.item_approve(item=item, actor=staff)
+    batch.jobs[0].error = TransientError("No answer in time.", code="timeout")
+    with scope(tenant=tenant_a):
+        pipeline._settle(batch, timezone.now())
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        Delivery.objects.filter(pk=first.pk).update(due_at=timezone.now())
+    push(tenant_a, django_capture_on_commit_callbacks)
+    first.refresh_from_db()
+    assert (first.status, first.message) == ("skipped", "Superseded by version 2.")
+    assert receiver.requests == []
+
+
 def test_transient_failures_back_off_honouring_retry_after_then_park(tenant_a, receiver, settings,
                                                                     django_capture_on_commit_callbacks):
     settings.DISTRIBUTION_MAX_ATTEMPTS = 3
@@ -171,6 +243,47 @@ def test_a_rate_limited_platform_is_not_called_again_in_the_same_batch(tenant_a,
         Delivery.objects.filter(tenant=tenant_a).update(due_at=timezone.now(), lease_until=None)
     push(tenant_a, django_capture_on_commit_callbacks)
     assert {d.status for d in deliveries(tenant_a)} == {"delivered"} and len(receiver.received) == 3
+
+
+def test_deliveries_held_behind_a_rate_limit_keep_their_attempts_until_they_are_sent(
+        tenant_a, receiver, settings, django_capture_on_commit_callbacks):
+    settings.DISTRIBUTION_MAX_ATTEMPTS = 3
+    make_channel(tenant_a, receiver.url)
+    with django_capture_on_commit_callbacks(execute=False):  # three publications, pushed together below
+        for title in ("One", "Two", "Three"):
+            catalog_item(tenant_a, title=title)
+    for _ in range(3):  # the platform rate-limits the first row three times; the other two are held each time
+        receiver.script = [(429, {"Retry-After": "60"})]
+        push(tenant_a, django_capture_on_commit_callbacks)
+        with scopes_disabled():
+            Delivery.objects.filter(tenant=tenant_a, status="retrying").update(due_at=timezone.now(),
+                                                                               lease_until=None)
+    tried, *held = deliveries(tenant_a)
+    assert {r["id"] for r in receiver.requests} == {tried.webhook_id}
+    assert (tried.status, tried.attempts) == ("parked", 3)
+    assert [(d.status, d.attempts, d.error_code) for d in held] == [("retrying", 0, "held")] * 2
+    with scopes_disabled():
+        assert not DeliveryAttempt.objects.filter(delivery__in=held).exists()
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert [(d.status, d.attempts) for d in deliveries(tenant_a)[1:]] == [("delivered", 1)] * 2
+
+
+def test_a_delivery_held_back_unsent_still_counts_against_the_days_push_budget(
+        tenant_a, receiver, django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    with scopes_disabled():
+        Allocation.objects.create(tenant=tenant_a, channel=channel, day=timezone.localdate(), interest=0.5,
+                                  exposure=10, share=1.0, budget=2)
+    with django_capture_on_commit_callbacks(execute=False):  # three publications, two of them within the budget
+        for title in ("One", "Two", "Three"):
+            catalog_item(tenant_a, title=title)
+    receiver.script = [(429, {"Retry-After": "60"})]  # the first is rate-limited, the second held back unsent
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        Delivery.objects.filter(tenant=tenant_a, status="retrying").update(due_at=timezone.now(), lease_until=None)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert len(receiver.received) == 2  # two first tries today, however the platform answered
+    assert sorted(d.status for d in deliveries(tenant_a)) == ["delivered", "delivered", "retrying"]
 
 
 def test_a_refused_request_parks_at_once(tenant_a, receiver, django_capture_on_commit_callbacks):
@@ -230,6 +343,31 @@ def test_a_url_that_turns_private_after_saving_is_refused_at_send_time(tenant_a,
     assert receiver.requests == []
 
 
+def test_a_name_that_resolves_to_a_private_address_only_when_connecting_is_refused_before_sending(
+        tenant_a, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """DNS rebinding: the name answers a public address to the check before the call, and 127.0.0.1 (TTL 0) to the
+    lookup that connects. The address the connection reached is checked too, so nothing reaches the service there."""
+    settings.DISTRIBUTION_ALLOWED_NETWORKS = []
+    real = socket.getaddrinfo
+
+    def rebinding_dns(host, port, *args, **kwargs):
+        if host == "hooks.rebind.example":
+            asked_by_the_check = sys._getframe(1).f_code.co_name == "public_url_check"
+            return real("93.184.216.34" if asked_by_the_check else "127.0.0.1", port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    with WebhookReceiver(SECRET) as internal:
+        port = internal.url.rsplit(":", 1)[1].split("/")[0]
+        make_channel(tenant_a, f"http://hooks.rebind.example:{port}/hooks")  # public when saved
+        catalog_item(tenant_a, title="Rebound")
+        push(tenant_a, django_capture_on_commit_callbacks)
+        assert internal.requests == []
+    [delivery] = deliveries(tenant_a)
+    assert (delivery.status, delivery.error_code) == ("parked", "private_address")
+    assert "127.0.0.1" in delivery.message
+
+
 def test_an_item_archived_before_its_push_ran_is_skipped_and_nothing_is_sent(tenant_a, staff, receiver):
     make_channel(tenant_a, receiver.url)
     item = catalog_item(tenant_a, title="Short-lived")
@@ -245,6 +383,34 @@ def test_an_item_archived_before_its_push_ran_is_skipped_and_nothing_is_sent(ten
         item.save()
         catalog.item_archive(item=item, actor=staff)
     assert [d.action for d in deliveries(tenant_a)] == ["publish"]  # nothing live: nothing to withdraw
+
+
+def test_archiving_after_a_push_timed_out_withdraws_what_the_receiver_may_have_kept(
+        tenant_a, staff, monkeypatch, django_capture_on_commit_callbacks):
+    """The receiver took the publication but answered after our timeout: the delivery waits to retry. Archiving
+    cancels that retry and withdraws the item all the same; a push that never ran withdraws nothing."""
+    monkeypatch.setattr(http, "TIMEOUT", (2, 0.5))
+    with WebhookReceiver(SECRET, delay=1.0) as receiver:
+        make_channel(tenant_a, receiver.url)
+        item = catalog_item(tenant_a, title="Slow receiver")
+        push(tenant_a, django_capture_on_commit_callbacks)
+        time.sleep(1.0)  # the receiver keeps it after all
+        [timed_out] = deliveries(tenant_a)
+        assert (timed_out.status, timed_out.error_code) == ("retrying", "timeout")
+        with django_capture_on_commit_callbacks(execute=False):  # its push never runs
+            never_sent = catalog_item(tenant_a, title="Never sent")
+        receiver.delay = 0
+        with scope(tenant=tenant_a):
+            catalog.item_archive(item=item, actor=staff)
+            catalog.item_archive(item=never_sent, actor=staff)
+        push(tenant_a, django_capture_on_commit_callbacks)
+        events = list(receiver.received.values())
+    assert [(e["type"], e["data"]["item_id"]) for e in events] == [("content.published", item.pk),
+                                                                   ("content.withdrawn", item.pk)]
+    rows = deliveries(tenant_a)
+    assert [(d.item_id, d.action, d.status) for d in rows] == [
+        (item.pk, "publish", "skipped"), (never_sent.pk, "publish", "skipped"), (item.pk, "withdraw", "delivered")]
+    assert "nothing was sent" not in rows[0].message and "nothing was sent" in rows[1].message
 
 
 def test_a_scheduled_push_waits_for_its_time(tenant_a, staff, receiver, django_capture_on_commit_callbacks):
@@ -263,6 +429,24 @@ def test_a_scheduled_push_waits_for_its_time(tenant_a, staff, receiver, django_c
     push(tenant_a, django_capture_on_commit_callbacks)
     delivery.refresh_from_db()
     assert delivery.status == "delivered"
+
+
+def test_push_every_published_item_waits_for_an_items_scheduled_time(tenant_a, staff, receiver,
+                                                                   django_capture_on_commit_callbacks):
+    item = catalog_item(tenant_a, title="Embargoed until Friday", published=False)
+    make_channel(tenant_a, receiver.url, name="Existing")
+    push_at = timezone.now() + timedelta(days=2)
+    with scope(tenant=tenant_a):
+        services.push_schedule_set(item=item, push_at=push_at, actor=None)
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    new = make_channel(tenant_a, receiver.url, name="New partner")
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        assert services.channel_backfill(channel=new, actor=None) == 1  # the admin's "Push every published item"
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert receiver.requests == []
+    [backfilled] = deliveries(tenant_a, channel=new)
+    assert (backfilled.status, backfilled.due_at) == ("scheduled", push_at)
 
 
 def test_a_delivery_whose_worker_died_is_taken_over_and_the_dead_worker_cannot_record(tenant_a, receiver):
@@ -348,6 +532,34 @@ def test_replay_sends_the_same_message_id_again(tenant_a, receiver, django_captu
     assert len(receiver.requests) == 2 and {r["id"] for r in receiver.requests} == {delivery.webhook_id}
     assert receiver.arrivals[delivery.webhook_id] == 2  # the receiver saw it twice and kept it once
     assert len(receiver.received) == 1
+
+
+def test_a_retried_replay_never_sends_an_old_version_over_a_newer_one(tenant_a, staff, receiver,
+                                                                     django_capture_on_commit_callbacks):
+    make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="First edition")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [first] = deliveries(tenant_a)
+    receiver.script = [(410, {})]  # the replay is refused: parked
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        services.delivery_replay(delivery=first, actor=None)
+    first.refresh_from_db()
+    assert first.status == "parked"
+    with scope(tenant=tenant_a):
+        item.title = "Second edition"
+        item.save()
+        catalog.item_approve(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert [(d.version, d.status) for d in deliveries(tenant_a)] == [(1, "parked"), (2, "delivered")]
+    seen = len(receiver.requests)
+    with scope(tenant=tenant_a), pytest.raises(ApplicationError) as refused:  # "Retry now" on the parked replay
+        services.delivery_retry(delivery=first, actor=None)
+    assert refused.value.code == "replay_outdated"
+    push(tenant_a, django_capture_on_commit_callbacks)
+    first.refresh_from_db()
+    assert first.status == "parked" and receiver.requests[seen:] == []
+    with scopes_disabled():
+        assert Publication.objects.get(item=item).version == 2
 
 
 def test_a_title_with_angle_brackets_reaches_the_paywall_link_and_the_lesson_list_whole(

@@ -1,6 +1,7 @@
 """The WeChat connector against a stand-in of WeChat's official account API on 127.0.0.1, on its own and through the
 push pipeline (asynchronous publishing: takeovers, newer versions and archiving while WeChat is still publishing)."""
 
+import json
 from datetime import date, datetime, timedelta
 from io import BytesIO
 from uuid import uuid4
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 from PIL import Image
 
+from accounts.models import Role
 from catalog import services as catalog
 from distribution import pipeline, services
 from distribution.connectors.base import (
@@ -26,8 +28,11 @@ from distribution.connectors.base import (
 )
 from distribution.connectors.wechat import WeChatConnector, wechat_content
 from distribution.models import Channel, Delivery, DeliveryAttempt, Publication
+from marketplace.models import AuditLog
+from tests.conftest import host_client
 from tests.distribution.test_pipeline import deliveries, push
-from tests.factories import UserFactory, catalog_item
+from tests.factories import UserFactory, catalog_item, member
+from tests.support.stand_in import StandIn, StandInHandler
 from tests.support.wechat_server import WeChatServer
 
 TITLE = "知库：十分钟读懂《资本论》"
@@ -280,6 +285,36 @@ def test_the_minute_quota_waits_a_minute(wechat):
         make_connector(wechat).publish(make_post(), delivery_id="d1")
 
     assert limited.value.code == "wechat_45011" and limited.value.retry_after == 60
+
+
+class _HttpsRedirect(StandInHandler):
+    """What an http->https redirect (or an egress proxy) answers: the same path and query on another scheme."""
+
+    def handle_request(self, method):
+        self.reply(301, b"", "text/html", {"Location": "https://api.weixin.qq.com" + self.path})
+
+
+class HttpsRedirect(StandIn):
+    handler = _HttpsRedirect
+
+
+def test_a_redirect_is_named_without_the_appsecret_its_query_carried(tenant_a, settings):
+    appsecret = "TOPSECRETAPPSECRET0123456789abcd"
+    with HttpsRedirect() as redirector:
+        settings.WECHAT_API_BASE = redirector.url
+        with scope(tenant=tenant_a):
+            channel, _ = services.channel_save(
+                channel=Channel(tenant=tenant_a, name="WX", kind="wechat", options={}),
+                credentials={"appid": "wx1234567890", "appsecret": appsecret}, actor=None)
+            services.channel_verify(channel=channel, actor=None)
+    assert "https://api.weixin.qq.com/cgi-bin/token" in channel.verify_message
+    page = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True)).get(
+        f"/admin/distribution/channel/{channel.pk}/change/").content.decode()
+    with scopes_disabled():
+        audit = AuditLog.objects.get(action="distribution.channel_verified")
+    # "last connection test" on the channel's admin page (any staff member sees it), and the audit entry's data
+    assert "a redirect to https://api.weixin.qq.com/cgi-bin/token" in page
+    assert appsecret not in page and appsecret not in json.dumps(audit.data)
 
 
 def test_an_http_error_is_transient(wechat):
@@ -552,6 +587,23 @@ def test_archiving_while_wechat_publishes_the_article_withdraws_it(tenant_a, wec
     assert wechat.finish_jobs() == []  # off sale: nothing of it stays on the official account
     with scopes_disabled():
         assert Publication.objects.get(channel=channel, item=item).status == "withdrawn"
+
+
+def test_withdrawing_an_article_already_deleted_on_wechat_counts_as_done(tenant_a, wechat,
+                                                                         django_capture_on_commit_callbacks):
+    channel = wechat_channel(tenant_a, wechat)
+    item = catalog_item(tenant_a, title="Capital", cover=stored(png()))
+    beats(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    wechat.articles[publication.data["article_id"]]["deleted"] = True  # an editor deleted it on mp.weixin.qq.com
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=UserFactory(email="editor@alpha.test"))
+    beats(tenant_a, django_capture_on_commit_callbacks)
+    withdrawal = deliveries(tenant_a)[-1]
+    publication.refresh_from_db()
+    assert (withdrawal.action, withdrawal.status, publication.status) == ("withdraw", "delivered", "withdrawn")
+    assert withdrawal.message == "The article was already gone from WeChat."
 
 
 def test_polls_that_keep_failing_park_the_delivery_and_a_retry_polls_the_same_job(
