@@ -319,10 +319,10 @@ def deliveries_dispatch(*, tenant) -> int:
     # A delivery waiting for an earlier one of the same item and channel is not queued (nor leased) until that one
     # has settled: the next dispatch after it finds it.
     due = (deliveries.filter(waiting).exclude(waits_for_earlier())
-           .values_list("pk", "channel_id", "status", "attempts", "action", "due_at")[:DISPATCH_BATCH])
-    due = sorted(due, key=lambda row: (-shares.get(row[1], 0.0), row[5], row[0]))
+           .values_list("pk", "channel_id", "attempts", "action", "due_at")[:DISPATCH_BATCH])
+    due = sorted(due, key=lambda row: (-shares.get(row[1], 0.0), row[4], row[0]))
     chosen, batches, open_batch = [], [], {}
-    for pk, channel_id, _status, attempts, action, _due_at in due:
+    for pk, channel_id, attempts, action, _due_at in due:
         budget = budgets.get(channel_id)
         if budget is not None and attempts == 0 and action != Action.WITHDRAW:  # a first try
             if used[channel_id] >= budget:

@@ -7,6 +7,7 @@ and nothing else. Owners and staff (and the operator) must have TOTP set up befo
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from functools import wraps
 
 from allauth.mfa.models import Authenticator
@@ -109,17 +110,21 @@ class DrillDownChangeList(ChangeList):
     out of range), is the same bad input. So is a year no date holds typed as a filter (``?created_at__year=0``),
     which fails only when the query is compiled, as the page counts its results."""
 
-    def get_filters(self, request):
+    @staticmethod
+    @contextmanager
+    def _dates_out_of_range():
         try:
-            return super().get_filters(request)
+            yield
         except (OverflowError, ValueError) as exc:
             raise IncorrectLookupParameters(exc) from exc
 
+    def get_filters(self, request):
+        with self._dates_out_of_range():
+            return super().get_filters(request)
+
     def get_results(self, request):
-        try:
+        with self._dates_out_of_range():
             return super().get_results(request)
-        except (OverflowError, ValueError) as exc:
-            raise IncorrectLookupParameters(exc) from exc
 
 
 class MissingObjectIs404:
