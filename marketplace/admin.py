@@ -19,7 +19,8 @@ class OnboardingForm(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "currency", "owner_email"]
+        fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "currency", "platform_fee_bp",
+                  "owner_email"]
 
     def clean_host(self):
         """Refused here, next to the field: a host taken by another storefront, or one that cannot reach this one."""
@@ -28,6 +29,25 @@ class OnboardingForm(forms.ModelForm):
             raise forms.ValidationError(_("This domain already serves another storefront."), code="host_taken")
         validate_storefront_host(host)
         return host
+
+
+class TenantForm(forms.ModelForm):
+    """The operator's form of a storefront. A new platform fee must leave room for the commissions its team set."""
+
+    def clean_platform_fee_bp(self):
+        from payments.models import SplitRule
+        from payments.services import split_rule_check
+
+        fee = self.cleaned_data["platform_fee_bp"]
+        if self.instance.pk is not None and fee != self.instance.platform_fee_bp:
+            rule = SplitRule.objects.filter(tenant=self.instance).order_by("-version").first() or SplitRule()
+            try:
+                split_rule_check(platform_fee_bp=fee, partner_commission_bp=rule.partner_commission_bp,
+                                 promoter_commission_bp=rule.promoter_commission_bp,
+                                 promoter_second_level_bp=rule.promoter_second_level_bp)
+            except ApplicationError as exc:
+                raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return fee
 
 
 class DomainFormSet(forms.BaseInlineFormSet):
@@ -52,8 +72,10 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
-    """Operators onboard and manage tenants; a tenant's owner edits only their own storefront's branding."""
+    """Operators onboard and manage tenants and set their platform fee; a tenant's owner edits only their own
+    storefront's branding, and sees the fee."""
 
+    form = TenantForm
     list_display = ["name", "slug", "primary_host", "currency", "default_language", "is_active", "created_at"]
     list_filter = ["is_active", "currency", "default_language"]
     search_fields = ["name", "slug", "domains__host"]
@@ -68,13 +90,26 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if request.tenant is not None:
-            return self.branding_fields
+            return [*self.branding_fields, "platform_fee_bp"]
         return super().get_fields(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
+        if request.tenant is not None:
+            readonly = [*readonly, "platform_fee_bp"]  # the operator's to set
         # The slug is hashed into every ledger entry and signed head: renaming a storefront would break its chain.
         return readonly if obj is None else [*readonly, "slug"]
+
+    def save_model(self, request, obj, form, change):
+        """A new platform fee is saved with a new split rule version, which orders placed from now on use."""
+        from payments.services import platform_fee_set
+
+        fee = obj.platform_fee_bp
+        if change and "platform_fee_bp" in form.changed_data:
+            obj.platform_fee_bp = form.initial["platform_fee_bp"]
+        super().save_model(request, obj, form, change)
+        if change and fee != obj.platform_fee_bp:
+            platform_fee_set(tenant=obj, actor=request.user, platform_fee_bp=fee)
 
     def get_inlines(self, request, obj):
         return self.inlines if request.tenant is None else []
@@ -95,7 +130,8 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
                 tenant = tenant_onboard(
                     name=data["name"], slug=data["slug"], host=data["host"], owner_email=data["owner_email"],
                     primary_color=data["primary_color"], default_language=data["default_language"],
-                    currency=data["currency"], logo=data.get("logo") or None, actor=request.user,
+                    currency=data["currency"], platform_fee_bp=data["platform_fee_bp"], logo=data.get("logo") or None,
+                    actor=request.user,
                 )
             except ApplicationError as exc:
                 for field, errors in exc.extra.get("fields", {}).items():

@@ -28,7 +28,7 @@ def seed_payments(*, tenant, actor, people: dict) -> dict:
         settings_row.tax_rate_bp, settings_row.prices_include_tax = 600, True
     settings_row.save()
     if services.split_rule_current(tenant=tenant).promoter_commission_bp == 0:
-        services.split_rule_create(tenant=tenant, actor=actor, platform_fee_bp=1000, promoter_commission_bp=1000,
+        services.split_rule_create(tenant=tenant, actor=actor, promoter_commission_bp=1000,
                                    promoter_second_level_bp=300)
     for slug, name, interval, price in PLANS.get(tenant.currency, PLANS["USD"]):
         SubscriptionPlan.objects.get_or_create(tenant=tenant, slug=slug, defaults={

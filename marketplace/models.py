@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
@@ -28,6 +28,11 @@ def dev_host_slug(host: str) -> str | None:
     if suffix and host.endswith(suffix) and host.count(".") == suffix.count("."):
         return host[: -len(suffix)]
     return None
+
+
+def platform_fee_default() -> int:
+    """A new storefront's platform fee (``PLATFORM_FEE_BP``), until the operator agrees another with it."""
+    return settings.PLATFORM_FEE_BP
 
 
 def validate_storefront_host(host: str, *, tenant_id: int | None = None) -> None:
@@ -64,6 +69,10 @@ class Tenant(models.Model):
     default_language = models.CharField(_("default language"), max_length=10, choices=settings.LANGUAGES,
                                         default="zh-hans")
     currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES, default="CNY")
+    platform_fee_bp = models.PositiveIntegerField(
+        _("platform fee (basis points)"), default=platform_fee_default, validators=[MaxValueValidator(10000)],
+        help_text=_("The platform's share of each sale, agreed with the tenant. Only the platform operator changes "
+                    "it; a change applies to orders placed afterwards."))
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -36,14 +36,15 @@ def _validated(instance: models.Model) -> models.Model:
 
 @transaction.atomic
 def tenant_onboard(*, name: str, slug: str, host: str, owner_email: str, actor, primary_color: str = "#2563eb",
-                   default_language: str = "zh-hans", currency: str = "CNY",
+                   default_language: str = "zh-hans", currency: str = "CNY", platform_fee_bp: int | None = None,
                    logo: UploadedFile | None = None) -> Tenant:
     """Create a tenant with its primary domain and email its owner an invitation. All or nothing."""
     from accounts.models import Role
     from accounts.services import invitation_create
 
     tenant = _validated(Tenant(name=name, slug=slug, primary_color=primary_color,
-                               default_language=default_language, currency=currency))
+                               default_language=default_language, currency=currency,
+                               **({} if platform_fee_bp is None else {"platform_fee_bp": platform_fee_bp})))
     if logo is not None:
         tenant.logo = logo
     tenant.save()

@@ -282,9 +282,21 @@ class PaymentSettingsAdmin(TenantScopedAdmin):
 
 
 class SplitRuleForm(forms.ModelForm):
+    """The team sets the commissions; the platform fee is the operator's (``Tenant.platform_fee_bp``), shown here
+    and checked with them."""
+
     class Meta:
         model = SplitRule
         fields = ["platform_fee_bp", "partner_commission_bp", "promoter_commission_bp", "promoter_second_level_bp"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        fee = self.fields.get("platform_fee_bp")
+        tenant = getattr(self, "served_tenant", None)
+        if fee is not None and tenant is not None:
+            fee.disabled = True
+            fee.help_text = _("Set by the platform operator.")
+            self.initial["platform_fee_bp"] = tenant.platform_fee_bp
 
     def clean(self):
         cleaned = super().clean()
@@ -313,11 +325,11 @@ class SplitRuleAdmin(TenantScopedAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        rule = split_rule_create(tenant=request.tenant, actor=request.user, platform_fee_bp=obj.platform_fee_bp,
+        rule = split_rule_create(tenant=request.tenant, actor=request.user,
                                  partner_commission_bp=obj.partner_commission_bp,
                                  promoter_commission_bp=obj.promoter_commission_bp,
                                  promoter_second_level_bp=obj.promoter_second_level_bp)
-        obj.pk, obj.version = rule.pk, rule.version
+        obj.pk, obj.version, obj.platform_fee_bp = rule.pk, rule.version, rule.platform_fee_bp
 
 
 @admin.register(LedgerAccount)

@@ -20,6 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.selectors import user_can_buy
 from marketplace.errors import ApplicationError
+from marketplace.models import Tenant
 from marketplace.money import CURRENCY_EXPONENTS, charge_step, format_money
 from marketplace.services import audit_log_write
 from recommender.events import purchases_record
@@ -115,20 +116,19 @@ def payment_settings(*, tenant) -> PaymentSettings:
 
 
 def split_rule_current(*, tenant) -> SplitRule:
-    from django.conf import settings
-
     rule = SplitRule.objects.order_by("-version").first()
     if rule is None:
         with transaction.atomic():
-            rule, _ = SplitRule.objects.get_or_create(tenant=tenant, version=1,
-                                                      defaults={"platform_fee_bp": settings.PLATFORM_FEE_BP})
+            fee = Tenant.objects.values_list("platform_fee_bp", flat=True).get(pk=tenant.pk)
+            rule, _ = SplitRule.objects.get_or_create(tenant=tenant, version=1, defaults={"platform_fee_bp": fee})
     return rule
 
 
 def split_rule_check(*, platform_fee_bp: int, partner_commission_bp: int = 0, promoter_commission_bp: int = 0,
-                     promoter_second_level_bp: int = 0) -> None:
+                     promoter_second_level_bp: int = 0, fee_field: str | None = None) -> None:
     """A sale pays the platform fee and one channel's commission: a partner's, or a promoter's and their
-    recruiter's. Together they cannot exceed the whole."""
+    recruiter's. Together they cannot exceed the whole. ``fee_field`` names the field to blame when the fee is
+    what changes (the operator's form); otherwise the larger commission is blamed."""
     for field, bp in (("platform_fee_bp", platform_fee_bp), ("partner_commission_bp", partner_commission_bp),
                       ("promoter_commission_bp", promoter_commission_bp),
                       ("promoter_second_level_bp", promoter_second_level_bp)):
@@ -136,26 +136,66 @@ def split_rule_check(*, platform_fee_bp: int, partner_commission_bp: int = 0, pr
             raise ApplicationError(_("Basis points are a whole number from 0 to 10000."), code="split_bp_invalid",
                                    extra={"field": field})
     if platform_fee_bp + max(partner_commission_bp, promoter_commission_bp + promoter_second_level_bp) > splits.WHOLE:
-        field = ("partner_commission_bp" if partner_commission_bp >= promoter_commission_bp + promoter_second_level_bp
-                 else "promoter_commission_bp")
+        field = fee_field or ("partner_commission_bp"
+                              if partner_commission_bp >= promoter_commission_bp + promoter_second_level_bp
+                              else "promoter_commission_bp")
         raise ApplicationError(_("The fee and a commission together cannot exceed 100%."), code="split_over_whole",
                                extra={"field": field})
 
 
-def split_rule_create(*, tenant, actor, platform_fee_bp: int, partner_commission_bp: int = 0,
-                      promoter_commission_bp: int = 0, promoter_second_level_bp: int = 0) -> SplitRule:
-    """A new version of the split rule; orders already placed keep the version they were split with."""
+def _split_rule_write(*, tenant, actor, platform_fee_bp: int, partner_commission_bp: int,
+                      promoter_commission_bp: int, promoter_second_level_bp: int, fee_field: str | None = None
+                      ) -> SplitRule:
+    """The next version of the storefront's split rule; the caller holds ``_locked_fee``'s lock."""
     split_rule_check(platform_fee_bp=platform_fee_bp, partner_commission_bp=partner_commission_bp,
-                     promoter_commission_bp=promoter_commission_bp, promoter_second_level_bp=promoter_second_level_bp)
+                     promoter_commission_bp=promoter_commission_bp, promoter_second_level_bp=promoter_second_level_bp,
+                     fee_field=fee_field)
+    latest = SplitRule.objects.filter(tenant=tenant).order_by("-version").first()
+    rule = SplitRule.objects.create(
+        tenant=tenant, version=(latest.version if latest else 0) + 1, platform_fee_bp=platform_fee_bp,
+        partner_commission_bp=partner_commission_bp, promoter_commission_bp=promoter_commission_bp,
+        promoter_second_level_bp=promoter_second_level_bp,
+        created_by=actor if getattr(actor, "is_authenticated", False) else None)
+    audit_log_write(tenant=tenant, actor=actor, action="payments.split_rule_created", target=rule,
+                    data={"version": rule.version, "platform_fee_bp": platform_fee_bp,
+                          "partner_commission_bp": partner_commission_bp,
+                          "promoter_commission_bp": promoter_commission_bp,
+                          "promoter_second_level_bp": promoter_second_level_bp})
+    return rule
+
+
+def _locked_fee(tenant) -> int:
+    """The storefront's platform fee, its row locked: split rule versions are numbered under this lock, and the
+    operator's fee change and a team's new commissions wait for each other."""
+    # NO KEY: rows being written that point at the storefront do not wait for this lock.
+    return Tenant.objects.select_for_update(no_key=True).values_list("platform_fee_bp", flat=True).get(pk=tenant.pk)
+
+
+def split_rule_create(*, tenant, actor, partner_commission_bp: int = 0, promoter_commission_bp: int = 0,
+                      promoter_second_level_bp: int = 0) -> SplitRule:
+    """A new version of the split rule with the team's commissions and the platform fee the operator set; orders
+    already placed keep the version they were split with."""
     with transaction.atomic():
-        latest = SplitRule.objects.select_for_update().order_by("-version").first()
-        rule = SplitRule.objects.create(
-            tenant=tenant, version=(latest.version if latest else 0) + 1, platform_fee_bp=platform_fee_bp,
-            partner_commission_bp=partner_commission_bp, promoter_commission_bp=promoter_commission_bp,
-            promoter_second_level_bp=promoter_second_level_bp,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None)
-        audit_log_write(tenant=tenant, actor=actor, action="payments.split_rule_created", target=rule,
-                        data={"version": rule.version, "platform_fee_bp": platform_fee_bp})
+        return _split_rule_write(tenant=tenant, actor=actor, platform_fee_bp=_locked_fee(tenant),
+                                 partner_commission_bp=partner_commission_bp,
+                                 promoter_commission_bp=promoter_commission_bp,
+                                 promoter_second_level_bp=promoter_second_level_bp)
+
+
+def platform_fee_set(*, tenant, actor, platform_fee_bp: int) -> SplitRule | None:
+    """The operator's change of a storefront's platform fee: saved on the storefront, and a new split rule version
+    keeping the team's commissions, so orders placed from now on pay it. None when the fee is unchanged."""
+    with transaction.atomic():
+        if _locked_fee(tenant) == platform_fee_bp:
+            return None
+        latest = SplitRule.objects.filter(tenant=tenant).order_by("-version").first() or SplitRule()
+        rule = _split_rule_write(tenant=tenant, actor=actor, platform_fee_bp=platform_fee_bp,
+                                 partner_commission_bp=latest.partner_commission_bp,
+                                 promoter_commission_bp=latest.promoter_commission_bp,
+                                 promoter_second_level_bp=latest.promoter_second_level_bp,
+                                 fee_field="platform_fee_bp")
+        Tenant.objects.filter(pk=tenant.pk).update(platform_fee_bp=platform_fee_bp)
+        tenant.platform_fee_bp = platform_fee_bp
     return rule
 
 

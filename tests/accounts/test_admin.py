@@ -162,7 +162,8 @@ class TestOnboarding:
 
     def form(self, **overrides):
         data = {"name": "Gamma 学院", "slug": "gamma", "host": "learn.gamma.example", "primary_color": "#aa3300",
-                "default_language": "zh-hans", "currency": "CNY", "owner_email": "founder@gamma.example"}
+                "default_language": "zh-hans", "currency": "CNY", "platform_fee_bp": 1200,
+                "owner_email": "founder@gamma.example"}
         data.update(overrides)
         return data
 
@@ -172,7 +173,8 @@ class TestOnboarding:
             response = host_client("localhost", operator).post(self.url, self.form())
         assert response.status_code == 302
         tenant = Tenant.objects.get(slug="gamma")
-        assert (tenant.name, tenant.primary_color, tenant.currency) == ("Gamma 学院", "#aa3300", "CNY")
+        assert (tenant.name, tenant.primary_color, tenant.currency, tenant.platform_fee_bp) == (
+            "Gamma 学院", "#aa3300", "CNY", 1200)
         assert Domain.objects.get(tenant=tenant).host == "learn.gamma.example"
         with scopes_disabled():
             invitation = Invitation.objects.get(tenant=tenant)

@@ -227,14 +227,15 @@ def test_a_promoter_who_deletes_their_account_leaves_no_email_in_the_ledger(lear
     """A promoter's commission accounts were named after their email address: the accounts and their money stay,
     named by the promoter's code."""
     from payments.models import LedgerAccount, PaymentSettings, Promoter
-    from payments.services import split_rule_create
+    from payments.services import platform_fee_set, split_rule_create
     from tests.factories import catalog_item
     from tests.payments.test_checkout import buy
 
     with scopes_disabled():
         PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True)
         Promoter.objects.create(tenant=tenant_a, user=learner, code="LIN001", status=Promoter.Status.APPROVED)
-        split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=0, promoter_commission_bp=1000)
+        split_rule_create(tenant=tenant_a, actor=None, promoter_commission_bp=1000)
+        platform_fee_set(tenant=tenant_a, actor=None, platform_fee_bp=0)
     course = catalog_item(tenant_a, title="Course", price=10000)
     buyer = host_client("alpha.test", member(tenant_a))
     buyer.get("/?ref=LIN001")

@@ -102,7 +102,8 @@ def test_the_operator_still_edits_a_storefronts_row_on_the_platform_host(tenant_
 def domain_forms(tenant, rows: list[dict]) -> dict:
     """The operator's tenant form with its domain inline holding ``rows`` (id, host, is_primary, DELETE)."""
     data = {"name": tenant.name, "primary_color": tenant.primary_color, "default_language": tenant.default_language,
-            "currency": tenant.currency, "is_active": "on", "domains-TOTAL_FORMS": str(len(rows)),
+            "currency": tenant.currency, "platform_fee_bp": tenant.platform_fee_bp, "is_active": "on",
+            "domains-TOTAL_FORMS": str(len(rows)),
             "domains-INITIAL_FORMS": str(sum(1 for row in rows if row.get("id"))), "domains-MIN_NUM_FORMS": "0",
             "domains-MAX_NUM_FORMS": "1000"}
     for n, row in enumerate(rows):

@@ -56,10 +56,9 @@ def test_a_percentage_over_100_is_refused_at_the_value(tenant_a):
 
 def test_the_new_split_rule_is_named_by_its_version(tenant_a):
     response = owner(tenant_a).post(reverse("admin:payments_splitrule_add"), {
-        "platform_fee_bp": 1500, "partner_commission_bp": 0, "promoter_commission_bp": 0,
-        "promoter_second_level_bp": 0}, follow=True)
+        "partner_commission_bp": 1500, "promoter_commission_bp": 0, "promoter_second_level_bp": 0}, follow=True)
     with scope(tenant=tenant_a):
-        version = SplitRule.objects.get(platform_fee_bp=1500).version
+        version = SplitRule.objects.get(partner_commission_bp=1500).version
     assert f"v{version}" in response.content.decode() and "vNone" not in response.content.decode()
 
 

@@ -265,7 +265,7 @@ def test_a_split_rule_change_is_a_new_version_and_old_orders_keep_theirs(tenant_
     first = member(tenant_a)
     buy(host_client("alpha.test", first), f"item={course.slug}")
     with scope(tenant=tenant_a):
-        services.split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=2000)
+        services.platform_fee_set(tenant=tenant_a, actor=None, platform_fee_bp=2000)
     second = member(tenant_a)
     buy(host_client("alpha.test", second), f"item={course.slug}")
     with scope(tenant=tenant_a):

@@ -249,8 +249,9 @@ def test_random_money_traffic_keeps_the_books(shop, ops, tax, rule):
         PaymentSettings.objects.filter(tenant=tenant).update(tax_rate_bp=tax[0], prices_include_tax=tax[1])
         if rule is not None:
             fee, partner, promoter, second = rule
-            services.split_rule_create(tenant=tenant, actor=None, platform_fee_bp=fee, partner_commission_bp=partner,
+            services.split_rule_create(tenant=tenant, actor=None, partner_commission_bp=partner,
                                        promoter_commission_bp=promoter, promoter_second_level_bp=second)
+            services.platform_fee_set(tenant=tenant, actor=None, platform_fee_bp=fee)
         days = 0  # how far the payout runs have moved the clock
         payments: list[Payment] = []
         sent: list[bytes] = []

@@ -407,6 +407,7 @@ def test_the_operator_cannot_rename_a_storefronts_slug_once_it_exists(sold):
     response = operator.post(reverse("admin:marketplace_tenant_change", args=[tenant.pk]), {
         "slug": "alpha-academy", "name": "Alpha Academy Online", "primary_color": "#2563eb",
         "default_language": tenant.default_language, "currency": tenant.currency, "is_active": "on",
+        "platform_fee_bp": tenant.platform_fee_bp,
         "domains-TOTAL_FORMS": "1", "domains-INITIAL_FORMS": "1", "domains-MIN_NUM_FORMS": "0",
         "domains-MAX_NUM_FORMS": "1000", "domains-0-id": str(domain.pk), "domains-0-tenant": str(tenant.pk),
         "domains-0-host": domain.host, "domains-0-is_primary": "on",

@@ -14,11 +14,12 @@ from django_scopes import scope, scopes_disabled
 
 from accounts.models import Role
 from distribution.models import Channel, ChannelClick
+from marketplace.models import AuditLog
 from payments import services
 from payments.ledger import balances, ledger_verify
 from payments.models import Order, PaymentSettings, Posting, ReferralTouch
 from payments.payouts import payout_run, shares_release, statements
-from tests.conftest import host_client
+from tests.conftest import host_client, operator_client
 from tests.factories import catalog_creator, catalog_item, member
 from tests.payments.test_checkout import buy
 from tests.payments.test_promoters import promoter
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.django_db
 def course(tenant_a):
     with scope(tenant=tenant_a):
         PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True, attribution_window_days=30)
-        services.split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=1000, partner_commission_bp=2000,
+        services.split_rule_create(tenant=tenant_a, actor=None, partner_commission_bp=2000,
                                    promoter_commission_bp=1000, promoter_second_level_bp=500)
     return catalog_item(tenant_a, title="Course", price=10000, creators=[catalog_creator(tenant_a, "Ada")])
 
@@ -161,19 +162,66 @@ def test_the_admin_lists_the_partners_statement_and_the_partner_verifies_it(tena
 
 def test_the_split_rule_form_sets_every_commission_and_keeps_the_old_version(tenant_a, course):
     owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    form = owner.get(reverse("admin:payments_splitrule_add")).content.decode()
+    assert 'name="platform_fee_bp"' in form and "disabled" in form.split('name="platform_fee_bp"')[1][:80]
     response = owner.post(reverse("admin:payments_splitrule_add"), {
-        "platform_fee_bp": "800", "partner_commission_bp": "1500", "promoter_commission_bp": "1200",
+        "platform_fee_bp": "0", "partner_commission_bp": "1500", "promoter_commission_bp": "1200",
         "promoter_second_level_bp": "300"})
     assert response.status_code == 302
     with scope(tenant=tenant_a):
         rule = services.split_rule_current(tenant=tenant_a)
+        # The team sets the commissions; the platform fee posted is not theirs to set and stays the operator's.
         assert (rule.version, rule.platform_fee_bp, rule.partner_commission_bp, rule.promoter_commission_bp,
-                rule.promoter_second_level_bp) == (2, 800, 1500, 1200, 300)
+                rule.promoter_second_level_bp) == (2, 1000, 1500, 1200, 300)
     too_much = owner.post(reverse("admin:payments_splitrule_add"), {
-        "platform_fee_bp": "9000", "partner_commission_bp": "2000", "promoter_commission_bp": "0",
+        "platform_fee_bp": "0", "partner_commission_bp": "9500", "promoter_commission_bp": "0",
         "promoter_second_level_bp": "0"})
     assert too_much.status_code == 200
     assert "cannot exceed 100%" in too_much.content.decode().split('id="id_partner_commission_bp"')[0][-600:]
+    with scope(tenant=tenant_a):
+        assert services.split_rule_current(tenant=tenant_a).version == 2
+
+
+def operator_tenant_form(tenant, **changes) -> dict:
+    domain = tenant.domains.get()
+    return {"name": tenant.name, "primary_color": tenant.primary_color, "default_language": tenant.default_language,
+            "currency": tenant.currency, "platform_fee_bp": tenant.platform_fee_bp, "is_active": "on",
+            "domains-TOTAL_FORMS": "1", "domains-INITIAL_FORMS": "1", "domains-MIN_NUM_FORMS": "0",
+            "domains-MAX_NUM_FORMS": "1000", "domains-0-id": str(domain.pk), "domains-0-tenant": str(tenant.pk),
+            "domains-0-host": domain.host, "domains-0-is_primary": "on", **changes}
+
+
+def test_only_the_operator_sets_a_storefronts_platform_fee_and_later_orders_pay_it(tenant_a, course):
+    """The platform fee is the platform's revenue: the storefront's owner sees it but cannot lower it; the operator's
+    change is a new split rule version keeping the team's commissions, and only later orders pay it."""
+    change = reverse("admin:marketplace_tenant_change", args=[tenant_a.pk])
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    assert owner.post(change, {"name": "Alpha", "primary_color": "#123456", "default_language": "en",
+                               "platform_fee_bp": "0"}).status_code == 302
+    assert "1000" in owner.get(change).content.decode().split('class="readonly"')[-1][:40]
+    tenant_a.refresh_from_db()
+    assert tenant_a.platform_fee_bp == 1000
+    first = member(tenant_a)
+    buy(host_client("alpha.test", first), f"item={course.slug}")
+
+    operator = operator_client()
+    too_high = operator.post(change, operator_tenant_form(tenant_a, platform_fee_bp="8500"))  # + 2000 partner
+    assert too_high.status_code == 200
+    assert "cannot exceed 100%" in too_high.content.decode().split('id="id_platform_fee_bp"')[0][-600:]
+    assert operator.post(change, operator_tenant_form(tenant_a, platform_fee_bp="1500")).status_code == 302
+    tenant_a.refresh_from_db()
+    assert tenant_a.platform_fee_bp == 1500
+    second = member(tenant_a)
+    buy(host_client("alpha.test", second), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        rule = services.split_rule_current(tenant=tenant_a)
+        assert (rule.version, rule.platform_fee_bp, rule.partner_commission_bp, rule.promoter_commission_bp,
+                rule.promoter_second_level_bp) == (2, 1500, 2000, 1000, 500)
+        fee = dict(Posting.objects.filter(account__code="platform").values_list("entry__order__user", "amount"))
+        assert fee == {first.pk: -1000, second.pk: -1500}
+        assert AuditLog.objects.filter(action="payments.split_rule_created", data__platform_fee_bp=1500).exists()
+    # Saving the storefront again without touching the fee makes no new version.
+    assert operator.post(change, operator_tenant_form(tenant_a, name="Alpha Academy")).status_code == 302
     with scope(tenant=tenant_a):
         assert services.split_rule_current(tenant=tenant_a).version == 2
 

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def programme(tenant_a):
     with scope(tenant=tenant_a):
         PaymentSettings.objects.create(tenant=tenant_a, promoters_enabled=True, attribution_window_days=30)
-        services.split_rule_create(tenant=tenant_a, actor=None, platform_fee_bp=1000, promoter_commission_bp=1000,
+        services.split_rule_create(tenant=tenant_a, actor=None, promoter_commission_bp=1000,
                                    promoter_second_level_bp=500)
     return catalog_item(tenant_a, title="Course", price=10000)
 
