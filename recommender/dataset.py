@@ -17,6 +17,8 @@ from django.db import connection
 from django.db.models import Q
 from scipy import sparse
 
+from accounts.models import Membership
+from accounts.roles import ADMIN_ROLES
 from catalog.models import ContentItem, ItemProgress
 from payments.models import Entitlement
 
@@ -115,10 +117,12 @@ def cell_weights(kind_codes: np.ndarray, counts: np.ndarray, values: np.ndarray,
 
 
 def dataset_load(*, tenant, now: float | None = None) -> Dataset:
-    """The storefront's matrices. Learners who turned personalisation off are left out of the fit."""
+    """The storefront's matrices. Learners who turned personalisation off are left out of the fit, and so is the
+    storefront's team (owners, staff, creators), whose views of their own items are work, not taste."""
     started = time.perf_counter()
     now = time.time() if now is None else now
-    excluded = list(LearnerPreference.objects.filter(personalised=False).values_list("user_id", flat=True))
+    excluded = list(LearnerPreference.objects.filter(personalised=False).values_list("user_id", flat=True).union(
+        Membership.objects.filter(role__in=ADMIN_ROLES).values_list("user_id", flat=True)))
     postgres = connection.vendor == "postgresql"
     cells = _cells_postgres(tenant.pk, excluded) if postgres else _cells_portable(excluded)
     read = time.perf_counter()

@@ -89,6 +89,17 @@ def test_fit_learns_tastes_and_serves_them(world, tenant_a):
     assert any(text.startswith("Because you") for text in picks.reasons.values())
 
 
+def test_the_team_browsing_its_own_storefront_is_not_behaviour(world, tenant_a):
+    """Owners, staff and creators open their items while they work on them: those views say nothing about what
+    learners like, and the team is left out of the fit as learners who turned personalisation off are."""
+    team = [member(tenant_a, role) for role in (Role.OWNER, Role.STAFF, Role.CREATOR)]
+    _behave(tenant_a, team, world["art"], seen=8)
+    run = _fit(tenant_a)
+    assert run.status == FitRun.Status.SUCCEEDED and run.learners == 48, run.note
+    with tenant_phase(tenant_a):
+        assert not Recommendation.objects.filter(user__in=team).exists()
+
+
 def test_never_owned_unpublished_or_other_storefront_items(world, tenant_a):
     learner = world["data_people"][0]
     owned = world["data"][6]
