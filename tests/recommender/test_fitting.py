@@ -425,6 +425,13 @@ def test_items_not_on_sale_are_nobodys_neighbour(world, tenant_a):
 
 # --- A/B tests --------------------------------------------------------------------------------------------------------
 
+def test_every_model_a_run_can_serve_can_be_an_arm():
+    from recommender.engine.registry import MODEL_CLASSES
+    from recommender.strategies import STRATEGIES
+
+    assert set(MODEL_CLASSES) <= set(STRATEGIES)
+
+
 def test_an_arm_of_the_runs_winning_strategy_gets_the_winners_picks(world, tenant_a):
     """The winner's picks are stored once (as the run's own); an arm naming the winner's strategy is served them,
     not popular picks."""
