@@ -160,6 +160,11 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
     now = timezone.now()
     open_rows = Delivery.objects.filter(item=item, status__in=[Status.SCHEDULED, Status.QUEUED, Status.RETRYING])
     rows: list[Delivery] = []
+    # A withdrawal waits for a publication still in flight there, or one staff may have posted by hand but not yet
+    # marked as published (``pipeline.waits_for_earlier``), then removes what the platform made of it.
+    by_hand = set(Delivery.objects.filter(item=item, status=Status.MANUAL).exclude(action=Action.WITHDRAW)
+                  .values_list("channel_id", flat=True))
+    waiting = _("Waits until the post being published by hand is marked as published; then it is withdrawn.")
     if item.status == ContentItem.Status.ARCHIVED:
         tried = _cancel(open_rows.exclude(action=Action.WITHDRAW), now=now,
                         message=_("The item was archived before this push ran; nothing was sent."),
@@ -167,14 +172,9 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
                                         "in case an earlier attempt reached the platform."))
         reached = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
                       .values_list("channel_id", flat=True))
-        by_hand = set(Delivery.objects.filter(item=item, status=Status.MANUAL).exclude(action=Action.WITHDRAW)
-                      .values_list("channel_id", flat=True))
         reached |= by_hand | tried | set(Delivery.objects.filter(item=item,
                                                                  status__in=[Status.SENDING, Status.CONFIRMING])
                                          .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
-        # A withdrawal waits for a publication still in flight there, or one staff may have posted by hand but not
-        # yet marked as published (``pipeline.waits_for_earlier``), then removes what the platform made of it.
-        waiting = _("Waits until the post being published by hand is marked as published; then it is withdrawn.")
         for channel_id in reached:
             rows.append(Delivery(tenant=item.tenant, channel_id=channel_id, item=item, version=item.version,
                                  action=Action.WITHDRAW, status=Status.QUEUED, due_at=now,
@@ -203,9 +203,10 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
             if channel.pk in planned:
                 continue
             if not _matches(channel, item, categories, wanted):
-                if channel.pk in live or channel.pk in tried:
+                if channel.pk in live or channel.pk in tried or channel.pk in by_hand:
                     rows.append(Delivery(tenant=item.tenant, channel=channel, item=item, version=item.version,
                                          action=Action.WITHDRAW, status=Status.QUEUED, due_at=now,
+                                         message=waiting if channel.pk in by_hand else "",
                                          data={UNCONFIRMED: True} if channel.pk in tried else {}))
                 continue
             if not channel.is_enabled and channel.pk not in live:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
 from catalog import services as catalog
-from catalog.models import ItemVersion
+from catalog.models import Category, ItemVersion
 from distribution import services
 from distribution.adapt import post_for
 from distribution.connectors import connector_for
@@ -243,6 +243,42 @@ def test_archiving_while_a_package_waits_to_be_posted_withdraws_it_once_it_is_ma
         services.delivery_mark_done(delivery=withdrawal, external_url="", actor=staff)
     with scopes_disabled():
         assert Publication.objects.get(channel=channel, item=item).status == "withdrawn"
+
+
+def test_a_package_waiting_to_be_posted_is_withdrawn_when_its_item_leaves_the_channels_categories(
+        tenant_a, django_capture_on_commit_callbacks):
+    """The channel takes only "Free" items; the item is made paid and taken out of "Free" while its package waits to
+    be posted by hand. Staff may have posted it already: once they mark it posted, its withdrawal is due."""
+    with scopes_disabled():
+        free = Category.objects.create(tenant=tenant_a, name="Free", slug="free")
+    channel = channel_for(tenant_a, "zhihu")
+    with scopes_disabled():
+        channel.categories.add(free)
+    item = catalog_item(tenant_a, title="Free guide", body="THE WHOLE TEXT", published=False)
+    staff = UserFactory(email="ed@alpha.test")
+    with scope(tenant=tenant_a):
+        item.categories.add(free)
+        catalog.item_submit(item=item, actor=staff)
+        catalog.item_approve(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        publish = Delivery.objects.get(item=item, action="publish")
+    assert publish.status == "manual"
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        item.price = 4900
+        item.save()
+        item.categories.remove(free)
+        catalog.item_approve(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        withdrawal = Delivery.objects.get(item=item, action="withdraw")
+    assert withdrawal.status == "queued" and "marked as published" in withdrawal.message
+    with scope(tenant=tenant_a):
+        services.delivery_mark_done(delivery=publish, external_url="https://zhuanlan.zhihu.com/p/2", actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    withdrawal.refresh_from_db()
+    assert withdrawal.status == "manual" and "Remove the post" in withdrawal.message
 
 
 @pytest.mark.urls(__name__)
