@@ -409,7 +409,7 @@ class SubscriptionPlanAdmin(TenantScopedAdmin):
 
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
-    list_display = ["user", "plan", "price_display", "status", "current_period_end", "cancel_at_period_end",
+    list_display = ["user", "plan", "price_display", "interval", "status", "current_period_end", "cancel_at_period_end",
                     "grace_until"]
     list_filter = ["status", "plan"]
     list_select_related = ["user", "plan"]

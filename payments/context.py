@@ -2,7 +2,8 @@ from django.utils.functional import SimpleLazyObject
 
 
 def price_display(request) -> dict:
-    """Whether the storefront's prices include tax (read only if a page shows a price)."""
+    """Whether the prices the storefront shows are what learners pay: they include tax, or no tax is charged (read
+    only if a page shows a price). Otherwise prices carry a "+ tax" note."""
     tenant = getattr(request, "tenant", None)
     if tenant is None:
         return {}
@@ -10,6 +11,7 @@ def price_display(request) -> dict:
     def include_tax() -> bool:
         from .services import payment_settings
 
-        return payment_settings(tenant=tenant).prices_include_tax
+        settings = payment_settings(tenant=tenant)
+        return settings.prices_include_tax or settings.tax_rate_bp == 0
 
     return {"prices_include_tax": SimpleLazyObject(include_tax)}

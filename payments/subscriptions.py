@@ -70,11 +70,16 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription | None:
                             target=order, data={"held": held.pk, "renewal_of": line.subscription_id})
             return None
     if sub is not None:
-        start = max(sub.current_period_end, now) if sub.status == Subscription.Status.ENDED else sub.current_period_end
+        if sub.status == Subscription.Status.ENDED:
+            # Paid after the grace ran out (the learner was still at the provider): a new cycle from today.
+            start = max(sub.current_period_end, now)
+            sub.billing_day = start.day
+        else:
+            start = sub.current_period_end
         sub.current_period_start = start
-        sub.current_period_end = add_interval(start, sub.plan.interval, day=sub.billing_day)
+        sub.current_period_end = add_interval(start, sub.interval, day=sub.billing_day)
         sub.status, sub.grace_until, sub.renewal_order, sub.ended_at = Subscription.Status.ACTIVE, None, None, None
-        sub.save(update_fields=["current_period_start", "current_period_end", "status", "grace_until",
+        sub.save(update_fields=["current_period_start", "current_period_end", "billing_day", "status", "grace_until",
                                 "renewal_order", "ended_at"])
         Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.current_period_end, revoked_at=None)
         audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_renewed", target=sub,
@@ -86,7 +91,8 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription | None:
                                     plan=tier, source=Entitlement.Source.SUBSCRIPTION, reference=order.number,
                                     order=order, starts_at=now, ends_at=end)
     sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan, price=line.unit_price,
-                                      currency=order.currency, billing_day=now.day, current_period_start=now,
+                                      currency=order.currency, interval=line.plan.interval, billing_day=now.day,
+                                      current_period_start=now,
                                       current_period_end=end, entitlement=entitlement)
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_started", target=sub,
                     data={"plan": line.plan.slug, "until": end.isoformat()})

@@ -2,8 +2,8 @@
 
 Renewal is a new order for the next period, opened when the period ends. Until it is paid the subscription is past
 due and access continues through a grace period; a cancelled subscription runs to the end of the period it paid for.
-Renewals keep the price (and its currency) the learner subscribed at, even after the storefront changes its prices or
-its currency, and end their periods on the day of the month they started on.
+Renewals keep the price (and its currency) and the billing period the learner subscribed at, even after the storefront
+changes its plans, prices or currency, and end their periods on the day of the month they started on.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class Subscription(TenantOwned):
     currency = models.CharField(
         _("currency"), max_length=3,
         help_text=_("The currency of the price: the storefront's when the learner subscribed. Renewals charge in it."))
+    interval = models.CharField(
+        _("billing period"), max_length=5, choices=SubscriptionPlan.Interval.choices,
+        help_text=_("The period the price pays for: the plan's when the learner subscribed. Renewals keep it."))
     billing_day = models.PositiveSmallIntegerField(
         _("billing day"), help_text=_("Periods end on this day of the month (or the month's last day)."))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.ACTIVE)

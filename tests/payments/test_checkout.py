@@ -284,6 +284,19 @@ def test_prices_say_when_tax_comes_on_top(tenant_a, shop):
     clear_cache()
     assert "+ tax" in client.get(f"/item/{course.slug}/").content.decode()
     assert "+ tax" in client.get("/browse/").content.decode()
+    with scope(tenant=tenant_a):
+        bundle = Bundle.objects.create(tenant=tenant_a, title="Both", slug="both", price=6000, is_published=True)
+        bundle.items.set([course, catalog_item(tenant_a, title="Two", price=5000)])
+    clear_cache()
+    page = client.get("/bundles/both/").content.decode()
+    assert "+ tax" in re.search(r'<p class="price big">(.*?)</p>', page, re.S).group(1)
+    assert "+ tax" in client.get(f"/item/{course.slug}/").content.decode().split("Also in the bundle")[1]
+    # A storefront that charges no tax has nothing to add, whichever way its prices are meant.
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.filter(tenant=tenant_a).update(tax_rate_bp=0)
+    clear_cache()
+    assert "+ tax" not in client.get(f"/item/{course.slug}/").content.decode()
+    assert "+ tax" not in client.get("/bundles/both/").content.decode()
 
 
 def test_another_storefronts_staff_cannot_see_or_refund_our_orders(tenant_a, tenant_b, shop):

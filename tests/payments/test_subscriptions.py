@@ -109,6 +109,50 @@ def test_one_live_subscription_per_learner(tenant_a, plan):
     assert response.status_code == 400 and "You already have a subscription." in response.content.decode()
 
 
+def test_a_renewal_keeps_the_billing_period_it_was_sold_with_as_it_keeps_the_price(tenant_a, plan):
+    """The storefront turns its monthly plan into a yearly one at ten times the price: a monthly subscriber's
+    renewal charges the price they subscribed at, for the month it pays for, not a year."""
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        end = sub.current_period_end
+        SubscriptionPlan.objects.filter(pk=plan.pk).update(interval="year", price=29000)
+        subscriptions_sweep(tenant=tenant_a, now=end)
+        assert Order.objects.get(source="renewal").total == 2900
+    pay_renewal(client, sub)
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert (sub.status, sub.interval) == ("active", "month")
+        assert sub.current_period_end == add_interval(end, "month", day=sub.billing_day)
+
+
+def test_a_renewal_paid_after_the_subscription_ended_buys_one_period_from_the_day_it_is_paid(tenant_a, plan):
+    """A renewal the learner was still paying at the provider when the grace ran out brings the subscription back
+    for a new period from the day it is paid (docs/ledger.md): one period, starting a new billing cycle, not the old
+    cycle's next billing day, which could be days or nearly two months away."""
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
+        renewal = Order.objects.get(source="renewal")
+        hosted = services.existing_checkout(renewal, learner).redirect_url
+        # It ended four days ago, its billing day with it; the renewal's checkout is still open.
+        ended = timezone.now() - timedelta(days=4)
+        Subscription.objects.filter(pk=sub.pk).update(status="ended", ended_at=ended, current_period_end=ended,
+                                                      billing_day=ended.day)
+    assert client.post(hosted, {"action": "pay"}, follow=True).status_code == 200
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.status == "active"
+        start = sub.current_period_start
+        assert timezone.now() - timedelta(minutes=5) < start <= timezone.now()
+        assert (sub.billing_day, sub.current_period_end) == (start.day, add_interval(start, "month"))
+
+
 def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booked_and_flagged(tenant_a, plan):
     """A state checkouts never lead to (a new plan's checkout closes an ended subscription's renewal checkout
     first): the subscription ended with its renewal still open, and the learner holds another one. Paying that
@@ -128,6 +172,7 @@ def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booke
         gift = services.entitlement_grant(tenant=tenant_a, user=learner, actor=None, whole_catalog=True,
                                           starts_at=now, ends_at=now + timedelta(days=30))
         held = Subscription.objects.create(tenant=tenant_a, user=learner, plan=plan, price=0, currency="CNY",
+                                           interval=plan.interval,
                                            billing_day=now.day, current_period_start=now,
                                            current_period_end=now + timedelta(days=30), entitlement=gift)
 
