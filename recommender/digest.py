@@ -1,9 +1,10 @@
 """The personalised digest: new and recommended items by email, with a frequency cap, quiet hours, one-click
 unsubscribe and tracked links whose clicks come back as events.
 
-The hourly beat task lists the learners who are due on each storefront and sends each one's digest in its own task,
-which checks again that it is due (so a repeated task sends nothing twice). Nothing goes out in the quiet hours
-(``RECOMMENDER_QUIET_HOURS`` in ``RECOMMENDER_DIGEST_TIME_ZONE``), nor with nothing new to say.
+The hourly beat task lists the learners who are due on each storefront, longest waiting first, and sends each one's
+digest in its own task, which checks again that it is due (so a repeated task sends nothing twice) and that the
+learner is still there. Nothing goes out in the quiet hours (``RECOMMENDER_QUIET_HOURS`` in
+``RECOMMENDER_DIGEST_TIME_ZONE``), nor with nothing new to say; such a check still counts as the period's digest.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -30,6 +31,10 @@ TRACK_SALT = "recommender.track"
 UNSUBSCRIBE_SALT = "recommender.unsubscribe"
 TRACK_MAX_AGE = 60 * 24 * 3600
 PER_RUN = 500  # learners per storefront per hour: a large storefront's digests spread over the day
+# The beat lists learners at minute 10 and each learner's task stamps its own, later time, so a period after the
+# stamp falls a little after the same beat: a learner is due this much before a whole period has passed, or every
+# digest would slip by an hour. Under an hour (the beat's interval), so no digest ever comes a beat early.
+SLACK = timedelta(minutes=45)
 
 
 def quiet_now(now: datetime | None = None) -> bool:
@@ -38,8 +43,17 @@ def quiet_now(now: datetime | None = None) -> bool:
     return (start <= hour or hour < end) if start > end else start <= hour < end
 
 
+def _recipients():
+    """The open storefront's learners who can get a digest: members as learners, with an account still in use."""
+    return Membership.objects.filter(role=Role.LEARNER, user__is_active=True, user__erased_at__isnull=True)
+
+
 def learners_due(*, now: datetime | None = None, limit: int = PER_RUN) -> list[int]:
-    """Learners of the open storefront whose digest is due: weekly unless they chose otherwise, never when off."""
+    """Learners of the open storefront whose digest is due: weekly unless they chose otherwise, never when off.
+
+    Longest waiting first (never sent one, then the oldest digest), so that when more are due than ``limit`` the
+    ones left out lead the next hour's list.
+    """
     now = now or timezone.now()
     if quiet_now(now):
         return []
@@ -47,9 +61,10 @@ def learners_due(*, now: datetime | None = None, limit: int = PER_RUN) -> list[i
     due = Q(~Exists(preferences))  # never chose: weekly, first digest now
     for digest, period in PERIODS.items():
         due |= Q(Exists(preferences.filter(digest=digest).filter(
-            Q(last_digest_at__isnull=True) | Q(last_digest_at__lte=now - period))))
-    members = Membership.objects.filter(role=Role.LEARNER, user__is_active=True, user__erased_at__isnull=True)
-    return list(members.filter(due).order_by("user_id").values_list("user_id", flat=True)[:limit])
+            Q(last_digest_at__isnull=True) | Q(last_digest_at__lte=now - period + SLACK))))
+    waiting = _recipients().filter(due).annotate(last_digest_at=Subquery(preferences.values("last_digest_at")[:1]))
+    return list(waiting.order_by(F("last_digest_at").asc(nulls_first=True), "user_id")
+                .values_list("user_id", flat=True)[:limit])
 
 
 def track_token(*, user, item, source: str = "digest") -> str:
@@ -72,12 +87,18 @@ def digest_send(*, tenant, user, now: datetime | None = None) -> bool:
     """Send the learner's digest if it is due and has something in it; returns whether a message went out.
 
     Call in the tenant's scope and transaction (the task does): the "last sent" mark commits with the decision.
+    A learner who erased their account, was switched off or left the storefront since the beat listed them gets
+    nothing, and nothing is written about them. A due digest with nothing in it is not sent but still marked: the
+    learner is next due a period later instead of taking a place in every hourly batch.
     """
     now = now or timezone.now()
+    if not _recipients().filter(user=user).exists():
+        return False
     preference, _created = LearnerPreference.objects.select_for_update().get_or_create(
         user=user, defaults={"tenant": tenant})
     period = PERIODS.get(preference.digest)
-    if period is None or quiet_now(now) or (preference.last_digest_at and preference.last_digest_at > now - period):
+    if period is None or quiet_now(now) or (
+            preference.last_digest_at and preference.last_digest_at > now - period + SLACK):
         return False
     since = preference.last_digest_at or now - period
     owned = owned_item_ids(user)
@@ -85,6 +106,9 @@ def digest_send(*, tenant, user, now: datetime | None = None) -> bool:
            if item.pk not in owned][:3]
     picks = [item for item in recommended_for(user=user, n=8).items if item not in new][:5]
     if not new and not picks:
+        # Checked, with nothing to say: that is this period's digest, and the next one counts new items from now.
+        preference.last_digest_at = now
+        preference.save(update_fields=["last_digest_at"])
         return False
     with translation.override(tenant.default_language):
         unsubscribe = tenant.url(reverse("recommender:unsubscribe", args=[unsubscribe_token(user=user,

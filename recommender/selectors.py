@@ -108,13 +108,18 @@ def popular_ids(*, categories: list[int] | None = None, n: int = 24) -> list[int
             cache.set(key, fallback, POPULAR_TTL)
         ids += fallback
     featured = list(items_on_sale().filter(is_featured=True).values_list("pk", flat=True)[:4])
-    # Every third slot is an editorial pick, so a new storefront's own choices are seen beside the popular ones.
+    # Every third slot (3, 6, 9...) is an editorial pick, so a new storefront's own choices are seen beside the
+    # popular ones. Slots are counted in the output; an item already placed (a popular editorial pick) takes none.
+    popular = list(dict.fromkeys(ids))
     mixed: list[int] = []
-    for n_slot, pk in enumerate(dict.fromkeys(ids)):
-        if n_slot % 3 == 2 and featured:
-            mixed.append(featured.pop(0))
-        mixed.append(pk)
-    return list(dict.fromkeys(mixed + featured))
+    placed: set[int] = set()
+    while popular or featured:
+        source = featured if featured and (len(mixed) % 3 == 2 or not popular) else popular
+        pk = source.pop(0)
+        if pk not in placed:
+            placed.add(pk)
+            mixed.append(pk)
+    return mixed
 
 
 def browsing_interest(user, *, events: int = 50) -> tuple[list[int], str | None]:

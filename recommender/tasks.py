@@ -42,11 +42,13 @@ def events_compact_all() -> int:
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
 def digest_send(*, tenant_id: int, user_id: int) -> bool:
+    """One learner's digest, queued by the beat; the learner may be gone by now (``digest_send`` checks)."""
     from accounts.models import User
 
     from .digest import digest_send as send
 
-    return send(tenant=current_tenant(), user=User.objects.get(pk=user_id))
+    user = User.objects.filter(pk=user_id).first()
+    return user is not None and send(tenant=current_tenant(), user=user)
 
 
 @shared_task(base=TenantTask)

@@ -53,6 +53,12 @@ def goal(request):
     return redirect(reverse("catalog:my_learning") + "#next-in-path")
 
 
+def _learner(user_id) -> User | None:
+    """The learner a digest's link was sent to, or None if that account is gone: erased or switched off. Old links
+    stay valid for weeks, and must write nothing about someone who is no longer here."""
+    return User.objects.filter(pk=user_id, is_active=True, erased_at__isnull=True).first()
+
+
 @storefront_only
 def track(request, token: str):
     """A tracked link from a digest: count the click for the learner it was sent to, then open the item."""
@@ -61,7 +67,7 @@ def track(request, token: str):
     except signing.BadSignature:
         raise Http404("This link is not valid (any more).") from None
     item = ContentItem.objects.filter(pk=payload["i"]).first()
-    user = User.objects.filter(pk=payload["u"]).first()
+    user = _learner(payload["u"])
     if item is None:
         raise Http404("No such item.")
     if user is not None:
@@ -79,9 +85,9 @@ def unsubscribe(request, token: str):
         return HttpResponseBadRequest(_("This unsubscribe link is not valid."))
     if payload.get("t") != request.tenant.pk:
         return HttpResponseBadRequest(_("This unsubscribe link belongs to another storefront."))
-    user = User.objects.filter(pk=payload["u"]).first()
-    if user is None:
-        raise Http404("No such learner.")
+    user = _learner(payload["u"])
+    if user is None:  # nothing will be sent to an account that is gone, and nothing is written about it
+        return render(request, "recommender/unsubscribe.html", {"done": True, "token": token})
     done = False
     if request.method == "POST":
         services.preference_update(user=user, digest=LearnerPreference.Digest.OFF)

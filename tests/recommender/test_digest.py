@@ -128,13 +128,57 @@ def test_off_never_sends(tenant_a, shelf, mailoutbox):
     assert mailoutbox == []
 
 
-def test_nothing_to_say_sends_nothing(tenant_a, mailoutbox):
+def test_nothing_to_say_sends_nothing_and_counts_as_the_periods_digest(tenant_a, mailoutbox):
+    """No email without anything in it. The check still counts as the period's digest: the learner is next due a
+    period later, not at every hourly beat (where they would hold a place in the batch; see the next test)."""
     learner = member(tenant_a)
     catalog_item(tenant_a, title="Draft", published=False)
     assert send(tenant_a, learner, NOON) is False
     assert mailoutbox == []
     with scope(tenant=tenant_a):
-        assert LearnerPreference.objects.get(user=learner).last_digest_at is None
+        assert LearnerPreference.objects.get(user=learner).last_digest_at == NOON
+    with tenant_phase(tenant_a):
+        assert learners_due(now=NOON + timedelta(hours=1)) == []
+        assert learners_due(now=NOON + timedelta(days=7)) == [learner.pk]
+
+
+def test_a_learner_with_nothing_new_does_not_hold_the_hourly_batch(tenant_a, mailoutbox):
+    """Each hourly beat takes at most ``PER_RUN`` due learners. A learner whose digest has nothing in it (they own
+    everything on sale) gets no email; if that left them due, they would be first in line at every beat, and on a
+    storefront with more due learners than a batch holds the learners after them would never get a digest."""
+    only_item = catalog_item(tenant_a, title="The only item", price=100)
+    owns_everything = member(tenant_a, email="first@example.com")
+    grant(tenant_a, owns_everything, item=only_item)
+    waiting = member(tenant_a, email="second@example.com")
+    learners = {user.pk: user for user in (owns_everything, waiting)}
+    for hour in range(3):  # three hourly beats, each with a batch of one learner
+        beat = NOON + timedelta(hours=hour)
+        with tenant_phase(tenant_a):
+            due = learners_due(now=beat, limit=1)
+        for user_id in due:
+            send(tenant_a, learners[user_id], beat)
+    assert [m.to for m in mailoutbox] == [["second@example.com"]]
+
+
+@pytest.mark.parametrize("digest, period", [("daily", timedelta(days=1)), ("weekly", timedelta(days=7))])
+def test_a_digest_is_due_again_at_the_same_beat_a_period_later(tenant_a, shelf, mailoutbox, digest, period):
+    """The hourly beat lists the due learners at minute 10, and each learner's own task sends a few seconds later,
+    with its own clock. The same beat a period later is then a few seconds short of a whole period: without some
+    slack the digest would slip an hour each time, until it ran into the quiet hours and skipped a day. The slack
+    is under an hour, so a digest never comes a beat early."""
+    learner = member(tenant_a)
+    preference(tenant_a, learner, digest=digest)
+    beat = NOON.replace(minute=10)
+    with tenant_phase(tenant_a):
+        assert learners_due(now=beat) == [learner.pk]
+    assert send(tenant_a, learner, beat + timedelta(seconds=3))
+
+    with tenant_phase(tenant_a):
+        assert learners_due(now=beat + period - timedelta(hours=1)) == []
+        assert learners_due(now=beat + period) == [learner.pk]
+    assert not send(tenant_a, learner, beat + period - timedelta(hours=1))
+    assert send(tenant_a, learner, beat + period + timedelta(seconds=3))  # the task's own check agrees
+    assert len(mailoutbox) == 2
 
 
 def test_learners_due_lists_only_the_due_learners_of_the_open_storefront(tenant_a, tenant_b):
@@ -161,8 +205,8 @@ def test_learners_due_lists_only_the_due_learners_of_the_open_storefront(tenant_
 
     with tenant_phase(tenant_a):
         due = learners_due(now=NOON)
-        assert due == sorted(due)
-        assert set(due) == {never_chose.pk, weekly_due.pk, daily_due.pk, first_daily.pk, both.pk}
+        # Longest waiting first: those never sent a digest (in the order they joined), then the oldest digest.
+        assert due == [never_chose.pk, first_daily.pk, both.pk, weekly_due.pk, daily_due.pk]
         assert learners_due(now=NOON, limit=2) == due[:2]
         assert learners_due(now=NOON.replace(hour=23)) == []
     with tenant_phase(tenant_b):
@@ -307,3 +351,80 @@ def test_the_hourly_beat_sends_the_due_digests_of_every_storefront(
     assert len(mailoutbox) == 2
     with scope(tenant=tenant_b):
         assert LearnerPreference.objects.get(user=beta_learner).last_digest_at is not None
+
+
+def erase_or_deactivate(tenant, learner, how: str) -> None:
+    from accounts.privacy import user_erase
+
+    if how == "erased":
+        with tenant_phase(tenant):
+            user_erase(user=learner)
+    else:  # the operator switched the account off
+        User.objects.filter(pk=learner.pk).update(is_active=False)
+
+
+@pytest.mark.parametrize("how", ["erased", "deactivated"])
+def test_old_digest_links_write_nothing_about_an_erased_or_deactivated_learner(tenant_a, shelf, mailoutbox, how):
+    """A digest's links stay valid for weeks, and carry the learner's id. After the learner erased their account
+    (or it was switched off), a click on one still opens the item, but records no behaviour about them; the
+    one-click unsubscribe answers that they are unsubscribed (nothing will be sent to them) and writes nothing."""
+    learner = member(tenant_a)
+    assert send(tenant_a, learner, NOON)
+    message = mailoutbox[0]
+    track = links_in(message.body)[0]
+    unsubscribe = re.search(r"<http://alpha\.test(/[^>]+)>", message.extra_headers["List-Unsubscribe"]).group(1)
+    with scopes_disabled():
+        preferences_before = list(LearnerPreference.objects.filter(user=learner).values("digest", "last_digest_at"))
+    erase_or_deactivate(tenant_a, learner, how)
+
+    response = host_client("alpha.test").get(track)
+    assert response.status_code == 302 and response.url.startswith("/item/")
+    mail_client = Client(HTTP_HOST="alpha.test", enforce_csrf_checks=True)
+    done = mail_client.post(unsubscribe, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded")
+    assert done.status_code == 200
+    assert "You are unsubscribed" in done.content.decode()
+    with scopes_disabled():
+        assert not Event.objects.filter(user=learner).exists()
+        assert list(LearnerPreference.objects.filter(user=learner).values("digest", "last_digest_at")) == (
+            [] if how == "erased" else preferences_before)
+
+
+@pytest.mark.parametrize("how", ["erased", "deactivated", "left"])
+def test_a_queued_digest_sends_nothing_to_a_learner_who_is_gone_since_the_beat(
+        tenant_a, shelf, settings, mailoutbox, django_capture_on_commit_callbacks, how):
+    """The beat queues one task per due learner; by the time a task runs, the learner may have erased their
+    account, been switched off, or left the storefront. The task must then send nothing (an erased account's
+    address is a pseudonym) and keep no digest preference about them."""
+    from accounts.services import membership_remove
+    from recommender.tasks import digest_send as digest_task
+
+    settings.RECOMMENDER_QUIET_HOURS = (0, 0)  # never quiet: the task reads the real clock
+    learner = member(tenant_a)
+    with tenant_phase(tenant_a):
+        assert learners_due() == [learner.pk]
+    if how == "left":
+        with tenant_phase(tenant_a):
+            membership_remove(tenant=tenant_a, memberships=list(Membership.objects.filter(user=learner)), actor=None)
+    else:
+        erase_or_deactivate(tenant_a, learner, how)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert digest_task.delay(tenant_id=tenant_a.pk, user_id=learner.pk).get() is False
+    assert mailoutbox == []
+    with scopes_disabled():
+        assert not LearnerPreference.objects.filter(user=learner).exists()
+
+
+def test_the_digest_of_a_chinese_storefront_is_marked_as_chinese(tenant_a, mailoutbox):
+    """The digest is written in the storefront's language, and its HTML part says so: it is rendered without a
+    request, so the language must come from the one active while it renders, or ``<html lang>`` would call the
+    Chinese text English to mail clients and screen readers."""
+    tenant_a.default_language = "zh-hans"
+    tenant_a.save(update_fields=["default_language"])
+    catalog_item(tenant_a, title="数据分析入门", language="zh-hans")
+    learner = member(tenant_a)
+    assert send(tenant_a, learner, NOON)
+    message = mailoutbox[0]
+    assert "为你推荐" in message.subject
+    (html, _mimetype), = message.alternatives
+    assert '<html lang="zh-hans">' in html

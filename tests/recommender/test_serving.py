@@ -9,7 +9,7 @@ from django_scopes import scopes_disabled
 
 from marketplace.tenancy import tenant_phase
 from recommender.models import FitRun, Recommendation, SimilarItems
-from recommender.selectors import item_neighbours, recommended_for
+from recommender.selectors import item_neighbours, popular_ids, recommended_for
 from tests.factories import catalog_item, grant, member
 
 pytestmark = pytest.mark.django_db
@@ -63,3 +63,19 @@ def test_learners_also_bought_after_a_head_of_unpublished_neighbours_is_still_sh
     with tenant_phase(tenant_a):
         neighbours = item_neighbours(item=item, user=member(tenant_a), n=6)
     assert [i.pk for i in neighbours.also_bought] == [i.pk for i in on_sale]
+
+
+def test_editorial_picks_take_every_third_slot_of_the_popular_ones(tenant_a):
+    """docs/recommender.md, Cold start: editorial picks (featured items) take every third slot, so a new storefront's
+    own choices are seen beside the popular ones: slots 3, 6 and 9, not one in four. A featured item that is also
+    popular is not listed twice."""
+    popular = [catalog_item(tenant_a, title=f"Popular {n}") for n in range(8)]
+    editorial = [catalog_item(tenant_a, title=f"Editorial {n}", is_featured=True) for n in range(3)]
+    with scopes_disabled():
+        for rank, item in enumerate(popular + editorial[:1]):
+            type(item).objects.filter(pk=item.pk).update(learner_count=100 - rank)
+    with tenant_phase(tenant_a):
+        ids = popular_ids()
+    assert len(ids) == len(set(ids)) == 11
+    assert sorted(ids.index(item.pk) for item in editorial) == [2, 5, 8], ids
+    assert [pk for pk in ids if pk not in {item.pk for item in editorial}] == [item.pk for item in popular]
