@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role, User
 from accounts.selectors import membership_role
-from marketplace.admin_site import TenantScopedAdmin
+from marketplace.admin_site import TenantScopedAdmin, tenant_choices
 from marketplace.errors import ApplicationError
 
 from . import services
@@ -60,13 +60,18 @@ def _creator_profile(request) -> Creator:
 
 
 class TenantInlineMixin:
-    """Inline rows belong to the tenant being served, like their parent."""
+    """Inline rows belong to their parent's storefront (the one served, or on the platform host the one the operator
+    is editing), and choose only among its rows."""
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
-        tenant = request.tenant
+        tenant = obj.tenant if obj is not None else request.tenant
 
         class TenantFormSet(formset):
+            def add_fields(self, form, index):
+                super().add_fields(form, index)
+                tenant_choices(form, getattr(tenant, "pk", None))
+
             def save_new(self, form, commit=True):
                 form.instance.tenant = tenant
                 return super().save_new(form, commit)
@@ -120,7 +125,10 @@ class ContentItemForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         slug = cleaned.get("slug")
-        if slug and ContentItem.objects.filter(slug=slug).exclude(pk=self.instance.pk).exists():
+        taken = ContentItem.objects.filter(slug=slug).exclude(pk=self.instance.pk)
+        if self.instance.tenant_id is not None:  # the operator's scope holds every storefront's items
+            taken = taken.filter(tenant_id=self.instance.tenant_id)
+        if slug and taken.exists():
             self.add_error("slug", _("Another item on this storefront already uses this slug."))
         return cleaned
 
@@ -347,7 +355,7 @@ class BundleAdmin(TenantScopedAdmin):
 
         obj.description_html = render_rich_text(obj.description)
         super().save_model(request, obj, form, change)
-        services.catalog_changed(request.tenant.pk)
+        services.catalog_changed(obj.tenant_id)
 
     def save_related(self, request, form, formsets, change):
         from payments.services import bundle_items_removed

@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
+from .models import TenantOwned
 from .tenancy import platform_scope
 
 
@@ -172,14 +173,31 @@ def _per_tenant_errors(errors: ValidationError) -> ValidationError:
     return ValidationError(placed)
 
 
+def tenant_choices(form, tenant_id: int | None) -> None:
+    """Offer (and accept) only ``tenant_id``'s rows in the form's choices of tenant-owned rows. A team's own scope
+    already does this; on the platform host the operator's scope holds every storefront's rows, and a row of one
+    storefront must not point at another's (a path step at another storefront's item, a credit to its creator)."""
+    if tenant_id is None:
+        return
+    for field in form.fields.values():
+        queryset = getattr(field, "queryset", None)
+        if queryset is not None and issubclass(queryset.model, TenantOwned):
+            field.queryset = queryset.filter(tenant_id=tenant_id)
+
+
 class TenantModelForm:
     """Mixed into each admin form of a tenant-owned model.
 
     A new row gets the tenant being served before model validation, and validation keeps the tenant, so a
-    duplicate on a per-tenant unique rule is a form error instead of an IntegrityError on save.
+    duplicate on a per-tenant unique rule is a form error instead of an IntegrityError on save. Choices of other
+    tenant-owned rows are the row's own storefront's (``tenant_choices``).
     """
 
     served_tenant = None  # set per request; None on a platform host
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        tenant_choices(self, self.instance.tenant_id or getattr(self.served_tenant, "pk", None))
 
     def _post_clean(self):
         if self.instance.tenant_id is None and self.served_tenant is not None:
