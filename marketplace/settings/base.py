@@ -189,7 +189,9 @@ MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 
 # Media: local files by default; any S3-compatible store when AWS_STORAGE_BUCKET_NAME is set. Paid media is
-# never public: the bucket is private and URLs are short-lived signatures.
+# never public: it sits under private/, which only short-lived signed URLs open. Covers, creator photos and logos
+# are public (the bucket's policy lets anyone read outside private/): their plain URLs go into cached pages, feeds
+# and posts on other platforms, which a signature would break minutes later.
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 if AWS_STORAGE_BUCKET_NAME:
     AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)
@@ -199,7 +201,7 @@ if AWS_STORAGE_BUCKET_NAME:
     AWS_S3_SIGNATURE_VERSION = "s3v4"
     AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=300)
     AWS_S3_FILE_OVERWRITE = False
-    MEDIA_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage"}
+    MEDIA_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"querystring_auth": False}}
     PRIVATE_MEDIA_STORAGE = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {"location": "private"}}
 else:
     MEDIA_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}

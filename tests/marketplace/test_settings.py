@@ -68,6 +68,21 @@ def test_full_stack_is_switched_on_by_environment():
                                          "storages.backends.s3.S3Storage"], result.stderr
 
 
+def test_on_s3_public_images_have_plain_urls_and_paid_media_signed_ones():
+    """Covers, photos and logos go into pages cached for minutes, feeds and posts on other platforms: a signed URL
+    would stop working under them. Paid media is handed out only as a short-lived signed URL."""
+    code = ("from django.core.files.storage import storages; "
+            "print(storages['default'].url('tenants/1/covers/python.png')); "
+            "print(storages['private'].url('tenants/1/lessons/one.mp4'))")
+    result = manage("shell", "-v", "0", "-c", code, AWS_STORAGE_BUCKET_NAME="zhiku-media", AWS_ACCESS_KEY_ID="id",
+                    AWS_SECRET_ACCESS_KEY="secret", AWS_S3_REGION_NAME="us-east-1",
+                    DJANGO_SETTINGS_MODULE="marketplace.settings.base")
+    assert result.returncode == 0, result.stderr
+    cover, lesson = result.stdout.split()[-2:]
+    assert cover == "https://zhiku-media.s3.amazonaws.com/tenants/1/covers/python.png"
+    assert "/private/tenants/1/lessons/one.mp4?" in lesson and "X-Amz-Expires=300" in lesson
+
+
 def test_celery_configuration():
     from django.conf import settings
 
