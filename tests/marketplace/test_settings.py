@@ -37,7 +37,8 @@ def test_production_refuses_to_start_without_a_secret():
 
 def test_production_deploy_check_is_clean():
     result = manage("check", "--deploy", "--fail-level", "WARNING",
-                    DJANGO_SETTINGS_MODULE="marketplace.settings.production", DJANGO_SECRET_KEY=GOOD_SECRET)
+                    DJANGO_SETTINGS_MODULE="marketplace.settings.production", DJANGO_SECRET_KEY=GOOD_SECRET,
+                    STRIPE_SECRET_KEY="sk_live_x", STRIPE_WEBHOOK_SECRET="whsec_x")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
 
@@ -81,6 +82,14 @@ def test_on_s3_public_images_have_plain_urls_and_paid_media_signed_ones():
     cover, lesson = result.stdout.split()[-2:]
     assert cover == "https://zhiku-media.s3.amazonaws.com/tenants/1/covers/python.png"
     assert "/private/tenants/1/lessons/one.mp4?" in lesson and "X-Amz-Expires=300" in lesson
+
+
+def test_the_deploy_check_warns_of_sandbox_payments_until_stripe_is_set():
+    production = {"DJANGO_SETTINGS_MODULE": "marketplace.settings.production", "DJANGO_SECRET_KEY": GOOD_SECRET}
+    sandbox = manage("check", "--deploy", **production)
+    assert "payments.W001" in sandbox.stderr + sandbox.stdout
+    stripe = manage("check", "--deploy", STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET="whsec_x", **production)
+    assert "payments.W001" not in stripe.stderr + stripe.stdout
 
 
 def test_celery_configuration():
