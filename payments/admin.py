@@ -11,6 +11,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from accounts.models import User
 from catalog.models import Creator
@@ -414,6 +415,23 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     list_filter = ["status", "plan"]
     list_select_related = ["user", "plan"]
     search_fields = ["user__email"]
+    actions = ["stop_renewing"]
+
+    def has_renewal_permission(self, request):
+        return request.user.has_perm("payments.change_subscription")
+
+    @admin.action(description=_("Stop renewing at period end"), permissions=["renewal"])
+    def stop_renewing(self, request, queryset):
+        """Retiring a plan, say: each learner keeps what they paid for, to the end of its period."""
+        from .subscriptions import subscription_cancel
+
+        stopped = 0
+        for sub in queryset.exclude(status=Subscription.Status.ENDED).exclude(cancel_at_period_end=True):
+            subscription_cancel(subscription=sub, actor=request.user)
+            stopped += 1
+        self.message_user(request, ngettext("%(n)d subscription stops renewing at the end of its period.",
+                                            "%(n)d subscriptions stop renewing at the end of their period.",
+                                            stopped) % {"n": stopped}, messages.SUCCESS)
 
     @admin.display(description=_("price per period"))
     def price_display(self, sub):

@@ -218,7 +218,8 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
             sub = Subscription.objects.select_for_update().select_related("plan", "user").get(pk=sub_id)
             if sub.status != Subscription.Status.ACTIVE or sub.current_period_end > now:
                 continue
-            if sub.cancel_at_period_end or not sub.plan.is_active or sub.plan.price == 0:
+            # A plan taken off sale takes no new subscribers; those it has keep renewing, as on Stripe or Teachable.
+            if sub.cancel_at_period_end or sub.plan.price == 0:
                 _end(sub, at=sub.current_period_end, reason="cancelled")
                 counts["ended"] += 1
                 continue

@@ -34,7 +34,10 @@ class SubscriptionPlan(TenantOwned):
     grace_days = models.PositiveIntegerField(
         _("grace period (days)"), default=3, validators=[MaxValueValidator(365)],
         help_text=_("How long access continues after a renewal is due but not yet paid."))
-    is_active = models.BooleanField(_("on sale"), default=True)
+    is_active = models.BooleanField(
+        _("on sale"), default=True,
+        help_text=_("Off sale, the plan takes no new subscribers; those it has keep renewing until they cancel or "
+                    "the team stops their renewals (Subscriptions, “Stop renewing at period end”)."))
 
     class Meta:
         ordering = ["price"]

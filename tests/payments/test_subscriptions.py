@@ -153,6 +153,33 @@ def test_a_renewal_paid_after_the_subscription_ended_buys_one_period_from_the_da
         assert (sub.billing_day, sub.current_period_end) == (start.day, add_interval(start, "month"))
 
 
+def test_a_plan_taken_off_sale_keeps_its_subscribers_until_the_team_stops_their_renewals(tenant_a, plan):
+    """Off sale, a plan takes no new subscribers, and those it has keep renewing (closing enrolment must not cancel
+    everyone). Retiring it is a separate, explicit step: "Stop renewing at period end" on its subscriptions."""
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.filter(pk=plan.pk).update(is_active=False)
+        sub = Subscription.objects.get(user=learner)
+        first_end = sub.current_period_end
+        assert subscriptions_sweep(tenant=tenant_a, now=first_end) == {"renewals_opened": 1, "ended": 0}
+    assert "You already have" not in pay_renewal(client, sub).content.decode()
+    newcomer = host_client("alpha.test", member(tenant_a))
+    assert newcomer.post("/checkout/", {"plan": "all", "key": "k1", "pay": "1"}).status_code == 404
+
+    owner_client = owner(tenant_a)
+    changelist = reverse("admin:payments_subscription_changelist")
+    response = owner_client.post(changelist, {"action": "stop_renewing", "_selected_action": [sub.pk]}, follow=True)
+    assert "1 subscription stops renewing" in response.content.decode()
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.cancel_at_period_end and sub.status == "active"
+        assert subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)["ended"] == 1
+        sub.refresh_from_db()
+        assert sub.status == "ended" and sub.current_period_end > first_end
+
+
 def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booked_and_flagged(tenant_a, plan):
     """A state checkouts never lead to (a new plan's checkout closes an ended subscription's renewal checkout
     first): the subscription ended with its renewal still open, and the learner holds another one. Paying that
