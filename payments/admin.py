@@ -45,6 +45,7 @@ from .services import (
     entitlement_check,
     entitlement_grant,
     entitlement_revoke,
+    payment_settings,
     refund_create,
     split_rule_check,
     split_rule_create,
@@ -526,8 +527,31 @@ class PayoutAdmin(ReadOnlyAdmin):
         return response
 
 
+class PromoterInviteForm(forms.ModelForm):
+    """The team invites a learner by their email address; they are a promoter at once."""
+
+    email = forms.EmailField(label=_("Learner's email"),
+                             help_text=_("They are approved at once and get an email with their referral link."))
+
+    class Meta:
+        model = Promoter
+        fields = ["email"]
+
+    def clean_email(self):
+        from .promoters import promoter_invitee
+
+        email = self.cleaned_data["email"]
+        try:
+            promoter_invitee(email=email)
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
+        return email
+
+
 @admin.register(Promoter)
 class PromoterAdmin(TenantScopedAdmin):
+    """Learners apply on the storefront and the team decides; the team can also invite a learner ("Add")."""
+
     list_display = ["user", "code", "status", "recruited_by", "created_at", "approved_at"]
     list_filter = ["status"]
     search_fields = ["user__email", "code"]
@@ -535,8 +559,30 @@ class PromoterAdmin(TenantScopedAdmin):
     fields = readonly_fields
     actions = ["approve", "reject", "suspend"]
 
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = PromoterInviteForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["email"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
     def has_add_permission(self, request):
-        return False  # learners apply on the storefront
+        if not super().has_add_permission(request):
+            return False
+        return payment_settings(tenant=request.tenant).promoters_enabled
+
+    def save_model(self, request, obj, form, change):
+        from .promoters import promoter_invite
+
+        if change:
+            return super().save_model(request, obj, form, change)
+        promoter = promoter_invite(tenant=request.tenant, email=form.cleaned_data["email"], actor=request.user)
+        obj.pk, obj.tenant, obj.user, obj.code, obj.status = (promoter.pk, promoter.tenant, promoter.user,
+                                                              promoter.code, promoter.status)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -1,4 +1,5 @@
-"""The promoter programme (分销): applying, approval, referral touches and the attribution of a sale.
+"""The promoter programme (分销): applying or being invited by the team, approval, referral touches and the
+attribution of a sale.
 
 Attribution is last touch: of the learner's touches (by account, or by the browser's visitor id before they signed
 up) inside the storefront's attribution window, the newest one through an approved promoter wins. Its id, source and
@@ -81,6 +82,21 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
         "second_level": second.code if second else None}, at=touch.created_at)
 
 
+def _promoter_create(*, tenant, user, actor, action: str, **fields) -> Promoter:
+    """The learner's promoter profile with a fresh referral code; theirs already, if one was made meanwhile."""
+    for _attempt in range(5):
+        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
+        try:
+            with transaction.atomic():
+                promoter = Promoter.objects.create(tenant=tenant, user=user, code=code, **fields)
+                audit_log_write(tenant=tenant, actor=actor, action=action, target=promoter)
+                return promoter
+        except IntegrityError:
+            if Promoter.objects.filter(user=user).exists():
+                return Promoter.objects.get(user=user)
+    raise ApplicationError(_("Could not make a referral code; try again."), code="promoter_code_clash")
+
+
 def promoter_apply(*, tenant, user, visitor: str = "") -> Promoter:
     """A learner asks to become a promoter; whoever's link brought them becomes their recruiter."""
     _programme(tenant)
@@ -88,19 +104,45 @@ def promoter_apply(*, tenant, user, visitor: str = "") -> Promoter:
     if existing is not None:
         return existing
     brought_by = attribution_for(tenant=tenant, user=user, visitor=visitor)
-    for _attempt in range(5):
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(6))
-        try:
-            with transaction.atomic():
-                promoter = Promoter.objects.create(
-                    tenant=tenant, user=user, code=code,
-                    recruited_by=brought_by.promoter if brought_by else None)
-                audit_log_write(tenant=tenant, actor=user, action="payments.promoter_applied", target=promoter)
-                return promoter
-        except IntegrityError:
-            if Promoter.objects.filter(user=user).exists():
-                return Promoter.objects.get(user=user)
-    raise ApplicationError(_("Could not make a referral code; try again."), code="promoter_code_clash")
+    return _promoter_create(tenant=tenant, user=user, actor=user, action="payments.promoter_applied",
+                            recruited_by=brought_by.promoter if brought_by else None)
+
+
+def promoter_invitee(*, email: str):
+    """The learner of the open storefront the team invites by ``email``; a clear error when there is none, or when
+    they are a promoter already."""
+    from accounts.models import Membership
+
+    membership = (Membership.objects.select_related("user")
+                  .filter(user__email__iexact=email.strip(), user__is_active=True, user__erased_at__isnull=True)
+                  .first())
+    if membership is None:
+        raise ApplicationError(_("No one with this email address has an account on this storefront: they sign up "
+                                 "first, or apply on the promoter page."), code="promoter_invitee_unknown",
+                               extra={"field": "email"})
+    if Promoter.objects.filter(user=membership.user, status=Promoter.Status.APPROVED).exists():
+        raise ApplicationError(_("This learner is a promoter already."), code="promoter_exists",
+                               extra={"field": "email"})
+    return membership.user
+
+
+def promoter_invite(*, tenant, email: str, actor) -> Promoter:
+    """The team invites a learner into the programme: the team's invitation is its approval, so they are a promoter
+    at once (a profile they applied for, or one rejected or suspended before, is approved), and an email tells them
+    where their referral link is. Nobody recruited them: the second level is for promoters' own recruits."""
+    from .tasks import promoter_invited_email_send
+
+    _programme(tenant)
+    user = promoter_invitee(email=email)
+    with transaction.atomic():
+        promoter = Promoter.objects.filter(user=user).first()
+        if promoter is not None:
+            promoter = promoter_decide(promoter=promoter, status=Promoter.Status.APPROVED, actor=actor)
+        else:
+            promoter = _promoter_create(tenant=tenant, user=user, actor=actor, action="payments.promoter_invited",
+                                        status=Promoter.Status.APPROVED, approved_at=timezone.now())
+        transaction.on_commit(lambda: promoter_invited_email_send.delay(tenant_id=tenant.pk, promoter_id=promoter.pk))
+    return promoter
 
 
 def promoter_decide(*, promoter: Promoter, status: str, actor) -> Promoter:

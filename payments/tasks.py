@@ -45,6 +45,25 @@ def renewal_email_send(*, tenant_id: int, subscription_id: int) -> None:
         )
 
 
+@shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
+def promoter_invited_email_send(*, tenant_id: int, promoter_id: int) -> None:
+    """Tell a learner the team made them a promoter, and where their referral link is."""
+    from .models import Promoter
+
+    promoter = Promoter.objects.select_related("user").get(pk=promoter_id)
+    if promoter.status != Promoter.Status.APPROVED:
+        return  # suspended since: nothing to announce
+    tenant = current_tenant()
+    with translation.override(tenant.default_language):
+        context = {"tenant": tenant, "url": tenant.url(reverse("payments:promote"))}
+        send_mail(
+            subject=render_to_string("payments/email/promoter_invited_subject.txt", context).strip(),
+            message=render_to_string("payments/email/promoter_invited_message.txt", context),
+            from_email=None,
+            recipient_list=[promoter.user.email],
+        )
+
+
 @shared_task(base=TenantTask)
 def subscriptions_sweep(*, tenant_id: int) -> dict:
     from marketplace.tenancy import current_tenant

@@ -3,16 +3,20 @@
 from datetime import timedelta
 
 import pytest
+from django.core import mail
 from django.db.models import Sum
+from django.urls import reverse
 from django.utils import timezone
 from django_scopes import scope
 
+from accounts.models import Role
 from payments import services
 from payments.ledger import ledger_verify
 from payments.models import Order, PaymentSettings, Posting, Promoter, ReferralTouch
 from payments.promoters import promoter_decide
 from tests.conftest import host_client
 from tests.factories import catalog_item, member
+from tests.marketplace.test_admin_constraints import field_errors
 from tests.payments.test_checkout import buy
 
 pytestmark = pytest.mark.django_db
@@ -260,3 +264,52 @@ def test_a_code_entered_at_a_refused_checkout_is_not_remembered(tenant_a, progra
     buy(client, f"item={programme.slug}")
     with scope(tenant=tenant_a):
         assert Order.objects.get(user=learner).promoter is None
+
+
+# --- the team invites ---------------------------------------------------------------------------------------------
+
+def test_the_team_invites_a_learner_who_is_a_promoter_at_once_and_told_where_their_link_is(
+        tenant_a, programme, django_capture_on_commit_callbacks):
+    from marketplace.models import Tenant
+
+    Tenant.objects.filter(pk=tenant_a.pk).update(default_language="zh-hans")
+    learner = member(tenant_a, email="lin@example.com")
+    team = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    add = reverse("admin:payments_promoter_add")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = team.post(add, {"email": "LIN@example.com"})
+    assert response.status_code == 302
+    with scope(tenant=tenant_a):
+        invited = Promoter.objects.get(user=learner)
+        assert (invited.status, invited.recruited_by, invited.approved_at is not None) == ("approved", None, True)
+    [message] = mail.outbox
+    assert message.to == ["lin@example.com"] and "推广员" in message.subject
+    assert "http://alpha.test/promote/" in message.body
+    page = host_client("alpha.test", learner).get("/promote/").content.decode()
+    assert f"?ref={invited.code}" in page
+
+    # Bad input is shown next to the field and writes nothing.
+    stranger = team.post(add, {"email": "nobody@example.com"})
+    assert "请对方先注册" in field_errors(stranger, "email")  # the storefront's language
+    again = team.post(add, {"email": "lin@example.com"})
+    assert "已经是推广员" in field_errors(again, "email")
+    with scope(tenant=tenant_a):
+        assert Promoter.objects.count() == 1
+
+
+def test_inviting_a_learner_who_applied_or_was_suspended_approves_their_profile(tenant_a, programme):
+    learner = member(tenant_a, email="kim@example.com")
+    host_client("alpha.test", learner).post("/promote/")
+    with scope(tenant=tenant_a):
+        applied = Promoter.objects.get(user=learner)
+        promoter_decide(promoter=applied, status="suspended", actor=None)
+    team = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    assert team.post(reverse("admin:payments_promoter_add"), {"email": "kim@example.com"}).status_code == 302
+    with scope(tenant=tenant_a):
+        applied.refresh_from_db()
+        assert applied.status == "approved" and Promoter.objects.count() == 1
+
+
+def test_no_invitations_while_the_programme_is_closed(tenant_a):
+    team = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    assert team.get(reverse("admin:payments_promoter_add")).status_code == 403
