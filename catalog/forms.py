@@ -41,6 +41,10 @@ class BrowseForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.exponent = CURRENCY_EXPONENTS.get(currency, 2)
         self.fields["category"].queryset = Category.objects.all()
+        for name in ("price_min", "price_max"):  # as many decimals as the currency has: none in yen, three in dinars
+            field = self.fields[name]
+            self.fields[name] = forms.DecimalField(label=field.label, required=False, min_value=0, max_digits=12,
+                                                   decimal_places=self.exponent)
 
     def _minor(self, name):
         value = self.cleaned_data.get(name)

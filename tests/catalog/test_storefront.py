@@ -108,6 +108,20 @@ def test_bad_filter_is_shown_next_to_the_field(tenant_a):
         assert "Ensure that there are no more than 12 digits in total." in response.content.decode()
 
 
+@pytest.mark.parametrize("currency,typed,accepted", [("JPY", "990.5", False), ("KWD", "9.125", True)])
+def test_price_filters_take_as_many_decimals_as_the_currency_has(tenant_a, currency, typed, accepted):
+    """A yen price has no decimals: 990.5 is refused next to the field, not cut to 990. A dinar has three."""
+    from marketplace.models import Tenant
+
+    Tenant.objects.filter(pk=tenant_a.pk).update(currency=currency, default_language="en")
+    catalog_item(tenant_a, title="Priced Course", price=9125 if currency == "KWD" else 990)
+    body = host_client("alpha.test").get("/browse/", {"price_max": typed}).content.decode()
+    if accepted:
+        assert "decimal places" not in body and "Priced Course" in body
+    else:
+        assert "Ensure that there are no more than 0 decimal places." in body and "Priced Course" not in body
+
+
 def test_listing_query_count_does_not_depend_on_item_count(tenant_a):
     creator = catalog_creator(tenant_a, "Ada")
     client = host_client("alpha.test", member(tenant_a))
