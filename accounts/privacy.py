@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -31,19 +32,26 @@ from marketplace.services import audit_log_write
 from marketplace.tenancy import each_tenant
 
 from .models import Invitation, Membership, Role, User
-from .selectors import tenants_holding_user_data, user_email_addresses
+from .selectors import _person_references, tenants_holding_user_data, user_email_addresses
 
 Exporter = Callable[[User, Tenant], Any]
 Eraser = Callable[[User, Tenant], None]
+# The person's rows that name them only through another row (a payment through its order), so that what the team
+# recorded about those rows is in their export too. Rows with a ``user`` column naming them are found unregistered.
+RowsOf = Callable[[User, Tenant], Iterable[models.QuerySet]]
 _exporters: dict[str, Exporter] = {}
 _erasers: dict[str, Eraser] = {}
+_rows: dict[str, RowsOf] = {}
 
 
-def register(name: str, *, exporter: Exporter | None = None, eraser: Eraser | None = None) -> None:
+def register(name: str, *, exporter: Exporter | None = None, eraser: Eraser | None = None,
+             rows: RowsOf | None = None) -> None:
     if exporter is not None:
         _exporters[name] = exporter
     if eraser is not None:
         _erasers[name] = eraser
+    if rows is not None:
+        _rows[name] = rows
 
 
 # What an erased person's address becomes where the row itself must stay (invitations, audit entries).
@@ -91,6 +99,31 @@ def _export_activity(user: User, tenant: Tenant) -> list[dict]:
     ]
 
 
+def _targets(queryset: models.QuerySet) -> Q:
+    """Audit entries whose target is one of ``queryset``'s rows (an entry names its target by label and id text)."""
+    ids = queryset.order_by().annotate(target_text=Cast("pk", models.CharField())).values("target_text")
+    return Q(target_type=queryset.model._meta.label_lower, target_id__in=ids)
+
+
+def _export_recorded_about(user: User, tenant: Tenant) -> list[dict]:
+    """What the team (or the system) recorded about the person: entries about one of their rows (their membership,
+    orders, access, promoter profile, invitations...) or naming their account in their data. Their own entries are
+    their activity; which colleague wrote one is the team's business, not part of the export."""
+    about = Q(data__user=user.pk)
+    for model, column in _person_references():
+        if column == "user":
+            about |= _targets(model._default_manager.filter(user=user))
+    about |= _targets(Invitation.objects.filter(email__in=user_email_addresses(user=user)))
+    for rows in _rows.values():
+        for queryset in rows(user, tenant):
+            about |= _targets(queryset)
+    return [
+        {"at": a.created_at.isoformat(), "action": a.action, "target": f"{a.target_type}:{a.target_id}",
+         "data": a.data}
+        for a in AuditLog.objects.filter(about).exclude(actor=user).order_by("created_at", "pk")
+    ]
+
+
 def _erase_activity(user: User, tenant: Tenant) -> None:
     AuditLog.objects.filter(actor=user).update(actor=None)
 
@@ -131,6 +164,7 @@ def register_builtin() -> None:
     register("membership", exporter=_export_membership)
     register("invitations", exporter=_export_invitations, eraser=_erase_invitations)
     register("activity", exporter=_export_activity, eraser=_erase_activity)
+    register("recorded_about_you", exporter=_export_recorded_about)
 
 
 def user_data_export(*, user: User) -> dict:

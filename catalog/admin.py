@@ -46,15 +46,22 @@ def _is_creator(request) -> bool:
 
 
 def _creator_profile(request) -> Creator:
-    """The signed-in creator's profile on this storefront, made on first use from their account."""
+    """The signed-in creator's profile on this storefront, made on first use from their account: named as they
+    call themselves, else a plain "Creator" the team or they rename, never after their email address (which would
+    then be printed in every item's credits)."""
+    from .privacy import creator_placeholder
+
     profile = Creator.objects.filter(user=request.user).first()
     if profile is None:
-        name = (request.user.display_name or request.user.email.split("@")[0])[:120]  # Creator.name's length
-        base = slugify(name, allow_unicode=True)[:100].strip("-") or "creator"
-        slug, n = base, 1
-        while Creator.objects.filter(slug=slug).exists():
-            n += 1
-            slug = f"{base}-{n}"
+        name = (request.user.display_name or request.user.get_full_name()).strip()[:120]  # Creator.name's length
+        if name:
+            base = slugify(name, allow_unicode=True)[:100].strip("-") or "creator"
+            slug, n = base, 1
+            while Creator.objects.filter(slug=slug).exists():
+                n += 1
+                slug = f"{base}-{n}"
+        else:
+            name, slug = creator_placeholder(tenant=request.tenant)
         profile = Creator.objects.create(tenant=request.tenant, user=request.user, name=name, slug=slug)
     return profile
 

@@ -86,7 +86,9 @@ class Creator(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="creator_slug_per_tenant"),
             models.UniqueConstraint(fields=["tenant", "user"], condition=Q(user__isnull=False),
-                                    name="one_creator_profile_per_user"),
+                                    name="one_creator_profile_per_user", violation_error_code="creator_profile_exists",
+                                    violation_error_message=_("This person already has a creator profile on this "
+                                                              "storefront.")),
         ]
 
     def __str__(self) -> str:
@@ -163,7 +165,9 @@ class ContentItem(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="item_slug_per_tenant"),
             models.UniqueConstraint(fields=["tenant", "external_id"], condition=~Q(external_id=""),
-                                    name="item_external_id_per_tenant"),
+                                    name="item_external_id_per_tenant", violation_error_code="external_id_taken",
+                                    violation_error_message=_("Another item on this storefront already has this ID "
+                                                              "from the previous platform.")),
         ]
         indexes = [
             models.Index(fields=["tenant", "status", "-published_at"], name="item_listing"),

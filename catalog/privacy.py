@@ -1,9 +1,52 @@
 """What the catalog holds about a person: progress, reviews and their creator profile. Exported on request; the
-learning history and the words of reviews are erased with the account."""
+learning history and the words of reviews are erased with the account, and cached pages showing them are dropped.
+A creator profile stays (it is how the storefront credits the work), but one named after the person's address is
+renamed."""
+
+import re
+
+from django.utils import translation
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from accounts import privacy
+from accounts.selectors import user_email_addresses
 
 from .models import Creator, ItemProgress, LessonProgress, Review
+from .services import catalog_changed, catalog_name_changed
+
+
+def creator_placeholder(*, tenant) -> tuple[str, str]:
+    """A name (in the storefront's language) and a free slug for a creator profile whose person chose no name to be
+    credited by. Never their address, which they did not choose to publish."""
+    with translation.override(tenant.default_language):
+        name = _("Creator")
+    base = slugify(name, allow_unicode=True)[:100].strip("-") or "creator"
+    slug, n = base, 1
+    while Creator.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return name, slug
+
+
+def _rename_address_named_profiles(user, tenant) -> None:
+    """Profiles made before creators chose their name were named after their address's local part, their slug
+    made from that name (``catalog.admin._creator_profile``). Such a name goes with the address; one the creator or
+    the team chose stays."""
+    locals_ = {address.split("@")[0][:120].lower() for address in {user.email, *user_email_addresses(user=user)}
+               if address}
+    for profile in Creator.objects.filter(user=user):
+        if profile.name.lower() not in locals_:
+            continue
+        derived = slugify(profile.name, allow_unicode=True)[:100].strip("-") or "creator"
+        name, slug = creator_placeholder(tenant=tenant)
+        profile.name = name
+        update = ["name"]
+        if re.fullmatch(rf"{re.escape(derived)}(-\d+)?", profile.slug):
+            profile.slug = slug
+            update.append("slug")
+        profile.save(update_fields=update)
+        catalog_name_changed(obj=profile)  # the items' credits and search text held the old name
 
 
 def export(user, tenant) -> dict:
@@ -36,6 +79,10 @@ def erase(user, tenant) -> None:
     Review.objects.filter(user=user).update(body="")
     LessonProgress.objects.filter(user=user).delete()
     ItemProgress.objects.filter(user=user).delete()
+    _rename_address_named_profiles(user, tenant)
+    # Item pages are cached per catalog generation: a new one, once this commits, drops the pages showing the
+    # reviewer's name and words.
+    catalog_changed(tenant.pk)
 
 
 privacy.register("catalog", exporter=export, eraser=erase)

@@ -86,9 +86,10 @@ class ChannelForm(forms.ModelForm):
                 services.channel_credentials_check(kind=kind, credentials=self.credentials())
             except ApplicationError as exc:
                 self.add_error(f"cred_{exc.extra['field']}", exc.message)
-        if kind and not self.instance.pk:
-            for spec in connector_class(kind).credential_fields:
-                if spec.required and not cleaned.get(f"cred_{spec.name}"):
+        if kind:  # a new channel, or one changed to another type: its inputs or what is stored must fill them
+            for spec in services.channel_credentials_missing(channel=self.instance, kind=kind,
+                                                             credentials=self.credentials()):
+                if f"cred_{spec.name}" not in self.errors:
                     self.add_error(f"cred_{spec.name}", _("Required for this type of channel."))
         return cleaned
 

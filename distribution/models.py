@@ -271,7 +271,9 @@ class DistributionSettings(TenantOwned):
     exploration_floor = models.FloatField(
         _("exploration share"), default=0.05, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text=_("Share given to a channel with no measurements yet, so that it can be measured."))
-    window_days = models.PositiveIntegerField(_("measurement window (days)"), default=28)
+    window_days = models.PositiveIntegerField(
+        _("measurement window (days)"), default=28, validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("How many past days of visits and orders the allocation measures: 1 to 3650."))
 
     class Meta:
         verbose_name = _("distribution settings")

@@ -73,6 +73,24 @@ def channel_credentials_check(*, kind: str, credentials: dict[str, str]) -> None
         raise ApplicationError(message, code="credentials_invalid", extra={"field": name})
 
 
+def channel_stored_credentials(*, channel: Channel) -> dict[str, str]:
+    """The credentials stored on the channel as saved; none for a new one, or where none of the configured keys
+    decrypts them (the key was dropped before the channel was saved again)."""
+    try:
+        return secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
+    except ApplicationError:
+        return {}
+
+
+def channel_credentials_missing(*, channel: Channel, kind: str, credentials: dict[str, str],
+                                stored: dict[str, str] | None = None) -> list:
+    """The required credential fields of ``kind`` that neither the input nor the channel's stored credentials fill
+    (a channel changed to another type has none of the new type's stored)."""
+    stored = channel_stored_credentials(channel=channel) if stored is None else stored
+    return [spec for spec in connector_class(kind).credential_fields
+            if spec.required and not (credentials.get(spec.name) or "").strip() and not stored.get(spec.name)]
+
+
 def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tuple[Channel, str]:
     """Validate and save a channel; ``credentials`` left blank keep their stored value. Returns the channel and a
     newly generated webhook secret (shown to staff once), or "".
@@ -84,16 +102,14 @@ def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tup
     connector = connector_class(channel.kind)
     channel_endpoint_check(kind=channel.kind, endpoint_url=channel.endpoint_url)
     channel_credentials_check(kind=channel.kind, credentials=credentials)
-    try:
-        stored = secrets_store.decrypt(channel.credentials_encrypted) if channel.pk else {}
-    except ApplicationError:
-        stored = {}
+    stored = channel_stored_credentials(channel=channel)
     values = {f.name: (credentials.get(f.name) or "").strip() or stored.get(f.name, "")
               for f in connector.credential_fields}
     generated = ""
     if "signing_secret" in values and not values["signing_secret"]:
         values["signing_secret"] = generated = new_secret()
-    missing = [f.label for f in connector.credential_fields if f.required and not values.get(f.name)]
+    missing = [f.label for f in channel_credentials_missing(channel=channel, kind=channel.kind,
+                                                            credentials=credentials, stored=stored)]
     if missing:
         raise ApplicationError(_("Missing credentials: %(fields)s.") % {"fields": ", ".join(missing)},
                                code="credentials_missing", extra={"fields": missing})

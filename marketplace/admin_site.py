@@ -157,9 +157,22 @@ class ReadOnlyAdminMixin:
 
 def _per_tenant_errors(errors: ValidationError) -> ValidationError:
     """Show a clash on a per-tenant unique rule (tenant and code, say) at the clashing field, worded without the
-    tenant, which is not a field of the form. Errors on the tenant itself go to the top of the form."""
+    tenant, which is not a field of the form. Errors on the tenant itself go to the top of the form.
+
+    A unique rule holding only for some rows (a condition: a profile linked to someone, an item with an ID from the
+    previous platform) reports a clash with its own message and code, and Django puts it at the top of the form: it
+    goes to the one field besides the tenant that the rule is about. The form validated the rule, so that field is
+    one of its own."""
+    from django.apps import apps
+
     if not hasattr(errors, "error_dict"):
         return errors
+    conditional = {
+        constraint.violation_error_code: [name for name in constraint.fields if name != "tenant"]
+        for model in apps.get_models() for constraint in model._meta.constraints
+        if getattr(constraint, "condition", None) is not None and getattr(constraint, "fields", ())
+        and constraint.violation_error_code
+    }
     placed: dict[str, list[ValidationError]] = {}
     for field, field_errors in errors.error_dict.items():
         for error in field_errors:
@@ -169,6 +182,8 @@ def _per_tenant_errors(errors: ValidationError) -> ValidationError:
                 others = tuple(name for name in check if name != "tenant")
                 error = error.params["model"].unique_error_message(error.params["model_class"], others)
                 target = others[0] if len(others) == 1 else NON_FIELD_ERRORS
+            elif field == NON_FIELD_ERRORS and len(conditional.get(error.code) or ()) == 1:
+                target = conditional[error.code][0]
             placed.setdefault(target, []).append(error)
     return ValidationError(placed)
 

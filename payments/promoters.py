@@ -34,13 +34,30 @@ def _programme(tenant):
     return conf
 
 
+# A promoter earns while approved and while their account is there: one who deleted it (or was shut out of it) can
+# be neither paid nor reached, though their links are still posted around the web.
+EARNING = Q(status=Promoter.Status.APPROVED, user__is_active=True, user__erased_at__isnull=True)
+
+
+def _earns(promoter: Promoter) -> bool:
+    return (promoter.status == Promoter.Status.APPROVED and promoter.user.is_active
+            and promoter.user.erased_at is None)
+
+
+def promoter_for_code(*, code: str) -> Promoter | None:
+    """The promoter a referral code (any case, spaces around it) credits now, or None."""
+    code = (code or "").strip().upper()
+    return Promoter.objects.filter(EARNING, code=code).first() if code else None
+
+
 def touch_record(*, tenant, code: str, visitor: str = "", user=None, path: str = "",
                  source: str = ReferralTouch.Source.LINK) -> ReferralTouch | None:
-    """Remember a visit through a promoter's link or code; unknown or unapproved codes are ignored."""
+    """Remember a visit through a promoter's link or code; codes that credit nobody (unknown, not approved, their
+    promoter's account gone) are ignored. The checkout refuses such a code before it gets here."""
     conf = payment_settings(tenant=tenant)
     if not conf.promoters_enabled or not code:
         return None
-    promoter = Promoter.objects.filter(code=code.strip().upper(), status=Promoter.Status.APPROVED).first()
+    promoter = promoter_for_code(code=code)
     if promoter is None:
         return None
     return ReferralTouch.objects.create(tenant=tenant, promoter=promoter, source=source, visitor=visitor[:64],
@@ -65,8 +82,9 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
     now = now or timezone.now()
     who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
     touches = (ReferralTouch.objects.filter(who, created_at__gte=now - timedelta(days=conf.attribution_window_days),
-                                            promoter__status=Promoter.Status.APPROVED)
-               .select_related("promoter__recruited_by").order_by("-created_at", "-id"))
+                                            promoter__status=Promoter.Status.APPROVED,
+                                            promoter__user__is_active=True, promoter__user__erased_at__isnull=True)
+               .select_related("promoter__recruited_by__user").order_by("-created_at", "-id"))
     if not conf.self_referral_allowed:  # the buyer's own link or code: the promoter who brought them earns it
         touches = touches.exclude(promoter__user=user)
     touch = touches.first()
@@ -74,7 +92,7 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
         return None
     promoter = touch.promoter
     second = promoter.recruited_by
-    if second is not None and (second.status != Promoter.Status.APPROVED or (
+    if second is not None and (not _earns(second) or (
             second.user_id == user.pk and not conf.self_referral_allowed)):
         second = None
     return Attribution(promoter=promoter, second_level=second, evidence={

@@ -32,6 +32,23 @@ class CheckoutForm(forms.Form):
     referral = forms.CharField(label=gettext_lazy("Referral code (optional)"), required=False, max_length=16)
     key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
+    def __init__(self, *args, promoters_enabled: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.promoters_enabled = promoters_enabled
+        if not promoters_enabled:  # no programme: a code would credit nobody, so none is asked for
+            del self.fields["referral"]
+
+    def clean_referral(self):
+        """A code that credits nobody (mistyped, or its promoter no longer earns) is refused, as a coupon is: the
+        learner would otherwise pay believing their friend is credited."""
+        from .promoters import promoter_for_code
+
+        code = self.cleaned_data["referral"].strip()
+        if code and promoter_for_code(code=code) is None:
+            raise forms.ValidationError(_("No promoter has this referral code: check it, or leave the field empty."),
+                                        code="referral_invalid")
+        return code
+
 
 def _target(request):
     """(item, bundle, plan) named by the checkout's query or form; exactly one is set."""
@@ -62,14 +79,15 @@ def checkout(request):
     if data is None and request.GET.get("coupon"):
         # ``?coupon=`` (a shared discount link, or "Buy again" from an order) fills the coupon in, as "Apply" does.
         data = {"key": uuid.uuid4().hex, "coupon": request.GET["coupon"], "apply": "1"}
-    form = CheckoutForm(data, initial={"key": uuid.uuid4().hex})
+    form = CheckoutForm(data, initial={"key": uuid.uuid4().hex},
+                        promoters_enabled=services.payment_settings(tenant=request.tenant).promoters_enabled)
     status = 400  # a refused checkout answers with its error's status (409 for a payment still being confirmed)
     if form.is_valid() and "apply" not in form.data:
         try:
             started = services.checkout_start(
                 tenant=request.tenant, user=request.user, idempotency_key=form.cleaned_data["key"], item=item,
                 bundle=bundle, plan=plan, coupon_code=form.cleaned_data["coupon"],
-                promoter_code=form.cleaned_data["referral"], visitor=visitor_id(request), request=request)
+                promoter_code=form.cleaned_data.get("referral", ""), visitor=visitor_id(request), request=request)
             if started.redirect_url:
                 return HttpResponseRedirect(started.redirect_url)
             return redirect("payments:order", number=started.order.number)
@@ -80,7 +98,9 @@ def checkout(request):
                 form.data = form.data.copy()
                 form.data["key"] = uuid.uuid4().hex
     try:
-        coupon = form.cleaned_data.get("coupon", "") if form.is_bound and form.is_valid() else ""
+        # A refused referral code leaves the coupon's price shown; any other error shows the price without it.
+        priced = form.is_bound and (form.is_valid() or set(form.errors) == {"referral"})
+        coupon = form.cleaned_data.get("coupon", "") if priced else ""
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon,
                                user=request.user)
     except ApplicationError as exc:
