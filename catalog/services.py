@@ -164,8 +164,11 @@ def item_submit(*, item: ContentItem, actor) -> ContentItem:
 def item_approve(*, item: ContentItem, actor) -> ContentItem:
     """Publish the item as its next version: from review, or (for the team) a published item's changes.
 
-    The version row stores the content hash and snapshot that distribution pushes and the publication record chains.
+    The version row stores the content hash and snapshot that distribution pushes, and the storefront's chain records
+    the publication (``payments.ledger.publication_post``) in the same transaction.
     """
+    from payments.ledger import publication_post
+
     with transaction.atomic():
         item = _locked(item)
         if item.status not in (Status.IN_REVIEW, Status.PUBLISHED):
@@ -181,8 +184,9 @@ def item_approve(*, item: ContentItem, actor) -> ContentItem:
                                  "body_html", "search_text", "updated_at"])
         snapshot = _snapshot(item)
         digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
-                                   snapshot=snapshot, published_by=actor)
+        version = ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
+                                             snapshot=snapshot, published_by=actor)
+        publication_post(version=version)
         _decide(item, EditorialDecision.Outcome.APPROVED, actor)
         deliveries_plan(item=item, actor=actor)
         catalog_changed(item.tenant_id)

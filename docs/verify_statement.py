@@ -5,10 +5,12 @@
 
 A statement (downloaded from the storefront's admin or your promoter page) lists every ledger entry from your
 first one (the newest one, while you have none) to the chain head: the entries that touch your accounts with all
-their postings, the others with only their postings' digest. This script needs nothing but Python 3. It recomputes
-each entry's hash, checks that each entry links to the one before it and has the next sequence number, that the last
-entry is the chain head (its hash and its sequence), checks that the postings shown match their entry's digest and
-balance in each currency, and prints the balance of your accounts over the entries that show postings.
+their postings, the publications of your items with their record (the version, the hash of its content, its
+creators and their shares, when), the others with only their digests. This script needs nothing but Python 3.7 or
+later. It recomputes each entry's hash, checks that each entry links to the one before it and has the next sequence
+number, that the last entry is the chain head (its hash and its sequence), checks that the postings shown match
+their entry's digest and balance in each currency and that each publication's record matches its digest, prints
+the publications shown, and prints the balance of your accounts over the entries that show postings.
 
 What that proves: the entries form one unbroken chain that ends at the statement's head, and every entry shown is
 in it exactly as shown. What it does not prove: that the statement shows every entry touching your accounts. An
@@ -23,6 +25,8 @@ range must be the hash of the entry at that sequence, a head published beyond th
 the statement is out of date or cut short, and, when the ``cryptography`` package is installed, each head's Ed25519
 signature must verify. Exit status 0 means the statement verifies.
 """
+
+from __future__ import annotations  # the annotations below are for reading: Python 3.7 and later run this script
 
 import hashlib
 import json
@@ -63,8 +67,16 @@ def verify(statement: dict, expected_head: str | None = None) -> list[str]:
             for code, currency, amount in entry["postings"]:
                 if code in statement["accounts"]:
                     totals[(code, currency)] = totals.get((code, currency), 0) + amount
+        if "record" in entry:  # a publication of one of your items: which version, its content hash, its creators
+            if sha256_json(entry["record"]) != entry.get("record_digest"):
+                problems.append(f"entry {entry['sequence']}: the publication record does not match its digest")
+            record = entry["record"]
+            print(f"published: item {record['item']} version {record['version']} at {record['published_at']}, "
+                  f"content {record['content_hash']}, creators {record['creators']}")
         document = {key: entry[key] for key in ("tenant", "sequence", "kind", "memo", "order", "created_at",
                                                  "previous_hash", "postings_digest")}
+        if entry.get("record_digest"):  # publications: their record is hashed through its digest
+            document["record_digest"] = entry["record_digest"]
         if sha256_json(document) != entry["hash"]:
             problems.append(f"entry {entry['sequence']}: content does not match its hash")
         previous, following = entry["hash"], entry["sequence"] + 1

@@ -6,7 +6,10 @@ the chain from the first entry and reports the first link that does not hold.
 
 The hash of an entry is SHA-256 over a canonical JSON document (sorted keys, no spaces, UTF-8) of its tenant slug,
 sequence, kind, memo, order number, time (ISO 8601, microseconds, UTC), previous hash and ``postings_digest``: the
-SHA-256 of the canonical JSON list of its postings as ``[account code, currency, amount]``, sorted. ``docs/ledger.md``
+SHA-256 of the canonical JSON list of its postings as ``[account code, currency, amount]``, sorted. A publication
+entry moves no money and adds ``record_digest``, the SHA-256 of its canonical JSON record: which item, which version,
+its content hash, its creators and their shares, and when (``publication_post``). The same chain, heads and checks
+so cover every sale and every publication: the storefront's copyright record. ``docs/ledger.md``
 and ``docs/verify_statement.py`` describe and implement the same computation for participants who want to check a
 statement on their own; ``statement_proof`` produces what they check.
 """
@@ -27,6 +30,7 @@ from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.translation import gettext, gettext_noop
 
+from catalog.models import ItemVersion
 from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
 
@@ -81,16 +85,24 @@ def postings_digest(postings: Iterable[tuple[str, str, int]]) -> str:
 
 
 def entry_document(*, tenant_slug: str, sequence: int, kind: str, memo: str, order_number: str, created_at: str,
-                   previous_hash: str, digest: str) -> dict:
-    return {"tenant": tenant_slug, "sequence": sequence, "kind": kind, "memo": memo, "order": order_number,
-            "created_at": created_at, "previous_hash": previous_hash, "postings_digest": digest}
+                   previous_hash: str, digest: str, record_digest: str = "") -> dict:
+    document = {"tenant": tenant_slug, "sequence": sequence, "kind": kind, "memo": memo, "order": order_number,
+                "created_at": created_at, "previous_hash": previous_hash, "postings_digest": digest}
+    if record_digest:  # publications only: the documents of money entries are as they always were
+        document["record_digest"] = record_digest
+    return document
 
 
 def entry_hash(*, tenant_slug: str, sequence: int, kind: str, memo: str, order_number: str, created_at: str,
-               previous_hash: str, postings: Iterable[tuple[str, str, int]]) -> str:
+               previous_hash: str, postings: Iterable[tuple[str, str, int]], record_digest: str = "") -> str:
     return _sha256_json(entry_document(
         tenant_slug=tenant_slug, sequence=sequence, kind=kind, memo=memo, order_number=order_number,
-        created_at=created_at, previous_hash=previous_hash, digest=postings_digest(postings)))
+        created_at=created_at, previous_hash=previous_hash, digest=postings_digest(postings),
+        record_digest=record_digest))
+
+
+def record_digest(record: dict | None) -> str:
+    return _sha256_json(record) if record else ""
 
 
 def _timestamp(value) -> str:
@@ -98,14 +110,19 @@ def _timestamp(value) -> str:
 
 
 def entry_post(*, tenant: Tenant, kind: str, postings: list[tuple[LedgerAccount, int]], memo: str = "",
-               order=None, refund=None) -> JournalEntry:
-    """Append one balanced entry to the tenant's chain. Zero postings are dropped; call inside the money change's
-    transaction (the head's row lock orders concurrent appends)."""
+               order=None, refund=None, record: dict | None = None) -> JournalEntry:
+    """Append one balanced entry to the tenant's chain (or, for a publication, its ``record`` and no postings).
+    Zero postings are dropped; call inside the change's transaction (the head's row lock orders concurrent
+    appends)."""
     postings = [(account, amount) for account, amount in postings if amount]
     totals: dict[str, int] = defaultdict(int)
     for account, amount in postings:
         totals[account.currency] += amount
-    if not postings or any(totals.values()):
+    if (kind == JournalEntry.Kind.PUBLICATION) != (record is not None) or (
+            kind == JournalEntry.Kind.PUBLICATION and postings):
+        raise ApplicationError("A publication entry has a record and no postings; a money entry has postings.",
+                               code="entry_kind_mismatch")
+    if record is None and (not postings or any(totals.values())):
         raise ApplicationError("A journal entry must balance in every currency.", code="unbalanced_entry",
                                extra={"totals": dict(totals)})
     if any(account.tenant_id != tenant.pk for account, _amount in postings):
@@ -121,15 +138,45 @@ def entry_post(*, tenant: Tenant, kind: str, postings: list[tuple[LedgerAccount,
         digest = entry_hash(
             tenant_slug=tenant.slug, sequence=sequence, kind=kind, memo=memo,
             order_number=order.number if order else "", created_at=_timestamp(created_at),
-            previous_hash=head.hash, postings=[(a.code, a.currency, amount) for a, amount in postings])
+            previous_hash=head.hash, postings=[(a.code, a.currency, amount) for a, amount in postings],
+            record_digest=record_digest(record))
         entry = JournalEntry.objects.create(tenant=tenant, sequence=sequence, kind=kind, memo=memo, order=order,
                                             refund=refund, created_at=created_at, previous_hash=head.hash,
-                                            hash=digest)
+                                            hash=digest, record=record, record_digest=record_digest(record))
         Posting.objects.bulk_create([Posting(tenant=tenant, entry=entry, account=account, amount=amount,
                                              currency=account.currency) for account, amount in postings])
         head.sequence, head.hash = sequence, digest
         head.save(update_fields=["sequence", "hash"])
     return entry
+
+
+def publication_record(*, item_id: int, number: int, content_hash: str, creators: list | None,
+                       published_at) -> dict:
+    """What the chain records of a published version (``catalog.ItemVersion``): the item, the version, the hash of
+    what was published, its creators with their shares, and when."""
+    return {"item": item_id, "version": number, "content_hash": content_hash,
+            "creators": sorted([c["creator"], c["share_bp"]] for c in creators or []),
+            "published_at": _timestamp(published_at)}
+
+
+def _version_records() -> dict[tuple[int, int], dict]:
+    """Every published version of the open storefront, as the chain should record it (snapshots are not read whole:
+    only their creators)."""
+    return {(item_id, number): publication_record(item_id=item_id, number=number, content_hash=content_hash,
+                                                  creators=creators, published_at=published_at)
+            for item_id, number, content_hash, published_at, creators in ItemVersion.objects.values_list(
+                "item_id", "number", "content_hash", "published_at", "snapshot__creators").iterator()}
+
+
+def publication_post(*, version) -> JournalEntry:
+    """Chain a published version; call in the transaction that publishes it."""
+    title = version.snapshot.get("title", "")
+    memo = f"v{version.number} {title}"[:200]
+    return entry_post(tenant=version.tenant, kind=JournalEntry.Kind.PUBLICATION, postings=[], memo=memo,
+                      record=publication_record(item_id=version.item_id, number=version.number,
+                                                content_hash=version.content_hash,
+                                                creators=version.snapshot.get("creators"),
+                                                published_at=version.published_at))
 
 
 def balance(*, account: LedgerAccount) -> int:
@@ -168,6 +215,9 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
     transaction sees what has committed by then) is not taken for tampering. The published heads are read before it:
     any of them then names a sequence the head has reached.
     """
+    # Versions read before the head have their publication entry at or below it (both commit together); those read
+    # after it include every version an entry up to the head records.
+    versions_before = set(ItemVersion.objects.values_list("item_id", "number"))
     published: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for on, sequence, digest in ChainHeadPublication.objects.values_list("published_on", "sequence", "hash"):
         published[sequence].append((on.isoformat(), digest))
@@ -189,6 +239,8 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
             foreign.setdefault(entry_id, _problem(gettext_noop("one of its postings is not in its account's currency")))
         else:
             postings_of[entry_id].append((accounts[account_id][0], currency, amount))
+    versions = _version_records()
+    recorded: set[tuple[int, int]] = set()
     previous, expected_sequence, count = GENESIS_HASH, 1, 0
     for entry in chain.select_related("order").order_by("sequence").iterator(chunk_size=2000):
         count += 1
@@ -205,17 +257,26 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
             sums: dict[str, int] = defaultdict(int)
             for _code, currency, amount in rows:
                 sums[currency] += amount
-            if not rows or any(sums.values()):
+            publication = entry.kind == JournalEntry.Kind.PUBLICATION
+            key = (entry.record.get("item"), entry.record.get("version")) if isinstance(entry.record, dict) else None
+            if publication and (rows or entry.record_digest != record_digest(entry.record) or key is None):
+                problem = _problem(gettext_noop("its publication record does not match its digest"))
+            elif not publication and (not rows or any(sums.values()) or entry.record or entry.record_digest):
                 problem = _problem(gettext_noop("its postings do not balance"))
             elif entry.hash != entry_hash(
                     tenant_slug=tenant.slug, sequence=entry.sequence, kind=entry.kind, memo=entry.memo,
                     order_number=entry.order.number if entry.order else "", created_at=_timestamp(entry.created_at),
-                    previous_hash=entry.previous_hash, postings=rows):
+                    previous_hash=entry.previous_hash, postings=rows, record_digest=entry.record_digest):
                 problem = _problem(gettext_noop(
                     "its content does not match its hash (it was changed after it was written)"))
+            elif publication and versions.get(key) != entry.record:
+                problem = _problem(gettext_noop("version %(version)s of the item it records as published was changed "
+                                                "or removed since"), version=key[1])
             else:
                 problem = next((_problem(gettext_noop("it differs from the head published on %(date)s"), date=at)
                                 for at, digest in published.get(entry.sequence, []) if digest != entry.hash), "")
+            if publication:
+                recorded.add(key)
         if problem:
             return VerifyResult(entries=count, head=previous, broken_at=entry.sequence, problem=problem)
         previous, expected_sequence = entry.hash, expected_sequence + 1
@@ -242,6 +303,12 @@ def ledger_verify(*, tenant: Tenant) -> VerifyResult:
         return VerifyResult(entries=count, head=previous, broken_at=last,
                             problem=_problem(gettext_noop(
                                 "postings of this storefront belong to no entry of its chain")))
+    unrecorded = sorted(versions_before - recorded)
+    if unrecorded:
+        return VerifyResult(entries=count, head=previous, broken_at=last,
+                            problem=_problem(gettext_noop(
+                                "version %(version)s of item %(item)s was published but is not in the chain"),
+                                version=unrecorded[0][1], item=unrecorded[0][0]))
     return VerifyResult(entries=count, head=previous)
 
 
@@ -249,8 +316,9 @@ def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
     """A participant's verifiable statement: every entry from their first one to the chain head.
 
     Entries that touch their accounts carry all their postings (the participant sees how each of their sales was
-    shared); the others carry only their postings' digest, which is enough to recompute the chain. The head is read
-    first and nothing past it is, so a sale committing meanwhile does not break the statement.
+    shared), and the publications of a creator's items carry their record (the version, its content hash, its
+    creators and their shares, when); the others carry only the digests, which is enough to recompute the chain. The
+    head is read first and nothing past it is, so a sale committing meanwhile does not break the statement.
 
     A participant without entries yet gets the newest entry: the script takes a head only as the last entry shown
     (a head with nothing under it could claim any sequence), so only an empty chain has a statement without entries.
@@ -259,6 +327,11 @@ def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
     last = head.sequence if head else 0
     mine = set(Posting.objects.filter(account__in=accounts, entry__sequence__lte=last)
                .values_list("entry_id", flat=True))
+    creators = {a.creator_id for a in accounts if a.creator_id}
+    if creators:
+        mine |= {pk for pk, record in JournalEntry.objects.filter(
+            kind=JournalEntry.Kind.PUBLICATION, sequence__lte=last).values_list("pk", "record")
+            if creators & {creator for creator, _share in record.get("creators", [])}}
     document = {"tenant": tenant.slug, "accounts": sorted(a.code for a in accounts),
                 "head": {"sequence": last, "hash": head.hash if head else GENESIS_HASH},
                 "entries": []}
@@ -277,9 +350,11 @@ def statement_proof(*, tenant: Tenant, accounts: list[LedgerAccount]) -> dict:
         item = entry_document(tenant_slug=tenant.slug, sequence=entry.sequence, kind=entry.kind, memo=entry.memo,
                               order_number=entry.order.number if entry.order else "",
                               created_at=_timestamp(entry.created_at), previous_hash=entry.previous_hash,
-                              digest=postings_digest(rows))
+                              digest=postings_digest(rows), record_digest=entry.record_digest)
         item["hash"] = entry.hash
-        if entry.pk in mine:
+        if entry.pk in mine and entry.record is not None:
+            item["record"] = entry.record
+        elif entry.pk in mine:
             item["postings"] = sorted([code, currency, amount] for code, currency, amount in rows)
         document["entries"].append(item)
     return document

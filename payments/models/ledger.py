@@ -96,6 +96,7 @@ class JournalEntry(TenantOwned):
         RELEASE = "release", _("Held shares become payable")
         PAYOUT = "payout", _("Payout")
         REVERSAL = "reversal", _("Reversal")
+        PUBLICATION = "publish", _("Publication")
 
     sequence = models.PositiveBigIntegerField(editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -105,6 +106,10 @@ class JournalEntry(TenantOwned):
     refund = models.ForeignKey("payments.Refund", on_delete=models.PROTECT, null=True, blank=True,
                                related_name="journal_entries")
     created_at = models.DateTimeField()
+    # A publication entry moves no money: it records what was published (``ledger.publication_record``), and the
+    # hash covers the record's digest.
+    record = models.JSONField(null=True, blank=True)
+    record_digest = models.CharField(max_length=64, blank=True, default="")
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 

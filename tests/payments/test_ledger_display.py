@@ -37,9 +37,9 @@ def test_the_broken_chain_notice_is_in_the_teams_language_and_the_command_stays_
     tenant, entries = sold
     tamper("UPDATE payments_journalentry SET memo = %s WHERE id = %s", ["Sale nothing to see", entries[2].pk])
     code, output = command_output()
-    assert code == 1 and "alpha: broken at entry #2: its content does not match its hash" in output
+    assert code == 1 and "alpha: broken at entry #5: its content does not match its hash" in output
     page = zh_team(tenant).get(reverse("admin:payments_journalentry_changelist")).content.decode()
-    assert "哈希链在第 #2 条分录处断开：其内容与哈希不符（写入后被改动）。" in page
+    assert "哈希链在第 #5 条分录处断开：其内容与哈希不符（写入后被改动）。" in page
 
 
 def test_ledger_accounts_are_named_in_the_teams_language_and_stored_as_written(sold):

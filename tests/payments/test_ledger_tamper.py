@@ -114,7 +114,7 @@ class TestReadsWhileSalesCommit:
         results = read_while_a_sale_commits(tenant, tea, lambda: ledger.ledger_verify(tenant=tenant))
         assert len(results) >= 3
         assert [r.problem for r in results if not r.ok] == []
-        assert verify(tenant).entries == 4 + len(results)  # one sale committed during each read
+        assert verify(tenant).entries == 7 + len(results)  # one sale committed during each read
 
     def test_a_statement_built_while_a_sale_commits_verifies(self, transactional_db, sold, tmp_path):
         tenant, tea = sold.tenant, sold.items[0]
@@ -147,9 +147,9 @@ def test_removing_the_newest_entry_and_rolling_the_head_back_is_found_by_its_pub
     tamper("DELETE FROM payments_posting WHERE entry_id = %s", [entries[4].pk])
     tamper("DELETE FROM payments_journalentry WHERE id = %s", [entries[4].pk])
     with scopes_disabled():
-        LedgerHead.objects.filter(tenant=tenant).update(sequence=3, hash=entries[3].hash)
+        LedgerHead.objects.filter(tenant=tenant).update(sequence=entries[3].sequence, hash=entries[3].hash)
     result = verify(tenant)
-    assert (result.ok, result.broken_at) == (False, 4)
+    assert (result.ok, result.broken_at) == (False, entries[4].sequence)
     assert "published on 2026-11-23" in result.problem
 
 
@@ -160,14 +160,15 @@ def test_an_entry_rewritten_with_a_fresh_hash_is_found_by_its_published_head(sol
         last = entries[4]
         rows = list(Posting.objects.filter(entry=last).values_list("account__code", "currency", "amount"))
         forged = ledger.entry_hash(
-            tenant_slug=tenant.slug, sequence=4, kind=last.kind, memo="Sale rewritten", order_number=last.order.number,
+            tenant_slug=tenant.slug, sequence=last.sequence, kind=last.kind, memo="Sale rewritten",
+            order_number=last.order.number,
             created_at=last.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
             previous_hash=last.previous_hash, postings=rows)
     tamper("UPDATE payments_journalentry SET memo = %s, hash = %s WHERE id = %s", ["Sale rewritten", forged, last.pk])
     with scopes_disabled():
         LedgerHead.objects.filter(tenant=tenant).update(hash=forged)
     result = verify(tenant)
-    assert (result.ok, result.broken_at) == (False, 4)
+    assert (result.ok, result.broken_at) == (False, last.sequence)
     assert "differs from the head published on 2026-11-23" in result.problem
 
 
@@ -176,13 +177,13 @@ def test_an_entry_added_past_the_head_is_found(sold):
     with scope(tenant=tenant):
         revenue = ledger.account_for(tenant=tenant, code="tenant", kind="tenant", currency="CNY", name="Revenue")
         fee = ledger.account_for(tenant=tenant, code="platform", kind="platform", currency="CNY", name="Fee")
-        extra = JournalEntry.objects.create(tenant=tenant, sequence=5, kind="reversal", memo="by hand",
-                                            created_at=entries[4].created_at, previous_hash=entries[4].hash,
-                                            hash="e" * 64)
+        extra = JournalEntry.objects.create(tenant=tenant, sequence=entries[4].sequence + 1, kind="reversal",
+                                            memo="by hand", created_at=entries[4].created_at,
+                                            previous_hash=entries[4].hash, hash="e" * 64)
         Posting.objects.create(tenant=tenant, entry=extra, account=revenue, amount=900, currency="CNY")
         Posting.objects.create(tenant=tenant, entry=extra, account=fee, amount=-900, currency="CNY")
     result = verify(tenant)
-    assert (result.ok, result.broken_at) == (False, 5)
+    assert (result.ok, result.broken_at) == (False, extra.sequence)
 
 
 # --- postings and accounts across storefronts -----------------------------------------------------------------------
@@ -195,7 +196,7 @@ def test_a_posting_moved_to_another_storefronts_account_with_the_same_code_is_fo
         posting = Posting.objects.get(entry=entries[1], account__code="platform")
     tamper("UPDATE payments_posting SET account_id = %s WHERE id = %s", [theirs.pk, posting.pk])
     result = verify(tenant)
-    assert (result.ok, result.broken_at) == (False, 1)
+    assert (result.ok, result.broken_at) == (False, entries[1].sequence)
     assert "another storefront" in result.problem
 
 
@@ -207,7 +208,7 @@ def test_a_posting_moved_to_the_same_code_in_another_currency_is_found(sold):
         posting = Posting.objects.get(entry=entries[2], account__code="platform")
     tamper("UPDATE payments_posting SET account_id = %s WHERE id = %s", [dollars.pk, posting.pk])
     result = verify(tenant)
-    assert (result.ok, result.broken_at) == (False, 2)
+    assert (result.ok, result.broken_at) == (False, entries[2].sequence)
     assert "currency" in result.problem
 
 
@@ -296,7 +297,7 @@ def test_a_participant_without_entries_gets_a_statement_of_the_newest_entry(sold
     heads = published_heads(tenant, date(2026, 11, 23))
     with tenancy.activate(tenant):
         statement = ledger.statement_proof(tenant=tenant, accounts=[])  # a promoter who has earned nothing yet
-    assert [e["sequence"] for e in statement["entries"]] == [4] and "postings" not in statement["entries"][0]
+    assert [e["sequence"] for e in statement["entries"]] == [7] and "postings" not in statement["entries"][0]
     code, output = run_script(tmp_path, statement, heads=heads)
     assert code == 0 and "1 published heads fall inside this statement" in output, output
     statement["entries"] = []  # a head with nothing under it could claim any sequence
@@ -358,7 +359,7 @@ def test_the_command_checks_a_deactivated_storefronts_ledger_too(sold):
     tenant.save(update_fields=["is_active"])
     code, output = command_output()
     assert code == 1
-    assert "alpha: broken at entry #2: its content does not match its hash" in output
+    assert "alpha: broken at entry #5: its content does not match its hash" in output
 
 
 # --- ledger accounts are immutable (PostgreSQL) ---------------------------------------------------------------------
@@ -419,3 +420,80 @@ def test_the_operator_cannot_rename_a_storefronts_slug_once_it_exists(sold):
     page = operator.get(reverse("admin:marketplace_tenant_change", args=[tenant.pk])).content.decode()
     assert 'name="slug"' not in page and '<div class="readonly">alpha</div>' in page
     assert operator.get(reverse("admin:marketplace_tenant_add")).status_code == 200  # onboarding still sets it
+
+
+# --- publications ---------------------------------------------------------------------------------------------------
+
+def test_every_published_version_is_an_entry_of_the_chain(sold):
+    """The chain records each publication: which item and version, its content's hash, its creators and their
+    shares, and when. Publishing again adds the new version."""
+    from catalog import services as catalog
+    from catalog.models import ItemVersion
+
+    tenant, (tea, _silk, paper) = sold.tenant, sold.items
+    with tenancy.activate(tenant):
+        catalog.item_approve(item=tea, actor=None)  # its version 2
+        version = ItemVersion.objects.get(item=tea, number=2)
+        entry = JournalEntry.objects.get(kind="publish", record__item=tea.pk, record__version=2)
+        assert entry.record == {"item": tea.pk, "version": 2, "content_hash": version.content_hash,
+                                "creators": [[c["creator"], c["share_bp"]] for c in version.snapshot["creators"]],
+                                "published_at": version.published_at.astimezone(UTC).isoformat(
+                                    timespec="microseconds")}
+        assert not entry.postings.exists() and entry.sequence == 8
+        assert len(JournalEntry.objects.get(kind="publish", record__item=paper.pk).record["creators"]) == 2
+    assert verify(tenant).ok
+
+
+@pytest.mark.parametrize("change", ["content", "remove", "unrecorded"])
+def test_a_rewritten_removed_or_unrecorded_publication_is_found(sold, change):
+    """The version rows are what distribution pushes and readers are shown: the chain must notice one rewritten
+    after it was published, one removed, and one that never went through the chain."""
+    from catalog.models import ItemVersion
+
+    tenant, tea = sold.tenant, sold.items[0]
+    with scopes_disabled():
+        version = ItemVersion.objects.get(item=tea, number=1)
+        recorded_at = JournalEntry.objects.get(kind="publish", record__item=tea.pk).sequence
+        if change == "content":
+            ItemVersion.objects.filter(pk=version.pk).update(content_hash="0" * 64)
+        elif change == "remove":
+            version.delete()
+        else:
+            ItemVersion.objects.create(tenant=tenant, item=tea, number=9, content_hash="1" * 64,
+                                       snapshot=version.snapshot)
+    result = verify(tenant)
+    assert not result.ok
+    if change == "unrecorded":
+        assert (result.broken_at, "version 9 of item") == (7, result.problem[:len("version 9 of item")])
+    else:
+        assert result.broken_at == recorded_at and "changed or removed" in result.problem
+
+
+def test_a_creators_statement_shows_the_publications_of_their_items(sold, tmp_path):
+    tenant = sold.tenant
+    heads = published_heads(tenant, date(2026, 11, 23))
+    statement = statement_of(tenant, "Ada Byron")  # credited on Paper only
+    records = [e["record"] for e in statement["entries"] if "record" in e]
+    assert [(r["item"], r["version"]) for r in records] == [(sold.items[2].pk, 1)]
+    assert all("record_digest" in e for e in statement["entries"] if e["kind"] == "publish")
+    code, output = run_script(tmp_path, statement, heads=heads)
+    assert code == 0 and f"published: item {sold.items[2].pk} version 1" in output, output
+
+    forged = json.loads(json.dumps(statement))
+    [entry] = [e for e in forged["entries"] if "record" in e]
+    entry["record"]["creators"] = [[c, 10000 if n == 0 else 0] for n, (c, _share) in
+                                   enumerate(entry["record"]["creators"])]
+    code, output = run_script(tmp_path, forged, heads=heads)
+    assert code == 1 and "publication record does not match its digest" in output
+
+
+@pytest.mark.parametrize("version", ["3.7", "3.8", "3.9"])
+def test_the_script_runs_on_the_oldest_pythons_participants_have(sold, tmp_path, version):
+    """The system Python of macOS's command line tools and of older Debian and RHEL releases is 3.9 or older."""
+    found = sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python"))
+    if not found:
+        pytest.skip(f"no Python {version} on this machine")
+    (tmp_path / "statement.json").write_text(json.dumps(statement_of(sold.tenant, "Lin Wei")))
+    done = subprocess.run([str(found[-1]), str(SCRIPT), str(tmp_path / "statement.json")], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0 and "statement verifies" in done.stdout, done.stdout + done.stderr

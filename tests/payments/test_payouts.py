@@ -83,15 +83,17 @@ def test_a_creator_verifies_their_statement_with_the_standalone_script(tenant_a,
     buy(host_client("alpha.test", member(tenant_a)), f"item={theirs.slug}")
     owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     proof = owner.get(reverse("admin:payments_payout_statement_json", args=["creator", ada.pk])).json()
-    # Ada's statement starts at her sale and proves the chain to the head; Bob's later sale shows only its digest.
-    assert [("postings" in e) for e in proof["entries"]] == [True, False]
+    # Ada's statement starts at her item's publication, shown with its record, and proves the chain to the head;
+    # her sale shows its postings, Bob's sales only their digest.
+    assert [("record" in e, "postings" in e) for e in proof["entries"]] == [
+        (True, False), (False, False), (False, True), (False, False)]
     script = Path(__file__).parents[2] / "docs" / "verify_statement.py"
     path = tmp_path / "statement.json"
     path.write_text(json.dumps(proof))
     ok = subprocess.run([sys.executable, str(script), str(path), proof["head"]["hash"]], capture_output=True,
                         text=True, check=False)
     assert ok.returncode == 0 and "statement verifies" in ok.stdout and "4500" in ok.stdout
-    proof["entries"][0]["postings"][0][2] += 1  # claim one more minor unit
+    proof["entries"][2]["postings"][0][2] += 1  # claim one more minor unit
     path.write_text(json.dumps(proof))
     bad = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "do not match their digest" in bad.stdout
@@ -119,7 +121,7 @@ def test_signed_chain_heads_are_published_and_checked_by_the_script(tenant_a, tm
     with scope(tenant=tenant_a):
         head_publish(tenant=tenant_a, on=date(2026, 11, 23))
     published = host_client("alpha.test").get("/ledger/heads.json").json()
-    assert [h["sequence"] for h in published["heads"]] == [2, 1]
+    assert [h["sequence"] for h in published["heads"]] == [3, 2]  # after the course's publication (#1), each sale
     key = Ed25519PublicKey.from_public_bytes(base64.b64decode(published["public_key"]))
     for head in published["heads"]:
         key.verify(base64.b64decode(head["signature"]), head_message(
