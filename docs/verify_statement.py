@@ -116,13 +116,21 @@ def check_heads(statement: dict, published: dict) -> list[str]:
 
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-        key = Ed25519PublicKey.from_public_bytes(base64.b64decode(published["public_key"]))
+        # Each head names the key that signed it: the platform's keys change (a new key, a rotated secret), and the
+        # heads signed before keep their own. Files from before keys were listed have the one public key.
+        keys = {key_id: Ed25519PublicKey.from_public_bytes(base64.b64decode(public))
+                for key_id, public in {**published.get("keys", {}),
+                                       published.get("key_id", ""): published["public_key"]}.items()}
     except ImportError:
-        key = None
+        keys = None
         print("note: install the cryptography package to check the heads' signatures")
     checked, later, last = 0, None, last_sequence(statement)
     for head in published["heads"]:
-        if key is not None:
+        if keys is not None:
+            key = keys.get(head.get("key_id", published.get("key_id", "")))
+            if key is None:
+                problems.append(f"the head published on {head['date']} names a key the file does not list")
+                continue
             message = json.dumps({"tenant": published["tenant"], "date": head["date"], "sequence": head["sequence"],
                                   "hash": head["hash"]}, sort_keys=True, separators=(",", ":")).encode()
             try:

@@ -130,14 +130,20 @@ def each_tenant(tenants: Iterable[Tenant]) -> Iterator[Tenant]:
             yield tenant
 
 
-def resolve_tenant(host: str) -> Tenant | None:
-    """Map a request host (port stripped, any case) to an active tenant, or None for an unknown host."""
+# What a deactivated storefront still serves: its signed ledger heads, which its payees check their statements against.
+CLOSED_STOREFRONT_PATHS = frozenset({"/ledger/heads.json"})
+
+
+def resolve_tenant(host: str, *, closed_too: bool = False) -> Tenant | None:
+    """Map a request host (port stripped, any case) to an active tenant (or, ``closed_too``, a deactivated one), or
+    None for an unknown host."""
     host = host.lower().rstrip(".")
     domain = Domain.objects.select_related("tenant").filter(host=host).first()
     if domain is not None:
-        return domain.tenant if domain.tenant.is_active else None
+        return domain.tenant if domain.tenant.is_active or closed_too else None
     slug = dev_host_slug(host)
-    return Tenant.objects.filter(slug=slug, is_active=True).first() if slug is not None else None
+    found = Tenant.objects.filter(slug=slug).first() if slug is not None else None
+    return found if found is not None and (found.is_active or closed_too) else None
 
 
 def _split_host(request) -> str:
@@ -162,7 +168,7 @@ class TenantMiddleware:
         if host in settings.PLATFORM_HOSTS:
             request.tenant = None
             return self.get_response(request)
-        tenant = resolve_tenant(host)
+        tenant = resolve_tenant(host, closed_too=request.path in CLOSED_STOREFRONT_PATHS)
         if tenant is None:
             log.info("no storefront for host %s", host)
             # The locale middleware has not run: speak the visitor's language, not the last one this thread used.

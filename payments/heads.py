@@ -34,8 +34,8 @@ def public_key_b64() -> str:
     return base64.b64encode(raw).decode()
 
 
-def key_id() -> str:
-    return hashlib.sha256(public_key_b64().encode()).hexdigest()[:16]
+def key_id(public_key: str | None = None) -> str:
+    return hashlib.sha256((public_key or public_key_b64()).encode()).hexdigest()[:16]
 
 
 def head_message(*, tenant_slug: str, published_on: str, sequence: int, hash: str) -> bytes:  # noqa: A002
@@ -54,15 +54,19 @@ def head_publish(*, tenant, on: date | None = None) -> ChainHeadPublication:
     sequence, digest = (head.sequence, head.hash) if head else (0, "0" * 64)
     message = head_message(tenant_slug=tenant.slug, published_on=on.isoformat(), sequence=sequence, hash=digest)
     signature = base64.b64encode(signing_key().sign(message)).decode()
+    public = public_key_b64()
     return ChainHeadPublication.objects.create(tenant=tenant, published_on=on, sequence=sequence, hash=digest,
-                                               signature=signature, key_id=key_id())
+                                               signature=signature, key_id=key_id(public), public_key=public)
 
 
 def heads_document(*, tenant, limit: int = 90) -> dict:
+    """The storefront's latest signed heads, with the current public key and, under ``keys``, every public key that
+    signed one of them: a head signed before the platform's key changed still verifies with the key that signed it."""
+    heads = list(ChainHeadPublication.objects.order_by("-published_on")[:limit])
     return {
         "tenant": tenant.slug, "algorithm": "Ed25519", "public_key": public_key_b64(), "key_id": key_id(),
+        "keys": {h.key_id: h.public_key for h in heads if h.public_key},
         "signed_message": "canonical JSON of {tenant, date, sequence, hash}",
         "heads": [{"date": h.published_on.isoformat(), "sequence": h.sequence, "hash": h.hash,
-                   "signature": h.signature, "key_id": h.key_id}
-                  for h in ChainHeadPublication.objects.order_by("-published_on")[:limit]],
+                   "signature": h.signature, "key_id": h.key_id} for h in heads],
     }

@@ -180,6 +180,7 @@ class ChainHeadPublication(TenantOwned):
     hash = models.CharField(max_length=64)
     signature = models.CharField(max_length=128)
     key_id = models.CharField(max_length=16)
+    public_key = models.CharField(max_length=64, blank=True, help_text=_("The Ed25519 key that signed it (base64)."))
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -497,3 +497,38 @@ def test_the_script_runs_on_the_oldest_pythons_participants_have(sold, tmp_path,
     done = subprocess.run([str(found[-1]), str(SCRIPT), str(tmp_path / "statement.json")], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0 and "statement verifies" in done.stdout, done.stdout + done.stderr
+
+
+# --- the published heads over time ----------------------------------------------------------------------------------
+
+def test_heads_signed_before_the_signing_key_changed_still_verify(sold, settings, tmp_path):
+    """The key is derived from SECRET_KEY until LEDGER_SIGNING_KEY is set (README): once the operator sets it, the
+    heads signed before keep verifying with the key that signed them, which the file lists."""
+    tenant = sold.tenant
+    with tenancy.activate(tenant):
+        head_publish(tenant=tenant, on=date(2026, 11, 22))
+    settings.LEDGER_SIGNING_KEY = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVowMTIzNDU="  # 32 bytes, base64
+    with tenancy.activate(tenant):
+        head_publish(tenant=tenant, on=date(2026, 11, 23))
+        heads = json.loads(json.dumps(heads_document(tenant=tenant)))
+    assert len(heads["keys"]) == 2 and heads["keys"][heads["key_id"]] == heads["public_key"]
+    code, output = run_script(tmp_path, statement_of(tenant, "Lin Wei"), heads=heads)
+    assert code == 0 and "2 published heads fall inside" in output, output
+
+    heads["heads"][1]["key_id"] = heads["key_id"]  # the old head claimed by the new key: its signature fails
+    code, output = run_script(tmp_path, statement_of(tenant, "Lin Wei"), heads=heads)
+    assert code == 1 and "published on 2026-11-22 has a bad signature" in output
+
+
+def test_a_deactivated_storefront_still_publishes_its_signed_heads(sold):
+    """Its payees still check their statements against them; every other page of it is gone."""
+    from tests.conftest import host_client
+
+    tenant = sold.tenant
+    with tenancy.activate(tenant):
+        head_publish(tenant=tenant, on=date(2026, 11, 23))
+    tenant.is_active = False
+    tenant.save(update_fields=["is_active"])
+    response = host_client("alpha.test").get("/ledger/heads.json")
+    assert response.status_code == 200 and [h["sequence"] for h in response.json()["heads"]] == [7]
+    assert host_client("alpha.test").get("/").status_code == 404
