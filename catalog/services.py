@@ -292,6 +292,9 @@ def review_save(*, user, item: ContentItem, rating: int, body: str = "") -> Revi
         raise ApplicationError(_("Choose from one to five stars."), code="bad_rating", extra={"field": "rating"})
     rating = int(rating)
     with transaction.atomic():
+        # The item's row first (as the totals' UPDATE below locks it: FOR NO KEY UPDATE), since there may be no
+        # review to lock yet: the same form sent twice queues here, and the second finds the first's review.
+        ContentItem.objects.select_for_update(no_key=True).filter(pk=item.pk).values_list("pk").first()
         review = Review.objects.select_for_update().filter(item=item, user=user).first()
         if review is None:
             review = Review.objects.create(tenant=current_tenant(), item=item, user=user, rating=rating, body=body)
@@ -307,8 +310,14 @@ def review_save(*, user, item: ContentItem, rating: int, body: str = "") -> Revi
 
 
 def review_delete(*, review: Review, actor) -> None:
-    """Remove a review (the team moderating), taking its stars out of the item's totals."""
+    """Remove a review (the team moderating), taking its stars out of the item's totals. Safe to repeat: a review
+    deleted meanwhile (by another moderator) is left alone."""
     with transaction.atomic():
+        # The item's row, then the review's, in ``review_save``'s order; the stars taken out are the locked row's.
+        ContentItem.objects.select_for_update(no_key=True).filter(pk=review.item_id).values_list("pk").first()
+        review = Review.objects.select_for_update().filter(pk=review.pk).first()
+        if review is None:
+            return
         ContentItem.objects.filter(pk=review.item_id).update(rating_count=F("rating_count") - 1,
                                                              rating_sum=F("rating_sum") - review.rating)
         audit_log_write(tenant=review.tenant, actor=actor, action="catalog.review_deleted", target=review.item,

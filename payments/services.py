@@ -402,7 +402,10 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             # purchase is never paid twice. A new plan also replaces the renewal checkout of a subscription that
             # ended while that checkout stayed open at the provider: paid later, it would bring the ended
             # subscription back beside the new one.
-            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            # FOR NO KEY UPDATE: the checkouts still queue, but the webhook of a payment replaced below (which we
+            # may wait for in ``payment_close``) can still insert the rows that point at the learner (its foreign
+            # keys' KEY SHARE locks); FOR UPDATE would make each wait for the other (a deadlock).
+            get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).first()
             same = Q(idempotency_key=key)
             if subscription is None:  # a renewal replaces nothing
                 lines = {"lines__item": item} if item else {"lines__bundle": bundle} if bundle else {
@@ -415,6 +418,12 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             for order in earlier:
                 if order.idempotency_key == key:
                     return keyed_checkout(order, user, item=item, bundle=bundle, plan=plan, coupon_code=coupon_code)
+            if subscription is None:
+                # Checked again now that the learner's checkouts queue: another tab's checkout of the same thing may
+                # have been paid since ``checkout_start`` checked (it is no longer pending, so nothing above finds
+                # it), and the learner must not pay twice. A renewal is checked by the sweep, under its
+                # subscription's lock.
+                purchase_check(user=user, item=item, bundle=bundle, plan=plan)
             for payment in Payment.objects.filter(order__in=earlier, status=Payment.Status.PENDING):
                 if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
                     raise payment_in_progress()

@@ -121,8 +121,8 @@ def dataset_load(*, tenant, now: float | None = None) -> Dataset:
     storefront's team (owners, staff, creators), whose views of their own items are work, not taste."""
     started = time.perf_counter()
     now = time.time() if now is None else now
-    excluded = list(LearnerPreference.objects.filter(personalised=False).values_list("user_id", flat=True).union(
-        Membership.objects.filter(role__in=ADMIN_ROLES).values_list("user_id", flat=True)))
+    excluded = sorted({*LearnerPreference.objects.filter(personalised=False).values_list("user_id", flat=True),
+                       *Membership.objects.filter(role__in=ADMIN_ROLES).values_list("user_id", flat=True)})
     postgres = connection.vendor == "postgresql"
     cells = _cells_postgres(tenant.pk, excluded) if postgres else _cells_portable(excluded)
     read = time.perf_counter()

@@ -63,6 +63,9 @@ def run_claim(*, tenant, run_date: date, force: bool = False) -> Claim:
     A forced refit of a date that succeeded leaves the row as it is (still succeeded, still serving if it serves):
     serving reads only succeeded runs, so marking it running, or failed when the refit fails, would take the
     storefront's picks down for the length of the refit, or until the next night.
+
+    A live claim (running, younger than ``STALE_AFTER``) is not taken over, also not by a forced fit: both would
+    write the same run's rows. Force again once it has finished.
     """
     with tenant_phase(tenant):
         run = FitRun.objects.select_for_update().filter(run_date=run_date).first()
@@ -70,8 +73,10 @@ def run_claim(*, tenant, run_date: date, force: bool = False) -> Claim:
         if run is not None:
             if run.status == FitRun.Status.SUCCEEDED:
                 return Claim(run, "", refit=True) if force else Claim(None, "already fitted for this date")
-            if run.status == FitRun.Status.RUNNING and now - run.started_at < STALE_AFTER and not force:
-                return Claim(None, "another worker is fitting this date")
+            if run.status == FitRun.Status.RUNNING and now - run.started_at < STALE_AFTER:
+                since = run.started_at.isoformat(timespec="seconds")
+                return Claim(None, f"another worker is fitting this date (since {since})"
+                             + ("; force again once it has finished" if force else ""))
             run.status, run.started_at, run.finished_at, run.note = FitRun.Status.RUNNING, now, None, ""
             run.save(update_fields=["status", "started_at", "finished_at", "note"])
             return Claim(run, "")
@@ -108,20 +113,37 @@ def fit_run(*, tenant, run_date: date | None = None, force: bool = False, progre
                                   max_eval_users=max_eval_users)
         with _stage(stages, "write"), tenant_phase(tenant):
             step("write")
+            # Writers of one run queue on its row; one whose claim was taken over meanwhile (it looked dead) leaves
+            # the run to the worker that holds it now.
+            if not _claim_held(claim):
+                log.warning("recommender fit not written: its claim was taken over",
+                            extra={"tenant": tenant.slug, "run": run.pk})
+                return None
             run_write(run=run, data=data, outcome=outcome, stages=stages)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         with tenant_phase(tenant):
             if claim.refit:  # the date's earlier fit stands, and keeps serving if it served
                 FitRun.objects.filter(pk=run.pk).update(note=f"A refit failed; this fit stands. {error}"[:2000])
-            else:
-                FitRun.objects.filter(pk=run.pk).update(status=FitRun.Status.FAILED, finished_at=timezone.now(),
-                                                        note=error[:2000])
+            else:  # only our own claim: a run another worker took over, or has completed, is theirs
+                FitRun.objects.filter(pk=run.pk, status=FitRun.Status.RUNNING, started_at=run.started_at).update(
+                    status=FitRun.Status.FAILED, finished_at=timezone.now(), note=error[:2000])
         raise
     cache.delete(serving_cache_key(tenant.pk))
     with tenant_phase(tenant):
         FitRun.objects.filter(pk=run.pk).update(stages=stages)  # with the write stage's own figures
         return FitRun.objects.get(pk=run.pk)
+
+
+def _claim_held(claim: Claim) -> bool:
+    """Whether ``claim`` still holds its run, with the run's row locked until the caller's transaction ends: a
+    refit's run is still succeeded; any other is still running since the claim's start."""
+    run = FitRun.objects.select_for_update().filter(pk=claim.run.pk).first()
+    if run is None:
+        return False
+    if claim.refit:
+        return run.status == FitRun.Status.SUCCEEDED
+    return run.status == FitRun.Status.RUNNING and run.started_at == claim.run.started_at
 
 
 class _stage:

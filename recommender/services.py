@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Max, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -62,8 +62,14 @@ def events_compact(*, older_than_days: int = RETENTION_DAYS) -> int:
     """Fold raw events older than the retention period into rollups, then delete them; returns events folded.
 
     Call inside the tenant's scope and transaction (the retention task does): the rollups and the deletion commit
-    together, so an event is never counted twice nor lost.
+    together, so an event is never counted twice nor lost. Compactions of one storefront take turns (a lock taken
+    before the events are read), so a second one at once reads only what the first left.
     """
+    tenant = current_tenant()
+    if connection.vendor == "postgresql":  # held until the caller's transaction ends
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('recommender.events_compact'), %s)",
+                           [tenant.pk & 0x7FFFFFFF])
     cutoff = timezone.now() - timedelta(days=older_than_days)
     old = Event.objects.filter(occurred_at__lt=cutoff)
     latest_value = (Event.objects.filter(user_id=OuterRef("user_id"), item_id=OuterRef("item_id"),
@@ -73,7 +79,6 @@ def events_compact(*, older_than_days: int = RETENTION_DAYS) -> int:
                                                                       value=Subquery(latest_value)))
     if not groups:
         return 0
-    tenant = current_tenant()
     existing = {(r.user_id, r.item_id, r.kind): r for r in EventRollup.objects.select_for_update().filter(
         user_id__in={g["user_id"] for g in groups})}
     new, changed = [], []

@@ -270,7 +270,7 @@ def test_command_prints_the_holdout_table(world, tenant_a, capsys):
     out = capsys.readouterr().out
     assert "alpha: 48 learners x 16 items" in out and "NDCG@10" in out
     call_command("recommender_fit", "--tenant", "alpha", "--date", RUN_DATE.isoformat(), verbosity=0)
-    assert "already fitted" in capsys.readouterr().out
+    assert "it is fitted already (--force refits it)" in capsys.readouterr().out
 
 
 def test_a_run_that_serves_no_model_keeps_learners_also_bought_from_the_serving_run(world, tenant_a):

@@ -39,7 +39,8 @@ class Command(TenantCommand):
                 run = fit_run(tenant=tenant, run_date=run_date, force=options["force"], progress=step)
                 bar.update(bar.total - bar.n)
             if run is None:
-                self.stdout.write(f"{tenant.slug}: {run_date} already fitted (or being fitted); --force refits.")
+                self.stdout.write(f"{tenant.slug}: {run_date} not fitted now: it is fitted already (--force refits it) "
+                                  "or another worker is fitting it (force again once that has finished).")
                 continue
             self.stdout.write(self._summary(tenant, run))
 
