@@ -442,7 +442,11 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
-    """Payouts already made, the payees' statements, and the payout run."""
+    """Payouts already made, the payees' statements, and the payout run.
+
+    The operator, on the platform host, chooses a storefront (``?storefront=SLUG``) and then sees its statements,
+    downloads them and runs its payouts as its team would, in its scope: also for a storefront that was deactivated,
+    whose payees are still owed what they earned."""
 
     list_display = ["creator", "promoter", "partner", "amount_display", "reference", "created_at", "created_by"]
     change_list_template = "admin/payments/payout/change_list.html"
@@ -462,20 +466,48 @@ class PayoutAdmin(ReadOnlyAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request, extra_context=None):
-        found = statements(tenant=request.tenant) if request.tenant is not None else []
-        return super().changelist_view(request, {**(extra_context or {}), "statements": found,
-                                                 "can_run": self._can_run(request)})
+    @staticmethod
+    def _storefront(request, slug: str | None = None):
+        """The storefront served, or on the platform host the one the operator chose (deactivated ones too)."""
+        if request.tenant is not None:
+            return request.tenant
+        from marketplace.models import Tenant
 
-    def _can_run(self, request) -> bool:
-        return request.tenant is not None and request.user.has_perm("payments.add_payout")
+        slug = slug if slug is not None else request.GET.get("storefront", "")
+        return Tenant.objects.filter(slug=slug).first() if slug else None
+
+    def _in_scope(self, request, storefront):
+        """The operator works in the chosen storefront's scope, as its team would; a team already is in it."""
+        return tenancy.tenant_phase(storefront) if request.tenant is None else nullcontext()
+
+    def changelist_view(self, request, extra_context=None):
+        from marketplace.models import Tenant
+
+        storefront = self._storefront(request)
+        if request.tenant is None and "storefront" in request.GET:  # not a filter of the payouts listed
+            request.GET = request.GET.copy()
+            request.GET.pop("storefront")
+        found = []
+        if storefront is not None:
+            with self._in_scope(request, storefront):
+                found = statements(tenant=storefront)
+        context = {"statements": found, "can_run": self._can_run(request, storefront), "storefront": storefront,
+                   "storefronts": Tenant.objects.order_by("name") if request.tenant is None else None}
+        return super().changelist_view(request, {**(extra_context or {}), **context})
+
+    def _can_run(self, request, storefront) -> bool:
+        return storefront is not None and request.user.has_perm("payments.add_payout")
 
     def run_view(self, request):
-        if request.method == "POST" and self._can_run(request):
-            payouts = payout_run(tenant=request.tenant, actor=request.user,
-                                 reference=request.POST.get("reference", "")[:100])
+        storefront = self._storefront(request, request.POST.get("storefront"))
+        if request.method == "POST" and self._can_run(request, storefront):
+            with self._in_scope(request, storefront):
+                payouts = payout_run(tenant=storefront, actor=request.user,
+                                     reference=request.POST.get("reference", "")[:100])
             self.message_user(request, _("%(n)d payouts made.") % {"n": len(payouts)}, messages.SUCCESS)
-        return HttpResponseRedirect(reverse("admin:payments_payout_changelist"))
+        back = reverse("admin:payments_payout_changelist")
+        return HttpResponseRedirect(f"{back}?storefront={storefront.slug}" if request.tenant is None and storefront
+                                    else back)
 
     def earnings_view(self, request):
         """A creator's own earnings: what is held, payable and paid, each sale's part, and both statements."""
@@ -487,29 +519,35 @@ class PayoutAdmin(ReadOnlyAdmin):
                    "statements": statements(tenant=request.tenant, kind="creator", party_id=creator.pk)}
         return TemplateResponse(request, "admin/payments/payout/earnings.html", context)
 
-    def _check_payee(self, request, kind: str, party_id: int) -> None:
-        """Statements are for the storefront's team and for the creator they belong to; anyone else gets a 404."""
-        if party_id > 2**63 - 1:  # no database id is that large
+    def _check_payee(self, request, kind: str, party_id: int):
+        """Statements are for the storefront's team (the operator: of the storefront chosen) and for the creator they
+        belong to; anyone else gets a 404. Returns the storefront."""
+        storefront = self._storefront(request)
+        if party_id > 2**63 - 1 or storefront is None or kind not in PAYEE_KINDS:  # no database id is that large
             raise Http404("No such payee.")
-        mine = kind == "creator" and Creator.objects.filter(pk=party_id, user=request.user).exists()
-        if request.tenant is None or kind not in PAYEE_KINDS or not (mine or self.has_view_permission(request)):
+        with self._in_scope(request, storefront):
+            mine = kind == "creator" and Creator.objects.filter(pk=party_id, user=request.user).exists()
+        if not (mine or self.has_view_permission(request)):
             raise Http404("No such payee.")
+        return storefront
 
     def statement_json(self, request, kind: str, party_id: int):
         """The verifiable statement (see docs/ledger.md) of one creator, promoter or partner."""
-        self._check_payee(request, kind, party_id)
-        accounts = list(LedgerAccount.objects.filter(**{f"{kind}_id": party_id}))
-        if not accounts:
-            raise Http404("No statement for this payee.")
-        response = JsonResponse(ledger.statement_proof(tenant=request.tenant, accounts=accounts),
-                                json_dumps_params={"ensure_ascii": False, "indent": 1})
+        storefront = self._check_payee(request, kind, party_id)
+        with self._in_scope(request, storefront):
+            accounts = list(LedgerAccount.objects.filter(tenant=storefront, **{f"{kind}_id": party_id}))
+            if not accounts:
+                raise Http404("No statement for this payee.")
+            proof = ledger.statement_proof(tenant=storefront, accounts=accounts)
+        response = JsonResponse(proof, json_dumps_params={"ensure_ascii": False, "indent": 1})
         response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.json"'
         return response
 
     def statement_csv(self, request, kind: str, party_id: int):
         """One payee's statement: its lines and totals in each currency it was credited in, then the chain head."""
-        self._check_payee(request, kind, party_id)
-        found = statements(tenant=request.tenant, kind=kind, party_id=party_id)
+        storefront = self._check_payee(request, kind, party_id)
+        with self._in_scope(request, storefront):
+            found = statements(tenant=storefront, kind=kind, party_id=party_id)
         if not found:
             raise Http404("No statement for this payee.")
         response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -68,6 +68,41 @@ def test_the_admin_runs_payouts_and_serves_statements(tenant_a):
     assert creator.get(reverse("admin:payments_payout_changelist")).status_code == 403
 
 
+def test_the_operator_pays_out_a_deactivated_storefronts_payees(tenant_a, tenant_b):
+    """A storefront the operator closed still owes its creators what they earned: on the platform host the operator
+    chooses it, sees its statements, downloads them and runs its payouts, in its scope and no other's."""
+    from tests.conftest import operator_client
+
+    ada = catalog_creator(tenant_a, "Ada")
+    buy(host_client("alpha.test", member(tenant_a)), f"item={catalog_item(tenant_a, price=10000, creators=[ada]).slug}")
+    bob = catalog_creator(tenant_b, "Bob")
+    buy(host_client("beta.test", member(tenant_b)), f"item={catalog_item(tenant_b, price=3000, creators=[bob]).slug}")
+    for tenant in (tenant_a, tenant_b):
+        with scope(tenant=tenant):
+            shares_release(tenant=tenant, now=timezone.now() + timedelta(days=30))
+    tenant_a.is_active = False
+    tenant_a.save(update_fields=["is_active"])
+
+    operator = operator_client()
+    changelist = reverse("admin:payments_payout_changelist")
+    page = operator.get(changelist).content.decode()
+    assert "Alpha Academy (deactivated)" in page and "Ada" not in page  # nothing until a storefront is chosen
+    page = operator.get(changelist, {"storefront": "alpha"}).content.decode()
+    assert "Ada" in page and "45.00" in page and "Bob" not in page
+    statement = operator.get(reverse("admin:payments_payout_statement_json", args=["creator", ada.pk]),
+                             {"storefront": "alpha"}).json()
+    assert statement["tenant"] == "alpha" and statement["accounts"]
+    assert operator.get(reverse("admin:payments_payout_statement", args=["creator", bob.pk]),
+                        {"storefront": "alpha"}).status_code == 404  # Bob is beta's
+    response = operator.post(reverse("admin:payments_payout_run"), {"storefront": "alpha", "reference": "CLOSE-1"})
+    assert response.status_code == 302 and response.url.endswith("?storefront=alpha")
+    with scope(tenant=tenant_a):
+        assert [(p.creator_id, p.amount, p.reference) for p in Payout.objects.all()] == [(ada.pk, 4500, "CLOSE-1")]
+        assert ledger_verify(tenant=tenant_a).ok
+    with scope(tenant=tenant_b):
+        assert not Payout.objects.exists()
+
+
 def test_a_creator_verifies_their_statement_with_the_standalone_script(tenant_a, tmp_path):
     import json
     import subprocess
