@@ -440,6 +440,22 @@ class SubscriptionAdmin(ReadOnlyAdmin):
         return format_money(sub.price, sub.currency)
 
 
+class StorefrontFilter(admin.SimpleListFilter):
+    """The operator's choice of storefront on the payouts page (deactivated ones too)."""
+
+    title = _("storefront")
+    parameter_name = "storefront"
+
+    def lookups(self, request, model_admin):
+        from marketplace.models import Tenant
+
+        return [(t.slug, t.name if t.is_active else _("%(name)s (deactivated)") % {"name": t.name})
+                for t in Tenant.objects.order_by("name")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(tenant__slug=self.value()) if self.value() else queryset
+
+
 @admin.register(Payout)
 class PayoutAdmin(ReadOnlyAdmin):
     """Payouts already made, the payees' statements, and the payout run.
@@ -480,19 +496,17 @@ class PayoutAdmin(ReadOnlyAdmin):
         """The operator works in the chosen storefront's scope, as its team would; a team already is in it."""
         return tenancy.tenant_phase(storefront) if request.tenant is None else nullcontext()
 
-    def changelist_view(self, request, extra_context=None):
-        from marketplace.models import Tenant
+    def get_list_filter(self, request):
+        return [StorefrontFilter] if request.tenant is None else []
 
+    def changelist_view(self, request, extra_context=None):
         storefront = self._storefront(request)
-        if request.tenant is None and "storefront" in request.GET:  # not a filter of the payouts listed
-            request.GET = request.GET.copy()
-            request.GET.pop("storefront")
         found = []
         if storefront is not None:
             with self._in_scope(request, storefront):
                 found = statements(tenant=storefront)
         context = {"statements": found, "can_run": self._can_run(request, storefront), "storefront": storefront,
-                   "storefronts": Tenant.objects.order_by("name") if request.tenant is None else None}
+                   "operator": request.tenant is None}
         return super().changelist_view(request, {**(extra_context or {}), **context})
 
     def _can_run(self, request, storefront) -> bool:

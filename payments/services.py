@@ -440,9 +440,12 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 attribution={**(attribution.evidence if attribution else {}),
                              **({"channel": channel.evidence} if channel else {}),
                              **({"partner": partner.evidence} if partner else {})})
+            # A plan's line keeps the period its price pays for, as it keeps the price: the plan may change before
+            # the payment arrives.
+            interval = subscription.interval if subscription is not None else plan.interval if plan else ""
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
-                                     subscription=subscription, title=title, unit_price=price, discount=q.discount,
-                                     tax=q.tax, total=q.total)
+                                     subscription=subscription, title=title, unit_price=price, interval=interval,
+                                     discount=q.discount, tax=q.tax, total=q.total)
             payment, url = _payment_open(order, gateway=gateway, request=request)
             audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
                             data={"total": q.total, "currency": currency, "source": source})

@@ -85,13 +85,14 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription | None:
         audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_renewed", target=sub,
                         data={"until": sub.current_period_end.isoformat(), "order": order.number})
         return sub
-    end = add_interval(now, line.plan.interval)
+    interval = line.interval or line.plan.interval  # lines sold before they kept it: the plan's
+    end = add_interval(now, interval)
     tier = line.plan if line.plan.categories.exists() else None
     entitlement = entitlement_grant(tenant=order.tenant, user=order.user, actor=actor, whole_catalog=tier is None,
                                     plan=tier, source=Entitlement.Source.SUBSCRIPTION, reference=order.number,
                                     order=order, starts_at=now, ends_at=end)
     sub = Subscription.objects.create(tenant=order.tenant, user=order.user, plan=line.plan, price=line.unit_price,
-                                      currency=order.currency, interval=line.plan.interval, billing_day=now.day,
+                                      currency=order.currency, interval=interval, billing_day=now.day,
                                       current_period_start=now,
                                       current_period_end=end, entitlement=entitlement)
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_started", target=sub,
@@ -104,6 +105,11 @@ def _renewal_set(*, subscription: Subscription, cancel: bool, actor) -> Subscrip
         sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
         if sub.status == Subscription.Status.ENDED:
             raise ApplicationError(_("This subscription has already ended."), code="subscription_ended")
+        if cancel and sub.status == Subscription.Status.PAST_DUE:
+            # Its paid period is over and its renewal is open: stopping renewals ends it now, closing that renewal
+            # (the grace period is there to pay it, and it will not be paid).
+            _end(sub, at=timezone.now(), actor=actor, reason="cancelled")
+            return sub
         if sub.cancel_at_period_end != cancel:
             sub.cancel_at_period_end = cancel
             sub.save(update_fields=["cancel_at_period_end"])
@@ -113,7 +119,8 @@ def _renewal_set(*, subscription: Subscription, cancel: bool, actor) -> Subscrip
 
 
 def subscription_cancel(*, subscription: Subscription, actor) -> Subscription:
-    """Stop renewing: access runs to the end of the paid period. Safe to repeat."""
+    """Stop renewing: access runs to the end of the paid period (a subscription whose renewal is already due ends
+    now, its renewal closed). Safe to repeat."""
     return _renewal_set(subscription=subscription, cancel=True, actor=actor)
 
 

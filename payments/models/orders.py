@@ -181,6 +181,8 @@ class OrderLine(TenantOwned):
                                      related_name="order_lines", help_text="Set on a renewal's line.")
     title = models.CharField(max_length=200)
     unit_price = models.PositiveBigIntegerField()
+    interval = models.CharField(max_length=5, blank=True,
+                                help_text="A plan's line: the billing period its price pays for, as sold.")
     discount = models.PositiveBigIntegerField(default=0)
     tax = models.PositiveBigIntegerField(default=0)
     total = models.PositiveBigIntegerField()

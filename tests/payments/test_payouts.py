@@ -94,13 +94,17 @@ def test_the_operator_pays_out_a_deactivated_storefronts_payees(tenant_a, tenant
     assert statement["tenant"] == "alpha" and statement["accounts"]
     assert operator.get(reverse("admin:payments_payout_statement", args=["creator", bob.pk]),
                         {"storefront": "alpha"}).status_code == 404  # Bob is beta's
+    with scope(tenant=tenant_b):
+        payout_run(tenant=tenant_b, actor=None, reference="BETA-1")
+    assert "BETA-1" not in operator.get(changelist, {"storefront": "alpha"}).content.decode()  # alpha's payouts only
     response = operator.post(reverse("admin:payments_payout_run"), {"storefront": "alpha", "reference": "CLOSE-1"})
     assert response.status_code == 302 and response.url.endswith("?storefront=alpha")
+    assert "CLOSE-1" in operator.get(changelist, {"storefront": "alpha"}).content.decode()
     with scope(tenant=tenant_a):
         assert [(p.creator_id, p.amount, p.reference) for p in Payout.objects.all()] == [(ada.pk, 4500, "CLOSE-1")]
         assert ledger_verify(tenant=tenant_a).ok
     with scope(tenant=tenant_b):
-        assert not Payout.objects.exists()
+        assert list(Payout.objects.values_list("reference", flat=True)) == ["BETA-1"]
 
 
 def test_a_creator_verifies_their_statement_with_the_standalone_script(tenant_a, tmp_path):

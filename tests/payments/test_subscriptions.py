@@ -180,6 +180,42 @@ def test_a_plan_taken_off_sale_keeps_its_subscribers_until_the_team_stops_their_
         assert sub.status == "ended" and sub.current_period_end > first_end
 
 
+def test_a_new_subscription_keeps_the_billing_period_of_the_checkout_it_was_sold_in(tenant_a, plan):
+    """The team turns the monthly plan into a yearly one while a learner's checkout is open: the learner pays the
+    month's price for a month, not a year."""
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    hosted = client.post("/checkout/", {"plan": "all", "key": "k-month", "pay": "1"}).url
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.filter(pk=plan.pk).update(interval="year", price=29000)
+    client.post(hosted, {"action": "pay"}, follow=True)
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        assert (sub.price, sub.interval) == (2900, "month")
+        assert sub.current_period_end == add_interval(sub.current_period_start, "month")
+
+
+def test_stopping_renewals_of_a_subscription_whose_renewal_is_due_ends_it_and_closes_the_renewal(tenant_a, plan):
+    """Its paid period is over and its renewal open: "Stop renewing" ends it now, and the renewal cannot be paid."""
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
+        sub.refresh_from_db()
+        assert sub.status == "past_due"
+        renewal = Order.objects.get(source="renewal")
+    response = owner(tenant_a).post(reverse("admin:payments_subscription_changelist"),
+                                    {"action": "stop_renewing", "_selected_action": [sub.pk]}, follow=True)
+    assert response.status_code == 200
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.status == "ended" and sub.renewal_order is None
+        assert not renewal.payments.filter(status="pending").exists()
+        assert not can_access(learner, catalog_item(tenant_a, title="Later", price=100))
+
+
 def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booked_and_flagged(tenant_a, plan):
     """A state checkouts never lead to (a new plan's checkout closes an ended subscription's renewal checkout
     first): the subscription ended with its renewal still open, and the learner holds another one. Paying that
