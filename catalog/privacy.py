@@ -33,10 +33,10 @@ def _rename_address_named_profiles(user, tenant) -> None:
     """Profiles made before creators chose their name were named after their address's local part, their slug
     made from that name (``catalog.admin._creator_profile``). Such a name goes with the address; one the creator or
     the team chose stays."""
-    locals_ = {address.split("@")[0][:120].lower() for address in {user.email, *user_email_addresses(user=user)}
-               if address}
+    locals_ = {address.split("@")[0][:120] for address in {user.email, *user_email_addresses(user=user)} if address}
     for profile in Creator.objects.filter(user=user):
-        if profile.name.lower() not in locals_:
+        # Made from the address exactly as ``_creator_profile`` did; a name they go by (their display name) stays.
+        if profile.name not in locals_ or profile.name == (user.display_name or "").strip()[:120]:
             continue
         derived = slugify(profile.name, allow_unicode=True)[:100].strip("-") or "creator"
         name, slug = creator_placeholder(tenant=tenant)

@@ -199,3 +199,18 @@ def test_the_export_holds_the_audit_entries_the_team_wrote_about_the_person(tena
     # What they did themselves is in their activity, once.
     assert "payments.promoter_applied" in [entry["action"] for entry in storefront["activity"]]
     assert "payments.promoter_applied" not in actions
+
+
+def test_a_creator_name_they_go_by_stays_after_erasure_even_if_it_matches_their_mailbox(
+        tenant_a, django_capture_on_commit_callbacks):
+    """Only a name made from the address is taken away: "Mei" was their display name (mei@...), which the profile
+    was named after, and the profile and its page stay as they were."""
+    writer = member(tenant_a, Role.CREATOR, email="mei@example.com", display_name="Mei")
+    profile = catalog_creator(tenant_a, "Mei", writer)
+    catalog_item(tenant_a, title="Fresh", creators=[profile])
+    with django_capture_on_commit_callbacks(execute=True):
+        user_erase(user=writer)
+    with scope(tenant=tenant_a):
+        profile.refresh_from_db()
+    assert (profile.name, profile.slug) == ("Mei", "mei")
+    assert host_client("alpha.test").get("/creators/mei/").status_code == 200

@@ -339,3 +339,25 @@ def test_an_item_made_paid_while_the_feed_was_off_shows_only_its_teaser_when_it_
         Channel.objects.filter(pk=channel.pk).update(is_enabled=True)
     body = host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
     assert "Free for now" in body and "Teaser." in body and "SECRET CHAPTER" not in body
+
+
+@pytest.mark.urls(__name__)
+def test_feeds_and_pushes_credit_creators_by_the_name_they_have_now(tenant_a, django_capture_on_commit_callbacks):
+    """A published version keeps the names it was published with (its content hash is in the chain), but posts
+    credit creators as they are named now, as they show categories and tags: a creator profile named after the
+    person's address and renamed when they deleted their account is not shown under the address in the public feed
+    or in any later push."""
+    from accounts.models import Role
+    from accounts.privacy import user_erase
+    from tests.factories import catalog_creator, member
+
+    writer = member(tenant_a, Role.CREATOR, email="lin.private@example.com")
+    profile = catalog_creator(tenant_a, "lin.private", writer)
+    item = catalog_item(tenant_a, title="Fresh", creators=[profile])
+    channel = channel_for(tenant_a, "feed")
+    go_live(channel, item)
+    assert "lin.private" in host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        user_erase(user=writer)
+    assert "lin.private" not in host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
+    assert "lin.private" not in post_of(channel, item).creators
