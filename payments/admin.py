@@ -642,9 +642,16 @@ class PromoterAdmin(TenantScopedAdmin):
     def _decide(self, request, queryset, status):
         from .promoters import promoter_decide
 
+        refused = []
         for promoter in queryset:
-            promoter_decide(promoter=promoter, status=status, actor=request.user)
-        self.message_user(request, _("Done."), messages.SUCCESS)
+            try:
+                promoter_decide(promoter=promoter, status=status, actor=request.user)
+            except ApplicationError as exc:
+                refused.append(f"{promoter.code}: {exc.message}")
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+        if len(refused) < len(queryset):
+            self.message_user(request, _("Done."), messages.SUCCESS)
 
     @admin.action(description=_("Approve"))
     def approve(self, request, queryset):

@@ -168,7 +168,10 @@ def promoter_decide(*, promoter: Promoter, status: str, actor) -> Promoter:
     if status not in (Promoter.Status.APPROVED, Promoter.Status.REJECTED, Promoter.Status.SUSPENDED):
         raise ApplicationError(_("Unknown decision."), code="promoter_status_invalid")
     with transaction.atomic():
-        promoter = Promoter.objects.select_for_update().get(pk=promoter.pk)
+        promoter = Promoter.objects.select_for_update().select_related("user").get(pk=promoter.pk)
+        if status == Promoter.Status.APPROVED and not (promoter.user.is_active and promoter.user.erased_at is None):
+            raise ApplicationError(_("This person's account is gone: they cannot be a promoter."),
+                                   code="promoter_account_gone")
         promoter.status = status
         if status == Promoter.Status.APPROVED and promoter.approved_at is None:
             promoter.approved_at = timezone.now()

@@ -43,7 +43,7 @@ def quiet_now(now: datetime | None = None) -> bool:
     return (start <= hour or hour < end) if start > end else start <= hour < end
 
 
-def _recipients():
+def recipients():
     """The open storefront's learners who can get a digest: members as learners, with an account still in use."""
     return Membership.objects.filter(role=Role.LEARNER, user__is_active=True, user__erased_at__isnull=True)
 
@@ -62,7 +62,7 @@ def learners_due(*, now: datetime | None = None, limit: int = PER_RUN) -> list[i
     for digest, period in PERIODS.items():
         due |= Q(Exists(preferences.filter(digest=digest).filter(
             Q(last_digest_at__isnull=True) | Q(last_digest_at__lte=now - period + SLACK))))
-    waiting = _recipients().filter(due).annotate(last_digest_at=Subquery(preferences.values("last_digest_at")[:1]))
+    waiting = recipients().filter(due).annotate(last_digest_at=Subquery(preferences.values("last_digest_at")[:1]))
     return list(waiting.order_by(F("last_digest_at").asc(nulls_first=True), "user_id")
                 .values_list("user_id", flat=True)[:limit])
 
@@ -92,7 +92,7 @@ def digest_send(*, tenant, user, now: datetime | None = None) -> bool:
     learner is next due a period later instead of taking a place in every hourly batch.
     """
     now = now or timezone.now()
-    if not _recipients().filter(user=user).exists():
+    if not recipients().filter(user=user).exists():
         return False
     preference, _created = LearnerPreference.objects.select_for_update().get_or_create(
         user=user, defaults={"tenant": tenant})

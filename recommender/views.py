@@ -18,7 +18,7 @@ from marketplace.errors import ApplicationError
 from marketplace.views import storefront_only
 
 from . import services
-from .digest import track_read, unsubscribe_read
+from .digest import recipients, track_read, unsubscribe_read
 from .events import event_record
 from .forms import GoalForm, PreferenceForm
 from .models import EventKind, EventSource, LearnerPreference
@@ -54,9 +54,11 @@ def goal(request):
 
 
 def _learner(user_id) -> User | None:
-    """The learner a digest's link was sent to, or None if that account is gone: erased or switched off. Old links
-    stay valid for weeks, and must write nothing about someone who is no longer here."""
-    return User.objects.filter(pk=user_id, is_active=True, erased_at__isnull=True).first()
+    """The learner a digest's link was sent to, or None if they are gone: their account erased or switched off, or
+    no longer a learner of this storefront (who gets no digest from it either). Old links stay valid for weeks, and
+    must write nothing about someone who is no longer here."""
+    membership = recipients().filter(user_id=user_id).select_related("user").first()
+    return membership.user if membership is not None else None
 
 
 @storefront_only

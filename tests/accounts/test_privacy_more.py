@@ -95,6 +95,23 @@ def test_a_promoter_who_deleted_their_account_earns_no_more_commissions(tenant_a
         assert (order.promoter, order.promoter_second_level) == (recruited, None)
 
 
+def test_the_team_cannot_approve_the_promoter_profile_of_someone_whose_account_is_gone(tenant_a, programme):  # noqa: F811
+    """Approving it would only look like it works (attribution passes them by): the admin says why it is refused,
+    and approves the others chosen with it."""
+    gone, kept = promoter(tenant_a), promoter(tenant_a)
+    user_erase(user=gone.user)
+    with scope(tenant=tenant_a):
+        Promoter.objects.filter(pk=kept.pk).update(status=Promoter.Status.SUSPENDED)
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    response = owner.post(reverse("admin:payments_promoter_changelist"), {
+        "action": "approve", "_selected_action": [gone.pk, kept.pk]}, follow=True)
+    assert response.status_code == 200
+    assert f"{gone.code}: This person&#x27;s account is gone" in response.content.decode()
+    with scope(tenant=tenant_a):
+        statuses = dict(Promoter.objects.values_list("pk", "status"))
+    assert (statuses[gone.pk], statuses[kept.pk]) == ("suspended", "approved")
+
+
 # --- pages showing the person -------------------------------------------------------------------------------------
 
 def test_item_pages_stop_showing_an_erased_reviewers_name_and_words_at_once(

@@ -355,19 +355,24 @@ def test_the_hourly_beat_sends_the_due_digests_of_every_storefront(
 
 def erase_or_deactivate(tenant, learner, how: str) -> None:
     from accounts.privacy import user_erase
+    from accounts.services import membership_remove
 
     if how == "erased":
         with tenant_phase(tenant):
             user_erase(user=learner)
+    elif how == "left":  # the team removed them from the storefront
+        with tenant_phase(tenant):
+            membership_remove(tenant=tenant, memberships=list(Membership.objects.filter(user=learner)), actor=None)
     else:  # the operator switched the account off
         User.objects.filter(pk=learner.pk).update(is_active=False)
 
 
-@pytest.mark.parametrize("how", ["erased", "deactivated"])
+@pytest.mark.parametrize("how", ["erased", "deactivated", "left"])
 def test_old_digest_links_write_nothing_about_an_erased_or_deactivated_learner(tenant_a, shelf, mailoutbox, how):
     """A digest's links stay valid for weeks, and carry the learner's id. After the learner erased their account
-    (or it was switched off), a click on one still opens the item, but records no behaviour about them; the
-    one-click unsubscribe answers that they are unsubscribed (nothing will be sent to them) and writes nothing."""
+    (or it was switched off, or they left the storefront), a click on one still opens the item, but records no
+    behaviour about them; the one-click unsubscribe answers that they are unsubscribed (nothing will be sent to
+    them) and writes nothing."""
     learner = member(tenant_a)
     assert send(tenant_a, learner, NOON)
     message = mailoutbox[0]
