@@ -47,6 +47,16 @@ class User(AbstractUser):
     def __str__(self) -> str:
         return self.display_name or self.email
 
+    @property
+    def in_use(self) -> bool:
+        """Not erased and not switched off: someone who can still be reached, paid or written about."""
+        return self.is_active and self.erased_at is None
+
+
+def in_use(path: str = "") -> models.Q:
+    """``User.in_use`` as a filter, on the user at ``path`` (``"user__"``, ``"promoter__user__"``)."""
+    return models.Q(**{f"{path}is_active": True, f"{path}erased_at__isnull": True})
+
 
 class Role(models.TextChoices):
     OWNER = "owner", _("Owner")

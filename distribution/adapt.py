@@ -23,7 +23,7 @@ from django.utils import translation
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
-from catalog.models import ContentItem, Creator, ItemVersion
+from catalog.models import ContentItem, ItemVersion
 from catalog.text import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, plain_text
 from marketplace.money import format_money
 
@@ -91,12 +91,12 @@ def _summary(description_html: str, subtitle: str, title: str) -> str:
     return _excerpt(plain_text(description_html) or subtitle or title, SUMMARY_CHARS)
 
 
-def _creator_names(snap: dict) -> tuple[str, ...]:
+def _creator_names(item: ContentItem, snap: dict) -> tuple[str, ...]:
     """The version's creators as they are named now, as its categories and tags are: a profile renamed since (by
-    its creator, or on erasure when it was named after their address) is not shown under its old name."""
-    credited = snap.get("creators", [])
-    names = dict(Creator.objects.filter(pk__in=[c["creator"] for c in credited]).values_list("pk", "name"))
-    return tuple(names.get(c["creator"], c["name"]) for c in credited)
+    its creator, or on erasure when it was named after their address) is not shown under its old name. Read from
+    the item's credits, which callers prefetch with its categories and tags."""
+    names = {credit.creator_id: credit.creator.name for credit in item.item_creators.all()}
+    return tuple(names.get(c["creator"], c["name"]) for c in snap.get("creators", []))
 
 
 def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemVersion) -> Post:
@@ -137,5 +137,5 @@ def post_for(*, channel, connector: Connector, item: ContentItem, version: ItemV
         summary=summary, html=html, markdown=html_to_markdown(html), text=text, link=link, is_paid=is_paid,
         price_display=price, language=snap.get("language", item.language),
         categories=tuple(c.name for c in item.categories.all()), tags=tuple(t.name for t in item.tags.all()),
-        creators=_creator_names(snap), cover=_media(tenant, snap.get("cover", "")),
+        creators=_creator_names(item, snap), cover=_media(tenant, snap.get("cover", "")),
         enclosure=enclosure, published_at=version.published_at.isoformat(), content_hash=version.content_hash)

@@ -55,7 +55,8 @@ def _feed(request, code: str, feed_class):
                                 tenant=tenant, code=code, kind=Channel.Kind.FEED, is_enabled=True)
     publications = list(Publication.objects.filter(channel=channel, status=Publication.Status.LIVE,
                                                    item__status=ContentItem.Status.PUBLISHED)
-                        .select_related("item").prefetch_related("item__categories", "item__tags")
+                        .select_related("item")
+                        .prefetch_related("item__categories", "item__tags", "item__item_creators__creator")
                         .order_by("-published_at", "-id")[:MAX_ENTRIES])
     versions = {}
     if publications:

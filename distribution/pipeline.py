@@ -263,7 +263,7 @@ def _claim(tenant, delivery_ids, now) -> Batch | None:
     DeliveryAttempt.objects.bulk_create([job.attempt for job in batch.jobs])
 
     items = list({row.item_id: row.item for row in rows if row.action != Delivery.Action.WITHDRAW}.values())
-    prefetch_related_objects(items, "categories", "tags")
+    prefetch_related_objects(items, "categories", "tags", "item_creators__creator")
     pairs = Q(channel_id__in=channels.keys(), item_id__in={row.item_id for row in rows})
     publications = {(p.channel_id, p.item_id): p for p in Publication.objects.filter(pairs)}
     versions = {(v.item_id, v.number): v for v in ItemVersion.objects.filter(

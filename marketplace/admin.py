@@ -35,16 +35,12 @@ class TenantForm(forms.ModelForm):
     """The operator's form of a storefront. A new platform fee must leave room for the commissions its team set."""
 
     def clean_platform_fee_bp(self):
-        from payments.models import SplitRule
-        from payments.services import split_rule_check
+        from payments.services import platform_fee_check
 
         fee = self.cleaned_data["platform_fee_bp"]
         if self.instance.pk is not None and fee != self.instance.platform_fee_bp:
-            rule = SplitRule.objects.filter(tenant=self.instance).order_by("-version").first() or SplitRule()
             try:
-                split_rule_check(platform_fee_bp=fee, partner_commission_bp=rule.partner_commission_bp,
-                                 promoter_commission_bp=rule.promoter_commission_bp,
-                                 promoter_second_level_bp=rule.promoter_second_level_bp)
+                platform_fee_check(tenant=self.instance, platform_fee_bp=fee)
             except ApplicationError as exc:
                 raise forms.ValidationError(exc.message, code=exc.code) from exc
         return fee

@@ -8,7 +8,7 @@ and nothing else. Owners and staff (and the operator) must have TOTP set up befo
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import wraps
+from functools import cache, wraps
 
 from allauth.mfa.models import Authenticator
 from allauth.mfa.utils import is_mfa_enabled
@@ -155,6 +155,18 @@ class ReadOnlyAdminMixin:
         return False
 
 
+@cache
+def _conditional_unique_fields() -> dict[str, tuple[str, ...]]:
+    """The fields (besides the tenant) of each conditional unique rule, by its violation code. The model registry is
+    fixed once Django has started."""
+    from django.apps import apps
+
+    return {constraint.violation_error_code: tuple(name for name in constraint.fields if name != "tenant")
+            for model in apps.get_models() for constraint in model._meta.constraints
+            if getattr(constraint, "condition", None) is not None and getattr(constraint, "fields", ())
+            and constraint.violation_error_code}
+
+
 def _per_tenant_errors(errors: ValidationError) -> ValidationError:
     """Show a clash on a per-tenant unique rule (tenant and code, say) at the clashing field, worded without the
     tenant, which is not a field of the form. Errors on the tenant itself go to the top of the form.
@@ -163,16 +175,9 @@ def _per_tenant_errors(errors: ValidationError) -> ValidationError:
     previous platform) reports a clash with its own message and code, and Django puts it at the top of the form: it
     goes to the one field besides the tenant that the rule is about. The form validated the rule, so that field is
     one of its own."""
-    from django.apps import apps
-
     if not hasattr(errors, "error_dict"):
         return errors
-    conditional = {
-        constraint.violation_error_code: [name for name in constraint.fields if name != "tenant"]
-        for model in apps.get_models() for constraint in model._meta.constraints
-        if getattr(constraint, "condition", None) is not None and getattr(constraint, "fields", ())
-        and constraint.violation_error_code
-    }
+    conditional = _conditional_unique_fields()
     placed: dict[str, list[ValidationError]] = {}
     for field, field_errors in errors.error_dict.items():
         for error in field_errors:

@@ -18,6 +18,7 @@ from catalog.models import Creator
 from marketplace import tenancy
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
+from marketplace.models import Tenant
 from marketplace.money import format_money
 
 from . import ledger
@@ -447,8 +448,6 @@ class StorefrontFilter(admin.SimpleListFilter):
     parameter_name = "storefront"
 
     def lookups(self, request, model_admin):
-        from marketplace.models import Tenant
-
         return [(t.slug, t.name if t.is_active else _("%(name)s (deactivated)") % {"name": t.name})
                 for t in Tenant.objects.order_by("name")]
 
@@ -487,8 +486,6 @@ class PayoutAdmin(ReadOnlyAdmin):
         """The storefront served, or on the platform host the one the operator chose (deactivated ones too)."""
         if request.tenant is not None:
             return request.tenant
-        from marketplace.models import Tenant
-
         slug = slug if slug is not None else request.GET.get("storefront", "")
         return Tenant.objects.filter(slug=slug).first() if slug else None
 

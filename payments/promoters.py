@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import in_use
 from marketplace.errors import ApplicationError
 from marketplace.services import audit_log_write
 
@@ -36,12 +37,11 @@ def _programme(tenant):
 
 # A promoter earns while approved and while their account is there: one who deleted it (or was shut out of it) can
 # be neither paid nor reached, though their links are still posted around the web.
-EARNING = Q(status=Promoter.Status.APPROVED, user__is_active=True, user__erased_at__isnull=True)
+EARNING = Q(status=Promoter.Status.APPROVED) & in_use("user__")
 
 
 def _earns(promoter: Promoter) -> bool:
-    return (promoter.status == Promoter.Status.APPROVED and promoter.user.is_active
-            and promoter.user.erased_at is None)
+    return promoter.status == Promoter.Status.APPROVED and promoter.user.in_use
 
 
 def promoter_for_code(*, code: str) -> Promoter | None:
@@ -81,9 +81,9 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
         return None
     now = now or timezone.now()
     who = Q(user=user) | (Q(visitor=visitor) if visitor else Q(pk__in=[]))
-    touches = (ReferralTouch.objects.filter(who, created_at__gte=now - timedelta(days=conf.attribution_window_days),
-                                            promoter__status=Promoter.Status.APPROVED,
-                                            promoter__user__is_active=True, promoter__user__erased_at__isnull=True)
+    touches = (ReferralTouch.objects.filter(who, in_use("promoter__user__"),
+                                            created_at__gte=now - timedelta(days=conf.attribution_window_days),
+                                            promoter__status=Promoter.Status.APPROVED)
                .select_related("promoter__recruited_by__user").order_by("-created_at", "-id"))
     if not conf.self_referral_allowed:  # the buyer's own link or code: the promoter who brought them earns it
         touches = touches.exclude(promoter__user=user)
@@ -132,7 +132,7 @@ def promoter_invitee(*, email: str):
     from accounts.models import Membership
 
     membership = (Membership.objects.select_related("user")
-                  .filter(user__email__iexact=email.strip(), user__is_active=True, user__erased_at__isnull=True)
+                  .filter(in_use("user__"), user__email__iexact=email.strip())
                   .first())
     if membership is None:
         raise ApplicationError(_("No one with this email address has an account on this storefront: they sign up "
@@ -169,7 +169,7 @@ def promoter_decide(*, promoter: Promoter, status: str, actor) -> Promoter:
         raise ApplicationError(_("Unknown decision."), code="promoter_status_invalid")
     with transaction.atomic():
         promoter = Promoter.objects.select_for_update().select_related("user").get(pk=promoter.pk)
-        if status == Promoter.Status.APPROVED and not (promoter.user.is_active and promoter.user.erased_at is None):
+        if status == Promoter.Status.APPROVED and not promoter.user.in_use:
             raise ApplicationError(_("This person's account is gone: they cannot be a promoter."),
                                    code="promoter_account_gone")
         promoter.status = status

@@ -182,13 +182,23 @@ def split_rule_create(*, tenant, actor, partner_commission_bp: int = 0, promoter
                                  promoter_second_level_bp=promoter_second_level_bp)
 
 
+def platform_fee_check(*, tenant, platform_fee_bp: int) -> SplitRule:
+    """Refuse a platform fee that leaves no room for the commissions the storefront's team set (in its latest split
+    rule, which is returned: unsaved, with no commissions, before the first)."""
+    latest = SplitRule.objects.filter(tenant=tenant).order_by("-version").first() or SplitRule()
+    split_rule_check(platform_fee_bp=platform_fee_bp, partner_commission_bp=latest.partner_commission_bp,
+                     promoter_commission_bp=latest.promoter_commission_bp,
+                     promoter_second_level_bp=latest.promoter_second_level_bp, fee_field="platform_fee_bp")
+    return latest
+
+
 def platform_fee_set(*, tenant, actor, platform_fee_bp: int) -> SplitRule | None:
     """The operator's change of a storefront's platform fee: saved on the storefront, and a new split rule version
     keeping the team's commissions, so orders placed from now on pay it. None when the fee is unchanged."""
     with transaction.atomic():
         if _locked_fee(tenant) == platform_fee_bp:
             return None
-        latest = SplitRule.objects.filter(tenant=tenant).order_by("-version").first() or SplitRule()
+        latest = platform_fee_check(tenant=tenant, platform_fee_bp=platform_fee_bp)
         rule = _split_rule_write(tenant=tenant, actor=actor, platform_fee_bp=platform_fee_bp,
                                  partner_commission_bp=latest.partner_commission_bp,
                                  promoter_commission_bp=latest.promoter_commission_bp,

@@ -20,7 +20,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from accounts.models import Membership, Role
+from accounts.models import Membership, Role, in_use
 from catalog.selectors import items_on_sale
 
 from .models import LearnerPreference
@@ -45,7 +45,7 @@ def quiet_now(now: datetime | None = None) -> bool:
 
 def recipients():
     """The open storefront's learners who can get a digest: members as learners, with an account still in use."""
-    return Membership.objects.filter(role=Role.LEARNER, user__is_active=True, user__erased_at__isnull=True)
+    return Membership.objects.filter(in_use("user__"), role=Role.LEARNER)
 
 
 def learners_due(*, now: datetime | None = None, limit: int = PER_RUN) -> list[int]:

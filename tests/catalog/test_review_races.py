@@ -5,29 +5,19 @@ waits for which is read from ``pg_stat_activity``, so each interleaving below ha
 """
 
 import threading
-import uuid
 
 import pytest
-from django.db import connection
 from django_scopes import scope
 
 from catalog import services as catalog_services
 from catalog.models import ContentItem, Review
 from marketplace import tenancy
 from payments import services
-from tests.factories import TenantFactory, catalog_item, member
+from tests.factories import member
+from tests.payments.test_concurrency import shop  # noqa: F401 (fixture)
 from tests.payments.test_races import in_thread, wait_until, waiting_for_a_lock
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def shop(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (CI always does)")
-    tenant = TenantFactory(slug=f"race{uuid.uuid4().hex[:8]}", domain=None)
-    item = catalog_item(tenant, title="Ink", price=1000)
-    return tenant, item
 
 
 def _buyer(tenant, item):
@@ -37,7 +27,7 @@ def _buyer(tenant, item):
     return learner
 
 
-def test_a_learners_review_sent_twice_at_once_is_saved_once_without_an_error(shop):
+def test_a_learners_review_sent_twice_at_once_is_saved_once_without_an_error(shop):  # noqa: F811 (the fixture imported above)
     """The review form submitted twice (a double click, two tabs). Looking the learner's review up with SELECT ...
     FOR UPDATE locks nothing while there is none, so both requests would create one and the second would fail on
     ``one_review_per_learner_item`` (an IntegrityError: a 500 page). This connection holds the item's row (as
@@ -69,7 +59,7 @@ def test_a_learners_review_sent_twice_at_once_is_saved_once_without_an_error(sho
         assert (item.rating_count, item.rating_sum) == (1, review.rating)
 
 
-def test_one_review_deleted_by_two_moderators_at_once_is_taken_out_of_the_totals_once(shop):
+def test_one_review_deleted_by_two_moderators_at_once_is_taken_out_of_the_totals_once(shop):  # noqa: F811 (the fixture imported above)
     """Two moderators (or the admin's bulk action and a single delete) remove the same abusive review at once, each
     from the review they loaded: its stars must leave the item's totals once, not once per moderator."""
     tenant, item = shop

@@ -6,7 +6,6 @@ statement waits for which is read from ``pg_stat_activity``, so each interleavin
 
 import threading
 import time
-import uuid
 
 import pytest
 from django.db import connection
@@ -18,19 +17,11 @@ from marketplace.errors import ApplicationError
 from payments import services
 from payments.models import Entitlement, Order, Payment
 from payments.providers.sandbox import HEADER, SandboxProvider
-from tests.factories import TenantFactory, catalog_item, member
+from tests.factories import member
+from tests.payments.test_concurrency import shop  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.postgres
 SANDBOX = SandboxProvider()
-
-
-@pytest.fixture
-def shop(transactional_db):
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://... (CI always does)")
-    tenant = TenantFactory(slug=f"race{uuid.uuid4().hex[:8]}", domain=None)
-    item = catalog_item(tenant, title="Ink", price=1000)
-    return tenant, item
 
 
 def waiting_for_a_lock(n: int = 1) -> bool:
@@ -73,7 +64,7 @@ def in_thread(outcomes: dict, name: str, work) -> threading.Thread:
     return thread
 
 
-def test_a_second_tabs_checkout_of_an_item_paid_while_it_waited_is_refused(shop):
+def test_a_second_tabs_checkout_of_an_item_paid_while_it_waited_is_refused(shop):  # noqa: F811 (the fixture imported above)
     """Tab B's "Buy now" (its own key) passes ``purchase_check`` (not owned yet), then waits for the learner's row,
     which another checkout of theirs holds (one that is calling the provider, say). Meanwhile tab A's checkout is
     paid and its webhook commits. When B gets the row it finds no *pending* checkout of the item (A's is paid), so
@@ -121,7 +112,7 @@ def _checkout(tenant, learner, key, item):
         return services.checkout_start(tenant=tenant, user=learner, idempotency_key=key, item=item)
 
 
-def test_a_second_tabs_checkout_while_the_first_tabs_sandbox_payment_is_applied_does_not_deadlock(shop):
+def test_a_second_tabs_checkout_while_the_first_tabs_sandbox_payment_is_applied_does_not_deadlock(shop):  # noqa: F811 (the fixture imported above)
     """Tab A's "Pay" is being applied (``payment_succeed`` has locked payment A; granting access next, whose INSERTs
     take a KEY SHARE lock on the learner's row) while tab B's "Buy now" of the same item is in ``order_open``: it
     holds the learner's row and, the sandbox's ``expire`` always saying yes, waits in ``payment_close`` for payment A.

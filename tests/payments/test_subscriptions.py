@@ -36,6 +36,19 @@ def pay_renewal(client, sub, action="pay"):
     return client.post(response.url, {"action": action}, follow=True)
 
 
+def renewal_due(tenant):
+    """A learner subscribed to "all" whose period is over: the sweep opened their renewal (the subscription is past
+    due). Returns the learner, their client, the subscription and the renewal order."""
+    learner = member(tenant)
+    client = host_client("alpha.test", learner)
+    buy(client, "plan=all")
+    with scope(tenant=tenant):
+        sub = Subscription.objects.get(user=learner)
+        subscriptions_sweep(tenant=tenant, now=sub.current_period_end)
+        sub.refresh_from_db()
+        return learner, client, sub, Order.objects.get(source="renewal")
+
+
 def test_add_interval_clamps_to_the_end_of_the_month_and_comes_back_to_the_billing_day():
     start = timezone.now().replace(year=2026, month=1, day=31)
     assert add_interval(start, "month").date().isoformat() == "2026-02-28"
@@ -132,13 +145,8 @@ def test_a_renewal_paid_after_the_subscription_ended_buys_one_period_from_the_da
     """A renewal the learner was still paying at the provider when the grace ran out brings the subscription back
     for a new period from the day it is paid (docs/ledger.md): one period, starting a new billing cycle, not the old
     cycle's next billing day, which could be days or nearly two months away."""
-    learner = member(tenant_a)
-    client = host_client("alpha.test", learner)
-    buy(client, "plan=all")
+    learner, client, sub, renewal = renewal_due(tenant_a)
     with scope(tenant=tenant_a):
-        sub = Subscription.objects.get(user=learner)
-        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
-        renewal = Order.objects.get(source="renewal")
         hosted = services.existing_checkout(renewal, learner).redirect_url
         # It ended four days ago, its billing day with it; the renewal's checkout is still open.
         ended = timezone.now() - timedelta(days=4)
@@ -197,15 +205,8 @@ def test_a_new_subscription_keeps_the_billing_period_of_the_checkout_it_was_sold
 
 def test_stopping_renewals_of_a_subscription_whose_renewal_is_due_ends_it_and_closes_the_renewal(tenant_a, plan):
     """Its paid period is over and its renewal open: "Stop renewing" ends it now, and the renewal cannot be paid."""
-    learner = member(tenant_a)
-    client = host_client("alpha.test", learner)
-    buy(client, "plan=all")
-    with scope(tenant=tenant_a):
-        sub = Subscription.objects.get(user=learner)
-        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
-        sub.refresh_from_db()
-        assert sub.status == "past_due"
-        renewal = Order.objects.get(source="renewal")
+    learner, _client, sub, renewal = renewal_due(tenant_a)
+    assert sub.status == "past_due"
     response = owner(tenant_a).post(reverse("admin:payments_subscription_changelist"),
                                     {"action": "stop_renewing", "_selected_action": [sub.pk]}, follow=True)
     assert response.status_code == 200
@@ -222,13 +223,8 @@ def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booke
     renewal books the sale and tells the team, instead of failing the provider's event on every delivery."""
     from marketplace.models import AuditLog
 
-    learner = member(tenant_a)
-    client = host_client("alpha.test", learner)
-    buy(client, "plan=all")
+    learner, client, sub, renewal = renewal_due(tenant_a)
     with scope(tenant=tenant_a):
-        sub = Subscription.objects.get(user=learner)
-        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
-        renewal = Order.objects.get(source="renewal")
         hosted = services.existing_checkout(renewal, learner).redirect_url
         Subscription.objects.filter(pk=sub.pk).update(status="ended", ended_at=timezone.now(), renewal_order=None)
         now = timezone.now()
