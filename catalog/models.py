@@ -209,7 +209,8 @@ class ItemCreator(TenantOwned):
                                 verbose_name=_("creator"))
     share_bp = models.PositiveIntegerField(
         _("revenue share (basis points)"), default=0, validators=[MaxValueValidator(10000)],
-        help_text=_("1 basis point is 0.01%; 10000 is the whole creators' part."))
+        help_text=_("1 basis point is 0.01%; 10000 is the whole creators' part. Sales pay the shares the item was last "
+                    "published with: on a published item, a change applies once its changes are published."))
     position = models.PositiveSmallIntegerField(_("position"), default=0)
 
     class Meta:

@@ -453,9 +453,12 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             # A plan's line keeps the period its price pays for, as it keeps the price: the plan may change before
             # the payment arrives.
             interval = subscription.interval if subscription is not None else plan.interval if plan else ""
+            # An item's or a bundle's line keeps the creators' shares it was sold with, as the order keeps its split
+            # rule: the team's later edits apply to later sales.
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, interval=interval,
-                                     discount=q.discount, tax=q.tax, total=q.total)
+                                     discount=q.discount, tax=q.tax, total=q.total,
+                                     shares=None if plan else line_shares(item=item, bundle=bundle))
             payment, url = _payment_open(order, gateway=gateway, request=request)
             audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
                             data={"total": q.total, "currency": currency, "source": source})
@@ -580,10 +583,32 @@ def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: 
                                                             for share, part in parts.items()]
 
 
+def line_shares(*, item=None, bundle=None) -> list:
+    """What an item's or a bundle's line is shared between: ``[[item, weight, [[creator, share bp], ...]], ...]``.
+
+    A bundle's amount is divided between its items by their prices (weights). Creators take the shares of each
+    item's published version, which the storefront's chain records (``catalog.ItemVersion``), so a creator's
+    statement shows what each sale paid them by; an item with no published version yet takes its current credits.
+    """
+    from catalog.models import ItemCreator, ItemVersion
+
+    items = [(item.pk, 1)] if item is not None else list(bundle.items.order_by("id").values_list("id", "price"))
+    ids = [item_id for item_id, _price in items]
+    creators: dict[int, list[list[int]]] = {}
+    for item_id, credits in ItemVersion.objects.filter(item_id__in=ids, number=F("item__version")).values_list(
+            "item_id", "snapshot__creators"):
+        creators[item_id] = [[credit["creator"], credit["share_bp"]] for credit in credits or []]
+    for item_id, creator_id, share_bp in ItemCreator.objects.filter(
+            item_id__in=[item_id for item_id in ids if item_id not in creators]).order_by(
+            "position", "id").values_list("item_id", "creator_id", "share_bp"):
+        creators.setdefault(item_id, []).append([creator_id, share_bp])
+    return [[item_id, max(price, 1), creators.get(item_id, [])] for item_id, price in items]
+
+
 def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[splits.Share, int]:
-    """How the order's total is shared: tax, then each line's amount without tax by the order's split rule.
-    ``lines`` are the order's lines when the caller has read them already (with their bundles)."""
-    from catalog.models import ItemCreator
+    """How the order's total is shared: tax, then the lines' amount without tax, in one split by the order's split
+    rule and each line's creators' shares as sold. ``lines`` are the order's lines when the caller has read them
+    already (with their bundles)."""
     from marketplace.money import split_largest_remainder
 
     rule = order.split_rule
@@ -600,25 +625,23 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
                          (order.promoter_second_level, rule.promoter_second_level_bp)):
         if programme and promoter is not None and bp and promoter.status == Promoter.Status.APPROVED:
             commissions.append((splits.Share("promoter", promoter.pk), bp))
-    pieces: list[tuple[int | None, int]] = []  # (item, amount without tax); no item for a subscription plan
+    pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (amount without tax, its creators' shares)
     for line in order.lines.select_related("bundle") if lines is None else lines:
         net = line.total - line.tax
-        if line.bundle_id:
-            # A bundle's amount is divided between its items by their prices.
-            items = list(line.bundle.items.order_by("id").values_list("id", "price")) or [(None, 1)]
-            amounts = split_largest_remainder(net, [max(price, 1) for _id, price in items])
-            pieces += [(item_id, amount) for (item_id, _price), amount in zip(items, amounts, strict=True)]
-        else:
-            pieces.append((line.item_id, net))
-    creators: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for item_id, creator_id, share_bp in ItemCreator.objects.filter(
-            item_id__in=[item_id for item_id, _amount in pieces if item_id]).values_list(
-            "item_id", "creator_id", "share_bp"):
-        creators[item_id].append((creator_id, share_bp))
-    for item_id, amount in pieces:
-        for share, part in splits.split_amount(amount, platform_fee_bp=rule.platform_fee_bp, commissions=commissions,
-                                               creators=creators.get(item_id, [])).items():
-            parts[share] += part
+        if line.plan_id:  # a subscription has no creator part
+            pieces.append((net, []))
+            continue
+        # Orders placed before lines kept their shares take the current ones.
+        shares = line.shares if line.shares is not None else line_shares(item=line.item, bundle=line.bundle)
+        shares = shares or [[None, 1, []]]  # a bundle emptied before this was stored: one piece, no creators
+        amounts = split_largest_remainder(net, [weight for _item, weight, _creators in shares])
+        pieces += [(amount, [tuple(credit) for credit in creators])
+                   for (_item, _weight, creators), amount in zip(shares, amounts, strict=True)]
+    # One split over the whole order: the fee and commissions are their agreed share of the sale, not a sum of
+    # per-item roundings.
+    for share, part in splits.split_pieces(pieces, platform_fee_bp=rule.platform_fee_bp,
+                                           commissions=commissions).items():
+        parts[share] += part
     return dict(parts)
 
 

@@ -186,6 +186,10 @@ class OrderLine(TenantOwned):
     discount = models.PositiveBigIntegerField(default=0)
     tax = models.PositiveBigIntegerField(default=0)
     total = models.PositiveBigIntegerField()
+    shares = models.JSONField(
+        null=True, blank=True, editable=False,
+        help_text="An item's or a bundle's line: its items with their weights and creators' shares, as sold "
+                  "([[item, weight, [[creator, share bp], ...]], ...]; from each item's published version).")
 
     class Meta:
         ordering = ["id"]

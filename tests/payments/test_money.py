@@ -9,7 +9,18 @@ from hypothesis import strategies as st
 
 from marketplace.money import CURRENCY_EXPONENTS, Money, MoneyError, format_money, split_largest_remainder
 from payments import splits
-from payments.splits import PLATFORM, TAX, TENANT, WHOLE, Share, clawback, clawback_remaining, split_amount, tax_of
+from payments.splits import (
+    PLATFORM,
+    TAX,
+    TENANT,
+    WHOLE,
+    Share,
+    clawback,
+    clawback_remaining,
+    split_amount,
+    split_pieces,
+    tax_of,
+)
 
 amounts = st.integers(min_value=-(10**15), max_value=10**15)
 non_negative_amounts = st.integers(min_value=0, max_value=10**12)
@@ -229,6 +240,27 @@ class TestSplitAmount:
         rest = Fraction(amount * (WHOLE - platform_fee_bp - commission_bp), WHOLE)
         for creator, bp in credits:
             assert abs(parts[Share("creator", creator)] - rest * bp / sum(creators)) < 1
+
+
+@given(pieces=st.lists(st.tuples(non_negative_amounts, creator_shares()), min_size=1, max_size=4),
+       fee=fee_and_commission())
+def test_an_orders_pieces_are_split_once_the_fee_and_commission_within_one_unit_of_their_share(pieces, fee):
+    platform_fee_bp, commission = fee
+    commissions = [commission] if commission else []
+    parts = split_pieces(pieces, platform_fee_bp=platform_fee_bp, commissions=commissions)
+    total = sum(amount for amount, _creators in pieces)
+    assert sum(parts.values()) == total and all(part >= 0 for part in parts.values())
+    assert abs(parts[PLATFORM] - Fraction(total * platform_fee_bp, WHOLE)) < 1
+    if commission:
+        assert abs(parts[commission[0]] - Fraction(total * commission[1], WHOLE)) < 1
+    rest_bp = WHOLE - platform_fee_bp - (commission[1] if commission else 0)
+    exact: dict[Share, Fraction] = {}
+    for amount, creators in pieces:
+        for creator, bp in creators:
+            share = Share("creator", creator)
+            exact[share] = exact.get(share, 0) + Fraction(amount * rest_bp * bp, WHOLE * WHOLE)
+    for share, value in exact.items():
+        assert abs(parts[share] - value) < 1
 
 
 # --- splits.clawback ------------------------------------------------------------------------------------------------
