@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -937,6 +937,21 @@ def webhook_storefront(*, provider_name: str, event: ProviderEvent) -> str:
             "tenant__slug", flat=True).first() or ""
 
 
+def webhook_capture(*, provider_name: str, event: ProviderEvent) -> ProviderEvent:
+    """An event about a charge that none of our payments has recorded yet (a refund made in the provider's dashboard
+    or a chargeback, delivered before the event of the payment itself, which may still be failing and being retried):
+    the provider says which payment it captured, so the event is applied now instead of being dropped."""
+    if not event.charge_ref or event.payment_ref or event.tenant or event.type == "ignored":
+        return event
+    from marketplace.tenancy import platform_scope
+
+    with platform_scope():
+        if Payment.objects.filter(provider=provider_name, provider_charge_ref=event.charge_ref).exists():
+            return event
+    capture = provider(provider_name).capture_lookup(charge_ref=event.charge_ref)
+    return replace(event, tenant=capture.tenant, capture=capture) if capture else event
+
+
 def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
     """Verify a provider's webhook and apply it once (``webhook_apply``) to the storefront it is for.
 
@@ -946,7 +961,8 @@ def webhook_receive(*, tenant, provider_name: str, headers, body: bytes) -> str:
     """
     from marketplace.tenancy import event_scope
 
-    event = webhook_parse(provider_name=provider_name, headers=headers, body=body)
+    event = webhook_capture(provider_name=provider_name,
+                            event=webhook_parse(provider_name=provider_name, headers=headers, body=body))
     slug = webhook_storefront(provider_name=provider_name, event=event)
     if tenant is None:
         with event_scope(slug) as found:
@@ -969,6 +985,8 @@ def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
         payment = payments.filter(provider_ref=event.payment_ref).first()
     else:
         payment = payments.filter(provider_charge_ref=event.charge_ref).first() if event.charge_ref else None
+    if payment is None and event.capture is not None:
+        payment = payments.filter(pk=event.capture.payment_id, order__number=event.capture.order_number).first()
     if payment is None:
         return "ignored"  # not about a payment of this storefront's: nothing of it is kept
     seen = WebhookEvent.objects.filter(provider=provider_name, event_id=event.id)
@@ -978,6 +996,10 @@ def webhook_apply(*, tenant, provider_name: str, event: ProviderEvent) -> str:
         with transaction.atomic():
             WebhookEvent.objects.create(tenant=tenant, provider=provider_name, event_id=event.id, type=event.type,
                                         payload=event.payload)
+            if event.capture is not None:
+                # The provider captured it: book the sale first, as its own event would (which then changes nothing).
+                payment = payment_succeed(payment=payment, amount=event.capture.amount,
+                                          currency=event.capture.currency, charge_ref=event.charge_ref)
             if event.type == "payment.succeeded":
                 payment_succeed(payment=payment, amount=event.amount, currency=event.currency,
                                 charge_ref=event.charge_ref)

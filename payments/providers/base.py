@@ -10,6 +10,17 @@ class SignatureError(ValueError):
     """A webhook whose signature, secret or timestamp does not check out. Nothing is applied."""
 
 
+@dataclass(frozen=True)
+class Capture:
+    """What the provider captured for one of our payments, as the provider's own record of the charge says."""
+
+    tenant: str  # the storefront's slug
+    payment_id: int
+    order_number: str
+    amount: int
+    currency: str
+
+
 @dataclass
 class ProviderEvent:
     """A provider's webhook, verified and reduced to what our services need."""
@@ -27,6 +38,7 @@ class ProviderEvent:
     reason: str = ""  # the provider's reason for a refund or a dispute
     payload: dict = field(default_factory=dict)
     tenant: str = ""  # the storefront (slug) the payment was started for, when the event says so
+    capture: Capture | None = None  # the provider's word on whose charge it is (``PaymentProvider.capture_lookup``)
 
 
 class PaymentProvider:
@@ -62,6 +74,12 @@ class PaymentProvider:
     def refund(self, *, payment, amount: int, idempotency_key: str) -> str:
         """Return the provider's reference of the refund."""
         raise NotImplementedError
+
+    def capture_lookup(self, *, charge_ref: str) -> Capture | None:
+        """Ask the provider which of our payments a captured charge paid for, when an event about the charge (a
+        refund made in its dashboard, a chargeback) arrives before the payment's own event; None when it is not
+        ours or the provider cannot say."""
+        return None
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:

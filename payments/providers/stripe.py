@@ -6,6 +6,8 @@ Stripe endpoints used (https://docs.stripe.com/api):
 - ``POST /v1/checkout/sessions/:id/expire`` (``expire``): closes an abandoned or replaced session; and
   ``GET /v1/checkout/sessions/:id`` to tell an expired session from a completed one, and for ``checkout_url``.
 - ``POST /v1/refunds`` (``refund``): refunds the PaymentIntent the session captured.
+- ``GET /v1/payment_intents/:id`` (``capture_lookup``): which payment a refund or a dispute is about, when its event
+  arrives before the session's own (Stripe does not promise the order of events).
 
 Events read by ``parse_event`` (https://docs.stripe.com/checkout/fulfillment): ``checkout.session.completed``,
 ``checkout.session.async_payment_succeeded``, ``checkout.session.async_payment_failed`` and
@@ -33,7 +35,7 @@ from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError
 
-from .base import PaymentProvider, ProviderEvent, SignatureError, check_timestamp
+from .base import Capture, PaymentProvider, ProviderEvent, SignatureError, check_timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +217,24 @@ class StripeProvider(PaymentProvider):
             raise ApplicationError(exc.user_message or _("Stripe refused the refund."), code="provider_refused",
                                    extra={"provider_status": exc.http_status, "provider_code": exc.code}) from exc
         return refund.id
+
+
+    def capture_lookup(self, *, charge_ref: str) -> Capture | None:
+        """Read the PaymentIntent (``GET /v1/payment_intents/:id``): a succeeded one carries the metadata our
+        session gave it (``payment_intent_data.metadata``). Stripe unreachable raises (502), so the event is
+        answered with an error and Stripe delivers it again later."""
+        try:
+            intent = client().v1.payment_intents.retrieve(charge_ref)
+        except stripe.InvalidRequestError:
+            return None  # not a PaymentIntent of this account
+        except stripe.StripeError as exc:
+            raise _unavailable("payment intent not read", exc) from exc
+        metadata = intent.metadata.to_dict() if intent.metadata else {}
+        if intent.status != "succeeded" or not str(metadata.get("payment", "")).isdigit():
+            return None
+        return Capture(tenant=str(metadata.get("tenant") or ""), payment_id=int(metadata["payment"]),
+                       order_number=str(metadata.get("order") or ""), amount=int(intent.amount_received),
+                       currency=str(intent.currency).upper())
 
 
 def _intent(obj: dict) -> str:

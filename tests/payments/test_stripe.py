@@ -20,7 +20,7 @@ from accounts.models import Role
 from catalog.access import can_access
 from marketplace.errors import ApplicationError
 from payments import services
-from payments.ledger import ledger_verify
+from payments.ledger import balances, ledger_verify
 from payments.models import Entitlement, JournalEntry, Order, Payment, Refund, WebhookEvent
 from tests.factories import TenantFactory, catalog_creator, catalog_item, member
 from tests.support.stripe_server import StripeServer
@@ -732,3 +732,35 @@ def test_our_refund_reported_by_stripe_while_it_commits_is_booked_once(on_postgr
         assert Payment.objects.get(pk=payment.pk).refunded_amount == 2500
         assert Refund.objects.count() == 1 and JournalEntry.objects.filter(kind="refund").count() == 1
         assert ledger_verify(tenant=alpha).ok
+
+
+def test_a_dashboard_refund_delivered_before_the_payments_own_event_books_the_sale_and_its_refund(alpha, course,
+                                                                                                  stripe_api):
+    # Stripe does not order its events and retries a failed delivery for days: the refund can come first.
+    learner = member(alpha)
+    started = start(alpha, learner, course)
+    completed = stripe_api.complete(started.payment.provider_ref, deliver=False)  # its delivery failed
+    intent = stripe_api.sessions[started.payment.provider_ref]["payment_intent"]
+    dashboard_refund(stripe_api, Payment(provider_charge_ref=intent), 10000)
+    assert stripe_api.deliver_queued() == [(200, {"result": "applied"})]
+    assert stripe_api.deliver(completed["event"]) == (200, {"result": "applied"})  # Stripe's retry: no effect
+    with scope(tenant=alpha):
+        payment = Payment.objects.get(pk=started.payment.pk)
+        assert (payment.status, payment.provider_charge_ref, payment.refunded_amount) == ("succeeded", intent, 10000)
+        assert payment.order.status == Order.Status.REFUNDED
+        held = {account.code: value for account, value in balances(tenant=alpha).items()}
+        assert held.get("clearing:stripe", 0) == 0
+        assert not Entitlement.objects.filter(user=learner, revoked_at=None).exists()
+        assert ledger_verify(tenant=alpha).ok
+    assert [r.path for r in stripe_api.requests_to("GET", f"/v1/payment_intents/{intent}")]
+
+
+def test_an_event_about_a_charge_that_is_not_ours_is_ignored(alpha, stripe_api):
+    other = stripe.StripeClient(stripe_api.secret_key, base_addresses={"api": stripe_api.url})
+    session = other.v1.checkout.sessions.create(params={  # made by another system on the same Stripe account
+        "mode": "payment", "success_url": "https://elsewhere.example/ok",
+        "line_items": [{"quantity": 1, "price_data": {"currency": "usd", "unit_amount": 500,
+                                                      "product_data": {"name": "Elsewhere"}}}]})
+    stripe_api.complete(session.id, deliver=False)
+    dashboard_refund(stripe_api, Payment(provider_charge_ref=stripe_api.sessions[session.id]["payment_intent"]), 500)
+    assert stripe_api.deliver_queued() == [(200, {"result": "ignored"})]

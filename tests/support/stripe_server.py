@@ -8,6 +8,7 @@ amounts in the three-decimal currencies (BHD, JOD, KWD, OMR, TND) must end in 0:
   ``GET /v1/checkout/sessions/<id>``
 - ``POST /v1/checkout/sessions/<id>/expire``: only an open session. Stripe then sends ``checkout.session.expired``
   on its own time; the stand-in queues it until the test calls ``deliver_queued()``, so the order is the test's.
+- ``GET /v1/payment_intents/<id>``: a captured PaymentIntent, with the ``metadata`` of ``payment_intent_data``.
 - ``POST /v1/refunds`` (``payment_intent`` or ``charge``, optional ``amount``). Stripe then sends
   ``refund.created``, for the dashboard's refunds as for the API's; the stand-in queues it (``deliver_queued()``),
   or with ``send_at_once`` sends it from a thread while it answers the call.
@@ -354,6 +355,12 @@ class StripeServer(StandIn):
             return self._session_expire(match.group(1))
         if (method, path) == ("POST", "/v1/refunds"):
             return self._refund_create(params)
+        match = re.fullmatch(r"/v1/payment_intents/([^/]+)", path)
+        if method == "GET" and match:
+            if match.group(1) not in self.payment_intents:
+                raise StripeAPIError(404, f"No such payment_intent: '{match.group(1)}'", code="resource_missing",
+                                     param="intent")
+            return _public(self.payment_intents[match.group(1)])
         raise StripeAPIError(404, f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs "
                                   "or we can help at https://support.stripe.com/.", keep=False)
 
