@@ -14,6 +14,7 @@ from accounts.selectors import user_email_addresses
 from marketplace.services import audit_log_write
 
 from .models import Entitlement, LedgerAccount, Order, Payment, Promoter, ReferralTouch, Subscription, WebhookEvent
+from .subscriptions import subscriptions_end
 
 # Where a provider's objects name the buyer: Stripe's checkout session (``customer_email``, ``customer_details``,
 # shipping), a charge or payment intent (billing details, receipt address, shipping) and a dispute's evidence.
@@ -97,6 +98,8 @@ def erase(user, tenant) -> None:
         promoter.save(update_fields=["status"])
         audit_log_write(tenant=tenant, actor=None, action="payments.promoter_suspended", target=promoter,
                         data={"reason": "account_erased"})
+    # Nobody is left to learn or to pay a renewal: subscriptions end now, their open renewal checkouts closed.
+    subscriptions_end(user=user, reason="account_erased")
     # A promoter's ledger accounts were named after their email address; the name is the one thing of an account
     # that may change, so they go by their promoter code from now on.
     for account in LedgerAccount.objects.filter(promoter__user=user).select_related("promoter"):

@@ -36,7 +36,6 @@ from .models import (
     Payment,
     PaymentSettings,
     Posting,
-    Promoter,
     Refund,
     SplitRule,
     Subscription,
@@ -611,19 +610,21 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     already (with their bundles)."""
     from marketplace.money import split_largest_remainder
 
+    from .promoters import _earns
+
     rule = order.split_rule
     parts: dict[splits.Share, int] = defaultdict(int)
     if order.tax:
         parts[splits.TAX] = order.tax
-    # A commission is earned when the payment arrives: by a promoter still approved, in a promoter programme still
-    # running, and by a partner still switched on.
+    # A commission is earned when the payment arrives: by a promoter still approved whose account is still there, in
+    # a promoter programme still running, and by a partner still switched on.
     commissions = []
     if order.partner_id and rule.partner_commission_bp and order.partner.is_enabled:
         commissions.append((splits.Share("partner", order.partner_id), rule.partner_commission_bp))
     programme = order.promoter_id is not None and payment_settings(tenant=order.tenant).promoters_enabled
     for promoter, bp in ((order.promoter, rule.promoter_commission_bp),
                          (order.promoter_second_level, rule.promoter_second_level_bp)):
-        if programme and promoter is not None and bp and promoter.status == Promoter.Status.APPROVED:
+        if programme and promoter is not None and bp and _earns(promoter):
             commissions.append((splits.Share("promoter", promoter.pk), bp))
     pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (amount without tax, its creators' shares)
     for line in order.lines.select_related("bundle") if lines is None else lines:

@@ -163,6 +163,15 @@ def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
                     data={"reason": reason})
 
 
+def subscriptions_end(*, user, reason: str, actor=None) -> int:
+    """End the person's subscriptions now (their account is erased, say), closing open renewal checkouts."""
+    subs = list(Subscription.objects.select_for_update().select_related("renewal_order").filter(user=user)
+                .exclude(status=Subscription.Status.ENDED))
+    for sub in subs:
+        _end(sub, at=timezone.now(), actor=actor, reason=reason)
+    return len(subs)
+
+
 def _paid_by(order: Order):
     """The subscriptions (locked) an order paid a period of: the one it started, or the one it renewed."""
     return Subscription.objects.select_for_update().filter(

@@ -171,6 +171,18 @@ def test_a_promoter_suspended_before_the_payment_arrives_earns_nothing(tenant_a,
     assert commissions(tenant_a, order) == {top.pk: 500}
 
 
+def test_a_promoter_whose_account_was_switched_off_before_the_payment_arrives_earns_nothing(tenant_a, programme):
+    top = promoter(tenant_a)
+    seller = promoter(tenant_a, recruited_by=top)
+    learner, client, hosted = checkout_through(tenant_a, seller, programme)
+    seller.user.is_active = False  # shut out by the operator: nobody can be paid or reached there
+    seller.user.save(update_fields=["is_active"])
+    assert "Payment received" in client.post(hosted, {"action": "pay"}, follow=True).content.decode()
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner)
+    assert commissions(tenant_a, order) == {top.pk: 500}
+
+
 def test_no_commission_is_earned_on_a_payment_arriving_after_the_programme_ended(tenant_a, programme):
     seller = promoter(tenant_a)
     learner, client, hosted = checkout_through(tenant_a, seller, programme)

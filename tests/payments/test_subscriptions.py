@@ -559,3 +559,27 @@ def test_a_checkout_key_sent_first_cannot_keep_someone_elses_renewal_from_openin
         counts = subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end + timedelta(minutes=1))
         sub.refresh_from_db()
     assert counts["renewals_opened"] == 1 and sub.status == Subscription.Status.PAST_DUE
+
+
+@pytest.mark.parametrize("renewal_open", [False, True])
+def test_deleting_the_account_ends_the_subscription_and_no_renewal_is_opened_or_mailed(
+        tenant_a, plan, renewal_open, django_capture_on_commit_callbacks):
+    from accounts.privacy import user_erase
+
+    if renewal_open:
+        learner, _client, sub, _renewal = renewal_due(tenant_a)
+    else:
+        learner = member(tenant_a)
+        buy(host_client("alpha.test", learner), "plan=all")
+        with scope(tenant=tenant_a):
+            sub = Subscription.objects.get(user=learner)
+    user_erase(user=learner)
+    mail.outbox.clear()
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        sub.refresh_from_db()
+        assert sub.status == Subscription.Status.ENDED
+        # An open renewal checkout is closed with it.
+        assert not Order.objects.filter(user=learner, status=Order.Status.PENDING).exists()
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end + timedelta(days=40))
+        assert Order.objects.filter(user=learner).count() == 1 + renewal_open
+    assert mail.outbox == []
