@@ -258,11 +258,17 @@ def my_learning(*, user) -> list[LearningEntry]:
 
     A bundle or a subscription tier can name an item still in review (not public yet), and an archived item stays
     open to its buyers but not to subscribers: such items are left out rather than listed with a "Start" that 404s.
+    A subscription to the whole catalog does not list the whole catalog: what the learner bought or was given, item
+    by item or in a bundle, stays listed, with what they started.
     """
-    from payments.selectors import entitled_item_ids
+    from payments.selectors import entitled_item_ids, entitlements_active
 
     progress = {p.item_id: p for p in ItemProgress.objects.filter(user=user)}
-    owned = entitled_item_ids(user=user) or set()
+    owned = entitled_item_ids(user=user)
+    if owned is None:
+        active = entitlements_active(user=user)
+        owned = set(ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active))
+                    .values_list("id", flat=True).distinct())
     ids = set(progress) | owned
     items = with_card_data(ContentItem.objects.filter(id__in=ids, status__in=[Status.PUBLISHED, Status.ARCHIVED]))
     # The access check (a few queries) runs only for archived items, which are few.

@@ -96,7 +96,8 @@ def home(request):
         picks = recommendations.recommended_for(user=request.user)
         recommendations.picks_shown(user=request.user, picks=picks, placement="home")
         context.update(recommendations=picks.items, recommendation_reasons=picks.reasons,
-                       recommendation_ref=picks.ref)
+                       recommendation_ref=picks.ref,
+                       recommendations_personal=recommendations.personalised(request.user))
     return render(request, "storefront/home.html", context)
 
 
@@ -157,17 +158,28 @@ def _item_page(request, item: ContentItem, *, review_form: ReviewForm | None = N
         review_form = ReviewForm(instance=personal.own_review)
     return render(request, "catalog/item_detail.html", {
         "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
-        "review_form": review_form, "live_open": _live_open(item, personal.has_access),
+        "review_form": review_form, "live_open": _live_open(item, personal.has_access), "live_state": _live_state(item),
         "neighbours": recommendations.item_neighbours(item=item, user=request.user),
     }, status=status)
+
+
+def _live_end(item: ContentItem):
+    return item.starts_at + timedelta(minutes=max(item.duration_minutes, 60))
 
 
 def _live_open(item: ContentItem, has_access: bool) -> bool:
     if item.kind != ContentItem.Kind.LIVE or not item.starts_at or not has_access:
         return False
+    return item.starts_at - timedelta(minutes=30) <= timezone.now() <= _live_end(item)
+
+
+def _live_state(item: ContentItem) -> str:
+    """"upcoming", "live" or "past" for a live session with a start time, else "": a session that took place is
+    sold as its replay, not as a date to come."""
+    if item.kind != ContentItem.Kind.LIVE or not item.starts_at:
+        return ""
     now = timezone.now()
-    return item.starts_at - timedelta(minutes=30) <= now <= item.starts_at + timedelta(
-        minutes=max(item.duration_minutes, 60))
+    return "upcoming" if now < item.starts_at else "live" if now <= _live_end(item) else "past"
 
 
 @storefront_only
@@ -226,16 +238,20 @@ def progress(request, slug: str):
 
 @storefront_only
 @login_required
-@require_POST
 def review(request, slug: str):
+    """Save the learner's review. A GET (a reload, or the language switch on a refused form's page) goes to the
+    item's page, where the form is."""
     item = selectors.item_for_storefront(slug=slug, user=request.user)
+    if request.method != "POST":
+        return redirect("catalog:item", slug=item.slug)
     form = ReviewForm(request.POST)
     if form.is_valid():
         try:
             services.review_save(user=request.user, item=item, rating=form.cleaned_data["rating"],
                                  body=form.cleaned_data["body"])
-            messages.success(request, _("Thank you: your review is saved."))
-            return redirect(reverse("catalog:item", args=[item.slug]) + "#reviews")
+            # Shown next to the form, where the redirect lands.
+            messages.success(request, _("Thank you: your review is saved."), extra_tags="review")
+            return redirect(reverse("catalog:item", args=[item.slug]) + "#your-review")
         except ApplicationError as exc:
             form.add_error(None, exc.message)
     return _item_page(request, item, review_form=form, status=400)

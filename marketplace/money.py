@@ -35,14 +35,17 @@ CURRENCY_SYMBOLS: dict[str, str] = {
 
 
 def format_money(amount: int, currency: str) -> str:
-    """``amount`` minor units as the current locale writes money: ¥99.00, $1,299.50, ¥1,200 (JPY)."""
+    """``amount`` minor units as the current locale writes money: ¥99.00, $1,299.50, ¥1,200 (JPY), -¥26.48 (the
+    minus before the sign, as both English and Chinese write it)."""
     from decimal import Decimal
 
     from django.utils.formats import number_format
 
     exponent = CURRENCY_EXPONENTS.get(currency, 2)
-    major = Decimal(amount).scaleb(-exponent)
-    return f"{CURRENCY_SYMBOLS.get(currency, currency + ' ')}{number_format(major, exponent, force_grouping=True)}"
+    major = Decimal(abs(amount)).scaleb(-exponent)
+    sign = "-" if amount < 0 else ""
+    symbol = CURRENCY_SYMBOLS.get(currency, currency + " ")
+    return f"{sign}{symbol}{number_format(major, exponent, force_grouping=True)}"
 
 
 def charge_step(currency: str) -> int:

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from accounts.selectors import user_can_buy
 from catalog.models import Bundle, ContentItem
 from marketplace.errors import ApplicationError, error_json
 from marketplace.views import storefront_only
@@ -98,8 +99,8 @@ def checkout(request):
                 form.data = form.data.copy()
                 form.data["key"] = uuid.uuid4().hex
     try:
-        # A refused referral code leaves the coupon's price shown; any other error shows the price without it.
-        priced = form.is_bound and (form.is_valid() or set(form.errors) == {"referral"})
+        # The coupon's price stays shown unless the coupon itself was refused (or the form could not be read).
+        priced = form.is_bound and hasattr(form, "cleaned_data") and "coupon" not in form.errors
         coupon = form.cleaned_data.get("coupon", "") if priced else ""
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item, coupon_code=coupon,
                                user=request.user)
@@ -107,7 +108,8 @@ def checkout(request):
         form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
     return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle, "plan": plan,
-                                                      "thing": thing, "quote": quote},
+                                                      "thing": thing, "quote": quote,
+                                                      "email_confirmed": user_can_buy(user=request.user)},
                   status=status if request.method == "POST" and form.errors else 200)
 
 

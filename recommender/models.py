@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from marketplace.models import TenantOwned
 
@@ -111,8 +112,9 @@ class FitRun(TenantOwned):
 
     class Status(models.TextChoices):
         RUNNING = "running", _("Running")
-        SUCCEEDED = "succeeded", _("Succeeded")
-        FAILED = "failed", _("Failed")
+        # A context of their own: a payment's "Succeeded" and "Failed" say more (支付成功) than a fit's.
+        SUCCEEDED = "succeeded", pgettext_lazy("recommender run", "Succeeded")
+        FAILED = "failed", pgettext_lazy("recommender run", "Failed")
 
     run_date = models.DateField(_("date"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.RUNNING)

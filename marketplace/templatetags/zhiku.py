@@ -1,4 +1,7 @@
 from django import template
+from django.utils import timezone
+from django.utils.html import conditional_escape, format_html
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from marketplace.money import format_money
@@ -43,3 +46,49 @@ def div60(seconds: int) -> str:
 @register.filter
 def get_item(mapping: dict, key):
     return mapping.get(key)
+
+
+@register.filter
+def page_title(page: str, tenant) -> str:
+    """A page's <title>: "<page> · <storefront>", or the storefront's name alone for a page that names none."""
+    site = tenant.name if tenant else "Zhiku 知库"
+    return format_html("{} · {}", page, site) if page.strip() else conditional_escape(site)
+
+
+@register.filter
+def utc_offset(value) -> str:
+    """The zone a time is shown in, as its offset from UTC in the active time zone: "UTC", "UTC+8", "UTC-3:30".
+    Zone abbreviations are ambiguous (CST is China's and America's)."""
+    if not value:
+        return ""
+    minutes = int(timezone.localtime(value).utcoffset().total_seconds()) // 60
+    if not minutes:
+        return "UTC"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{'+' if minutes > 0 else '-'}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+@register.simple_tag
+def list_separator() -> str:
+    """What goes between the names of a list (a byline's creators): "、" in Chinese, ", " otherwise."""
+    return "、" if (get_language() or "").startswith("zh") else ", "
+
+
+@register.simple_tag(takes_context=True)
+def learner_links(context) -> dict:
+    """Which of the storefront's pages about the learner's own dealings the account menu links to: their
+    subscription while they have one, the promoter programme while it is open (or they are a promoter, whose
+    earnings stay in view)."""
+    from payments.models import Promoter, Subscription
+    from payments.services import payment_settings
+
+    request = context.get("request")
+    tenant = getattr(request, "tenant", None)
+    user = getattr(request, "user", None)
+    if tenant is None or not getattr(user, "is_authenticated", False):
+        return {}
+    return {
+        "subscription": Subscription.objects.filter(user=user).exclude(status=Subscription.Status.ENDED).exists(),
+        "promote": (payment_settings(tenant=tenant).promoters_enabled
+                    or Promoter.objects.filter(user=user).exists()),
+    }
