@@ -75,6 +75,8 @@ class Membership(TenantOwned):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="one_membership_per_tenant")]
         ordering = ["tenant_id", "role", "user_id"]
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
@@ -96,6 +98,8 @@ class Invitation(TenantOwned):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
 
     def __str__(self) -> str:
         return f"{self.email} as {self.role}"

@@ -63,6 +63,7 @@ class Tag(TenantOwned):
     class Meta:
         ordering = ["name"]
         verbose_name = _("tag")
+        verbose_name_plural = _("tags")
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="tag_name_per_tenant")]
 
     def __str__(self) -> str:
@@ -83,6 +84,7 @@ class Creator(TenantOwned):
     class Meta:
         ordering = ["name"]
         verbose_name = _("creator")
+        verbose_name_plural = _("creators")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="creator_slug_per_tenant"),
             models.UniqueConstraint(fields=["tenant", "user"], condition=Q(user__isnull=False),
@@ -162,6 +164,7 @@ class ContentItem(TenantOwned):
     class Meta:
         ordering = ["-published_at", "-id"]
         verbose_name = _("content item")
+        verbose_name_plural = _("content items")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "slug"], name="item_slug_per_tenant"),
             models.UniqueConstraint(fields=["tenant", "external_id"], condition=~Q(external_id=""),
@@ -216,6 +219,7 @@ class ItemCreator(TenantOwned):
     class Meta:
         ordering = ["position", "id"]
         verbose_name = _("credited creator")
+        verbose_name_plural = _("credited creators")
         constraints = [models.UniqueConstraint(fields=["item", "creator"], name="creator_once_per_item")]
 
     def __str__(self) -> str:
@@ -230,6 +234,7 @@ class Section(TenantOwned):
     class Meta:
         ordering = ["position", "id"]
         verbose_name = _("section")
+        verbose_name_plural = _("sections")
 
     def __str__(self) -> str:
         return self.title
@@ -256,6 +261,7 @@ class Lesson(TenantOwned):
     class Meta:
         ordering = ["section__position", "section_id", "position", "id"]
         verbose_name = _("lesson")
+        verbose_name_plural = _("lessons")
 
     def __str__(self) -> str:
         return self.title
@@ -314,6 +320,7 @@ class Bundle(TenantOwned):
     class Meta:
         ordering = ["title"]
         verbose_name = _("bundle")
+        verbose_name_plural = _("bundles")
         constraints = [models.UniqueConstraint(fields=["tenant", "slug"], name="bundle_slug_per_tenant")]
 
     def __str__(self) -> str:
@@ -334,6 +341,7 @@ class LearningPath(TenantOwned):
     class Meta:
         ordering = ["title"]
         verbose_name = _("learning path")
+        verbose_name_plural = _("learning paths")
         constraints = [models.UniqueConstraint(fields=["tenant", "slug"], name="path_slug_per_tenant")]
 
     def __str__(self) -> str:
@@ -350,7 +358,11 @@ class PathStep(TenantOwned):
     class Meta:
         ordering = ["position", "id"]
         verbose_name = _("step")
+        verbose_name_plural = _("steps")
         constraints = [models.UniqueConstraint(fields=["path", "item"], name="item_once_per_path")]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.item}"
 
 
 class ItemProgress(TenantOwned):
@@ -396,6 +408,7 @@ class Review(TenantOwned):
     class Meta:
         ordering = ["-updated_at"]
         verbose_name = _("review")
+        verbose_name_plural = _("reviews")
         constraints = [
             models.UniqueConstraint(fields=["item", "user"], name="one_review_per_learner_item"),
             models.CheckConstraint(condition=Q(rating__gte=1, rating__lte=5), name="rating_one_to_five"),

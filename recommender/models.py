@@ -58,6 +58,7 @@ class Event(TenantOwned):
 
     class Meta:
         verbose_name = _("behaviour event")
+        verbose_name_plural = _("behaviour events")
         constraints = [models.UniqueConstraint(fields=["tenant", "event_id"], name="event_id_per_tenant")]
         indexes = [
             models.Index(fields=["tenant", "occurred_at"], name="event_scan"),
@@ -104,6 +105,7 @@ class LearnerPreference(TenantOwned):
 
     class Meta:
         verbose_name = _("learner preference")
+        verbose_name_plural = _("learner preferences")
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="preference_per_learner")]
 
 
@@ -139,6 +141,7 @@ class FitRun(TenantOwned):
     class Meta:
         ordering = ["-run_date"]
         verbose_name = _("recommender run")
+        verbose_name_plural = _("recommender runs")
         constraints = [models.UniqueConstraint(fields=["tenant", "run_date"], name="one_fit_per_day")]
         indexes = [models.Index(fields=["tenant", "served", "-run_date"], name="fitrun_serving")]
 
@@ -201,6 +204,10 @@ class Persona(TenantOwned):
     class Meta:
         ordering = ["-size"]
         verbose_name = _("persona")
+        verbose_name_plural = _("personas")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 ARM_NAME = re.compile(r"[\w-]{1,20}")

@@ -44,6 +44,7 @@ class Entitlement(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("entitlement")
+        verbose_name_plural = _("entitlements")
         constraints = [
             models.CheckConstraint(
                 condition=(Q(item__isnull=False, bundle__isnull=True, whole_catalog=False, plan__isnull=True)

@@ -44,6 +44,7 @@ class LedgerAccount(TenantOwned):
     class Meta:
         ordering = ["code"]
         verbose_name = _("ledger account")
+        verbose_name_plural = _("ledger accounts")
         constraints = [models.UniqueConstraint(fields=["tenant", "code", "currency"], name="one_account_per_code")]
 
     def __str__(self) -> str:
@@ -168,6 +169,7 @@ class Payout(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("payout")
+        verbose_name_plural = _("payouts")
 
 
 class ChainHeadPublication(TenantOwned):

@@ -65,6 +65,7 @@ class SplitRule(TenantOwned):
     class Meta:
         ordering = ["-version"]
         verbose_name = _("split rule")
+        verbose_name_plural = _("split rules")
         constraints = [models.UniqueConstraint(fields=["tenant", "version"], name="one_split_rule_per_version")]
 
     def __str__(self) -> str:
@@ -90,6 +91,7 @@ class Coupon(TenantOwned):
     class Meta:
         ordering = ["code"]
         verbose_name = _("coupon")
+        verbose_name_plural = _("coupons")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="coupon_code_per_tenant"),
             models.CheckConstraint(condition=~Q(kind="percent") | Q(value__lte=10000), name="percent_at_most_100"),
@@ -148,6 +150,7 @@ class Order(TenantOwned):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("order")
+        verbose_name_plural = _("orders")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="one_order_per_checkout_attempt"),
             models.UniqueConstraint(fields=["tenant", "number"], name="order_number_per_tenant"),
@@ -237,6 +240,7 @@ class Payment(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("payment")
+        verbose_name_plural = _("payments")
         constraints = [
             models.UniqueConstraint(fields=["provider", "provider_ref"], condition=~Q(provider_ref=""),
                                     name="provider_reference_once"),
@@ -284,6 +288,7 @@ class Refund(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_is_positive"),
             # A refund the provider reports (its dashboard's, or ours coming back as an event) is booked once.

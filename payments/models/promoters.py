@@ -34,6 +34,7 @@ class Promoter(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("promoter")
+        verbose_name_plural = _("promoters")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="promoter_code_per_tenant"),
             models.UniqueConstraint(fields=["tenant", "user"], name="one_promoter_profile_per_learner"),
@@ -61,3 +62,5 @@ class ReferralTouch(TenantOwned):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("referral touch")
+        verbose_name_plural = _("referral touches")

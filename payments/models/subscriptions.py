@@ -42,6 +42,7 @@ class SubscriptionPlan(TenantOwned):
     class Meta:
         ordering = ["price"]
         verbose_name = _("subscription plan")
+        verbose_name_plural = _("subscription plans")
         constraints = [models.UniqueConstraint(fields=["tenant", "slug"], name="plan_slug_per_tenant")]
 
     def __str__(self) -> str:
@@ -84,6 +85,7 @@ class Subscription(TenantOwned):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("subscription")
+        verbose_name_plural = _("subscriptions")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "user"], condition=~Q(status="ended"),
                                     name="one_live_subscription_per_learner"),
