@@ -165,7 +165,7 @@ def _end(sub: Subscription, *, at: datetime, actor=None, reason: str) -> None:
 
 def subscriptions_end(*, user, reason: str, actor=None) -> int:
     """End the person's subscriptions now (their account is erased, say), closing open renewal checkouts."""
-    subs = list(Subscription.objects.select_for_update().select_related("renewal_order").filter(user=user)
+    subs = list(Subscription.objects.select_for_update(of=("self",)).select_related("renewal_order").filter(user=user)
                 .exclude(status=Subscription.Status.ENDED))
     for sub in subs:
         _end(sub, at=timezone.now(), actor=actor, reason=reason)
