@@ -23,10 +23,11 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from marketplace.money import split_largest_remainder
+from marketplace.tenancy import tenant_phase
 
 from .connectors import connector_for
 from .connectors.base import PublicationState, PushError
-from .models import Allocation, Channel, ChannelClick, ChannelStat, Publication
+from .models import Allocation, Channel, ChannelClick, ChannelStat, DistributionSettings, Publication
 
 DEFAULT_CTR = 0.02  # clicks per impression when no channel reports impressions and clicks
 PRIOR_VISITS = 20  # how many visits the smoothing prior is worth
@@ -55,30 +56,43 @@ def budgets(total: int | None, parts: list[float]) -> list[int | None]:
 
 
 def channel_stats_fetch(*, tenant, day: date | None = None) -> int:
-    """Ask each channel whose platform reports numbers for ``day`` (yesterday by default); returns rows written."""
+    """Ask each channel whose platform reports numbers for ``day`` (yesterday by default); returns rows written.
+
+    The platforms are asked outside any transaction: what each channel shows is read in one short step, and their
+    numbers are written in another."""
     day = day or timezone.localdate() - timedelta(days=1)
-    written = 0
     # The storefront is named in every query here, not left to the scope: the operator's admin (the platform scope)
     # recomputes too, and there every storefront's rows are visible.
-    for channel in Channel.objects.filter(tenant=tenant, is_enabled=True):
-        live = [PublicationState(item_id=p.item_id, external_id=p.external_id, external_url=p.external_url,
-                                 version=p.version, data=p.data)
-                for p in Publication.objects.filter(channel=channel, status=Publication.Status.LIVE)]
+    with tenant_phase(tenant):
+        shown = {}
+        for channel in Channel.objects.filter(tenant=tenant, is_enabled=True):
+            shown[channel] = [PublicationState(item_id=p.item_id, external_id=p.external_id,
+                                               external_url=p.external_url, version=p.version, data=p.data)
+                              for p in Publication.objects.filter(channel=channel, status=Publication.Status.LIVE)]
+    reported = {}
+    for channel, live in shown.items():
         if not live:
             continue
         try:
-            rows = connector_for(channel).stats(live, day=day)
+            reported[channel] = connector_for(channel).stats(live, day=day) or ()
         except PushError:
             continue  # numbers are a nicety: a platform hiccup must not stop the allocation
-        for row in rows or ():
-            ChannelStat.objects.update_or_create(tenant=tenant, channel=channel, day=row.day, defaults={
-                "impressions": row.impressions, "engagements": row.engagements})
-            written += 1
+    written = 0
+    with tenant_phase(tenant):
+        for channel, rows in reported.items():
+            for row in rows:
+                ChannelStat.objects.update_or_create(tenant=tenant, channel=channel, day=row.day, defaults={
+                    "impressions": row.impressions, "engagements": row.engagements})
+                written += 1
     return written
 
 
 def allocation_recompute(*, tenant, day: date | None = None) -> list[Allocation]:
-    """Measure every enabled channel over the window, allocate, and store the day's rows (replacing that day's)."""
+    """Measure every enabled channel over the window, allocate, and store the day's rows (replacing that day's).
+
+    Two recomputes of one storefront at once (two beats, or beat and the admin's action) take turns over the
+    storefront's settings row: each replaces the day's rows whole, where both inserting at once would break the one
+    allocation per channel and day."""
     from payments.selectors import paid_orders_by_channel
 
     from .services import distribution_settings
@@ -123,5 +137,6 @@ def allocation_recompute(*, tenant, day: date | None = None) -> list[Allocation]
             for channel, i, e, s, b, m, source in zip(channels, interest, exposure, parts, limits, measured, sources,
                                                       strict=True)]
     with transaction.atomic():
+        list(DistributionSettings.objects.select_for_update().filter(pk=conf.pk).values_list("pk", flat=True))
         Allocation.objects.filter(tenant=tenant, day=day).delete()
         return Allocation.objects.bulk_create(rows)

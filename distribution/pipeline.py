@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -124,6 +124,18 @@ class Job:
     lost: bool = False  # another worker took the row over while this batch ran
     given_back: bool = False  # held back unsent (``HELD``): its attempt row is removed
     recorded: dict = field(default_factory=dict)  # the row's platform fields as stored before this attempt
+    claimed: tuple[dict, dict] | None = None  # the delivery's and the attempt's fields as the claim left them
+
+    def as_claimed(self) -> None:
+        """Put the delivery and the attempt back as the claim left them (kept the first time), so that recording the
+        outcome can run again after a try the database broke off."""
+        if self.claimed is None:
+            self.claimed = ({name: getattr(self.delivery, name) for name in DELIVERY_FIELDS},
+                            {name: getattr(self.attempt, name) for name in ATTEMPT_FIELDS})
+        for row, values in zip((self.delivery, self.attempt), self.claimed, strict=True):
+            for name, value in values.items():
+                setattr(row, name, value)
+        self.given_back = False
 
     @property
     def callable(self) -> bool:
@@ -318,12 +330,21 @@ def _keep_lease(tenant, batch: Batch, need: float = 0.0) -> None:
         job.lost = job.lost or job.delivery.pk not in kept
 
 
-def _requeue_lease(due_at):
-    """A retry is sent to the broker with a countdown (``tasks.deliveries_push``); the lease keeps the sweeper from
-    queueing it a second time unless that message is lost. In-process tasks have no countdown: the sweeper retries."""
+def countdown_limit() -> float:
+    """The longest wait sent to the broker as a task's countdown. A worker holds a counted-down message
+    unacknowledged until it is due, and Redis hands a message unacknowledged for longer than its visibility timeout
+    to another worker: a longer countdown would come back again and again. Longer waits are left to the dispatcher,
+    which finds the row once it is due."""
+    return float(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600)) / 2
+
+
+def _requeue_lease(due_at, now):
+    """A retry due within ``countdown_limit`` is sent to the broker with a countdown (``tasks.deliveries_push``); the
+    lease keeps the sweeper from queueing it a second time unless that message is lost. In-process tasks have no
+    countdown, and a longer wait gets none: the sweeper queues those when they are due (no lease)."""
     from .tasks import tasks_run_in_process
 
-    if tasks_run_in_process():
+    if tasks_run_in_process() or (due_at - now).total_seconds() > countdown_limit():
         return None
     return due_at + timedelta(seconds=settings.DISTRIBUTION_QUEUE_LEASE_SECONDS)
 
@@ -367,7 +388,7 @@ def _outcome(job: Job, now) -> None:
             attempt.outcome = Outcome.TRANSIENT
             delivery.status = Status.CONFIRMING if job.confirming else Status.RETRYING
             delivery.due_at = now + timedelta(seconds=backoff_seconds(delivery.attempts, error.retry_after))
-            delivery.lease_until = _requeue_lease(delivery.due_at)
+            delivery.lease_until = _requeue_lease(delivery.due_at, now)
         else:
             attempt.outcome = Outcome.PERMANENT if isinstance(error, PermanentError) else Outcome.TRANSIENT
             if isinstance(error, TransientError):
@@ -394,7 +415,7 @@ def _outcome(job: Job, now) -> None:
             delivery.status = Status.CONFIRMING
             delivery.message = receipt.note or _("Accepted; waiting for the platform to publish it.")
             delivery.due_at = now + timedelta(seconds=settings.DISTRIBUTION_CONFIRM_SECONDS)
-            delivery.lease_until = _requeue_lease(delivery.due_at)
+            delivery.lease_until = _requeue_lease(delivery.due_at, now)
     else:
         attempt.outcome, attempt.response_code = Outcome.OK, receipt.status_code
         attempt.external_id = receipt.external_id
@@ -441,7 +462,10 @@ def _settle(batch: Batch, now) -> dict[int, str]:
 
     The batch is written in a few statements. Should the database refuse one row of it, each delivery is written on
     its own instead (each in a savepoint), and one that is refused again is parked, so its neighbours' outcomes are
-    kept and nothing already delivered is queued again."""
+    kept and nothing already delivered is queued again. A connection the database broke fails the whole call, which
+    can then be made again (``deliveries_run``)."""
+    for job in batch.jobs:
+        job.as_claimed()
     ids = [job.delivery.pk for job in batch.jobs]
     ours = set(Delivery.objects.select_for_update().filter(pk__in=ids, status=Status.SENDING, lease_until=batch.lease)
                .values_list("pk", flat=True))
@@ -464,6 +488,8 @@ def _settle(batch: Batch, now) -> dict[int, str]:
         with transaction.atomic():
             _write(settled, batch.jobs, now)
     except (DatabaseError, ValueError):
+        if connection.needs_rollback:  # the transaction is broken (the connection dropped): nothing more is written
+            raise
         log.exception("recording a batch of %s deliveries failed; recording them one by one", len(batch.jobs))
         for job in batch.jobs:
             mine = [job] if job.delivery.pk in settled_ids else []
@@ -471,6 +497,8 @@ def _settle(batch: Batch, now) -> dict[int, str]:
                 with transaction.atomic():
                     _write(mine, [job], now)
             except (DatabaseError, ValueError) as exc:
+                if connection.needs_rollback:
+                    raise
                 log.exception("recording delivery %s failed", job.delivery.pk)
                 if mine:
                     _unrecordable(job, now, exc)
@@ -524,7 +552,7 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
     if batch is None:
         return statuses
     held: dict[int, TransientError] = {}  # channel -> the answer that asked this batch to stop calling it
-    for job in batch.jobs:
+    for position, job in enumerate(batch.jobs):
         if not job.callable:
             continue
         stop = held.get(job.delivery.channel_id)
@@ -532,7 +560,18 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
             reason = _("Not sent: the platform asked to wait (%(reason)s).") % {"reason": stop.message}
             job.error = TransientError(reason, code=HELD, retry_after=stop.retry_after)
             continue
-        _keep_lease(tenant, batch, need=job.connector.calls_per_push * http.CALL_SECONDS)
+        try:
+            _keep_lease(tenant, batch, need=job.connector.calls_per_push * http.CALL_SECONDS)
+        except (OperationalError, InterfaceError):
+            # The database dropped: the rest of the batch is not pushed (the lease may not outlive it), and what
+            # was pushed so far is recorded below, once it answers again.
+            log.exception("extending the lease of a batch failed; recording what was pushed")
+            _reconnect()
+            reason = _("Not sent: the database could not be reached to extend the lease.")
+            for rest in batch.jobs[position:]:
+                if rest.callable:
+                    rest.error = TransientError(reason, code=HELD)
+            break
         if job.lost:
             continue
         started = time.monotonic()
@@ -546,9 +585,24 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
         job.latency_ms = int((time.monotonic() - started) * 1000)
         if isinstance(job.error, TransientError) and (job.error.retry_after or job.error.code in HOLD_CODES):
             held[job.delivery.channel_id] = job.error
-    with tenant_phase(tenant):
-        statuses.update(_settle(batch, timezone.now()))
+    try:
+        with tenant_phase(tenant):
+            statuses.update(_settle(batch, timezone.now()))
+    except (OperationalError, InterfaceError):
+        # The platforms' answers are only in memory: a connection that dropped (a failover, a restart, a network
+        # blip) is opened again and they are recorded once more, instead of the rows waiting for their lease to run
+        # out and being pushed a second time.
+        log.exception("recording a batch failed on a broken connection; recording it again")
+        _reconnect()
+        with tenant_phase(tenant):
+            statuses.update(_settle(batch, timezone.now()))
     return statuses
+
+
+def _reconnect() -> None:
+    """Drop a connection the database broke, outside any transaction: the next query opens a new one."""
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def delivery_run(*, tenant, delivery_id: int) -> str:

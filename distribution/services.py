@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -120,11 +120,51 @@ def channel_save(*, channel: Channel, credentials: dict[str, str], actor) -> tup
         channel.verified_at, channel.verify_message = None, ""
     with transaction.atomic():
         created = channel.pk is None
+        previous_kind = (None if created
+                         else Channel.objects.filter(pk=channel.pk).values_list("kind", flat=True).first())
         channel.save()
+        if previous_kind is not None and previous_kind != channel.kind:
+            _platform_left(channel)
         audit_log_write(tenant=channel.tenant, actor=actor,
                         action="distribution.channel_created" if created else "distribution.channel_changed",
-                        target=channel, data={"kind": channel.kind, "credentials_changed": changed})
+                        target=channel, data={"kind": channel.kind, "previous_kind": previous_kind,
+                                              "credentials_changed": changed})
     return channel, generated
+
+
+def _platform_left(channel: Channel) -> None:
+    """The channel now reaches another platform (a feed became a WeChat account): what the old one shows is no
+    longer on this channel. Its publications end, so the next version, and "Push every published item", publish
+    anew there instead of updating posts the new platform never had. Pushes bound to the old platform (being sent,
+    accepted and being published there, waiting to be posted by hand, and withdrawals) are skipped: nothing is sent
+    to the new platform to remove what it does not hold. Pushes still waiting to be sent go to the new platform.
+
+    Deliveries are written before publications, the order in which a worker records its outcomes."""
+    from .pipeline import SUBMITTED
+
+    now = timezone.now()
+    bound = (Q(status__in=[Status.SENDING, Status.CONFIRMING, Status.MANUAL])
+             | Q(status__in=Delivery.OPEN, action=Action.WITHDRAW)
+             | Q(status__in=Delivery.OPEN, **{f"data__{SUBMITTED}": True}))
+    Delivery.objects.filter(channel=channel).filter(bound).update(
+        status=Status.SKIPPED, finished_at=now, lease_until=None,
+        message=_("The channel was changed to another type; this push was for the previous one."))
+    Publication.objects.filter(channel=channel, status=Publication.Status.LIVE).update(
+        status=Publication.Status.WITHDRAWN, updated_at=now)
+
+
+def channel_delete(*, channel: Channel, actor) -> None:
+    """Delete a channel with its deliveries, attempts, publications, clicks and allocations.
+
+    The channel's deliveries are locked before the cascade runs, in the order a worker locks them: a worker
+    recording a push locks its delivery rows first and then writes their attempts and publications, while Django's
+    cascade deletes attempts and publications before deliveries. Taking the deliveries first makes one wait for the
+    other instead of each holding a row the other needs (a deadlock)."""
+    with transaction.atomic():
+        list(Delivery.objects.select_for_update().filter(channel_id=channel.pk).values_list("pk", flat=True))
+        audit_log_write(tenant=channel.tenant, actor=actor, action="distribution.channel_deleted", target=channel,
+                        data={"name": channel.name, "kind": channel.kind})
+        Channel.objects.filter(pk=channel.pk).delete()
 
 
 def channel_verify(*, channel: Channel, actor) -> Channel:
@@ -163,6 +203,20 @@ def _cancel(rows, *, now, message: str, tried_message: str = "") -> set[int]:
     return tried
 
 
+def _shown_on(item: ContentItem) -> set[int]:
+    """The channels where the item is live, or where a push of it (not a withdrawal) is being sent or has been
+    accepted and is being published by the platform.
+
+    One statement, so one snapshot: a worker records a push as its delivery delivered and its publication live in
+    one commit, and two reads (publications, then deliveries) could fall on either side of it and see neither."""
+    live = Publication.objects.filter(channel=OuterRef("pk"), item=item, status=Publication.Status.LIVE)
+    in_flight = (Delivery.objects.filter(channel=OuterRef("pk"), item=item, status__in=[Status.SENDING,
+                                                                                        Status.CONFIRMING])
+                 .exclude(action=Action.WITHDRAW))
+    return set(Channel.objects.filter(tenant=item.tenant).filter(Exists(live) | Exists(in_flight))
+               .values_list("pk", flat=True))
+
+
 def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
     """Create the deliveries that follow the item's latest change; call inside the transaction that publishes or
     archives it. The rows commit with the publication (nothing is lost between the two), and the pushes start when
@@ -177,7 +231,8 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
     open_rows = Delivery.objects.filter(item=item, status__in=[Status.SCHEDULED, Status.QUEUED, Status.RETRYING])
     rows: list[Delivery] = []
     # A withdrawal waits for a publication still in flight there, or one staff may have posted by hand but not yet
-    # marked as published (``pipeline.waits_for_earlier``), then removes what the platform made of it.
+    # marked as published (``pipeline.waits_for_earlier``), then removes what the platform made of it. Read before
+    # ``_shown_on``: marking it as published makes its publication live in the same commit, which that read then sees.
     by_hand = set(Delivery.objects.filter(item=item, status=Status.MANUAL).exclude(action=Action.WITHDRAW)
                   .values_list("channel_id", flat=True))
     waiting = _("Waits until the post being published by hand is marked as published; then it is withdrawn.")
@@ -186,12 +241,7 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
                         message=_("The item was archived before this push ran; nothing was sent."),
                         tried_message=_("The item was archived before this push was tried again; it is withdrawn "
                                         "in case an earlier attempt reached the platform."))
-        reached = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
-                      .values_list("channel_id", flat=True))
-        reached |= by_hand | tried | set(Delivery.objects.filter(item=item,
-                                                                 status__in=[Status.SENDING, Status.CONFIRMING])
-                                         .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
-        for channel_id in reached:
+        for channel_id in _shown_on(item) | by_hand | tried:
             rows.append(Delivery(tenant=item.tenant, channel_id=channel_id, item=item, version=item.version,
                                  action=Action.WITHDRAW, status=Status.QUEUED, due_at=now,
                                  message=waiting if channel_id in by_hand else "",
@@ -201,12 +251,9 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
                         message=_("Superseded by version %(version)s.") % {"version": item.version})
         schedule = PushSchedule.objects.filter(item=item, push_at__gt=now).first()
         due = schedule.push_at if schedule else now
-        live = set(Publication.objects.filter(item=item, status=Publication.Status.LIVE)
-                   .values_list("channel_id", flat=True))
         # An earlier version the platform may be publishing right now is replaced too: this delivery waits for its
         # outcome (``pipeline.waits_for_earlier``), then updates what it left live.
-        live |= set(Delivery.objects.filter(item=item, status__in=[Status.SENDING, Status.CONFIRMING])
-                    .exclude(action=Action.WITHDRAW).values_list("channel_id", flat=True))
+        live = _shown_on(item)
         categories = set(item.categories.values_list("pk", flat=True))
         planned = set(Delivery.objects.filter(item=item, version=item.version).values_list("channel_id", flat=True))
         # The item's own storefront, named: in the operator's admin (the platform scope) every storefront's channels
@@ -240,31 +287,54 @@ def deliveries_plan(*, item: ContentItem, actor=None) -> list[Delivery]:
 
 
 def channel_backfill(*, channel: Channel, actor) -> int:
-    """Push every published item of the channel's storefront that matches a (new or re-enabled) channel and is not on
-    it yet; an item whose pushes are scheduled for later waits for its time here too. The storefront is named, not
-    left to the scope: the operator's admin sees every storefront's items."""
+    """Push every published item of the channel's storefront that matches a (new, re-enabled or retyped) channel and
+    is not on it yet; an item whose pushes are scheduled for later waits for its time here too. The storefront is
+    named, not left to the scope: the operator's admin sees every storefront's items.
+
+    An item is on the channel, or on its way, when its current version has a delivery there that is waiting, being
+    sent or confirmed, waiting to be posted by hand, or parked (staff retry those), or one that was delivered while
+    the item is live there. A delivery that was skipped (the channel was off when it ran), or delivered to the
+    platform the channel reached before its type changed, is queued again: the same row, sent afresh, since
+    (channel, item, version, action) is unique."""
     now = timezone.now()
-    have = set(Delivery.objects.filter(channel=channel).exclude(action=Action.WITHDRAW)
-               .values_list("item_id", "version"))
+    live = set(Publication.objects.filter(channel=channel, status=Publication.Status.LIVE)
+               .values_list("item_id", flat=True))
+    existing: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
+    for pk, item_id, version, status in (Delivery.objects.filter(channel=channel).exclude(action=Action.WITHDRAW)
+                                         .values_list("pk", "item_id", "version", "status")):
+        existing[(item_id, version)].append((pk, status))
     wanted = set(channel.categories.values_list("pk", flat=True))
     scheduled = dict(PushSchedule.objects.filter(tenant=channel.tenant, push_at__gt=now)
                      .values_list("item_id", "push_at"))
-    rows = []
+    rows, again = [], defaultdict(list)
     published = ContentItem.objects.filter(tenant=channel.tenant, status=ContentItem.Status.PUBLISHED)
     for item in published.prefetch_related("categories"):
-        if (item.pk, item.version) in have or not _matches(channel, item, {c.pk for c in item.categories.all()},
-                                                           wanted):
+        if not _matches(channel, item, {c.pk for c in item.categories.all()}, wanted):
+            continue
+        found = existing.get((item.pk, item.version), [])
+        if any(status not in (Status.SKIPPED, Status.DELIVERED) for _pk, status in found):
+            continue
+        if item.pk in live and any(status == Status.DELIVERED for _pk, status in found):
             continue
         push_at = scheduled.get(item.pk)
-        rows.append(Delivery(tenant=channel.tenant, channel=channel, item=item, version=item.version,
-                             action=Action.PUBLISH, status=Status.SCHEDULED if push_at else Status.QUEUED,
-                             due_at=push_at or now))
+        if found:
+            again[push_at].append(min(pk for pk, _status in found))
+        else:
+            rows.append(Delivery(tenant=channel.tenant, channel=channel, item=item, version=item.version,
+                                 action=Action.PUBLISH, status=Status.SCHEDULED if push_at else Status.QUEUED,
+                                 due_at=push_at or now))
     with transaction.atomic():
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
+        queued = len(rows)
+        for push_at, pks in again.items():
+            queued += Delivery.objects.filter(pk__in=pks, status__in=[Status.SKIPPED, Status.DELIVERED]).update(
+                status=Status.SCHEDULED if push_at else Status.QUEUED, due_at=push_at or now, attempts=0,
+                lease_until=None, finished_at=None, message="", error_code="", external_id="", external_url="",
+                data={})
         audit_log_write(tenant=channel.tenant, actor=actor, action="distribution.channel_backfilled",
-                        target=channel, data={"items": len(rows)})
+                        target=channel, data={"items": queued})
     dispatch_after_commit(tenant=channel.tenant)
-    return len(rows)
+    return queued
 
 
 def push_schedule_set(*, item: ContentItem, push_at: datetime | None, actor) -> PushSchedule | None:

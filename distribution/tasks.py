@@ -20,8 +20,9 @@ def tasks_run_in_process() -> bool:
 @shared_task(acks_late=True)
 def deliveries_push(*, tenant_id: int, delivery_ids: list[int]) -> dict[str, int]:
     """Push a batch of one channel's deliveries. Not a ``TenantTask``: the platform calls run between two short
-    transactions (see ``distribution.pipeline``). A transient failure comes back here on its own with a countdown; if
-    that message is lost the sweeper finds the row again."""
+    transactions (see ``distribution.pipeline``). A transient failure comes back here on its own with a countdown
+    where its wait is short enough for the broker (``pipeline.countdown_limit``: such a row carries a lease); if that
+    message is lost, or the wait is longer, the sweeper finds the row when it is due."""
     from .models import Delivery
     from .pipeline import deliveries_run
 
@@ -30,7 +31,7 @@ def deliveries_push(*, tenant_id: int, delivery_ids: list[int]) -> dict[str, int
     again = [pk for pk, status in statuses.items() if status in (Delivery.Status.RETRYING, Delivery.Status.CONFIRMING)]
     if again and not tasks_run_in_process():
         with tenant_phase(tenant):
-            due = list(Delivery.objects.filter(pk__in=again).values_list("pk", "due_at"))
+            due = list(Delivery.objects.filter(pk__in=again, lease_until__isnull=False).values_list("pk", "due_at"))
         now = timezone.now()
         for pk, due_at in due:
             deliveries_push.apply_async(kwargs={"tenant_id": tenant_id, "delivery_ids": [pk]},
@@ -53,16 +54,16 @@ def deliveries_dispatch_all() -> int:
     return for_each_storefront(deliveries_dispatch_task)
 
 
-@shared_task(base=TenantTask)
+@shared_task
 def allocation_recompute(*, tenant_id: int) -> int:
-    from marketplace.tenancy import current_tenant
-
+    """Not a ``TenantTask``: the platforms' statistics are fetched between short transactions, not inside one."""
     from .allocation import allocation_recompute as recompute
     from .allocation import channel_stats_fetch
 
-    tenant = current_tenant()
+    tenant = Tenant.objects.get(pk=tenant_id)
     channel_stats_fetch(tenant=tenant)
-    return len(recompute(tenant=tenant))
+    with tenant_phase(tenant):
+        return len(recompute(tenant=tenant))
 
 
 @shared_task

@@ -18,8 +18,16 @@ Withdrawing is ``POST /cgi-bin/freepublish/delete`` (public/api_freepublishdelet
 (wedata/news/api_getarticleread, api_getarticleshare): WeChat marks the older ``getarticlesummary`` and
 ``getarticletotal`` as no longer maintained, and they only ever covered mass-sent (群发) articles, not published ones.
 
-Every call carries an ``access_token`` from ``GET /cgi-bin/token`` (base/api_getaccesstoken). WeChat answers
-errors with HTTP 200 and ``{"errcode", "errmsg"}``; ``ERRORS`` says what each code means for a delivery.
+Every call carries an ``access_token`` from ``POST /cgi-bin/stable_token`` (base/api_getstableaccesstoken). Unlike
+``GET /cgi-bin/token``, each call of which replaces the account's token (the old one lasts five more minutes), the
+stable token is shared: every caller gets the current one, so the account's other tools (its menu, auto-replies, a
+CRM) keep theirs. Only ``force_refresh`` replaces it, for every caller at once and at most 20 times a day, so it is
+asked for only when WeChat refuses the token it hands out (see ``_renewed_token``). WeChat answers errors with HTTP
+200 and ``{"errcode", "errmsg"}``; ``ERRORS`` says what each code means for a delivery.
+
+``freepublish/submit`` starts a publication WeChat finishes on its own; its ``publish_id`` is remembered per delivery
+(in the cache, as the cover and the draft are), so a delivery whose submission was made but never recorded (the
+database dropped before the worker could write it) is polled when it is tried again, not published a second time.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import re
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
@@ -50,6 +59,7 @@ from .base import (
     TransientError,
 )
 
+log = logging.getLogger(__name__)
 CHINA = ZoneInfo("Asia/Shanghai")  # WeChat's quotas reset and its statistics are dated in Beijing time
 TITLE_CHARS = 32
 AUTHOR_CHARS = 16
@@ -122,6 +132,15 @@ class _TokenRejected(Exception):
     def __init__(self, errcode: int, message: str):
         super().__init__(message)
         self.errcode = errcode
+
+
+def _quietly(operation, *args, **kwargs) -> None:
+    """A cache write made after WeChat did what was asked: the cache being unreachable costs at most a repeated
+    step later, so it must not turn what WeChat accepted into a failure."""
+    try:
+        operation(*args, **kwargs)
+    except Exception:  # any cache backend's error
+        log.warning("the cache could not be written after a WeChat call", exc_info=True)
 
 
 def json_body(payload) -> bytes:
@@ -205,8 +224,9 @@ class WeChatConnector(Connector):
                     cover_max_bytes=IMAGE_MAX_BYTES, cover_types=tuple(IMAGE_TYPES))
     credential_fields = (CredentialField("appid", "AppID", secret=False),
                          CredentialField("appsecret", "AppSecret"))
-    # A publish: a token, the cover, the draft and the submission, and one refused token replaced and retried.
-    calls_per_push = 6
+    # A publish: a token, a poll of a submission made before, the cover, the draft and the submission, and one
+    # refused token replaced (a forced refresh included) and the call retried.
+    calls_per_push = 8
 
     # -- access token ------------------------------------------------------------------------------------------
     @property
@@ -223,11 +243,12 @@ class WeChatConnector(Connector):
         digest = hashlib.sha256(f"{self._appid}\n{self._secret}".encode()).hexdigest()[:32]
         return f"wechat:token:{self._appid}:{digest}"
 
-    def _fetch_token(self) -> tuple[str, int]:
+    def _fetch_token(self, *, force_refresh: bool = False) -> tuple[str, int]:
         if not self._appid or not self._secret:
             raise PermanentError("The channel needs the account's AppID and AppSecret.", code="invalid_credentials")
-        response = http.request("GET", self._url("/cgi-bin/token"), params={
-            "grant_type": "client_credential", "appid": self._appid, "secret": self._secret})
+        response = http.request("POST", self._url("/cgi-bin/stable_token"), data=json_body({
+            "grant_type": "client_credential", "appid": self._appid, "secret": self._secret,
+            "force_refresh": force_refresh}), headers={"Content-Type": "application/json; charset=utf-8"})
         answer = _answer(response, issuing=True)
         token = _field(answer, "access_token")
         try:
@@ -239,6 +260,16 @@ class WeChatConnector(Connector):
 
     def _token(self) -> str:
         return cache.get(self._token_key()) or self._fetch_token()[0]
+
+    def _renewed_token(self, refused: str) -> str:
+        """A token to use instead of one WeChat refused: the one another worker cached meanwhile, else the current
+        stable token (another caller's forced refresh replaced ours, or it expired); only when WeChat hands out the
+        very token it refused is it forced to issue a new one, which replaces the token for every other caller."""
+        cached = cache.get(self._token_key())
+        if cached and cached != refused:
+            return cached
+        token = self._fetch_token()[0]
+        return token if token != refused else self._fetch_token(force_refresh=True)[0]
 
     def _forget_token(self, token: str) -> None:
         # Only the token that failed: another worker may already have cached a fresh one.
@@ -266,8 +297,7 @@ class WeChatConnector(Connector):
         try:
             return self._send(method, path, token, json=json, files=files, params=params)
         except _TokenRejected:
-            self._forget_token(token)
-        token = self._token()
+            token = self._renewed_token(token)
         try:
             return self._send(method, path, token, json=json, files=files, params=params)
         except _TokenRejected as exc:
@@ -275,20 +305,22 @@ class WeChatConnector(Connector):
             raise TransientError(f"WeChat refused a freshly issued access token: {exc}",
                                  code=f"wechat_{exc.errcode}") from None
 
+    def _step_key(self, delivery_id: str, step: str, fingerprint: str = "") -> str:
+        return "wechat:step:" + hashlib.sha256(
+            f"{self._appid}\n{delivery_id}\n{step}\n{fingerprint}".encode()).hexdigest()
+
     def _once(self, delivery_id: str, step: str, fingerprint: str, make) -> str:
         """The result of a step already done for this delivery with the same input, else ``make()``: a retry after
         a later step failed must not upload the cover or save the draft a second time."""
-        key = "wechat:step:" + hashlib.sha256(
-            f"{self._appid}\n{delivery_id}\n{step}\n{fingerprint}".encode()).hexdigest()
+        key = self._step_key(delivery_id, step, fingerprint)
         value = cache.get(key)
         if value is None:
             value = make()
-            cache.set(key, value, timeout=STEP_TTL)
+            _quietly(cache.set, key, value, timeout=STEP_TTL)
         return value
 
-    def _forget_step(self, delivery_id: str, step: str, fingerprint: str) -> None:
-        cache.delete("wechat:step:" + hashlib.sha256(
-            f"{self._appid}\n{delivery_id}\n{step}\n{fingerprint}".encode()).hexdigest())
+    def _forget_step(self, delivery_id: str, step: str, fingerprint: str = "") -> None:
+        _quietly(cache.delete, self._step_key(delivery_id, step, fingerprint))
 
     # -- checks ------------------------------------------------------------------------------------------------
     def _author(self) -> str:
@@ -322,6 +354,9 @@ class WeChatConnector(Connector):
             raise PermanentError(f"The cover is {len(cover)} bytes; WeChat allows {IMAGE_MAX_BYTES}.",
                                  code="cover_too_large")
         content_type = post.cover.content_type
+        submitted = self._submitted(delivery_id)
+        if submitted is not None:
+            return submitted
         thumb = self._once(delivery_id, "thumb", hashlib.sha256(cover).hexdigest(), lambda: _field(self._call(
             "POST", "/cgi-bin/material/add_material", params={"type": "image"},
             files={"media": (f"cover.{IMAGE_TYPES[content_type]}", cover, content_type)}), "media_id"))
@@ -336,13 +371,34 @@ class WeChatConnector(Connector):
         draft = self._once(delivery_id, "draft", fingerprint, lambda: _field(self._call(
             "POST", "/cgi-bin/draft/add", json={"articles": [article]}), "media_id"))
         answer = self._call("POST", "/cgi-bin/freepublish/submit", json={"media_id": draft})
-        # Publishing consumes the draft: a replay of this delivery needs a new one.
-        self._forget_step(delivery_id, "draft", fingerprint)
         publish_id = _field(answer, "publish_id")
         note = (f"{dropped} image(s) not hosted by WeChat were left out of the article." if dropped else "")
-        return Receipt(external_id=publish_id, pending=True, note=note, data={
-            "thumb_media_id": thumb, "draft_media_id": draft, "publish_id": publish_id,
-            "msg_data_id": str(answer.get("msg_data_id") or "")})
+        data = {"thumb_media_id": thumb, "draft_media_id": draft, "publish_id": publish_id,
+                "msg_data_id": str(answer.get("msg_data_id") or "")}
+        # From here on WeChat publishes the article whatever happens to this worker: remember that it did, and
+        # forget the draft, which publishing consumed (a delivery published anew needs a new one). Neither may turn
+        # the submission into a failure.
+        _quietly(cache.set, self._step_key(delivery_id, "submitted"), data, timeout=STEP_TTL)
+        self._forget_step(delivery_id, "draft", fingerprint)
+        return Receipt(external_id=publish_id, pending=True, note=note, data=data)
+
+    def _submitted(self, delivery_id: str) -> Receipt | None:
+        """The submission this delivery made before, if WeChat is publishing it or has published it: the delivery
+        was tried again without its submission having been recorded. One whose job failed is forgotten, and the
+        article is published anew."""
+        data = cache.get(self._step_key(delivery_id, "submitted"))
+        if not isinstance(data, dict) or not data.get("publish_id"):
+            return None
+        answer = self._call("POST", "/cgi-bin/freepublish/get", json={"publish_id": data["publish_id"]})
+        try:
+            status = int(answer.get("publish_status"))
+        except (TypeError, ValueError):
+            status = None
+        if status in PUBLISH_FAILURES:
+            self._forget_step(delivery_id, "submitted")
+            return None
+        return Receipt(external_id=str(data["publish_id"]), pending=True, data=dict(data),
+                       note="WeChat already had this article: it was submitted before, without being recorded.")
 
     def confirm(self, pending: Receipt) -> Receipt:
         publish_id = str(pending.data.get("publish_id") or pending.external_id)

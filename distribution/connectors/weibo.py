@@ -139,9 +139,6 @@ class WeiboConnector(Connector):
             return TransientError(message, code=f"weibo_{code}", status=status)
         if code in (20019, 20111):  # the same text again
             message += " An earlier attempt may already have posted it: check the account before replaying."
-        if code == POSTED_SLOWLY:
-            message += (" Weibo took the post but has not shown it yet: it should appear on the account within a "
-                        "few minutes. Check there before replaying, or it is posted twice.")
         return PermanentError(message, code=f"weibo_{code}", status=status)
 
     def _picture(self, post: Post) -> tuple[dict | None, str]:
@@ -170,7 +167,16 @@ class WeiboConnector(Connector):
             form["rip"] = self.options["rip"]
         files, note = self._picture(post)
         # With a file, requests sends multipart/form-data, as Weibo requires for pic; otherwise a plain form.
-        body, status = self._call("POST", "/2/statuses/share.json", data=form, files=files)
+        try:
+            body, status = self._call("POST", "/2/statuses/share.json", data=form, files=files)
+        except PermanentError as exc:
+            if exc.code != f"weibo_{POSTED_SLOWLY}":
+                raise
+            # Posted, without its id: recorded as published (sending it again would post it twice); withdrawing it
+            # asks staff to delete it by hand (``withdraw``).
+            return Receipt(status_code=exc.status, note=(
+                "Weibo took the post but answered before showing it, without its id: it appears on the account "
+                "within a few minutes. Withdrawing it will ask for it to be deleted by hand."))
         status_id = str(body.get("idstr") or body.get("id") or "")
         if not status_id:
             raise PermanentError("Weibo answered without the new post's id.", code="weibo_bad_answer")
@@ -189,7 +195,9 @@ class WeiboConnector(Connector):
 
     def withdraw(self, current: PublicationState, *, delivery_id: str) -> Receipt:
         if not current.external_id:
-            return Receipt(note="Nothing to delete on Weibo: no post id was recorded.")
+            # Weibo never named the post (20032), or a push that timed out may have posted it: only staff can find
+            # it on the account and delete it.
+            return Receipt(pending=True, data={"manual": True})
         try:
             _, status = self._call("POST", "/2/statuses/destroy.json",
                                    data={"access_token": self._token(), "id": current.external_id})

@@ -18,6 +18,7 @@ from distribution.models import (
     Publication,
     PushSchedule,
 )
+from marketplace.models import AuditLog
 from tests.conftest import host_client, operator_client
 from tests.distribution.test_pipeline import SECRET, make_channel
 from tests.factories import UserFactory, catalog_item, member
@@ -261,3 +262,25 @@ def test_a_replay_that_would_undo_a_later_delivery_is_refused_with_the_reason(te
     assert any("replaying this one would undo it" in m for m in shown) and not any("Replayed" in m for m in shown)
     published.refresh_from_db()
     assert published.status == "delivered"
+
+
+def test_deleting_channels_in_the_admin_goes_through_the_service(tenant_a):
+    """On its page or from the list, a channel is deleted by ``channel_delete`` (which locks its deliveries the way a
+    worker does, and records who deleted it)."""
+    with WebhookReceiver(SECRET) as receiver:
+        one = make_channel(tenant_a, receiver.url, name="Hook one")
+        two = make_channel(tenant_a, receiver.url, name="Hook two")
+        three = make_channel(tenant_a, receiver.url, name="Hook three")
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+
+    page = client.post(f"/admin/distribution/channel/{one.pk}/delete/", {"post": "yes"})
+    assert page.status_code == 302
+    page = client.post("/admin/distribution/channel/", {
+        "action": "delete_selected", "_selected_action": [two.pk, three.pk], "post": "yes"})
+    assert page.status_code == 302
+
+    with scopes_disabled():
+        assert not Channel.objects.filter(tenant=tenant_a).exists()
+        deleted = set(AuditLog.objects.filter(action="distribution.channel_deleted")
+                      .values_list("target_id", flat=True))
+    assert deleted == {str(one.pk), str(two.pk), str(three.pk)}

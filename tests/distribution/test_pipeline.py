@@ -226,6 +226,39 @@ def test_transient_failures_back_off_honouring_retry_after_then_park(tenant_a, r
     assert delivery.status == "delivered" and list(receiver.received) == [delivery.webhook_id]
 
 
+def test_a_retry_due_later_than_the_broker_holds_a_countdown_is_left_to_the_dispatcher(
+        tenant_a, receiver, django_capture_on_commit_callbacks):
+    """Redis hands a counted-down message that a worker holds past its visibility timeout to another worker, again
+    and again: a retry due later than half of it is sent no countdown, and the dispatcher queues it when due."""
+    from unittest import mock
+
+    from distribution import tasks
+    from marketplace.celery import app
+
+    make_channel(tenant_a, receiver.url)
+    with django_capture_on_commit_callbacks(execute=False):
+        soon, later = catalog_item(tenant_a, title="Soon"), catalog_item(tenant_a, title="Later")
+    rows = {d.item_id: d for d in deliveries(tenant_a)}
+    previous, app.conf.task_always_eager = app.conf.task_always_eager, False  # a real broker: countdowns
+    try:
+        with mock.patch.object(tasks.deliveries_push, "apply_async") as sent:
+            for item, wait in ((soon, "60"), (later, "7200")):
+                receiver.script = [(429, {"Retry-After": wait})]
+                tasks.deliveries_push(tenant_id=tenant_a.pk, delivery_ids=[rows[item.pk].pk])
+    finally:
+        app.conf.task_always_eager = previous
+    [(_args, countdown)] = [(call.kwargs["kwargs"], call.kwargs["countdown"]) for call in sent.call_args_list]
+    assert _args["delivery_ids"] == [rows[soon.pk].pk] and 59 <= countdown <= 60
+    waiting = {d.item_id: d for d in deliveries(tenant_a)}
+    assert waiting[later.pk].status == "retrying" and waiting[later.pk].lease_until is None
+    assert waiting[soon.pk].lease_until > waiting[soon.pk].due_at  # its message is on its way
+
+    with scopes_disabled():  # two hours later
+        Delivery.objects.filter(pk=rows[later.pk].pk).update(due_at=timezone.now())
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert deliveries(tenant_a, item=later)[0].status == "delivered"
+
+
 def test_a_rate_limited_platform_is_not_called_again_in_the_same_batch(tenant_a, receiver,
                                                                        django_capture_on_commit_callbacks):
     make_channel(tenant_a, receiver.url)
@@ -775,6 +808,67 @@ def test_a_channel_turned_off_takes_no_new_items_but_what_it_shows_is_kept_in_st
     assert [receiver.received[d.webhook_id]["type"] for d in rows] == [
         "content.published", "content.updated", "content.withdrawn"]
     assert "Free text." not in receiver.received[rows[1].webhook_id]["data"]["html"]
+
+
+def test_a_channel_turned_on_again_gets_the_items_skipped_while_it_was_off(tenant_a, receiver,
+                                                                           django_capture_on_commit_callbacks):
+    """An item's push ran while its channel was off and was skipped: once the channel is on again, "Push every
+    published item that is not there yet" sends it (the skipped delivery, queued anew)."""
+    channel = make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Guide")  # its push is queued
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=False)  # turned off before the push ran
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [skipped] = deliveries(tenant_a, channel=channel)
+    assert skipped.status == "skipped" and receiver.received == {}
+    with scopes_disabled():
+        Channel.objects.filter(pk=channel.pk).update(is_enabled=True)
+        channel.refresh_from_db()
+
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        queued = services.channel_backfill(channel=channel, actor=None)
+    push(tenant_a, django_capture_on_commit_callbacks)
+
+    [delivery] = deliveries(tenant_a, channel=channel)
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    assert queued == 1 and (delivery.pk, delivery.status, delivery.attempts) == (skipped.pk, "delivered", 1)
+    assert publication.status == "live" and list(receiver.received) == [delivery.webhook_id]
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):  # and it is there now
+        assert services.channel_backfill(channel=channel, actor=None) == 0
+
+
+def test_push_every_published_item_leaves_parked_deliveries_to_staff(tenant_a, receiver,
+                                                                     django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    receiver.script = [(422, {})]
+    catalog_item(tenant_a, title="Refused")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert [d.status for d in deliveries(tenant_a)] == ["parked"]
+
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        assert services.channel_backfill(channel=channel, actor=None) == 0
+
+
+def test_deleting_a_channel_removes_what_it_carried_and_is_audited(tenant_a, receiver,
+                                                                     django_capture_on_commit_callbacks):
+    from marketplace.models import AuditLog
+
+    channel = make_channel(tenant_a, receiver.url)
+    kept = make_channel(tenant_a, receiver.url, name="Other hook")
+    catalog_item(tenant_a, title="Guide")
+    push(tenant_a, django_capture_on_commit_callbacks)
+
+    with scope(tenant=tenant_a):
+        services.channel_delete(channel=channel, actor=None)
+
+    with scopes_disabled():
+        assert list(Channel.objects.filter(tenant=tenant_a)) == [kept]
+        assert set(Delivery.objects.values_list("channel_id", flat=True)) == {kept.pk}
+        assert set(Publication.objects.values_list("channel_id", flat=True)) == {kept.pk}
+        assert set(DeliveryAttempt.objects.values_list("delivery__channel_id", flat=True)) == {kept.pk}
+        audit = AuditLog.objects.get(action="distribution.channel_deleted")
+    assert (audit.target_id, audit.data["name"]) == (str(channel.pk), "Partner hook")
 
 
 def test_storefront_links_and_images_written_as_paths_arrive_absolute(tenant_a, receiver,

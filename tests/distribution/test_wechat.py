@@ -2,12 +2,14 @@
 push pipeline (asynchronous publishing: takeovers, newer versions and archiving while WeChat is still publishing)."""
 
 import json
+import time
 from datetime import date, datetime, timedelta
 from io import BytesIO
 from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -195,10 +197,12 @@ def test_one_token_serves_several_operations(wechat):
     published(make_connector(wechat), delivery_id="d2")  # a new connector for the same account: same cache
     make_connector(wechat).withdraw(state(first), delivery_id="d3")
 
-    assert len(wechat.requests_to("/cgi-bin/token")) == 1
-    token = wechat.requests_to("/cgi-bin/token")[0]
-    assert token.query == {"grant_type": "client_credential", "appid": wechat.appid, "secret": wechat.secret}
-    assert len({r.query["access_token"] for r in wechat.requests if r.path != "/cgi-bin/token"}) == 1
+    assert wechat.requests_to("/cgi-bin/token") == []
+    [token] = wechat.requests_to("/cgi-bin/stable_token")
+    assert token.method == "POST" and token.query == {}
+    assert token.json() == {"grant_type": "client_credential", "appid": wechat.appid, "secret": wechat.secret,
+                            "force_refresh": False}
+    assert len({r.query["access_token"] for r in wechat.requests if r.path != "/cgi-bin/stable_token"}) == 1
 
 
 def test_an_expired_token_is_replaced_and_the_call_retried_once(wechat):
@@ -212,8 +216,27 @@ def test_an_expired_token_is_replaced_and_the_call_retried_once(wechat):
     assert not done.pending
     polls = wechat.requests_to("/cgi-bin/freepublish/get")
     assert [p.errcode for p in polls] == [42001, 0]  # expired, then retried with a new token
-    assert len(wechat.requests_to("/cgi-bin/token")) == 2
+    tokens = wechat.requests_to("/cgi-bin/stable_token")
+    assert [t.json()["force_refresh"] for t in tokens] == [False, False]  # WeChat hands out a new one unforced
     assert polls[0].query["access_token"] != polls[1].query["access_token"]
+
+
+def test_a_token_another_caller_replaced_is_renewed_without_replacing_theirs(wechat):
+    """Another tool of the account forced a refresh of the stable token: ours is refused, and the current one WeChat
+    hands out is used, without forcing a refresh that would in turn invalidate the other tool's."""
+    wechat.publish_polls = 0
+    connector = make_connector(wechat)
+    receipt = connector.publish(make_post(), delivery_id="d1")
+    theirs = requests.post(f"{wechat.url}/cgi-bin/stable_token", json={
+        "grant_type": "client_credential", "appid": wechat.appid, "secret": wechat.secret,
+        "force_refresh": True}, timeout=10).json()["access_token"]
+
+    done = connector.confirm(receipt)
+
+    assert not done.pending
+    polls = wechat.requests_to("/cgi-bin/freepublish/get")
+    assert [p.errcode for p in polls] == [40001, 0] and polls[1].query["access_token"] == theirs
+    assert [t.json()["force_refresh"] for t in wechat.requests_to("/cgi-bin/stable_token")] == [False, True, False]
 
 
 def test_a_second_refusal_is_not_retried_again(wechat):
@@ -226,7 +249,30 @@ def test_a_second_refusal_is_not_retried_again(wechat):
 
     assert refused.value.code == "wechat_40001"
     assert len(wechat.requests_to("/cgi-bin/freepublish/get")) == 2
-    assert len(wechat.requests_to("/cgi-bin/token")) == 2
+    # WeChat handed out the token it refused: only then is a new one forced
+    assert [t.json()["force_refresh"] for t in wechat.requests_to("/cgi-bin/stable_token")] == [False, False, True]
+
+
+def test_pushing_to_wechat_does_not_invalidate_the_accounts_other_access_token(tenant_a, settings,
+                                                                               django_capture_on_commit_callbacks):
+    """Each ``GET /cgi-bin/token`` replaces the account's token (the old one lasts five minutes more), so an official
+    account run with another tool as well (its menu, auto-replies, a CRM: anything holding a token) would stop
+    working for that tool minutes after Zhiku fetched its own token, and again at every refresh. The stable token
+    Zhiku uses leaves it alone."""
+    with WeChatServer(token_overlap=0.2) as wechat:
+        settings.WECHAT_API_BASE = wechat.url
+        other = requests.get(f"{wechat.url}/cgi-bin/token", params={
+            "grant_type": "client_credential", "appid": wechat.appid, "secret": wechat.secret},
+            timeout=10).json()["access_token"]
+        wechat_channel(tenant_a, wechat)
+        catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+        beats(tenant_a, django_capture_on_commit_callbacks)
+        time.sleep(0.3)
+        answer = requests.post(f"{wechat.url}/datacube/getarticleread", params={"access_token": other},
+                               json={"begin_date": "2025-12-01", "end_date": "2025-12-01"}, timeout=10).json()
+
+        assert len(wechat.finish_jobs()) == 1
+        assert answer.get("errcode", 0) == 0, answer  # the school's other tool still works
 
 
 @pytest.mark.parametrize(("credentials", "errcode"), [
@@ -239,7 +285,7 @@ def test_wrong_credentials_are_permanent(wechat, credentials, errcode):
 
     assert refused.value.code == "invalid_credentials"
     assert f"WeChat {errcode}" in refused.value.message
-    assert [r.path for r in wechat.requests] == ["/cgi-bin/token"]
+    assert [r.path for r in wechat.requests] == ["/cgi-bin/stable_token"]
 
 
 def test_a_server_off_the_ip_whitelist_is_told_so(wechat):
@@ -298,7 +344,7 @@ class HttpsRedirect(StandIn):
     handler = _HttpsRedirect
 
 
-def test_a_redirect_is_named_without_the_appsecret_its_query_carried(tenant_a, settings):
+def test_a_redirect_is_named_without_the_credentials_its_request_carried(tenant_a, settings):
     appsecret = "TOPSECRETAPPSECRET0123456789abcd"
     with HttpsRedirect() as redirector:
         settings.WECHAT_API_BASE = redirector.url
@@ -307,13 +353,13 @@ def test_a_redirect_is_named_without_the_appsecret_its_query_carried(tenant_a, s
                 channel=Channel(tenant=tenant_a, name="WX", kind="wechat", options={}),
                 credentials={"appid": "wx1234567890", "appsecret": appsecret}, actor=None)
             services.channel_verify(channel=channel, actor=None)
-    assert "https://api.weixin.qq.com/cgi-bin/token" in channel.verify_message
+    assert "https://api.weixin.qq.com/cgi-bin/stable_token" in channel.verify_message
     page = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True)).get(
         f"/admin/distribution/channel/{channel.pk}/change/").content.decode()
     with scopes_disabled():
         audit = AuditLog.objects.get(action="distribution.channel_verified")
     # "last connection test" on the channel's admin page (any staff member sees it), and the audit entry's data
-    assert "a redirect to https://api.weixin.qq.com/cgi-bin/token" in page
+    assert "a redirect to https://api.weixin.qq.com/cgi-bin/stable_token" in page
     assert appsecret not in page and appsecret not in json.dumps(audit.data)
 
 
@@ -653,3 +699,137 @@ def test_target_settings_that_are_not_an_object_park_the_pushes_with_the_reason(
             services.delivery_retry(delivery=delivery, actor=None)
     beats(tenant_a, django_capture_on_commit_callbacks)
     assert {d.status for d in deliveries(tenant_a)} == {"delivered"}
+
+
+# --- a channel changed to another type ---------------------------------------------------------------------------
+
+def test_a_feed_turned_into_a_wechat_account_gets_the_published_items(tenant_a, wechat,
+                                                                       django_capture_on_commit_callbacks):
+    """The feed's publications end when the channel becomes a WeChat account: "Push every published item" publishes
+    the item there, as an article of its own, and nothing is withdrawn from an account that never had it."""
+    with scope(tenant=tenant_a):
+        channel, _ = services.channel_save(channel=Channel(tenant=tenant_a, name="Ours", kind="feed"),
+                                           credentials={}, actor=None)
+    item = catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scopes_disabled():
+        assert Publication.objects.get(channel=channel, item=item).status == "live"  # listed in the feed
+
+    channel.kind, channel.options = "wechat", {"author": "Editors"}
+    with scope(tenant=tenant_a):
+        services.channel_save(channel=channel, credentials={"appid": wechat.appid, "appsecret": wechat.secret},
+                              actor=None)
+        with django_capture_on_commit_callbacks(execute=True):
+            queued = services.channel_backfill(channel=channel, actor=None)
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    [article] = wechat.finish_jobs()
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    [delivery] = deliveries(tenant_a, channel=channel)
+    assert queued == 1 and delivery.status == "delivered"
+    assert (publication.status, publication.external_id) == ("live", wechat.jobs[article["publish_id"]].article_id)
+    assert publication.external_url.startswith("http://mp.weixin.qq.com/")
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 1
+    assert wechat.requests_to("/cgi-bin/freepublish/delete") == []
+
+    with scope(tenant=tenant_a):  # and the next version replaces that article
+        catalog.item_approve(item=item, actor=UserFactory(email="editor@alpha.test"))
+    beats(tenant_a, django_capture_on_commit_callbacks)
+    assert [a["article"]["title"] for a in wechat.finish_jobs()] == ["Capital in ten minutes"]
+    assert len(wechat.requests_to("/cgi-bin/freepublish/delete")) == 1
+
+
+def test_a_wechat_account_turned_into_a_feed_while_wechat_publishes_lists_the_item(tenant_a, wechat,
+                                                                                   django_capture_on_commit_callbacks):
+    """The article WeChat was still publishing belongs to the old platform: its delivery stops being polled (a feed
+    has nothing to poll), and "Push every published item" lists the item in the feed."""
+    wechat.publish_polls = 3
+    channel = wechat_channel(tenant_a, wechat)
+    item = catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    assert [d.status for d in deliveries(tenant_a)] == ["confirming"]
+
+    channel.kind, channel.options = "feed", {}
+    with scope(tenant=tenant_a):
+        services.channel_save(channel=channel, credentials={}, actor=None)
+    [skipped] = deliveries(tenant_a)
+    assert skipped.status == "skipped" and "changed to another type" in skipped.message
+    with scope(tenant=tenant_a), django_capture_on_commit_callbacks(execute=True):
+        assert services.channel_backfill(channel=channel, actor=None) == 1
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    [delivery] = deliveries(tenant_a)
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    assert delivery.status == "delivered" and publication.status == "live"
+    assert len(wechat.requests_to("/cgi-bin/freepublish/get")) == 0  # the feed never polled WeChat
+    assert "Capital in ten minutes" in host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
+
+
+# --- what WeChat accepted is never published twice ----------------------------------------------------------------
+
+def test_a_cache_blip_right_after_wechat_accepted_the_article_keeps_its_publish_id(tenant_a, wechat,
+                                                                                   django_capture_on_commit_callbacks):
+    """Once ``freepublish/submit`` accepted the article, WeChat publishes it: a cache that does not answer when the
+    consumed draft is forgotten must not turn that into a failure (the retry would submit the consumed draft, park
+    on 40007, and the article would be live on the account unrecorded)."""
+    from unittest import mock
+
+    from django.core.cache import cache
+
+    channel = wechat_channel(tenant_a, wechat)
+    real_delete, failed = cache.delete, []
+
+    def delete_once_unreachable(key, *args, **kwargs):
+        if key.startswith("wechat:step:") and not failed:
+            failed.append(key)
+            raise ConnectionError("Error 111 connecting to redis:6379. Connection refused.")
+        return real_delete(key, *args, **kwargs)
+
+    with mock.patch.object(cache, "delete", side_effect=delete_once_unreachable):
+        item = catalog_item(tenant_a, title="Capital in ten minutes", cover=stored(png()))
+        push(tenant_a, django_capture_on_commit_callbacks)
+    beats(tenant_a, django_capture_on_commit_callbacks)
+
+    live = wechat.finish_jobs()
+    with scopes_disabled():
+        delivery = Delivery.objects.get(channel=channel, item=item)
+        publication = Publication.objects.filter(channel=channel, item=item, status="live").first()
+    assert failed, "the cache was never asked to forget the draft"
+    assert len(live) == 1
+    assert (delivery.status, delivery.error_code) == ("delivered", ""), (delivery.status, delivery.message)
+    assert publication is not None and publication.external_id == wechat.jobs[live[0]["publish_id"]].article_id
+
+
+def test_a_delivery_tried_again_after_its_submission_went_unrecorded_polls_it(wechat):
+    """The worker that submitted the article could not record it (its database dropped): the retry of the same
+    delivery finds the submission and polls it instead of publishing the article a second time."""
+    connector = make_connector(wechat)
+    first = connector.publish(make_post(), delivery_id="dlv_1_7")  # ... and the worker's answer is lost
+
+    again = connector.publish(make_post(), delivery_id="dlv_1_7")
+
+    assert again.pending and again.data == first.data
+    assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 1
+    assert len(wechat.requests_to("/cgi-bin/draft/add")) == 1
+    assert not connector.confirm(again).pending and len(wechat.finish_jobs()) == 1
+
+
+def test_a_delivery_whose_submission_failed_is_published_anew(settings):
+    """WeChat's job for the submission ended in failure (review refused it): a staff retry publishes the article
+    again, with a new draft, instead of polling the failed job forever."""
+    with WeChatServer(publish_polls=0, publish_outcome=4) as wechat:
+        settings.WECHAT_API_BASE = wechat.url
+        connector = make_connector(wechat)
+        failed = connector.publish(make_post(), delivery_id="dlv_1_8")
+        with pytest.raises(PermanentError):
+            connector.confirm(failed)
+        wechat.publish_outcome = 0
+
+        again = connector.publish(make_post(), delivery_id="dlv_1_8")
+
+        assert again.data["publish_id"] != failed.data["publish_id"]
+        assert len(wechat.requests_to("/cgi-bin/freepublish/submit")) == 2
+        assert len(wechat.requests_to("/cgi-bin/draft/add")) == 2
+        assert not connector.confirm(again).pending

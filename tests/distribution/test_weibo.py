@@ -176,13 +176,18 @@ def test_posting_too_often_waits_for_the_next_hour_then_the_post_goes_through(we
     assert conn.publish(make_post(), delivery_id="dlv_1_14").external_id in weibo.statuses
 
 
-def test_a_post_weibo_took_but_was_slow_to_show_is_not_sent_again(weibo):
-    """20032 means the post was made: sending it again would post it twice, so it parks for staff to check."""
+def test_a_post_weibo_took_but_was_slow_to_show_counts_as_posted_without_an_id(weibo):
+    """20032 means the post was made: sending it again would post it twice."""
     weibo.slow(1)
-    with pytest.raises(PermanentError) as slow:
-        connector(weibo.token).publish(make_post(), delivery_id="dlv_1_15")
-    assert slow.value.code == "weibo_20032" and "Check there before replaying" in slow.value.message
+    receipt = connector(weibo.token).publish(make_post(), delivery_id="dlv_1_15")
+    assert not receipt.pending and receipt.external_id == "" and "without its id" in receipt.note
     assert len(weibo.statuses) == 1
+
+
+def test_a_post_without_an_id_is_withdrawn_by_hand(weibo):
+    receipt = connector(weibo.token).withdraw(state(""), delivery_id="dlv_1_16")
+    assert receipt.pending and receipt.data == {"manual": True}
+    assert weibo.requests == []
 
 
 def test_withdraw_deletes_the_post_and_a_second_withdraw_finds_it_gone(weibo):
@@ -210,3 +215,82 @@ def test_verify_names_the_account(weibo):
     assert connector(weibo.token).verify() == f"Weibo account {weibo.uid}"
     [request] = weibo.requests_to("/2/account/get_uid.json")
     assert request.method == "GET"
+
+
+# --- through the pipeline ----------------------------------------------------------------------------------------
+
+def weibo_channel(tenant, weibo) -> Channel:
+    from django_scopes import scope
+
+    from distribution import services
+
+    with scope(tenant=tenant):
+        channel, _ = services.channel_save(channel=Channel(tenant=tenant, name="Weibo", kind="weibo"),
+                                           credentials={"access_token": weibo.token}, actor=None)
+    return channel
+
+
+def test_a_post_weibo_was_slow_to_show_is_recorded_and_withdrawn_by_hand(tenant_a, weibo,
+                                                                         django_capture_on_commit_callbacks):
+    """20032: Weibo posted it but did not name it. It is recorded as published (sending it again would post it
+    twice), and archiving the item asks staff to delete it on Weibo and mark the withdrawal as done."""
+    from django_scopes import scope, scopes_disabled
+
+    from catalog import services as catalog
+    from distribution import services
+    from distribution.models import Publication
+    from tests.distribution.test_pipeline import deliveries, push
+    from tests.factories import UserFactory, catalog_item
+
+    channel = weibo_channel(tenant_a, weibo)
+    weibo.slow(1)
+    item = catalog_item(tenant_a, title="数据科学入门")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    [posted] = deliveries(tenant_a)
+    assert posted.status == "delivered" and "without its id" in posted.message
+    assert len(weibo.statuses) == 1 and len(weibo.requests_to("/2/statuses/share.json")) == 1
+
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=UserFactory(email="editor@alpha.test"))
+    push(tenant_a, django_capture_on_commit_callbacks)
+    withdrawal = deliveries(tenant_a)[-1]
+    assert (withdrawal.action, withdrawal.status) == ("withdraw", "manual")
+    assert "by hand" in withdrawal.message and weibo.requests_to("/2/statuses/destroy.json") == []
+
+    with scope(tenant=tenant_a):
+        services.delivery_mark_done(delivery=withdrawal, external_url="", actor=None)
+    with scopes_disabled():
+        assert Publication.objects.get(channel=channel, item=item).status == "withdrawn"
+
+
+def test_a_webhook_channel_turned_into_a_weibo_account_posts_the_published_items(tenant_a, weibo,
+                                                                                 django_capture_on_commit_callbacks):
+    """The webhook's publications end with the type change: the item is posted on Weibo, where an "update" of the
+    webhook's publication would have left the account without it."""
+    from django_scopes import scope, scopes_disabled
+
+    from distribution import services
+    from distribution.models import Publication
+    from tests.distribution.test_pipeline import SECRET, deliveries, make_channel, push
+    from tests.factories import catalog_item
+    from tests.support.webhook_receiver import WebhookReceiver
+
+    with WebhookReceiver(SECRET) as receiver:
+        channel = make_channel(tenant_a, receiver.url)
+        item = catalog_item(tenant_a, title="数据科学入门")
+        push(tenant_a, django_capture_on_commit_callbacks)
+    assert len(receiver.received) == 1
+
+    channel.kind, channel.endpoint_url = "weibo", ""
+    with scope(tenant=tenant_a):
+        services.channel_save(channel=channel, credentials={"access_token": weibo.token}, actor=None)
+        with django_capture_on_commit_callbacks(execute=True):
+            queued = services.channel_backfill(channel=channel, actor=None)
+    push(tenant_a, django_capture_on_commit_callbacks)
+
+    [status_id] = weibo.statuses
+    [delivery] = deliveries(tenant_a, channel=channel)
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    assert queued == 1 and delivery.status == "delivered"
+    assert (publication.status, publication.external_id) == ("live", status_id)

@@ -1,8 +1,15 @@
 """A local stand-in for the parts of WeChat's official account API that Zhiku uses, with WeChat's request and
 response shapes (https://developers.weixin.qq.com/doc/service/api/):
 
-- ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` -> ``{"access_token", "expires_in"}``;
-  40013 for an unknown AppID, 40125 for a wrong AppSecret, 40164 when the caller's IP is "not whitelisted";
+- ``POST /cgi-bin/stable_token`` ``{"grant_type": "client_credential", "appid", "secret", "force_refresh"}`` ->
+  ``{"access_token", "expires_in"}``: the account's current stable token to every caller, the same one until five
+  minutes before it expires (then a new one; the old one lasts until it expires); ``force_refresh: true`` replaces it
+  at once (the old one is refused from then on), at most 20 times a day and 30 seconds apart (WeChat documents the
+  limits, not their error code: the stand-in answers 45009 and 45011, its quota codes);
+- ``GET /cgi-bin/token?grant_type=client_credential&appid=&secret=`` -> ``{"access_token", "expires_in"}``, a new
+  token on every call, after which the tokens it issued before last ``token_overlap`` seconds (WeChat: 5 minutes).
+  The two kinds of token are independent: issuing one leaves the other kind alone. Both answer 40013 for an unknown
+  AppID, 40125 for a wrong AppSecret, 40164 when the caller's IP is "not whitelisted";
 - ``POST /cgi-bin/material/add_material?access_token=&type=image``, multipart field ``media``
   -> ``{"media_id", "url"}``; 41005 without ``media``, 40113 for a file that is not an image, 40009 when too large;
 - ``POST /cgi-bin/draft/add`` ``{"articles": [...]}`` -> ``{"media_id"}``; 40033 for ``\\uXXXX`` escapes in the
@@ -45,6 +52,8 @@ CHINA = ZoneInfo("Asia/Shanghai")
 IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "png", b"\xff\xd8\xff": "jpeg", b"GIF87a": "gif", b"GIF89a": "gif",
                b"BM": "bmp"}
 ESCAPE = re.compile(rb"\\u[0-9a-fA-F]{4}")
+TOKEN_PATHS = ("/cgi-bin/token", "/cgi-bin/stable_token")
+STABLE_RENEWAL = 300  # seconds before expiry from which the stable token's normal mode hands out a new one
 
 
 class WeChatError(Exception):
@@ -146,10 +155,16 @@ class WeChatServer(StandIn):
     handler, name = _Handler, "wechat-stand-in"
 
     def __init__(self, *, appid: str | None = None, secret: str | None = None, expires_in: int = 7200,
-                 publish_polls: int = 1, publish_outcome: int = 0, image_max_bytes: int = 10 * 1024 * 1024):
+                 publish_polls: int = 1, publish_outcome: int = 0, image_max_bytes: int = 10 * 1024 * 1024,
+                 token_overlap: float = 300.0):
         self.appid = appid or f"wx{secrets.token_hex(8)}"
         self.secret = secret or secrets.token_hex(16)
         self.expires_in = expires_in
+        self.token_overlap = token_overlap  # how long a ``GET /cgi-bin/token`` token lasts once a newer one is issued
+        self.stable_token = ""  # the account's current stable token
+        self.ordinary_tokens: set[str] = set()  # issued by ``GET /cgi-bin/token``
+        self.superseded: dict[str, float] = {}  # ordinary token -> when (monotonic) it stops being accepted
+        self.forced_refreshes: list[float] = []  # when (monotonic) ``force_refresh`` replaced the stable token
         self.publish_polls = publish_polls  # how many freepublish/get answers say "publishing" (1) first
         self.publish_outcome = publish_outcome  # the publish_status a job ends with
         self.image_max_bytes = image_max_bytes
@@ -232,7 +247,7 @@ class WeChatServer(StandIn):
 
     def _injection(self, path: str) -> None:
         for injected in self._injected:
-            if injected.path in (None, path) and (injected.path or path != "/cgi-bin/token"):
+            if injected.path in (None, path) and (injected.path or path not in TOKEN_PATHS):
                 injected.times -= 1
                 if injected.times <= 0:
                     self._injected.remove(injected)
@@ -244,6 +259,10 @@ class WeChatServer(StandIn):
             if record.method != "GET":
                 raise WeChatError(43001, "require GET method")
             return self._token(record.query)
+        if record.path == "/cgi-bin/stable_token":
+            if record.method != "POST":
+                raise WeChatError(43002, "require POST method")
+            return self._stable_token(self._json(record))
         routes = {
             "/cgi-bin/material/add_material": self._add_material,
             "/cgi-bin/draft/add": self._draft_add,
@@ -260,22 +279,49 @@ class WeChatServer(StandIn):
         self._authenticate(record.query)
         return routes[record.path](record)
 
-    def _token(self, query: dict) -> dict:
-        if query.get("grant_type") != "client_credential":
+    def _credentials(self, given: dict) -> None:
+        if given.get("grant_type") != "client_credential":
             raise WeChatError(40002, "invalid grant_type")
-        if not query.get("appid"):
+        if not given.get("appid"):
             raise WeChatError(41002, "appid missing")
-        if not query.get("secret"):
+        if not given.get("secret"):
             raise WeChatError(41004, "appsecret missing")
-        if query["appid"] != self.appid:
+        if given["appid"] != self.appid:
             raise WeChatError(40013, "invalid appid")
-        if query["secret"] != self.secret:
+        if given["secret"] != self.secret:
             raise WeChatError(40125, "invalid appsecret, view more at http://t.cn/RAEkdVq")
         if self.ip_blocked:
             raise WeChatError(40164, "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist")
+
+    def _issue(self) -> str:
         token = secrets.token_urlsafe(96)
         self.tokens[token] = time.monotonic() + self.expires_in
+        return token
+
+    def _token(self, query: dict) -> dict:
+        self._credentials(query)
+        cutoff = time.monotonic() + self.token_overlap
+        for earlier in self.ordinary_tokens:
+            self.superseded[earlier] = min(self.superseded.get(earlier, cutoff), cutoff)
+        token = self._issue()
+        self.ordinary_tokens.add(token)
         return {"access_token": token, "expires_in": self.expires_in}
+
+    def _stable_token(self, data: dict) -> dict:
+        self._credentials(data)
+        now, current = time.monotonic(), self.stable_token
+        if data.get("force_refresh") is True:
+            today = [at for at in self.forced_refreshes if at > now - 86400]
+            if len(today) >= 20:
+                raise WeChatError(45009, "reach max api daily quota limit")
+            if today and now - today[-1] < 30:
+                raise WeChatError(45011, "api minute-quota reach limit  mustslower  retry next minute")
+            self.forced_refreshes.append(now)
+            self.tokens.pop(current, None)
+        elif current and self.tokens.get(current, 0.0) - now > STABLE_RENEWAL:
+            return {"access_token": current, "expires_in": int(self.tokens[current] - now)}
+        self.stable_token = self._issue()
+        return {"access_token": self.stable_token, "expires_in": self.expires_in}
 
     def _authenticate(self, query: dict) -> None:
         token = query.get("access_token")
@@ -283,7 +329,7 @@ class WeChatServer(StandIn):
             raise WeChatError(41001, "access_token missing")
         if self.ip_blocked:
             raise WeChatError(40164, "invalid ip 127.0.0.1 ipv6 ::ffff:127.0.0.1, not in whitelist")
-        if token not in self.tokens:
+        if token not in self.tokens or self.superseded.get(token, float("inf")) <= time.monotonic():
             raise WeChatError(40001, "invalid credential, access_token is invalid or not latest")
         if self.tokens[token] <= time.monotonic():
             raise WeChatError(42001, "access_token expired")
