@@ -60,6 +60,7 @@ class Channel(TenantOwned):
     class Meta:
         ordering = ["name"]
         verbose_name = _("channel")
+        verbose_name_plural = _("channels")
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="channel_name_per_tenant"),
             models.UniqueConstraint(fields=["code"], name="channel_code_unique"),
@@ -77,6 +78,7 @@ class PushSchedule(TenantOwned):
 
     class Meta:
         verbose_name = _("scheduled push")
+        verbose_name_plural = _("scheduled pushes")
 
     def __str__(self) -> str:
         return f"{self.item} @ {self.push_at:%Y-%m-%d %H:%M}"
@@ -169,6 +171,7 @@ class DeliveryAttempt(TenantOwned):
     class Meta:
         ordering = ["started_at", "id"]
         verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
 
     def __str__(self) -> str:
         return f"#{self.number} {self.outcome}"
@@ -194,6 +197,7 @@ class Publication(TenantOwned):
     class Meta:
         ordering = ["-published_at"]
         verbose_name = _("publication")
+        verbose_name_plural = _("publications")
         constraints = [models.UniqueConstraint(fields=["channel", "item"], name="one_publication_per_channel")]
 
     def __str__(self) -> str:
@@ -255,6 +259,7 @@ class Allocation(TenantOwned):
     class Meta:
         ordering = ["-day", "-share"]
         verbose_name = _("allocation")
+        verbose_name_plural = _("allocations")
         constraints = [models.UniqueConstraint(fields=["channel", "day"], name="one_allocation_per_channel_day")]
 
     def __str__(self) -> str:
