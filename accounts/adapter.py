@@ -1,3 +1,4 @@
+from email.utils import formataddr, parseaddr
 from urllib.parse import urlsplit, urlunsplit
 
 from allauth.account import app_settings
@@ -5,9 +6,27 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import url_str_to_user_pk
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
+from django.utils.translation import gettext as _
+
+from marketplace.models import Tenant
+from marketplace.tenancy import current_tenant
 
 from .models import Membership, User
 from .services import membership_join
+
+
+def from_address(tenant: Tenant | None) -> str:
+    """The sender of mail sent for ``tenant``: the configured address (``DEFAULT_FROM_EMAIL``) under the storefront's
+    name, which is whom its learners know; on the platform host, the configured sender as it is."""
+    address = parseaddr(settings.DEFAULT_FROM_EMAIL)[1]
+    if tenant is None or not address:
+        return settings.DEFAULT_FROM_EMAIL
+    return formataddr((tenant.name, address))
+
+
+def site_name(tenant: Tenant | None) -> str:
+    """What mail calls the site it comes from: the storefront's name, and the platform's only on its own host."""
+    return tenant.name if tenant is not None else _("Zhiku")
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -36,6 +55,19 @@ class AccountAdapter(DefaultAccountAdapter):
         port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
         parts = urlsplit(url)
         return urlunsplit((settings.SITE_SCHEME, f"{settings.PLATFORM_HOSTS[0]}{port}", parts.path, parts.query, ""))
+
+    def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
+        """allauth's mail (address confirmation, password reset, security notices) names the storefront it was
+        asked on, not the request's host: ``site_name`` and ``site_url`` for the templates in templates/account/."""
+        tenant = current_tenant()
+        url = tenant.url("/") if tenant is not None else self.request.build_absolute_uri("/")
+        super().send_mail(template_prefix, email, {"site_name": site_name(tenant), "site_url": url, **context})
+
+    def format_email_subject(self, subject: str) -> str:
+        return _("%(site)s: %(subject)s") % {"site": site_name(current_tenant()), "subject": subject}
+
+    def get_from_email(self) -> str:
+        return from_address(current_tenant())
 
     def post_login(self, request, user, **kwargs):
         tenant = getattr(request, "tenant", None)

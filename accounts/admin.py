@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from marketplace.admin_site import TenantScopedAdmin
 from marketplace.errors import ApplicationError
+from marketplace.models import Tenant
 
 from .models import Invitation, Membership, Role, User
 from .services import (
@@ -94,27 +95,53 @@ class InvitationForm(forms.ModelForm):
         fields = ["email", "role"]
 
 
+class OperatorInvitationForm(InvitationForm):
+    """The operator's invitation, on the platform host, names the storefront it is for."""
+
+    storefront = forms.ModelChoiceField(queryset=Tenant.objects.order_by("name"), label=_("Storefront"))
+
+    class Meta(InvitationForm.Meta):
+        fields = ["storefront", "email", "role"]
+
+
 @admin.register(Invitation)
 class InvitationAdmin(TenantScopedAdmin):
+    """A storefront's owners invite their team. The operator invites too, for a storefront chosen on the form, and
+    sends pending invitations again: a storefront whose owner's invitation expired, or went to a mistyped address,
+    has nobody else who could."""
+
     form = InvitationForm
     list_display = ["email", "role", "invited_by", "created_at", "expires_at", "accepted_at"]
-    list_filter = ["role"]
     search_fields = ["email"]
     actions = ["resend"]
+
+    def get_list_filter(self, request):
+        return ["role"] if request.tenant is not None else ["tenant", "role"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if request.tenant is None:
+            kwargs["form"] = OperatorInvitationForm
+        return super().get_form(request, obj, change, **kwargs)
+
+    def has_add_permission(self, request):
+        if request.tenant is None:
+            return request.user.has_perm("accounts.add_invitation")
+        return super().has_add_permission(request)
 
     def has_change_permission(self, request, obj=None):
         return False
 
     def save_model(self, request, obj, form, change):
-        invitation, _token = invitation_create(tenant=request.tenant, email=form.cleaned_data["email"],
+        tenant = request.tenant or form.cleaned_data["storefront"]
+        invitation, _token = invitation_create(tenant=tenant, email=form.cleaned_data["email"],
                                                role=form.cleaned_data["role"], invited_by=request.user)
         obj.pk = invitation.pk  # the admin's "added" message and redirect refer to the stored row
 
-    # Sending a fresh link issues the invitation again: owners only, like inviting.
+    # Sending a fresh link issues the invitation again: owners (and the operator) only, like inviting.
     @admin.action(description=_("Send again with a fresh link"), permissions=["add"])
     def resend(self, request, queryset):
         sent = 0
-        for invitation in queryset:
+        for invitation in queryset.select_related("tenant"):
             try:
                 invitation_resend(invitation=invitation, actor=request.user)
                 sent += 1

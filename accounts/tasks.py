@@ -5,7 +5,9 @@ from django.utils import translation
 
 from marketplace.tenancy import TenantTask
 
+from .adapter import from_address
 from .models import Invitation
+from .selectors import email_owner
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -13,8 +15,9 @@ def invitation_email_send(*, tenant_id: int, invitation_id: int, token: str) -> 
     """Email the invitation link (SMTP errors are transient and retried)."""
     invitation = Invitation.objects.select_related("tenant").get(pk=invitation_id)
     tenant = invitation.tenant
-    context = {"invitation": invitation, "tenant": tenant, "url": tenant.url(f"/invitations/{token}/")}
+    context = {"invitation": invitation, "tenant": tenant, "url": tenant.url(f"/invitations/{token}/"),
+               "has_account": email_owner(email=invitation.email) is not None}
     with translation.override(tenant.default_language):  # as the storefront speaks, not the inviter or the worker
         subject = render_to_string("accounts/email/invitation_subject.txt", context).strip()
         message = render_to_string("accounts/email/invitation_message.txt", context)
-    send_mail(subject=subject, message=message, from_email=None, recipient_list=[invitation.email])
+    send_mail(subject=subject, message=message, from_email=from_address(tenant), recipient_list=[invitation.email])

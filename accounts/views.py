@@ -1,6 +1,8 @@
 import json
 
+from allauth.account.internal.flows.login import record_authentication
 from allauth.account.utils import perform_login
+from allauth.mfa.totp.views import ActivateTOTPView
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
@@ -8,6 +10,8 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -48,12 +52,46 @@ def invitation_view(request, token: str):
             messages.success(request, _("Welcome to %(name)s.") % {"name": request.tenant.name})
             target = reverse("admin:index" if membership.role in ADMIN_ROLES else "storefront:home")
             if not request.user.is_authenticated:
+                # They proved who they are with the link and the password they typed just now: that counts as the
+                # fresh password check allauth asks for before setting up two-factor authentication (the admin's first
+                # step), so it is not asked for again seconds later.
+                record_authentication(request, membership.user, method="password", email=membership.user.email,
+                                      reauthenticated=True)
                 return perform_login(request, membership.user, redirect_url=target)
             return redirect(target)
     return render(request, "accounts/invitation.html", {
         "invitation": invitation, "form": form, "has_account": owner is not None,
         "wrong_user": request.user.is_authenticated and (owner is None or owner.pk != request.user.pk),
     })
+
+
+class TotpActivateView(ActivateTOTPView):
+    """allauth's authenticator set-up, keeping where the person was going (the admin sends owners and staff here
+    first, with ``?next=``). allauth shows the new recovery codes next and forgets that address; the page says where
+    to go on once they are saved."""
+
+    NEXT_KEY = "accounts.after_totp"
+
+    def get(self, request, *args, **kwargs):
+        target = request.GET.get("next", "")
+        if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+            request.session[self.NEXT_KEY] = target
+        else:
+            request.session.pop(self.NEXT_KEY, None)
+        return super().get(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        target = self.request.session.pop(self.NEXT_KEY, "")
+        if target:
+            messages.info(self.request, format_html(
+                '{} <a href="{}">{}</a>', _("Save your recovery codes: they let you in if you lose your "
+                                            "authenticator. Then go on:"), target, _("Continue")))
+        return response
+
+
+totp_activate = TotpActivateView.as_view()
 
 
 @login_required

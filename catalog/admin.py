@@ -20,6 +20,7 @@ from accounts.models import Role, User
 from accounts.selectors import membership_role
 from marketplace.admin_site import TenantScopedAdmin, tenant_choices
 from marketplace.errors import ApplicationError
+from marketplace.money import CURRENCY_EXPONENTS, format_money
 
 from . import services
 from .admin_import import export_selected_as_csv, import_export_urls
@@ -64,6 +65,39 @@ def _creator_profile(request) -> Creator:
             name, slug = creator_placeholder(tenant=request.tenant)
         profile = Creator.objects.create(tenant=request.tenant, user=request.user, name=name, slug=slug)
     return profile
+
+
+def minor_units_help(currency: str) -> str:
+    """How an amount of ``currency`` is typed: as a whole number of its minor unit, shown with an example."""
+    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    example = {"currency": currency, "example": 9900 * 10 ** max(exponent - 2, 0)}
+    example["shown"] = format_money(example["example"], currency)
+    if exponent == 0:
+        return _("In whole %(currency)s: %(example)s is %(shown)s.") % example
+    return _("In %(currency)s minor units: %(example)s is %(shown)s.") % example
+
+
+class PriceAdminMixin:
+    """Prices are stored and typed in minor units: the list shows them as money and the input says how to type
+    them, both in the row's storefront's currency."""
+
+    price_fields = ("price",)
+    price_help_suffix = ""
+    list_select_related = ["tenant"]
+
+    @admin.display(description=_("price"), ordering="price")
+    def price_display(self, obj):
+        return format_money(obj.price, obj.tenant.currency)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        tenant = obj.tenant if obj is not None else request.tenant
+        if tenant is not None:
+            for name in self.price_fields:
+                if name in form.base_fields:
+                    form.base_fields[name].help_text = " ".join(
+                        filter(None, [minor_units_help(tenant.currency), str(self.price_help_suffix)]))
+        return form
 
 
 class TenantInlineMixin:
@@ -141,9 +175,9 @@ class ContentItemForm(forms.ModelForm):
 
 
 @admin.register(ContentItem)
-class ContentItemAdmin(TenantScopedAdmin):
+class ContentItemAdmin(PriceAdminMixin, TenantScopedAdmin):
     form = ContentItemForm
-    list_display = ["title", "kind", "status", "version", "price", "language", "level", "updated_at"]
+    list_display = ["title", "kind", "status", "version", "price_display", "language", "level", "updated_at"]
     list_filter = ["status", "kind", "level", "language", "is_featured", "categories"]
     search_fields = ["title", "subtitle", "external_id"]
     prepopulated_fields = {"slug": ["title"]}
@@ -162,6 +196,7 @@ class ContentItemAdmin(TenantScopedAdmin):
         (_("Publication"), {"fields": ["status", "version", "published_at", "review_note", "decision_history"]}),
     ]
     inlines = [ItemCreatorInline, SectionInline, LessonInline]
+    price_help_suffix = _("0 makes the item free.")
 
     def get_queryset(self, request):
         items = super().get_queryset(request)
@@ -179,6 +214,12 @@ class ContentItemAdmin(TenantScopedAdmin):
                 visible |= Q(pk__in=obj.prerequisites.values("pk"))
             form.base_fields["prerequisites"].queryset = ContentItem.objects.filter(visible).distinct()
         return form
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        if request.tenant is not None:
+            initial.setdefault("language", request.tenant.default_language)
+        return initial
 
     def has_change_permission(self, request, obj=None):
         if not super().has_change_permission(request, obj):
@@ -328,9 +369,17 @@ class TagAdmin(RenameRefreshesItemsMixin, TenantScopedAdmin):
 
 @admin.register(Creator)
 class CreatorAdmin(RenameRefreshesItemsMixin, TenantScopedAdmin):
+    """The team edits every creator profile; a creator edits their own (the name their work is credited to, their
+    biography and photo) and reads their colleagues'."""
+
     list_display = ["name", "headline", "user"]
     search_fields = ["name", "headline"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def has_change_permission(self, request, obj=None):
+        if not super().has_change_permission(request, obj):
+            return False
+        return obj is None or not _is_creator(request) or obj.user_id == request.user.pk
 
     # Creators read their colleagues' public profiles, not which accounts (emails) are behind them.
     def get_list_display(self, request):
@@ -352,8 +401,8 @@ class CreatorAdmin(RenameRefreshesItemsMixin, TenantScopedAdmin):
 
 
 @admin.register(Bundle)
-class BundleAdmin(TenantScopedAdmin):
-    list_display = ["title", "price", "is_published"]
+class BundleAdmin(PriceAdminMixin, TenantScopedAdmin):
+    list_display = ["title", "price_display", "is_published"]
     prepopulated_fields = {"slug": ["title"]}
     filter_horizontal = ["items"]
 

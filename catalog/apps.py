@@ -7,11 +7,12 @@ class CatalogConfig(AppConfig):
     def ready(self):
         from accounts.roles import CREATOR_PERMISSIONS
 
-        # Creators write their own items (the admin narrows them to those); the rest of the catalog they only read.
+        # Creators write their own items and their own creator profile (the admin narrows them to those); the rest
+        # of the catalog they only read.
         CREATOR_PERMISSIONS.update({
             *(f"catalog.{action}_{model}" for action in ("view", "add", "change")
               for model in ("contentitem", "section", "lesson", "itemcreator")),
-            "catalog.view_category", "catalog.view_tag", "catalog.view_creator",
+            "catalog.view_category", "catalog.view_tag", "catalog.view_creator", "catalog.change_creator",
         })
         from . import (
             privacy,  # noqa: F401  (registers the catalog's exporter and eraser)

@@ -117,7 +117,8 @@ class ChannelAdmin(TenantScopedAdmin):
                                            "verified_at", "verify_message"],
                                 "description": _("Stored encrypted; never shown again in full. Fill in only the "
                                                  "ones this type of channel uses.")}),
-            (_("Tracking"), {"fields": ["code", "feed_urls"]}),
+            # The tracking code is drawn when the channel is saved: the add page has none to show yet.
+            *([(_("Tracking"), {"fields": ["code", "feed_urls"]})] if obj is not None else []),
         ]
 
     @admin.display(description=_("feeds"))
@@ -159,6 +160,14 @@ class ChannelAdmin(TenantScopedAdmin):
         if generated:
             self.message_user(request, _("Signing secret (copy it now, it is not shown again): %(secret)s")
                               % {"secret": generated}, messages.WARNING)
+
+    def delete_model(self, request, obj):
+        services.channel_delete(channel=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset):
+        # "Delete selected" deletes in bulk, past ``delete_model``: each channel goes through the service.
+        for channel in queryset:
+            services.channel_delete(channel=channel, actor=request.user)
 
     @admin.action(description=_("Test connection"))
     def test_connection(self, request, queryset):

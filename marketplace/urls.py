@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.static import serve
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 
+from accounts import views as accounts_views
+
 from . import views
 
 storefront_patterns = ([path("", views.home, name="home")], "storefront")
@@ -18,6 +20,8 @@ urlpatterns = [
     path("", include("recommender.urls")),
     path("", include("distribution.urls")),
     path("admin/", admin.site.urls),
+    # Keeps ``next`` through TOTP set-up, so an invited owner goes on to the admin.
+    path("accounts/2fa/totp/activate/", accounts_views.totp_activate, name="mfa_activate_totp"),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
     path("language/", views.language, name="language"),

@@ -1,5 +1,6 @@
 import csv
 from contextlib import nullcontext
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,16 +11,17 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from accounts.models import User
+from catalog.admin import PriceAdminMixin, minor_units_help
 from catalog.models import Creator
 from marketplace import tenancy
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
-from marketplace.money import format_money
+from marketplace.money import CURRENCY_EXPONENTS, format_money
 
 from . import ledger
 from .models import (
@@ -55,6 +57,41 @@ from .services import (
 # What an account's display name reads, for lists of accounts and of postings.
 PAYEES = ["creator", "promoter", "partner"]
 PAYEES_OF_ACCOUNT = [f"account__{path}" for path in PAYEES]
+
+
+def major_units(amount: int, currency: str) -> str:
+    """``amount`` minor units as a plain number of the currency's major unit (45.00, 1200, 12.500): what a
+    spreadsheet reads as a number, next to a currency column."""
+    return f"{Decimal(amount).scaleb(-CURRENCY_EXPONENTS.get(currency, 2)):f}"
+
+
+def money_column(field: str, description, currency=lambda row: row.currency):
+    """A read-only admin column showing ``field`` (minor units) as money in the row's currency."""
+
+    @admin.display(description=description)
+    def column(self, row):
+        return format_money(getattr(row, field), currency(row))
+
+    column.__name__ = f"{field}_display"
+    return column
+
+
+def statement_csv_response(filename: str):
+    """A CSV download and its writer. Spreadsheets open it as UTF-8 by its byte-order mark, so Chinese memos and
+    names read right in Excel."""
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.write("\ufeff")
+    return response, csv.writer(response)
+
+
+def csv_time(moment) -> str:
+    """A time in the active time zone, as spreadsheets read it; the column's header names the zone."""
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def csv_time_header() -> str:
+    return gettext("time (%(zone)s)") % {"zone": timezone.get_current_timezone_name()}
 
 
 class EntitlementForm(forms.ModelForm):
@@ -110,35 +147,50 @@ class EntitlementAdmin(TenantScopedAdmin):
         self.message_user(request, _("Access revoked."), messages.SUCCESS)
 
 
-class OrderLineInline(admin.TabularInline):
-    model = OrderLine
+class ReadOnlyInline(admin.TabularInline):
     extra = 0
-    fields = ["title", "item", "bundle", "unit_price", "discount", "tax", "total"]
-    readonly_fields = fields
     can_delete = False
 
     def has_add_permission(self, request, obj=None):
         return False
 
 
-class PaymentInline(OrderLineInline):
+class OrderLineInline(ReadOnlyInline):
+    model = OrderLine
+    fields = ["title", "item", "bundle", "unit_price_display", "discount_display", "tax_display", "total_display"]
+    readonly_fields = fields
+
+    unit_price_display = money_column("unit_price", _("unit price"), lambda line: line.order.currency)
+    discount_display = money_column("discount", _("discount"), lambda line: line.order.currency)
+    tax_display = money_column("tax", _("tax"), lambda line: line.order.currency)
+    total_display = money_column("total", _("total"), lambda line: line.order.currency)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("order")
+
+
+class PaymentInline(ReadOnlyInline):
     model = Payment
-    fields = ["provider", "status", "amount", "refunded_amount", "provider_ref", "created_at"]
+    fields = ["provider", "status", "amount_display", "refunded_amount_display", "provider_ref", "created_at"]
     readonly_fields = fields
 
+    amount_display = money_column("amount", _("amount"))
+    refunded_amount_display = money_column("refunded_amount", _("refunded"))
 
-class PostingInline(OrderLineInline):
+
+class PostingInline(ReadOnlyInline):
     model = Posting
-    fields = ["account", "amount", "currency"]
+    fields = ["account", "amount_display", "currency"]
     readonly_fields = fields
+
+    amount_display = money_column("amount", _("amount"))
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related(*PAYEES_OF_ACCOUNT)
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount to refund"), max_digits=18, decimal_places=3,
-                                help_text=_("As prices are shown: 12.50, not 1250."))
+    amount = forms.DecimalField(label=_("Amount to refund"), max_digits=18, decimal_places=3)
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
     paid_outside = forms.BooleanField(
         label=_("Paid back outside the payment provider"), required=False,
@@ -146,6 +198,17 @@ class RefundForm(forms.Form):
                     "provider could not refund the card: the provider is not asked, the refund is only booked."))
     # What had been refunded when the form was shown: a second submission of the same form refunds nothing more.
     seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    def __init__(self, *args, currency: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        exponent = CURRENCY_EXPONENTS.get(currency, 2)
+        if exponent == 0:
+            help_text = _("In whole %(currency)s, as amounts are shown: %(example)s.") % {
+                "currency": currency, "example": "1250"}
+        else:
+            help_text = _("In %(currency)s as amounts are shown: %(major)s, not %(minor)s.") % {
+                "currency": currency, "major": f"{Decimal('12.5'):.{exponent}f}", "minor": 125 * 10 ** (exponent - 1)}
+        self.fields["amount"].help_text = help_text
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
@@ -156,22 +219,25 @@ class RefundForm(forms.Form):
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyAdmin):
-    list_display = ["number", "user", "status", "total_display", "refunded_display", "created_at", "paid_at"]
+    list_display = ["number", "user", "status", "total_display", "refunded_list_display", "created_at", "paid_at"]
     list_filter = ["status"]
     search_fields = ["number", "user__email"]
-    readonly_fields = ["number", "user", "status", "currency", "subtotal", "discount", "tax", "total", "refunded",
-                       "coupon", "split_rule", "source", "channel", "partner", "promoter", "promoter_second_level",
-                       "attribution", "created_at", "paid_at", "refunds", "ledger_entries"]
+    readonly_fields = ["number", "user", "status", "currency", "subtotal_display", "discount_display", "tax_display",
+                       "total_display", "refunded_display", "coupon", "split_rule", "source", "channel", "partner",
+                       "promoter", "promoter_second_level", "attribution", "created_at", "paid_at", "refunds",
+                       "ledger_entries"]
     fields = readonly_fields
     inlines = [OrderLineInline, PaymentInline]
     change_form_template = "admin/payments/order/change_form.html"
 
-    @admin.display(description=_("total"))
-    def total_display(self, order):
-        return format_money(order.total, order.currency)
+    subtotal_display = money_column("subtotal", _("subtotal"))
+    discount_display = money_column("discount", _("discount"))
+    tax_display = money_column("tax", _("tax"))
+    total_display = money_column("total", _("total"))
+    refunded_display = money_column("refunded", _("refunded"))
 
     @admin.display(description=_("refunded"))
-    def refunded_display(self, order):
+    def refunded_list_display(self, order):
         return format_money(order.refunded, order.currency) if order.refunded else "-"
 
     @admin.display(description=_("refunds"))
@@ -211,10 +277,9 @@ class OrderAdmin(ReadOnlyAdmin):
         if not request.user.has_perm("payments.add_refund"):
             return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
         payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
-        form = RefundForm(request.POST or None, initial={"seen": payment.refunded_amount if payment else 0})
+        form = RefundForm(request.POST or None, initial={"seen": payment.refunded_amount if payment else 0},
+                          currency=order.currency)
         if payment is not None and request.method == "POST" and form.is_valid():
-            from marketplace.money import CURRENCY_EXPONENTS
-
             minor = form.cleaned_data["amount"].scaleb(CURRENCY_EXPONENTS[order.currency])
             if minor != minor.to_integral_value():
                 form.add_error("amount", _("Too many decimals for this currency."))
@@ -240,9 +305,12 @@ class OrderAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["payment", "amount", "reason", "paid_outside", "created_by", "created_at", "failed_at",
+    list_display = ["payment", "amount_display", "reason", "paid_outside", "created_by", "created_at", "failed_at",
                     "failure_reason"]
     list_filter = ["paid_outside", ("failed_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["payment"]
+
+    amount_display = money_column("amount", _("amount"), lambda refund: refund.payment.currency)
 
 
 class CouponForm(forms.ModelForm):
@@ -262,9 +330,25 @@ class CouponForm(forms.ModelForm):
 @admin.register(Coupon)
 class CouponAdmin(TenantScopedAdmin):
     form = CouponForm
-    list_display = ["code", "kind", "value", "item", "used_count", "max_uses", "expires_at", "is_active"]
+    list_display = ["code", "kind", "value_display", "item", "used_count", "max_uses", "expires_at", "is_active"]
     list_filter = ["kind", "is_active"]
+    list_select_related = ["tenant", "item"]
     search_fields = ["code"]
+
+    @admin.display(description=_("value"), ordering="value")
+    def value_display(self, coupon):
+        if coupon.kind == Coupon.Kind.PERCENT:
+            return f"{coupon.value / 100:g}%"
+        return format_money(coupon.value, coupon.tenant.currency)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        tenant = obj.tenant if obj is not None else request.tenant
+        if tenant is not None and "value" in form.base_fields:
+            form.base_fields["value"].help_text = _(
+                "Basis points for a percentage (2000 is 20%%); for a fixed amount, %(money)s") % {
+                "money": minor_units_help(tenant.currency)}
+        return form
 
 
 @admin.register(PaymentSettings)
@@ -369,18 +453,18 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
                                          "with its own chain head."), messages.ERROR)
             return None
         head = LedgerHead.objects.filter(tenant_id__in=tenants).first()
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="statement.csv"'
-        writer = csv.writer(response)
-        writer.writerow(["account", "entry", "kind", "created_at", "amount", "currency", "entry_hash"])
+        response, writer = statement_csv_response("statement.csv")
+        writer.writerow([gettext("account"), gettext("entry"), gettext("kind"), csv_time_header(), gettext("amount"),
+                         gettext("currency"), gettext("entry hash")])
         # Bounded by the head read first: a sale committing meanwhile adds no lines the head does not cover.
         for posting in Posting.objects.filter(
                 account__in=queryset, entry__sequence__lte=head.sequence if head else 0).select_related(
                 "entry", "account").order_by("entry__sequence", "id"):
-            writer.writerow([posting.account.code, posting.entry.sequence, posting.entry.kind,
-                             posting.entry.created_at.isoformat(), posting.amount, posting.currency,
-                             posting.entry.hash])
-        writer.writerow(["chain_head", head.sequence if head else 0, "", "", "", "", head.hash if head else ""])
+            writer.writerow([posting.account.code, posting.entry.sequence, posting.entry.get_kind_display(),
+                             csv_time(posting.entry.created_at), major_units(posting.amount, posting.currency),
+                             posting.currency, posting.entry.hash])
+        writer.writerow([gettext("chain head"), head.sequence if head else 0, "", "", "", "",
+                         head.hash if head else ""])
         return response
 
 
@@ -404,8 +488,8 @@ class JournalEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SubscriptionPlan)
-class SubscriptionPlanAdmin(TenantScopedAdmin):
-    list_display = ["name", "interval", "price", "grace_days", "is_active"]
+class SubscriptionPlanAdmin(PriceAdminMixin, TenantScopedAdmin):
+    list_display = ["name", "interval", "price_display", "grace_days", "is_active"]
     filter_horizontal = ["categories"]
     prepopulated_fields = {"slug": ["name"]}
 
@@ -561,18 +645,19 @@ class PayoutAdmin(ReadOnlyAdmin):
             found = statements(tenant=storefront, kind=kind, party_id=party_id)
         if not found:
             raise Http404("No statement for this payee.")
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="statement-{kind}-{party_id}.csv"'
-        writer = csv.writer(response)
-        writer.writerow(["entry", "kind", "created_at", "memo", "amount", "currency", "entry_hash"])
+        response, writer = statement_csv_response(f"statement-{kind}-{party_id}.csv")
+        writer.writerow([gettext("entry"), gettext("kind"), csv_time_header(), gettext("memo"), gettext("amount"),
+                         gettext("currency"), gettext("entry hash")])
         for statement in found:
+            currency = statement.currency
             for line in statement.lines:
-                writer.writerow([line.sequence, line.kind, line.created_at.isoformat(), line.memo, line.amount,
-                                 statement.currency, line.entry_hash])
-            writer.writerow(["held", "", "", "", statement.held, statement.currency, ""])
-            writer.writerow(["payable", "", "", "", statement.payable, statement.currency, ""])
-            writer.writerow(["paid", "", "", "", statement.paid, statement.currency, ""])
-        writer.writerow(["chain_head", found[0].chain_sequence, "", "", "", "", found[0].chain_head])
+                writer.writerow([line.sequence, JournalEntry.Kind(line.kind).label, csv_time(line.created_at),
+                                 line.memo, major_units(line.amount, currency), currency, line.entry_hash])
+            for label, amount in ((gettext("Held (refund window)"), statement.held),
+                                  (gettext("Payable"), statement.payable),
+                                  (pgettext("paid out to a payee", "Paid"), statement.paid)):
+                writer.writerow([label, "", "", "", major_units(amount, currency), currency, ""])
+        writer.writerow([gettext("chain head"), found[0].chain_sequence, "", "", "", "", found[0].chain_head])
         return response
 
 

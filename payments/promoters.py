@@ -40,7 +40,8 @@ def _programme(tenant):
 EARNING = Q(status=Promoter.Status.APPROVED) & in_use("user__")
 
 
-def _earns(promoter: Promoter) -> bool:
+def promoter_earns(promoter: Promoter) -> bool:
+    """Whether the promoter earns commissions now: approved, and their account still there."""
     return promoter.status == Promoter.Status.APPROVED and promoter.user.in_use
 
 
@@ -92,7 +93,7 @@ def attribution_for(*, tenant, user, visitor: str = "", now=None, conf=None) -> 
         return None
     promoter = touch.promoter
     second = promoter.recruited_by
-    if second is not None and (not _earns(second) or (
+    if second is not None and (not promoter_earns(second) or (
             second.user_id == user.pk and not conf.self_referral_allowed)):
         second = None
     return Attribution(promoter=promoter, second_level=second, evidence={
@@ -148,23 +149,26 @@ def promoter_invite(*, tenant, email: str, actor) -> Promoter:
     """The team invites a learner into the programme: the team's invitation is its approval, so they are a promoter
     at once (a profile they applied for, or one rejected or suspended before, is approved), and an email tells them
     where their referral link is. Nobody recruited them: the second level is for promoters' own recruits."""
-    from .tasks import promoter_invited_email_send
+    from .tasks import promoter_email_send
 
     _programme(tenant)
     user = promoter_invitee(email=email)
     with transaction.atomic():
         promoter = Promoter.objects.filter(user=user).first()
         if promoter is not None:
-            promoter = promoter_decide(promoter=promoter, status=Promoter.Status.APPROVED, actor=actor)
+            promoter = promoter_decide(promoter=promoter, status=Promoter.Status.APPROVED, actor=actor, notify=False)
         else:
             promoter = _promoter_create(tenant=tenant, user=user, actor=actor, action="payments.promoter_invited",
                                         status=Promoter.Status.APPROVED, approved_at=timezone.now())
-        transaction.on_commit(lambda: promoter_invited_email_send.delay(tenant_id=tenant.pk, promoter_id=promoter.pk))
+        promoter_email_send.delay_on_commit(tenant_id=tenant.pk, promoter_id=promoter.pk, reason="invited")
     return promoter
 
 
-def promoter_decide(*, promoter: Promoter, status: str, actor) -> Promoter:
-    """The team approves, rejects or suspends a promoter."""
+def promoter_decide(*, promoter: Promoter, status: str, actor, notify: bool = True) -> Promoter:
+    """The team approves, rejects or suspends a promoter. Someone who becomes a promoter by it is told by email
+    (unless ``notify`` is false: the team's invitation sends its own)."""
+    from .tasks import promoter_email_send
+
     if status not in (Promoter.Status.APPROVED, Promoter.Status.REJECTED, Promoter.Status.SUSPENDED):
         raise ApplicationError(_("Unknown decision."), code="promoter_status_invalid")
     with transaction.atomic():
@@ -172,9 +176,13 @@ def promoter_decide(*, promoter: Promoter, status: str, actor) -> Promoter:
         if status == Promoter.Status.APPROVED and not promoter.user.in_use:
             raise ApplicationError(_("This person's account is gone: they cannot be a promoter."),
                                    code="promoter_account_gone")
+        became_promoter = status == Promoter.Status.APPROVED and promoter.status != status
         promoter.status = status
         if status == Promoter.Status.APPROVED and promoter.approved_at is None:
             promoter.approved_at = timezone.now()
         promoter.save(update_fields=["status", "approved_at"])
         audit_log_write(tenant=promoter.tenant, actor=actor, action=f"payments.promoter_{status}", target=promoter)
+        if became_promoter and notify:
+            promoter_email_send.delay_on_commit(tenant_id=promoter.tenant_id, promoter_id=promoter.pk,
+                                                reason="approved")
     return promoter

@@ -610,7 +610,7 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     already (with their bundles)."""
     from marketplace.money import split_largest_remainder
 
-    from .promoters import _earns
+    from .promoters import promoter_earns
 
     rule = order.split_rule
     parts: dict[splits.Share, int] = defaultdict(int)
@@ -624,7 +624,7 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     programme = order.promoter_id is not None and payment_settings(tenant=order.tenant).promoters_enabled
     for promoter, bp in ((order.promoter, rule.promoter_commission_bp),
                          (order.promoter_second_level, rule.promoter_second_level_bp)):
-        if programme and promoter is not None and bp and _earns(promoter):
+        if programme and promoter is not None and bp and promoter_earns(promoter):
             commissions.append((splits.Share("promoter", promoter.pk), bp))
     pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (amount without tax, its creators' shares)
     for line in order.lines.select_related("bundle") if lines is None else lines:
@@ -912,6 +912,9 @@ def _refund_book(refund: Refund, *, payment: Payment, order: Order, actor) -> No
     audit_log_write(tenant=order.tenant, actor=actor, action="payments.refund_created", target=order,
                     data={"amount": amount, "reason": refund.reason, "provider_ref": refund.provider_ref,
                           "paid_outside": refund.paid_outside})
+    from .tasks import refund_notice_send
+
+    refund_notice_send.delay_on_commit(tenant_id=order.tenant_id, refund_id=refund.pk)
 
 
 # --- webhooks -------------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 
+from accounts.adapter import from_address
 from marketplace.tasks import for_each_storefront
 from marketplace.tenancy import TenantTask, current_tenant
 
@@ -21,7 +22,7 @@ def receipt_send(*, tenant_id: int, order_id: int) -> None:
         send_mail(
             subject=render_to_string("payments/email/receipt_subject.txt", context).strip(),
             message=render_to_string("payments/email/receipt_message.txt", context),
-            from_email=None,
+            from_email=from_address(tenant),
             recipient_list=[order.user.email],
         )
 
@@ -40,26 +41,51 @@ def renewal_email_send(*, tenant_id: int, subscription_id: int) -> None:
         send_mail(
             subject=render_to_string("payments/email/renewal_subject.txt", context).strip(),
             message=render_to_string("payments/email/renewal_message.txt", context),
-            from_email=None,
+            from_email=from_address(tenant),
             recipient_list=[sub.user.email],
         )
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
-def promoter_invited_email_send(*, tenant_id: int, promoter_id: int) -> None:
-    """Tell a learner the team made them a promoter, and where their referral link is."""
+def refund_notice_send(*, tenant_id: int, refund_id: int) -> None:
+    """Tell the learner what was refunded of their order and what it means for their access, in the storefront's
+    language."""
+    from .models import Refund
+
+    refund = Refund.objects.select_related("payment__order__user").get(pk=refund_id)
+    order = refund.payment.order
+    if refund.failed_at is not None or not order.user.in_use:
+        return  # undone since it was queued, or nobody to tell
+    tenant = current_tenant()
+    with translation.override(tenant.default_language):
+        context = {"refund": refund, "order": order, "tenant": tenant,
+                   "fully": order.status == Order.Status.REFUNDED,
+                   "url": tenant.url(reverse("payments:order", args=[order.number]))}
+        send_mail(
+            subject=render_to_string("payments/email/refund_subject.txt", context).strip(),
+            message=render_to_string("payments/email/refund_message.txt", context),
+            from_email=from_address(tenant),
+            recipient_list=[order.user.email],
+        )
+
+
+@shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
+def promoter_email_send(*, tenant_id: int, promoter_id: int, reason: str) -> None:
+    """Tell a learner they are a promoter now (``reason``: "invited" by the team, or their application
+    "approved"), and where their referral link is."""
     from .models import Promoter
 
     promoter = Promoter.objects.select_related("user").get(pk=promoter_id)
-    if promoter.status != Promoter.Status.APPROVED:
-        return  # suspended since: nothing to announce
+    if promoter.status != Promoter.Status.APPROVED or not promoter.user.in_use:
+        return  # suspended since, or gone: nothing to announce
     tenant = current_tenant()
+    template = {"invited": "promoter_invited", "approved": "promoter_approved"}[reason]
     with translation.override(tenant.default_language):
         context = {"tenant": tenant, "url": tenant.url(reverse("payments:promote"))}
         send_mail(
-            subject=render_to_string("payments/email/promoter_invited_subject.txt", context).strip(),
-            message=render_to_string("payments/email/promoter_invited_message.txt", context),
-            from_email=None,
+            subject=render_to_string(f"payments/email/{template}_subject.txt", context).strip(),
+            message=render_to_string(f"payments/email/{template}_message.txt", context),
+            from_email=from_address(tenant),
             recipient_list=[promoter.user.email],
         )
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
+from marketplace.money import format_money
 
 
 class PaymentSettings(TenantOwned):
@@ -251,7 +252,7 @@ class Payment(TenantOwned):
                                 name="payment_by_charge")]
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.amount} {self.currency} ({self.status})"
+        return f"{self.provider} {format_money(self.amount, self.currency)} ({self.get_status_display()})"
 
     def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS.get(self.status, set())

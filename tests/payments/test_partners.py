@@ -144,7 +144,7 @@ def test_the_admin_lists_the_partners_statement_and_the_partner_verifies_it(tena
     page = owner.get(reverse("admin:payments_payout_changelist")).content.decode()
     assert "Partner school (partner platform)" in page and "20.00" in page
     csv = owner.get(reverse("admin:payments_payout_statement", args=["partner", school.pk])).content.decode()
-    assert "held,,,,2000" in csv and "chain_head" in csv
+    assert "Held (refund window),,,,20.00,CNY" in csv and "chain head" in csv
     with scope(tenant=tenant_a):
         order = Order.objects.get(partner=school)
     detail = owner.get(reverse("admin:payments_order_change", args=[order.pk])).content.decode()

@@ -60,7 +60,7 @@ def test_the_admin_runs_payouts_and_serves_statements(tenant_a):
     page = owner.get(reverse("admin:payments_payout_changelist")).content.decode()
     assert "Ada" in page and "45.00" in page
     csv = owner.get(reverse("admin:payments_payout_statement", args=["creator", ada.pk])).content.decode()
-    assert "chain_head" in csv and "payable,,,,4500" in csv
+    assert "chain head" in csv and "Payable,,,,45.00,CNY" in csv
     owner.post(reverse("admin:payments_payout_run"), {"reference": "B1"})
     with scope(tenant=tenant_a):
         assert Payout.objects.get().amount == 4500
@@ -194,7 +194,7 @@ def test_a_creator_sees_their_own_earnings_and_no_one_elses(tenant_a):
     page = creator.get(reverse("admin:payments_payout_mine")).content.decode()
     assert "45.00" in page and "Sale ZK" in page and "13.50" not in page  # Ada's part, not Bob's
     csv = creator.get(reverse("admin:payments_payout_statement", args=["creator", ada.pk])).content.decode()
-    assert "held,,,,4500" in csv
+    assert "Held (refund window),,,,45.00,CNY" in csv
     proof = creator.get(reverse("admin:payments_payout_statement_json", args=["creator", ada.pk])).json()
     assert proof["accounts"] == [f"creator:{ada.pk}:held"]
     for kind, party in (("creator", bob.pk), ("promoter", ada.pk), ("partner", ada.pk)):

@@ -28,14 +28,15 @@ def test_the_statement_csv_and_the_earnings_page_have_the_lines_and_totals_of_ea
 
     owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     response = owner.get(reverse("admin:payments_payout_statement", args=["creator", ada.pk]))
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    rows = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
     # Each row as (entry kind or total, amount, currency), between the header and the chain head.
     summary = [(row[1] if row[0].isdigit() else row[0], row[4], row[5]) for row in rows[1:-1]]
+    held, payable, paid = "Held (refund window)", "Payable", "Paid"
     assert summary == [
-        ("sale", "4500", "CNY"), ("held", "4500", "CNY"), ("payable", "0", "CNY"), ("paid", "0", "CNY"),
-        ("sale", "4500", "USD"), ("held", "4500", "USD"), ("payable", "0", "USD"), ("paid", "0", "USD"),
+        ("Sale", "45.00", "CNY"), (held, "45.00", "CNY"), (payable, "0.00", "CNY"), (paid, "0.00", "CNY"),
+        ("Sale", "45.00", "USD"), (held, "45.00", "USD"), (payable, "0.00", "USD"), (paid, "0.00", "USD"),
     ]
-    assert rows[-1][0] == "chain_head"
+    assert rows[-1][0] == "chain head"
 
     page = host_client("alpha.test", person).get(reverse("admin:payments_payout_mine")).content.decode()
     assert "¥45.00" in page and "$45.00" in page and "<h2>USD</h2>" in page
@@ -59,9 +60,10 @@ def test_the_operators_account_statement_ends_with_the_accounts_own_storefronts_
     with scopes_disabled():
         beta_accounts = list(LedgerAccount.objects.filter(tenant=tenant_b).values_list("pk", flat=True))
         beta_head = LedgerHead.objects.get(tenant=tenant_b)
-    rows = list(csv.reader(io.StringIO(accounts_statement(operator_client(), beta_accounts).content.decode())))
+    rows = list(csv.reader(io.StringIO(accounts_statement(operator_client(), beta_accounts).content.decode(
+        "utf-8-sig"))))
     assert {row[1] for row in rows[1:-1]} == {"2", "4"}  # beta's sales, each after its course's publication
-    assert rows[-1] == ["chain_head", str(beta_head.sequence), "", "", "", "", beta_head.hash]
+    assert rows[-1] == ["chain head", str(beta_head.sequence), "", "", "", "", beta_head.hash]
 
 
 def test_accounts_of_two_storefronts_get_no_statement(tenant_a, tenant_b):
