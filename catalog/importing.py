@@ -25,9 +25,10 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -479,8 +480,9 @@ _SLASH_DATE = re.compile(r"(\d{4})/(\d{1,2})/(\d{1,2})([T ].+)?")
 START_YEARS = range(1900, 3000)
 
 
-def convert_datetime(value: str) -> datetime:
-    """An ISO 8601 timestamp in ``START_YEARS``; one without an offset is in the site's time zone (settings.TIME_ZONE).
+def convert_datetime(value: str, *, time_zone: tzinfo | None = None) -> datetime:
+    """An ISO 8601 timestamp in ``START_YEARS``; one without an offset is wall time in ``time_zone`` (the
+    storefront's: Chinese platforms export Beijing time without saying so), by default the active one.
 
     Spreadsheets also write ``2025/3/1``: such a date, alone or followed by a time after ``T`` or a space as in an ISO
     timestamp, is read as the dashed date. Anything else after the day is left to the ISO parser, which refuses it.
@@ -499,7 +501,7 @@ def convert_datetime(value: str) -> datetime:
         raise CellError(_("“%(value)s” is not between the years %(first)s and %(last)s.")
                         % {"value": value, "first": START_YEARS.start, "last": START_YEARS.stop - 1})
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        moment = timezone.make_aware(moment, time_zone)
     return moment
 
 
@@ -526,7 +528,7 @@ def convert_slug(value: str) -> str:
 _TEXT_FIELDS = frozenset({"external_id", "title", "subtitle", "description", "join_url"})
 _CONVERTERS: dict[str, Callable[..., Any]] = {
     "kind": convert_kind, "language": convert_language, "level": convert_level, "slug": convert_slug,
-    "is_featured": convert_bool, "duration_minutes": convert_duration, "starts_at": convert_datetime,
+    "is_featured": convert_bool, "duration_minutes": convert_duration,
 }
 
 
@@ -538,10 +540,12 @@ def _unescape(cell: str) -> str:
 
 
 def row_convert(values: Mapping[str | None, Any], columns: Mapping[str, list[str]], *,
-                currency: str, own_export: bool = False) -> tuple[dict[str, Any], list[str]]:
+                currency: str, time_zone: tzinfo | None = None,
+                own_export: bool = False) -> tuple[dict[str, Any], list[str]]:
     """Convert one row's cells to our fields; returns the values given and the reasons for every bad cell.
 
-    An empty cell is "not given": a new item takes the field's default and an updated item keeps its value.
+    An empty cell is "not given": a new item takes the field's default and an updated item keeps its value. Prices
+    are in ``currency`` and times without an offset in ``time_zone`` (the storefront's).
     ``own_export`` reads lists as our export writes them (see ``_is_own_export``).
     """
     data: dict[str, Any] = {}
@@ -562,6 +566,8 @@ def row_convert(values: Mapping[str | None, Any], columns: Mapping[str, list[str
                 data[target] = convert_price(raw, currency=currency)
             elif target == "currency":
                 convert_currency(raw, currency=currency)
+            elif target == "starts_at":
+                data[target] = convert_datetime(raw, time_zone=time_zone)
             else:
                 data[target] = _CONVERTERS[target](raw)
         except CellError as exc:
@@ -702,7 +708,7 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
           dry_run: bool) -> tuple[ImportReport, _Catalog]:
     headers = list(headers) if headers is not None else [h for h in (rows[0] if rows else mapping) if h is not None]
     columns = mapping_check(headers=headers, mapping=mapping)
-    currency = tenant.currency
+    currency, time_zone = tenant.currency, ZoneInfo(tenant.time_zone)
     own_export = _is_own_export(headers)
     catalog = _Catalog(tenant, editable_items)
     outcomes: list[RowOutcome] = []
@@ -712,7 +718,7 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
     for index, values in enumerate(rows):
         if not any(str(v).strip() for k, v in values.items() if k is not None):
             continue  # blank lines (often trailing) are not rows
-        data, reasons = row_convert(values, columns, currency=currency, own_export=own_export)
+        data, reasons = row_convert(values, columns, currency=currency, time_zone=time_zone, own_export=own_export)
         title = data.get("title", "")
         outcome = RowOutcome(number=index + 2, action="create", title=title, values=dict(values), reasons=reasons)
         outcomes.append(outcome)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from celery import shared_task
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from marketplace.celery import app
 from marketplace.models import Tenant
@@ -27,7 +27,8 @@ def deliveries_push(*, tenant_id: int, delivery_ids: list[int]) -> dict[str, int
     from .pipeline import deliveries_run
 
     tenant = Tenant.objects.prefetch_related("domains").get(pk=tenant_id)  # the links in every post need its host
-    statuses = deliveries_run(tenant=tenant, delivery_ids=delivery_ids)
+    with translation.override(tenant.default_language):  # the delivery log is read by the storefront's team
+        statuses = deliveries_run(tenant=tenant, delivery_ids=delivery_ids)
     again = [pk for pk, status in statuses.items() if status in (Delivery.Status.RETRYING, Delivery.Status.CONFIRMING)]
     if again and not tasks_run_in_process():
         with tenant_phase(tenant):

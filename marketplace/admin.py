@@ -7,20 +7,39 @@ from django.utils.translation import gettext_lazy as _
 
 from .admin_site import MissingObjectIs404, ReadOnlyAdminMixin, TenantScopedAdmin
 from .errors import ApplicationError
-from .models import AuditLog, Domain, Tenant, hostname_validator, validate_storefront_host
+from .models import (
+    AuditLog,
+    Domain,
+    Tenant,
+    hostname_validator,
+    time_zone_choices,
+    validate_currency_change,
+    validate_storefront_host,
+)
 from .services import tenant_onboard
+
+# The time zone a new storefront is proposed by its language; other languages are spoken in many zones.
+LANGUAGE_TIME_ZONES = {"zh-hans": "Asia/Shanghai"}
 
 
 class OnboardingForm(forms.ModelForm):
     host = forms.CharField(label=_("Primary domain"), max_length=253, validators=[hostname_validator],
                            help_text=_("The storefront's host, e.g. learn.example.com or acme.localhost."))
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"), required=False,
+        choices=lambda: [("", _("By its language: Asia/Shanghai for Chinese, otherwise UTC")), *time_zone_choices()],
+        help_text=Tenant._meta.get_field("time_zone").help_text)
     owner_email = forms.EmailField(label=_("Owner's email"),
                                    help_text=_("An invitation to set a password and MFA is sent here."))
 
     class Meta:
         model = Tenant
-        fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "currency", "platform_fee_bp",
-                  "owner_email"]
+        fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "time_zone", "currency",
+                  "platform_fee_bp", "owner_email"]
+
+    def clean_time_zone(self):
+        return self.cleaned_data["time_zone"] or LANGUAGE_TIME_ZONES.get(self.cleaned_data.get("default_language"),
+                                                                        "UTC")
 
     def clean_host(self):
         """Refused here, next to the field: a host taken by another storefront, or one that cannot reach this one."""
@@ -32,7 +51,24 @@ class OnboardingForm(forms.ModelForm):
 
 
 class TenantForm(forms.ModelForm):
-    """The operator's form of a storefront. A new platform fee must leave room for the commissions its team set."""
+    """The form of a storefront, the operator's and its owner's. A new platform fee must leave room for the
+    commissions its team set; a new currency must leave every price chargeable, and a storefront that has sold keeps
+    its currency."""
+
+    class Meta:
+        help_texts = {"hosts": _("Your own domain: ask the platform operator to add it.")}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "time_zone" in self.fields:
+            # As Django does for the other fields with a default: a form posted without it keeps the stored zone.
+            self.fields["time_zone"].required = False
+
+    def clean_currency(self):
+        currency = self.cleaned_data["currency"]
+        if self.instance.pk is not None:
+            validate_currency_change(self.instance, currency)
+        return currency
 
     def clean_platform_fee_bp(self):
         from payments.services import platform_fee_check
@@ -68,15 +104,17 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
-    """Operators onboard and manage tenants and set their platform fee; a tenant's owner edits only their own
-    storefront's branding, and sees the fee."""
+    """Operators onboard and manage tenants and set their platform fee, currency and domains; a tenant's owner edits
+    only their own storefront's branding and time zone, and sees the rest."""
 
     form = TenantForm
     list_display = ["name", "slug", "primary_host", "currency", "default_language", "is_active", "created_at"]
     list_filter = ["is_active", "currency", "default_language"]
     search_fields = ["name", "slug", "domains__host"]
     inlines = [DomainInline]
-    branding_fields = ["name", "logo", "primary_color", "default_language"]
+    branding_fields = ["name", "logo", "primary_color", "default_language", "time_zone"]
+    # The operator's to set, shown to the owner: domains need the operator's DNS and TLS certificates.
+    owner_readonly_fields = ["currency", "hosts", "platform_fee_bp"]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).prefetch_related("domains")
@@ -86,15 +124,19 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
 
     def get_fields(self, request, obj=None):
         if request.tenant is not None:
-            return [*self.branding_fields, "platform_fee_bp"]
+            return [*self.branding_fields, *self.owner_readonly_fields]
         return super().get_fields(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)
         if request.tenant is not None:
-            readonly = [*readonly, "platform_fee_bp"]  # the operator's to set
+            readonly = [*readonly, *self.owner_readonly_fields]
         # The slug is hashed into every ledger entry and signed head: renaming a storefront would break its chain.
         return readonly if obj is None else [*readonly, "slug"]
+
+    @admin.display(description=_("Domains"))
+    def hosts(self, obj):
+        return ", ".join(domain.host for domain in obj.domains.all())
 
     def save_model(self, request, obj, form, change):
         """A new platform fee is saved with a new split rule version, which orders placed from now on use."""
@@ -129,6 +171,8 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
                     currency=data["currency"], platform_fee_bp=data["platform_fee_bp"], logo=data.get("logo") or None,
                     actor=request.user,
                 )
+                tenant.time_zone = data["time_zone"]
+                tenant.save(update_fields=["time_zone"])
             except ApplicationError as exc:
                 for field, errors in exc.extra.get("fields", {}).items():
                     form.add_error(field if field in form.fields else None, errors)

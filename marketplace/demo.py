@@ -9,11 +9,11 @@ SHARED_LEARNER_EMAIL = "learner@zhiku.demo"
 TENANTS = [
     {
         "slug": "acme", "name": "Acme Academy", "primary_color": "#0f766e", "default_language": "en",
-        "currency": "USD", "hosts": ["acme.localhost", "learn-acme.localhost"],
+        "currency": "USD", "time_zone": "America/New_York", "hosts": ["acme.localhost", "learn-acme.localhost"],
     },
     {
         "slug": "lotus", "name": "莲花书院 Lotus Academy", "primary_color": "#be123c", "default_language": "zh-hans",
-        "currency": "CNY", "hosts": ["lotus.localhost"],
+        "currency": "CNY", "time_zone": "Asia/Shanghai", "hosts": ["lotus.localhost"],
     },
 ]
 

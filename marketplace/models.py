@@ -1,20 +1,50 @@
 """Tenants, their hosts, and the audit trail: the global tables every other app hangs off."""
 
+from zoneinfo import available_timezones
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import Mod
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 from django_scopes import ScopedManager
 
-from .money import CURRENCY_CHOICES, charge_step_check
+from .money import CURRENCY_CHOICES, charge_step, charge_step_check, format_money
 
 hostname_validator = RegexValidator(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
     _("Enter a host name such as learn.example.com (lower case, no scheme, port or path)."),
 )
 colour_validator = RegexValidator(r"^#[0-9a-fA-F]{6}$", _("Enter a colour as #RRGGBB, for example #2563eb."))
+# WCAG 2.1 AA (1.4.3) for normal text: buttons are white text on the primary colour, links the colour on white.
+MIN_CONTRAST_WITH_WHITE = 4.5
 RESERVED_SLUGS = {"www", "admin", "api", "static", "media", "platform", "zhiku"}
+
+
+def contrast_with_white(colour: str) -> float:
+    """The WCAG contrast ratio of ``colour`` (#RRGGBB) with white, from 1 (white itself) to 21 (black)."""
+    channels = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    red, green, blue = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 1.05 / (0.2126 * red + 0.7152 * green + 0.0722 * blue + 0.05)
+
+
+def validate_contrast_with_white(colour: str) -> None:
+    if not colour_validator.regex.fullmatch(colour or ""):
+        return  # the format's own validator says what is wrong
+    ratio = contrast_with_white(colour)
+    if ratio < MIN_CONTRAST_WITH_WHITE:
+        raise ValidationError(
+            _("White button text on %(colour)s (and links in it on white) has a contrast of only %(ratio)s:1; text "
+              "needs at least %(minimum)s:1 to be read. Choose a darker colour."),
+            code="low_contrast",
+            params={"colour": colour, "ratio": f"{ratio:.2f}", "minimum": MIN_CONTRAST_WITH_WHITE})
+
+
+def time_zone_choices() -> list[tuple[str, str]]:
+    """Every IANA time zone this system knows, by name. Not "localtime" and "Factory": they name no place."""
+    return [(name, name) for name in sorted(available_timezones() - {"localtime", "Factory"})]
 
 
 def validate_slug_not_reserved(value: str) -> None:
@@ -60,15 +90,25 @@ class Tenant(models.Model):
 
     slug = models.SlugField(
         _("slug"), max_length=50, unique=True, validators=[validate_slug_not_reserved],
-        help_text=_("Short name used in <slug>.localhost during development and in reports."),
+        help_text=_("Short name used in reports, in every ledger entry and, during development, in the host name "
+                    "(acme for acme.localhost). It cannot be changed later."),
     )
     name = models.CharField(_("name"), max_length=200)
     logo = models.ImageField(_("logo"), upload_to="tenants/logos/", blank=True)
     primary_color = models.CharField(_("primary colour"), max_length=7, default="#2563eb",
-                                     validators=[colour_validator])
+                                     validators=[colour_validator, validate_contrast_with_white],
+                                     help_text=_("Buttons are white text on it and links are it on white: it needs a "
+                                                 "contrast of at least 4.5:1 with white."))
     default_language = models.CharField(_("default language"), max_length=10, choices=settings.LANGUAGES,
                                         default="zh-hans")
-    currency = models.CharField(_("currency"), max_length=3, choices=CURRENCY_CHOICES, default="CNY")
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, choices=time_zone_choices, default="UTC",
+        help_text=_("The storefront's clock: times typed in its admin or imported without a zone are read in it, its "
+                    "pages and emails show times in it, and its digests keep quiet at night in it."))
+    currency = models.CharField(
+        _("currency"), max_length=3, choices=CURRENCY_CHOICES, default="CNY",
+        help_text=_("Prices are not converted when it changes: they keep their numbers, so ¥99.00 becomes $99.00. "
+                    "Only the platform operator changes it, and only before the storefront's first order."))
     platform_fee_bp = models.PositiveIntegerField(
         _("platform fee (basis points)"), default=platform_fee_default, validators=[MaxValueValidator(10000)],
         help_text=_("The platform's share of each sale, agreed with the tenant. Only the platform operator changes "
@@ -93,6 +133,42 @@ class Tenant(models.Model):
         host = self.primary_host or f"{self.slug}{settings.TENANT_DEV_HOST_SUFFIX}"
         port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
         return f"{settings.SITE_SCHEME}://{host}{port}{path}"
+
+
+def validate_currency_change(tenant: Tenant, currency: str) -> None:
+    """Refuse moving ``tenant`` to ``currency``: prices are minor units of the storefront's currency and keep their
+    numbers, so a storefront that has sold keeps its currency (its orders, ledger and payouts are in it), and one
+    that has not may change only when every price and fixed coupon can still be charged (``money.CHARGE_STEPS``)."""
+    from catalog.models import Bundle, ContentItem
+    from payments.models import Coupon, Order, SubscriptionPlan
+
+    if currency == tenant.currency:
+        return
+    if Order.objects.filter(tenant=tenant).exists():
+        raise ValidationError(_("This storefront has orders in %(currency)s; its currency can no longer change. "
+                                "Prices are not converted."),
+                              code="currency_sold", params={"currency": tenant.currency})
+    step = charge_step(currency)
+    if step == 1:
+        return
+    off_step = [
+        (ContentItem.objects.all(), "price", ngettext_lazy("%(count)d item price", "%(count)d item prices", "count")),
+        (Bundle.objects.all(), "price", ngettext_lazy("%(count)d bundle price", "%(count)d bundle prices", "count")),
+        (SubscriptionPlan.objects.all(), "price",
+         ngettext_lazy("%(count)d plan price", "%(count)d plan prices", "count")),
+        (Coupon.objects.filter(kind=Coupon.Kind.FIXED), "value",
+         ngettext_lazy("%(count)d fixed coupon", "%(count)d fixed coupons", "count")),
+    ]
+    found = []
+    for rows, amount, words in off_step:
+        count = rows.filter(tenant=tenant).alias(rest=Mod(amount, step)).exclude(rest=0).count()
+        if count:
+            found.append(words % {"count": count})
+    if found:
+        raise ValidationError(
+            _("%(currency)s is charged in steps of %(step)s, and %(prices)s here would not be: correct them first. "
+              "Prices are not converted."), code="off_charge_step",
+            params={"currency": currency, "step": format_money(step, currency), "prices": ", ".join(found)})
 
 
 class Domain(models.Model):

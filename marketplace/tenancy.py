@@ -13,6 +13,9 @@ here and nowhere else:
 * ``tenant_phase()``: one committed step of a long job that must not hold one transaction for its whole run (the
   nightly recommender fit claims its run, reads, computes outside any transaction, then writes).
 
+A tenant's scope also makes its time zone the active one (``Tenant.time_zone``): times typed in its admin are read
+in it and its pages and emails show times in it. A platform host stays in UTC (``TIME_ZONE``).
+
 Each scope is also a database transaction. On PostgreSQL it starts with ``set_config(..., is_local => true)``
 (``SET LOCAL``), which the row-level-security policies installed by ``install_rls()`` read, so a raw SQL query
 under tenant A cannot see tenant B's rows even if the ORM scope were bypassed.
@@ -32,7 +35,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, models, transaction
 from django.middleware.locale import LocaleMiddleware
 from django.shortcuts import render
-from django.utils import translation
+from django.utils import timezone, translation
 from django_scopes import scope, scopes_disabled
 
 from .models import Domain, Tenant, dev_host_slug
@@ -81,10 +84,12 @@ def _db_transaction_scope(value: tuple[str, str]) -> Iterator[None]:
 
 @contextmanager
 def activate(tenant: Tenant) -> Iterator[Tenant]:
-    """Open ``tenant``'s scope and a transaction carrying it. Private to this module's entry points."""
+    """Open ``tenant``'s scope and a transaction carrying it, in its time zone. Private to this module's entry
+    points."""
     token = _current_tenant.set(tenant)
     try:
-        with scope(tenant=tenant), _db_transaction_scope((str(tenant.pk), "tenant")):
+        with (scope(tenant=tenant), timezone.override(tenant.time_zone),
+              _db_transaction_scope((str(tenant.pk), "tenant"))):
             yield tenant
     finally:
         _current_tenant.reset(token)
@@ -202,14 +207,16 @@ def tenant_context(request) -> dict:
 class TenantTask(DjangoTask):
     """Celery base class for work that belongs to one tenant: call it with ``tenant_id=...``.
 
-    The task body runs inside that tenant's scope and transaction, exactly as a web request would.
+    The task body runs inside that tenant's scope, transaction and time zone, exactly as a web request would, and in
+    the storefront's language: what it writes for the team to read (a delivery's log) is in the team's language, not
+    in the language of whichever request or worker ran it.
     """
 
     abstract = True
 
     def __call__(self, *args, tenant_id: int, **kwargs):
         tenant = Tenant.objects.get(pk=tenant_id)
-        with activate(tenant):
+        with activate(tenant), translation.override(tenant.default_language):
             return super().__call__(*args, tenant_id=tenant_id, **kwargs)
 
 

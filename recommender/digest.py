@@ -3,14 +3,13 @@ unsubscribe and tracked links whose clicks come back as events.
 
 The hourly beat task lists the learners who are due on each storefront, longest waiting first, and sends each one's
 digest in its own task, which checks again that it is due (so a repeated task sends nothing twice) and that the
-learner is still there. Nothing goes out in the quiet hours (``RECOMMENDER_QUIET_HOURS`` in
-``RECOMMENDER_DIGEST_TIME_ZONE``), nor with nothing new to say; such a check still counts as the period's digest.
+learner is still there. Nothing goes out in the quiet hours (``RECOMMENDER_QUIET_HOURS`` in the storefront's time
+zone), nor with nothing new to say; such a check still counts as the period's digest.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core import signing
@@ -38,8 +37,9 @@ SLACK = timedelta(minutes=45)
 
 
 def quiet_now(now: datetime | None = None) -> bool:
+    """Whether it is night for the open storefront's learners: its scope makes its time zone the active one."""
     start, end = settings.RECOMMENDER_QUIET_HOURS
-    hour = (now or timezone.now()).astimezone(ZoneInfo(settings.RECOMMENDER_DIGEST_TIME_ZONE)).hour
+    hour = timezone.localtime(now).hour
     return (start <= hour or hour < end) if start > end else start <= hour < end
 
 

@@ -308,7 +308,6 @@ if CELERY_TASK_ALWAYS_EAGER:
 
 # Recommender: the digest's quiet hours (start, end; local hours in the time zone below) when nothing is sent.
 RECOMMENDER_QUIET_HOURS = (env.int("RECOMMENDER_QUIET_START", default=22), env.int("RECOMMENDER_QUIET_END", default=8))
-RECOMMENDER_DIGEST_TIME_ZONE = env.str("RECOMMENDER_DIGEST_TIME_ZONE", default="Asia/Shanghai")
 
 # Distribution. Channel credentials are encrypted with these Fernet keys (comma-separated, newest first, so a key can
 # be rotated); without any, a key is derived from SECRET_KEY (development only: it changes with the secret).

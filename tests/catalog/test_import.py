@@ -128,7 +128,7 @@ def test_bad_durations(cell):
 @pytest.mark.parametrize(("cell", "moment"), [
     ("2025-03-01T19:30:00+08:00", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
     ("2025-03-01T11:30:00Z", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
-    ("2025-03-01 11:30", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),  # naive: the site's zone (UTC)
+    ("2025-03-01 11:30", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),  # naive: the active zone (UTC here)
     ("2025/3/1 11:30", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
     ("2025/03/01T19:30", datetime(2025, 3, 1, 19, 30, tzinfo=UTC)),
     ("2025/03/01T19:30:00+08:00", datetime(2025, 3, 1, 11, 30, tzinfo=UTC)),
@@ -137,6 +137,14 @@ def test_bad_durations(cell):
 def test_iso_timestamps_become_aware(cell, moment):
     value = convert_datetime(cell)
     assert value.tzinfo is not None and value == moment
+
+
+def test_a_chinese_platforms_start_time_without_an_offset_is_read_in_the_storefronts_time_zone(tenant_a):
+    """Xiaoe-tech and the like export 开课时间 as "2030/3/1 19:30", Beijing wall time with no offset."""
+    tenant_a.time_zone = "Asia/Shanghai"
+    tenant_a.save(update_fields=["time_zone"])
+    run(tenant_a, platform_csv("C-9,直播答疑,,直播,,,免费,90 min,入门,否,2030/3/1 19:30,中文"))
+    assert items(tenant_a)["直播答疑"].starts_at == datetime(2030, 3, 1, 11, 30, tzinfo=UTC)
 
 
 def test_a_timestamp_that_is_not_iso_is_an_error():

@@ -40,7 +40,7 @@ def test_a_chinese_page_writes_the_start_in_chinese_with_its_zone(tenant_a):
     client = host_client("alpha.test")
     client.cookies["django_language"] = "zh-hans"
     box = _buy_box(client.get(f"/item/{live.slug}/").content.decode())
-    assert "2030年3月1日 12:00" in box and "(UTC)" in box
+    assert "2030年3月1日 12:00（UTC）开播" in box
 
 
 def test_a_session_under_way_says_it_is_live_now(tenant_a):

@@ -23,9 +23,9 @@ NOON = datetime.combine(timezone.now().date(), datetime.min.time(), tzinfo=UTC).
 
 @pytest.fixture(autouse=True)
 def digest_clock(settings):
-    """Quiet from 22:00 to 08:00 in UTC, so that NOON is never quiet and tests do not depend on the real clock."""
+    """Quiet from 22:00 to 08:00 in the storefront's time zone (UTC unless a test gives it another), so that NOON is
+    never quiet and tests do not depend on the real clock."""
     settings.RECOMMENDER_QUIET_HOURS = (22, 8)
-    settings.RECOMMENDER_DIGEST_TIME_ZONE = "UTC"
 
 
 @pytest.fixture
@@ -95,18 +95,31 @@ def test_weekly_sends_again_after_seven_days_and_daily_after_one(tenant_a, shelf
     assert [m.to for m in mailoutbox] == [[weekly.email], [daily.email], [daily.email], [weekly.email]]
 
 
-def test_nothing_is_sent_in_quiet_hours_of_the_digest_time_zone(tenant_a, shelf, settings, mailoutbox):
-    settings.RECOMMENDER_DIGEST_TIME_ZONE = "Asia/Shanghai"  # UTC+8
+def test_nothing_is_sent_in_quiet_hours_of_the_storefronts_time_zone(tenant_a, shelf, mailoutbox):
+    tenant_a.time_zone = "Asia/Shanghai"  # UTC+8
+    tenant_a.save(update_fields=["time_zone"])
     learner = member(tenant_a)
     late_evening_in_shanghai = NOON.replace(hour=15)  # 23:00 there
     early_morning_in_shanghai = NOON.replace(hour=23, minute=30)  # 07:30 the next day there
-    assert quiet_now(late_evening_in_shanghai) and quiet_now(early_morning_in_shanghai)
+    with tenant_phase(tenant_a):
+        assert quiet_now(late_evening_in_shanghai) and quiet_now(early_morning_in_shanghai)
     assert send(tenant_a, learner, late_evening_in_shanghai) is False
     assert send(tenant_a, learner, early_morning_in_shanghai) is False
     assert mailoutbox == []
     with scope(tenant=tenant_a):
         assert LearnerPreference.objects.get(user=learner).last_digest_at is None
     assert send(tenant_a, learner, NOON.replace(hour=0, minute=0))  # 08:00 there
+    assert len(mailoutbox) == 1
+
+
+def test_an_american_storefronts_digest_keeps_quiet_at_three_in_the_morning_new_york_time(tenant_b, mailoutbox):
+    tenant_b.time_zone = "America/New_York"
+    tenant_b.save(update_fields=["time_zone"])
+    catalog_item(tenant_b, title="Spreadsheets for Planners")
+    learner = member(tenant_b)
+    assert send(tenant_b, learner, datetime(2030, 1, 15, 8, 0, tzinfo=UTC)) is False  # 03:00 in New York
+    assert mailoutbox == []
+    assert send(tenant_b, learner, datetime(2030, 1, 15, 14, 0, tzinfo=UTC)) is True  # 09:00 there
     assert len(mailoutbox) == 1
 
 
