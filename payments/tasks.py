@@ -11,20 +11,23 @@ from marketplace.tenancy import TenantTask, current_tenant
 from .models import Order
 
 
+def _mail(tenant, template: str, to: str, context: dict) -> None:
+    """Send ``payments/email/<template>_subject.txt`` and ``_message.txt`` to one person, from the storefront and in
+    its language."""
+    context = {"tenant": tenant, **context}
+    with translation.override(tenant.default_language):
+        send_mail(subject=render_to_string(f"payments/email/{template}_subject.txt", context).strip(),
+                  message=render_to_string(f"payments/email/{template}_message.txt", context),
+                  from_email=from_address(tenant), recipient_list=[to])
+
+
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
 def receipt_send(*, tenant_id: int, order_id: int) -> None:
     """Email the receipt of a paid order, in the storefront's language (SMTP errors are retried)."""
     tenant = current_tenant()
     order = Order.objects.select_related("user").prefetch_related("lines").get(pk=order_id)
-    with translation.override(tenant.default_language):
-        context = {"order": order, "tenant": tenant,
-                   "url": tenant.url(reverse("payments:order", args=[order.number]))}
-        send_mail(
-            subject=render_to_string("payments/email/receipt_subject.txt", context).strip(),
-            message=render_to_string("payments/email/receipt_message.txt", context),
-            from_email=from_address(tenant),
-            recipient_list=[order.user.email],
-        )
+    _mail(tenant, "receipt", order.user.email,
+          {"order": order, "url": tenant.url(reverse("payments:order", args=[order.number]))})
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -36,14 +39,7 @@ def renewal_email_send(*, tenant_id: int, subscription_id: int) -> None:
     if sub.status != Subscription.Status.PAST_DUE or sub.renewal_order is None:
         return  # paid or ended (a refund, say) since the sweep queued this: nothing to pay any more
     tenant = sub.tenant
-    with translation.override(tenant.default_language):
-        context = {"sub": sub, "tenant": tenant, "url": tenant.url(reverse("payments:subscription"))}
-        send_mail(
-            subject=render_to_string("payments/email/renewal_subject.txt", context).strip(),
-            message=render_to_string("payments/email/renewal_message.txt", context),
-            from_email=from_address(tenant),
-            recipient_list=[sub.user.email],
-        )
+    _mail(tenant, "renewal", sub.user.email, {"sub": sub, "url": tenant.url(reverse("payments:subscription"))})
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -57,16 +53,9 @@ def refund_notice_send(*, tenant_id: int, refund_id: int) -> None:
     if refund.failed_at is not None or not order.user.in_use:
         return  # undone since it was queued, or nobody to tell
     tenant = current_tenant()
-    with translation.override(tenant.default_language):
-        context = {"refund": refund, "order": order, "tenant": tenant,
-                   "fully": order.status == Order.Status.REFUNDED,
-                   "url": tenant.url(reverse("payments:order", args=[order.number]))}
-        send_mail(
-            subject=render_to_string("payments/email/refund_subject.txt", context).strip(),
-            message=render_to_string("payments/email/refund_message.txt", context),
-            from_email=from_address(tenant),
-            recipient_list=[order.user.email],
-        )
+    _mail(tenant, "refund", order.user.email,
+          {"refund": refund, "order": order, "fully": order.status == Order.Status.REFUNDED,
+           "url": tenant.url(reverse("payments:order", args=[order.number]))})
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
@@ -80,14 +69,7 @@ def promoter_email_send(*, tenant_id: int, promoter_id: int, reason: str) -> Non
         return  # suspended since, or gone: nothing to announce
     tenant = current_tenant()
     template = {"invited": "promoter_invited", "approved": "promoter_approved"}[reason]
-    with translation.override(tenant.default_language):
-        context = {"tenant": tenant, "url": tenant.url(reverse("payments:promote"))}
-        send_mail(
-            subject=render_to_string(f"payments/email/{template}_subject.txt", context).strip(),
-            message=render_to_string(f"payments/email/{template}_message.txt", context),
-            from_email=from_address(tenant),
-            recipient_list=[promoter.user.email],
-        )
+    _mail(tenant, template, promoter.user.email, {"url": tenant.url(reverse("payments:promote"))})
 
 
 @shared_task(base=TenantTask)
