@@ -41,7 +41,7 @@ from django.utils.translation import gettext_lazy
 
 from marketplace.db import bulk_set
 from marketplace.errors import ApplicationError
-from marketplace.money import CURRENCY_EXPONENTS, charge_step, format_money
+from marketplace.money import CURRENCY_EXPONENTS, charge_step, format_money, major_units
 from marketplace.services import audit_log_write
 
 from .models import Category, ContentItem, ImportMapping, Level, Tag
@@ -1034,9 +1034,6 @@ def _guard(cell: str) -> str:
     return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
 
 
-def _price_text(minor: int, currency: str) -> str:
-    exponent = CURRENCY_EXPONENTS.get(currency, 2)
-    return f"{Decimal(minor).scaleb(-exponent):.{exponent}f}"
 
 
 def catalog_export_write(*, items: Iterable[ContentItem], out: IO[str]) -> int:
@@ -1057,7 +1054,7 @@ def catalog_export_write(*, items: Iterable[ContentItem], out: IO[str]) -> int:
             "kind": item.kind, "language": item.language, "level": item.level,
             "categories": " | ".join(c.name for c in item.categories.all()),
             "tags": " | ".join(t.name for t in item.tags.all()),
-            "price": _price_text(item.price, currency), "currency": currency,
+            "price": major_units(item.price, currency), "currency": currency,
             "duration_minutes": str(item.duration_minutes), "is_featured": "true" if item.is_featured else "false",
             "starts_at": item.starts_at.astimezone(UTC).isoformat() if item.starts_at else "",
             "join_url": item.join_url, "description": item.description,

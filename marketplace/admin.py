@@ -13,13 +13,9 @@ from .models import (
     Tenant,
     hostname_validator,
     time_zone_choices,
-    validate_currency_change,
     validate_storefront_host,
 )
-from .services import tenant_onboard
-
-# The time zone a new storefront is proposed by its language; other languages are spoken in many zones.
-LANGUAGE_TIME_ZONES = {"zh-hans": "Asia/Shanghai"}
+from .services import currency_change_check, tenant_onboard
 
 
 class OnboardingForm(forms.ModelForm):
@@ -36,10 +32,6 @@ class OnboardingForm(forms.ModelForm):
         model = Tenant
         fields = ["name", "slug", "host", "logo", "primary_color", "default_language", "time_zone", "currency",
                   "platform_fee_bp", "owner_email"]
-
-    def clean_time_zone(self):
-        return self.cleaned_data["time_zone"] or LANGUAGE_TIME_ZONES.get(self.cleaned_data.get("default_language"),
-                                                                        "UTC")
 
     def clean_host(self):
         """Refused here, next to the field: a host taken by another storefront, or one that cannot reach this one."""
@@ -67,7 +59,7 @@ class TenantForm(forms.ModelForm):
     def clean_currency(self):
         currency = self.cleaned_data["currency"]
         if self.instance.pk is not None:
-            validate_currency_change(self.instance, currency)
+            currency_change_check(tenant=self.instance, currency=currency)
         return currency
 
     def clean_platform_fee_bp(self):
@@ -169,10 +161,8 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
                     name=data["name"], slug=data["slug"], host=data["host"], owner_email=data["owner_email"],
                     primary_color=data["primary_color"], default_language=data["default_language"],
                     currency=data["currency"], platform_fee_bp=data["platform_fee_bp"], logo=data.get("logo") or None,
-                    actor=request.user,
+                    time_zone=data["time_zone"], actor=request.user,
                 )
-                tenant.time_zone = data["time_zone"]
-                tenant.save(update_fields=["time_zone"])
             except ApplicationError as exc:
                 for field, errors in exc.extra.get("fields", {}).items():
                     form.add_error(field if field in form.fields else None, errors)

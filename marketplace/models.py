@@ -6,12 +6,10 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
-from django.db.models.functions import Mod
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
 from django_scopes import ScopedManager
 
-from .money import CURRENCY_CHOICES, charge_step, charge_step_check, format_money
+from .money import CURRENCY_CHOICES, charge_step_check
 
 hostname_validator = RegexValidator(
     r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$",
@@ -133,42 +131,6 @@ class Tenant(models.Model):
         host = self.primary_host or f"{self.slug}{settings.TENANT_DEV_HOST_SUFFIX}"
         port = f":{settings.SITE_PORT}" if settings.SITE_PORT else ""
         return f"{settings.SITE_SCHEME}://{host}{port}{path}"
-
-
-def validate_currency_change(tenant: Tenant, currency: str) -> None:
-    """Refuse moving ``tenant`` to ``currency``: prices are minor units of the storefront's currency and keep their
-    numbers, so a storefront that has sold keeps its currency (its orders, ledger and payouts are in it), and one
-    that has not may change only when every price and fixed coupon can still be charged (``money.CHARGE_STEPS``)."""
-    from catalog.models import Bundle, ContentItem
-    from payments.models import Coupon, Order, SubscriptionPlan
-
-    if currency == tenant.currency:
-        return
-    if Order.objects.filter(tenant=tenant).exists():
-        raise ValidationError(_("This storefront has orders in %(currency)s; its currency can no longer change. "
-                                "Prices are not converted."),
-                              code="currency_sold", params={"currency": tenant.currency})
-    step = charge_step(currency)
-    if step == 1:
-        return
-    off_step = [
-        (ContentItem.objects.all(), "price", ngettext_lazy("%(count)d item price", "%(count)d item prices", "count")),
-        (Bundle.objects.all(), "price", ngettext_lazy("%(count)d bundle price", "%(count)d bundle prices", "count")),
-        (SubscriptionPlan.objects.all(), "price",
-         ngettext_lazy("%(count)d plan price", "%(count)d plan prices", "count")),
-        (Coupon.objects.filter(kind=Coupon.Kind.FIXED), "value",
-         ngettext_lazy("%(count)d fixed coupon", "%(count)d fixed coupons", "count")),
-    ]
-    found = []
-    for rows, amount, words in off_step:
-        count = rows.filter(tenant=tenant).alias(rest=Mod(amount, step)).exclude(rest=0).count()
-        if count:
-            found.append(words % {"count": count})
-    if found:
-        raise ValidationError(
-            _("%(currency)s is charged in steps of %(step)s, and %(prices)s here would not be: correct them first. "
-              "Prices are not converted."), code="off_charge_step",
-            params={"currency": currency, "step": format_money(step, currency), "prices": ", ".join(found)})
 
 
 class Domain(models.Model):

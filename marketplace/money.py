@@ -48,6 +48,14 @@ def format_money(amount: int, currency: str) -> str:
     return f"{sign}{symbol}{number_format(major, exponent, force_grouping=True)}"
 
 
+def major_units(amount: int, currency: str) -> str:
+    """``amount`` minor units as a plain number of the currency's major unit (45.00, 1200, 12.500): what a
+    spreadsheet reads as a number, next to a currency column."""
+    from decimal import Decimal
+
+    return f"{Decimal(amount).scaleb(-CURRENCY_EXPONENTS.get(currency, 2)):f}"
+
+
 def charge_step(currency: str) -> int:
     return CHARGE_STEPS.get(currency, 1)
 

@@ -7,9 +7,13 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import models, transaction
+from django.db.models.functions import Mod
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext_lazy
 
 from .errors import ApplicationError
 from .models import AuditLog, Domain, Tenant
+from .money import charge_step, format_money
 
 
 def audit_log_write(*, tenant: Tenant | None, actor, action: str, target: models.Model | None = None,
@@ -34,16 +38,22 @@ def _validated(instance: models.Model) -> models.Model:
     return instance
 
 
+# The time zone a new storefront is proposed by its language; other languages are spoken in many zones.
+LANGUAGE_TIME_ZONES = {"zh-hans": "Asia/Shanghai"}
+
+
 @transaction.atomic
 def tenant_onboard(*, name: str, slug: str, host: str, owner_email: str, actor, primary_color: str = "#2563eb",
                    default_language: str = "zh-hans", currency: str = "CNY", platform_fee_bp: int | None = None,
-                   logo: UploadedFile | None = None) -> Tenant:
-    """Create a tenant with its primary domain and email its owner an invitation. All or nothing."""
+                   logo: UploadedFile | None = None, time_zone: str = "") -> Tenant:
+    """Create a tenant with its primary domain and email its owner an invitation. All or nothing. With no
+    ``time_zone``, the one its language proposes."""
     from accounts.models import Role
     from accounts.services import invitation_create
 
     tenant = _validated(Tenant(name=name, slug=slug, primary_color=primary_color,
                                default_language=default_language, currency=currency,
+                               time_zone=time_zone or LANGUAGE_TIME_ZONES.get(default_language, "UTC"),
                                **({} if platform_fee_bp is None else {"platform_fee_bp": platform_fee_bp})))
     if logo is not None:
         tenant.logo = logo
@@ -54,6 +64,42 @@ def tenant_onboard(*, name: str, slug: str, host: str, owner_email: str, actor, 
     audit_log_write(tenant=tenant, actor=actor, action="tenant.onboarded", target=tenant,
                     data={"host": domain.host, "owner_email": owner_email})
     return tenant
+
+
+def currency_change_check(*, tenant: Tenant, currency: str) -> None:
+    """Refuse moving ``tenant`` to ``currency``: prices are minor units of the storefront's currency and keep their
+    numbers, so a storefront that has sold keeps its currency (its orders, ledger and payouts are in it), and one
+    that has not may change only when every price and fixed coupon can still be charged (``money.CHARGE_STEPS``)."""
+    from catalog.models import Bundle, ContentItem
+    from payments.models import Coupon, Order, SubscriptionPlan
+
+    if currency == tenant.currency:
+        return
+    if Order.objects.filter(tenant=tenant).exists():
+        raise ValidationError(_("This storefront has orders in %(currency)s; its currency can no longer change. "
+                                "Prices are not converted."),
+                              code="currency_sold", params={"currency": tenant.currency})
+    step = charge_step(currency)
+    if step == 1:
+        return
+    off_step = [
+        (ContentItem.objects.all(), "price", ngettext_lazy("%(count)d item price", "%(count)d item prices", "count")),
+        (Bundle.objects.all(), "price", ngettext_lazy("%(count)d bundle price", "%(count)d bundle prices", "count")),
+        (SubscriptionPlan.objects.all(), "price",
+         ngettext_lazy("%(count)d plan price", "%(count)d plan prices", "count")),
+        (Coupon.objects.filter(kind=Coupon.Kind.FIXED), "value",
+         ngettext_lazy("%(count)d fixed coupon", "%(count)d fixed coupons", "count")),
+    ]
+    found = []
+    for rows, amount, words in off_step:
+        count = rows.filter(tenant=tenant).alias(rest=Mod(amount, step)).exclude(rest=0).count()
+        if count:
+            found.append(words % {"count": count})
+    if found:
+        raise ValidationError(
+            _("%(currency)s is charged in steps of %(step)s, and %(prices)s here would not be: correct them first. "
+              "Prices are not converted."), code="off_charge_step",
+            params={"currency": currency, "step": format_money(step, currency), "prices": ", ".join(found)})
 
 
 @transaction.atomic

@@ -21,7 +21,7 @@ from marketplace import tenancy
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
 from marketplace.models import Tenant
-from marketplace.money import CURRENCY_EXPONENTS, format_money
+from marketplace.money import CURRENCY_EXPONENTS, format_money, major_units
 
 from . import ledger
 from .models import (
@@ -57,12 +57,6 @@ from .services import (
 # What an account's display name reads, for lists of accounts and of postings.
 PAYEES = ["creator", "promoter", "partner"]
 PAYEES_OF_ACCOUNT = [f"account__{path}" for path in PAYEES]
-
-
-def major_units(amount: int, currency: str) -> str:
-    """``amount`` minor units as a plain number of the currency's major unit (45.00, 1200, 12.500): what a
-    spreadsheet reads as a number, next to a currency column."""
-    return f"{Decimal(amount).scaleb(-CURRENCY_EXPONENTS.get(currency, 2)):f}"
 
 
 def money_column(field: str, description, currency=lambda row: row.currency):

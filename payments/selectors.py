@@ -57,3 +57,15 @@ def paid_orders_by_channel(*, since) -> dict[int, int]:
     return dict(Order.objects.filter(channel__isnull=False, paid_at__gte=since,
                                      status__in=[Order.Status.PAID, Order.Status.PARTIALLY_REFUNDED])
                 .values("channel_id").annotate(n=Count("id")).values_list("channel_id", "n"))
+
+
+def learner_links(*, user, tenant) -> dict[str, bool]:
+    """Which of the learner's own pages the storefront's account menu links to: their subscription while one is
+    not ended, and the promoter programme while it is open or they are a promoter (whose earnings stay in view)."""
+    from .models import Promoter, Subscription
+    from .services import payment_settings
+
+    return {
+        "subscription": Subscription.objects.filter(user=user).exclude(status=Subscription.Status.ENDED).exists(),
+        "promote": payment_settings(tenant=tenant).promoters_enabled or Promoter.objects.filter(user=user).exists(),
+    }

@@ -79,16 +79,11 @@ def learner_links(context) -> dict:
     """Which of the storefront's pages about the learner's own dealings the account menu links to: their
     subscription while they have one, the promoter programme while it is open (or they are a promoter, whose
     earnings stay in view)."""
-    from payments.models import Promoter, Subscription
-    from payments.services import payment_settings
+    from payments.selectors import learner_links as links
 
     request = context.get("request")
     tenant = getattr(request, "tenant", None)
     user = getattr(request, "user", None)
     if tenant is None or not getattr(user, "is_authenticated", False):
         return {}
-    return {
-        "subscription": Subscription.objects.filter(user=user).exclude(status=Subscription.Status.ENDED).exists(),
-        "promote": (payment_settings(tenant=tenant).promoters_enabled
-                    or Promoter.objects.filter(user=user).exists()),
-    }
+    return links(user=user, tenant=tenant)
