@@ -33,16 +33,20 @@ def entitlement_covers(*, user, item, subscriptions: bool = True) -> bool:
 _EVERYTHING = Q(whole_catalog=True) | Q(plan__isnull=False, plan__categories__isnull=True)
 
 
-def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None) -> set[int] | None:
+def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None,
+                      subscriptions: bool = True) -> set[int] | None:
     """Which of ``item_ids`` (or of every item) the learner's entitlements cover, in one query.
 
-    Returns None when a whole-catalog entitlement (a subscription) covers everything.
+    Returns None when a whole-catalog entitlement (a subscription) covers everything. ``subscriptions=False``
+    counts only what was bought or granted for good, as ``entitlement_covers`` does.
     """
     from catalog.models import ContentItem
 
     if not getattr(user, "is_authenticated", False):
         return set()
     active = entitlements_active(user=user)
+    if not subscriptions:
+        active = active.exclude(source=Entitlement.Source.SUBSCRIPTION)
     if active.filter(_EVERYTHING).exists():
         return None
     items = ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active)

@@ -688,6 +688,7 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
             Coupon.objects.filter(pk=order.coupon_id).update(used_count=F("used_count") + 1)
         bought = []
         lines = list(order.lines.select_related("plan", "subscription", "item", "bundle"))
+        paid_twice = _owned_already(order, lines)
         for line in lines:
             if line.plan_id:
                 from .subscriptions import subscription_paid
@@ -705,10 +706,73 @@ def payment_succeed(*, payment: Payment, amount: int | None = None, currency: st
         postings = _postings(order, payment.provider, order.total, sale_parts(order, lines), sign=-1, held=True)
         ledger.entry_post(tenant=order.tenant, kind=JournalEntry.Kind.SALE, postings=postings, order=order,
                           memo=f"Sale {order.number}")
-        from .tasks import receipt_send
+        from .tasks import checkouts_owned_close, paid_twice_refund, receipt_send
 
         receipt_send.delay_on_commit(tenant_id=order.tenant_id, order_id=order.pk)
+        if paid_twice:
+            # Booked like any sale, then given back whole: the money arrived and must leave through the books.
+            audit_log_write(tenant=order.tenant, actor=actor, action="payments.paid_twice", target=order,
+                            data={"amount": payment.amount, "provider": payment.provider})
+            paid_twice_refund.delay_on_commit(tenant_id=order.tenant_id, payment_id=payment.pk)
+        else:
+            checkouts_owned_close.delay_on_commit(tenant_id=order.tenant_id, user_id=order.user_id)
     return payment
+
+
+def _owned_already(order: Order, lines: list[OrderLine]) -> bool:
+    """Whether the learner already held, for good, everything this item or bundle order buys: its checkout stayed
+    open at the provider while another purchase (the bundle holding the item, say) gave them all of it. Access a
+    subscription gives does not count: it ends, and an item bought stays."""
+    from catalog.models import ContentItem
+
+    from .selectors import entitled_item_ids
+
+    if any(line.plan_id for line in lines):
+        return False
+    wanted = {line.item_id for line in lines if line.item_id}
+    bundles = [line.bundle_id for line in lines if line.bundle_id]
+    if bundles:
+        wanted |= set(ContentItem.objects.filter(bundles__in=bundles).values_list("pk", flat=True))
+    if not wanted:
+        return False
+    owned = entitled_item_ids(user=order.user, item_ids=wanted, subscriptions=False)
+    return owned is None or owned >= wanted
+
+
+def paid_twice_refund(*, payment: Payment) -> Refund | None:
+    """Give back, in full, a payment for what the learner already owned (``_owned_already``). Nothing is refunded
+    when anything of it was refunded meanwhile (the team saw it first): what is left is the team's to decide."""
+    payment = Payment.objects.get(pk=payment.pk)
+    if payment.status != Payment.Status.SUCCEEDED or payment.refunded_amount:
+        return None
+    try:
+        return refund_create(payment=payment, amount=payment.refundable, actor=None, reason=Refund.PAID_TWICE,
+                             refunded_before=0)
+    except ApplicationError as exc:
+        if exc.code == "refund_stale":
+            return None
+        raise
+
+
+def checkouts_owned_close(*, user) -> int:
+    """Close the learner's open checkouts for what they can no longer buy (``purchase_check``), after a purchase:
+    the item's checkout left open at the provider, once its bundle is bought, would otherwise take the money a
+    second time. A provider that cannot close one now leaves it to the expiry sweep (and a payment that still
+    arrives is given back by ``paid_twice_refund``). Returns how many were closed."""
+    closed = 0
+    orders = (Order.objects.filter(user=user, status=Order.Status.PENDING, lines__subscription__isnull=True)
+              .prefetch_related("lines__item", "lines__bundle", "lines__plan").distinct())
+    for order in orders:
+        line = order.lines.all()[0]
+        try:
+            purchase_check(user=user, item=line.item, bundle=line.bundle, plan=line.plan)
+        except ApplicationError:
+            for payment in order.payments.filter(status=Payment.Status.PENDING):
+                try:
+                    closed += payment_expire(payment=payment, reason="can no longer be bought")
+                except ApplicationError as exc:
+                    logger.warning("checkout %s not closed: %s", payment.pk, exc.message)
+    return closed
 
 
 def payment_close(*, payment: Payment, status: str, reason: str = "", actor=None) -> Payment:

@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts.adapter import from_address
+from marketplace.errors import ApplicationError
 from marketplace.tasks import for_each_storefront
 from marketplace.tenancy import TenantTask, current_tenant
 
@@ -129,3 +130,32 @@ def ledger_heads_publish_all() -> int:
     """Beat's entry point: sign and publish every storefront's chain head for the day, deactivated ones
     included (their payments are still booked)."""
     return for_each_storefront(ledger_head_publish, deactivated_too=True)
+
+
+@shared_task(base=TenantTask, bind=True, max_retries=6)
+def paid_twice_refund(self, *, tenant_id: int, payment_id: int) -> int | None:
+    """Refund a payment for what the learner already owned. A provider that cannot be reached is asked again; one
+    that refuses is left to the team, whom the order's "paid twice" audit entry and this log tell."""
+    import logging
+
+    from .models import Payment
+    from .services import paid_twice_refund as refund
+
+    try:
+        made = refund(payment=Payment.objects.get(pk=payment_id))
+    except ApplicationError as exc:
+        if exc.code == "provider_unavailable" and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries) from exc  # 1 to 32 minutes
+        logging.getLogger(__name__).error("payment %s was paid twice and is not refunded: %s", payment_id,
+                                          exc.message)
+        return None
+    return made.pk if made else None
+
+
+@shared_task(base=TenantTask)
+def checkouts_owned_close(*, tenant_id: int, user_id: int) -> int:
+    from django.contrib.auth import get_user_model
+
+    from .services import checkouts_owned_close as close
+
+    return close(user=get_user_model().objects.get(pk=user_id))

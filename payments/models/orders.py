@@ -273,6 +273,9 @@ class Payment(TenantOwned):
 
 
 class Refund(TenantOwned):
+    # The reason of the refund given back by itself when a payment bought only what the learner already owned.
+    PAID_TWICE = "already owned: paid twice"
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount = models.PositiveBigIntegerField(_("amount"))
     reason = models.CharField(_("reason"), max_length=200, blank=True)
@@ -296,6 +299,10 @@ class Refund(TenantOwned):
             models.UniqueConstraint(fields=["payment", "provider_ref"], condition=~Q(provider_ref=""),
                                     name="provider_refund_once"),
         ]
+
+    @property
+    def is_paid_twice(self) -> bool:
+        return self.reason == self.PAID_TWICE
 
 
 class WebhookEvent(TenantOwned):

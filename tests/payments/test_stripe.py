@@ -764,3 +764,35 @@ def test_an_event_about_a_charge_that_is_not_ours_is_ignored(alpha, stripe_api):
     stripe_api.complete(session.id, deliver=False)
     dashboard_refund(stripe_api, Payment(provider_charge_ref=stripe_api.sessions[session.id]["payment_intent"]), 500)
     assert stripe_api.deliver_queued() == [(200, {"result": "ignored"})]
+
+
+def test_an_item_paid_at_stripe_after_its_bundle_is_refunded_at_stripe(alpha, course, stripe_api):
+    """Both of a learner's tabs were paid at Stripe before either event arrived: the item's checkout could not be
+    closed any more, so its payment is given back in full through Stripe, and the bundle keeps the item open."""
+    from catalog.models import Bundle
+
+    with scope(tenant=alpha):
+        bundle = Bundle.objects.create(tenant=alpha, title="All", slug="all", price=15000, is_published=True)
+        bundle.items.set([course, catalog_item(alpha, title="Second Course", price=8000)])
+    learner = member(alpha)
+    item_tab = start(alpha, learner, course, key="tab-item")
+    with scope(tenant=alpha):
+        bundle_tab = services.checkout_start(tenant=alpha, user=learner, idempotency_key="tab-bundle", bundle=bundle,
+                                             provider_name="stripe")
+    item_paid = stripe_api.complete(item_tab.payment.provider_ref, deliver=False)
+    bundle_paid = stripe_api.complete(bundle_tab.payment.provider_ref, deliver=False)
+
+    assert stripe_api.deliver(bundle_paid["event"]) == (200, {"result": "applied"})
+    assert stripe_api.deliver(item_paid["event"]) == (200, {"result": "applied"})
+    stripe_api.deliver_queued()  # Stripe's own news of the refund: already booked
+
+    [call] = stripe_api.requests_to("POST", "/v1/refunds")
+    intent = stripe_api.sessions[item_tab.payment.provider_ref]["payment_intent"]
+    assert (call.status, call.params["payment_intent"], call.params["amount"]) == (200, intent, "10000")
+    with scope(tenant=alpha):
+        assert dict(Order.objects.values_list("idempotency_key", "status")) == {"tab-item": "refunded",
+                                                                              "tab-bundle": "paid"}
+        assert Refund.objects.get().reason == Refund.PAID_TWICE
+        assert {account.code: value for account, value in balances(tenant=alpha).items()}["clearing:stripe"] == 15000
+        assert ledger_verify(tenant=alpha).ok
+        assert can_access(learner, course)
