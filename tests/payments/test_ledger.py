@@ -647,6 +647,18 @@ class TestDatabaseGuards:
         with pytest.raises(IntegrityError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql, {"entry": entries[1].pk, "posting": posting.pk})
 
+    @pytest.mark.parametrize("table", ["payments_posting", "payments_journalentry", "payments_ledgeraccount"])
+    def test_the_books_cannot_be_emptied_with_truncate(self, books, table):
+        """As ``manage.py flush`` would: row triggers never see a TRUNCATE, so a statement trigger refuses it unless
+        the session allows it on purpose (as this suite's own resets do)."""
+        with pytest.raises(IntegrityError, match=f"TRUNCATE on {table} refused"), transaction.atomic(), \
+                connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the books were written in this test's transaction
+            cursor.execute("SET LOCAL zhiku.ledger_truncate = ''")
+            cursor.execute(f"TRUNCATE {table} CASCADE")
+        with scopes_disabled():
+            assert Posting.objects.count() > 0 and LedgerAccount.objects.count() > 0
+
     def test_the_orm_cannot_update_a_posting_either(self, books):
         _tenant, entries = books
         with scopes_disabled(), pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
