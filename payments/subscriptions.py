@@ -50,6 +50,25 @@ def add_interval(moment: datetime, interval: str, *, day: int | None = None) -> 
     return moment.replace(year=year, month=month, day=day)
 
 
+def _renewal_attribution(sub: Subscription, *, conf) -> dict:
+    """Who a renewal's commission goes to: with ``renewal_commissions`` on, the promoter (and their recruiter) or
+    partner who brought the subscription's first order, its evidence kept with a note of that order; else nobody.
+    Whether they still earn is decided when the renewal is paid, as for any sale (``sale_parts``)."""
+    from distribution.selectors import ChannelAttribution
+
+    from .promoters import Attribution
+
+    first = sub.entitlement.order if conf.renewal_commissions and sub.entitlement_id else None
+    if first is None or not (first.promoter_id or first.partner_id):
+        return {}
+    if first.partner_id:
+        evidence = {**first.attribution.get("partner", {}), "renewal_of": first.number}
+        return {"partner": ChannelAttribution(channel=first.partner, evidence=evidence, at=first.created_at)}
+    evidence = {key: value for key, value in first.attribution.items() if key not in ("channel", "partner")}
+    return {"attribution": Attribution(promoter=first.promoter, second_level=first.promoter_second_level,
+                                       evidence={**evidence, "renewal_of": first.number}, at=first.created_at)}
+
+
 def subscription_paid(*, order: Order, line, actor=None) -> Subscription | None:
     """A plan's order was paid: start the subscription, or extend it by a period when this was its renewal.
 
@@ -223,10 +242,11 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
     a renewal's idempotency key is the subscription and period (``renewal_key``), so a second sweep finds the same
     order.
     """
-    from .services import order_open
+    from .services import order_open, payment_settings
     from .tasks import renewal_email_send
 
     now = now or timezone.now()
+    conf = payment_settings(tenant=tenant)
     counts = {"renewals_opened": 0, "ended": 0}
     due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
     for sub_id in due.values_list("pk", flat=True):
@@ -243,7 +263,7 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
                 started = order_open(
                     tenant=tenant, user=sub.user, key=renewal_key(sub),
                     title=sub.plan.name, price=sub.price, currency=sub.currency, plan=sub.plan, subscription=sub,
-                    source="renewal")
+                    source="renewal", **_renewal_attribution(sub, conf=conf))
             except ApplicationError as exc:
                 # Access already stops at the period's end; the next run tries again, and the others go on.
                 logger.warning("renewal of subscription %s not opened: %s", sub.pk, exc.message)

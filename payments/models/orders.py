@@ -35,6 +35,10 @@ class PaymentSettings(TenantOwned):
         help_text=_("A sale counts for the promoter whose link or code the learner used last, within this window."))
     self_referral_allowed = models.BooleanField(
         _("promoters earn on their own purchases"), default=False)
+    renewal_commissions = models.BooleanField(
+        _("commissions on renewals"), default=False,
+        help_text=_("The promoter or partner who brought a subscription also earns their commission on each renewal, "
+                    "while they are still approved. Off: only the first payment earns it."))
 
     class Meta:
         verbose_name = _("payment settings")
