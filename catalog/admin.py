@@ -147,7 +147,8 @@ class SectionInline(TenantInlineMixin, admin.TabularInline):
 class LessonInline(TenantInlineMixin, admin.StackedInline):
     model = Lesson
     extra = 0
-    fields = [("section", "kind", "is_preview", "position"), "title", "body", ("media", "duration_seconds")]
+    fields = [("section", "kind", "is_preview", "position"), "title", "body", ("media", "duration_seconds"),
+              ("captions", "captions_language"), "transcript"]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "section":
@@ -189,7 +190,7 @@ class ContentItemAdmin(PriceAdminMixin, TenantScopedAdmin):
     fieldsets = [
         (None, {"fields": ["kind", "title", "subtitle", "slug", "language", "level", "price", "is_featured"]}),
         (_("Description"), {"fields": ["description", "cover", "cover_alt", "duration_minutes"]}),
-        (_("Content"), {"fields": ["body", "media"],
+        (_("Content"), {"fields": ["body", "media", ("captions", "captions_language"), "transcript"],
                         "description": _("Articles, lectures and e-books; a course's content is in its lessons.")}),
         (_("Live session"), {"fields": ["starts_at", "join_url"], "classes": ["collapse"]}),
         (_("Organisation"), {"fields": ["categories", "tags", "prerequisites", "external_id"]}),

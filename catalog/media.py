@@ -1,7 +1,8 @@
-"""Handing out paid media after the access check.
+"""Handing out paid media and its captions after the access check.
 
 On S3 the answer is a redirect to a short-lived signed URL of the private object. On local storage the file is
 streamed here, honouring a single HTTP ``Range`` (browsers seek in audio and video that way and need 206 replies).
+Captions are always answered here (see ``captions_response``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,22 @@ def media_response(request, name: str, *, download_name: str | None = None) -> H
                                 as_attachment=download_name is not None, filename=download_name or "")
         response["Content-Length"] = str(size)
     response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def captions_response(name: str) -> HttpResponse:
+    """Serve the WebVTT captions file ``name``: the caller has already checked access.
+
+    Unlike media, captions are answered from this host on S3 too, not by a redirect to a signed URL: a browser fetches
+    a ``<track>`` in same-origin mode unless its player is marked ``crossorigin`` (and the bucket then sends CORS
+    headers), so a redirect to the bucket loads no captions. Uploads are checked to be small WebVTT files
+    (``catalog.captions``), which pass through cheaply.
+    """
+    with private_storage().open(name, "rb") as fh:
+        body = fh.read()
+    response = HttpResponse(body, content_type="text/vtt; charset=utf-8")
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
     return response

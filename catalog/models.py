@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
 
+from .captions import CaptionsField
 from .storage import private_storage
 
 
@@ -31,6 +32,38 @@ def avatar_upload_to(instance, filename: str) -> str:
 
 def media_upload_to(instance, filename: str) -> str:
     return f"tenants/{instance.tenant_id}/media/{filename}"
+
+
+def captions_upload_to(instance, filename: str) -> str:
+    return f"tenants/{instance.tenant_id}/captions/{filename}"
+
+
+class CaptionedMedia(models.Model):
+    """Captions and a transcript for an item's or a lesson's audio or video (WCAG 2.1 1.2.1-1.2.3): the captions
+    load into the player as a ``<track>``, the transcript is shown under it."""
+
+    captions = CaptionsField(
+        _("captions"), storage=private_storage, upload_to=captions_upload_to, blank=True, max_length=255,
+        help_text=_("WebVTT (.vtt), or SubRip (.srt), which is converted to WebVTT."))
+    captions_language = models.CharField(_("language of the captions"), max_length=10, choices=settings.LANGUAGES,
+                                         blank=True, help_text=_("Leave empty for the item's language."))
+    transcript = models.TextField(_("transcript"), blank=True,
+                                  help_text=_("Everything said and heard, as plain text; shown under the player."))
+
+    class Meta:
+        abstract = True
+
+    def captions_check(self, *, plays: bool) -> None:
+        """Refuse captions and a transcript where nothing is played (``plays``: the media is audio or video)."""
+        if plays:
+            return
+        errors = {}
+        if self.captions:
+            errors["captions"] = _("Only video and audio have captions: remove the file, or change the kind.")
+        if self.transcript.strip():
+            errors["transcript"] = _("Only video and audio have a transcript: remove it, or change the kind.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class Level(models.TextChoices):
@@ -97,7 +130,7 @@ class Creator(TenantOwned):
         return self.name
 
 
-class ContentItem(TenantOwned):
+class ContentItem(CaptionedMedia, TenantOwned):
     class Kind(models.TextChoices):
         COURSE = "course", _("Course")
         ARTICLE = "article", _("Article")
@@ -201,6 +234,7 @@ class ContentItem(TenantOwned):
     def clean(self) -> None:
         if self.kind == self.Kind.LIVE and not self.starts_at:
             raise ValidationError({"starts_at": _("A live session needs a start time.")})
+        self.captions_check(plays=self.media_kind != "file")
         self.charge_step_check("price")
 
 
@@ -240,7 +274,7 @@ class Section(TenantOwned):
         return self.title
 
 
-class Lesson(TenantOwned):
+class Lesson(CaptionedMedia, TenantOwned):
     class Kind(models.TextChoices):
         TEXT = "text", _("Text")
         VIDEO = "video", _("Video")
@@ -269,6 +303,9 @@ class Lesson(TenantOwned):
     @property
     def media_kind(self) -> str:
         return self.kind if self.kind in (self.Kind.AUDIO, self.Kind.VIDEO) else "file"
+
+    def clean(self) -> None:
+        self.captions_check(plays=self.media_kind != "file")
 
 
 class ItemVersion(TenantOwned):

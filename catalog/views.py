@@ -1,5 +1,5 @@
 """The learner's storefront: home, browse and search, item, creator, bundle and path pages, My learning, the lesson
-player, progress, reviews and the checked media view.
+player, progress, reviews and the checked media and captions views.
 
 Listing pages render their public part once per catalog generation (see ``services.catalog_generation``) and keep
 it in the cache; what depends on the person (access, progress, their review) is added around it on every request.
@@ -31,7 +31,7 @@ from recommender import storefront as recommendations
 from . import selectors, services
 from .access import can_access
 from .forms import BrowseForm, ProgressForm, ReviewForm
-from .media import media_response
+from .media import captions_response, media_response
 from .models import ContentItem, Lesson
 
 PAGE_SIZE = 24
@@ -274,6 +274,25 @@ def lesson_media(request, slug: str, lesson_id: int):
         raise Http404("No media here.")
     download = lesson.media.name.rsplit("/", 1)[-1] if lesson.kind == Lesson.Kind.FILE else None
     return media_response(request, lesson.media.name, download_name=download)
+
+
+@storefront_only
+def item_captions(request, slug: str):
+    """The captions of an item's audio or video, to whoever may play it."""
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    if not item.captions or not can_access(request.user, item):
+        raise Http404("No captions here.")
+    return captions_response(item.captions.name)
+
+
+@storefront_only
+def lesson_captions(request, slug: str, lesson_id: int):
+    """The captions of a lesson's audio or video: open like its media, to everyone on a free preview."""
+    item = selectors.item_for_storefront(slug=slug, user=request.user)
+    lesson = get_object_or_404(Lesson, pk=lesson_id, item=item)
+    if not lesson.captions or not can_access(request.user, item, lesson):
+        raise Http404("No captions here.")
+    return captions_response(lesson.captions.name)
 
 
 def _suffix(name: str) -> str:

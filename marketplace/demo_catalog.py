@@ -36,6 +36,7 @@ from catalog.models import (
     Review,
     Section,
     Tag,
+    captions_upload_to,
     media_upload_to,
 )
 from catalog.services import (
@@ -310,6 +311,24 @@ def _body(item: PlannedItem, rng: random.Random) -> str:
 
 # --- generated media --------------------------------------------------------------------------------------------------
 
+DEMO_CAPTIONS = {
+    "en": ["Welcome to the course.", "In this lesson we see why it matters.", "Follow along with the notes below.",
+           "See you in the next lesson."],
+    "zh-hans": ["欢迎来到本课程。", "这一节我们来看它为什么重要。", "请对照下面的笔记学习。", "我们下一节见。"],
+}
+
+
+def webvtt_bytes(lines: list[str], *, seconds: float = 16.0) -> bytes:
+    """WebVTT captions showing ``lines`` in turn over ``seconds`` (the demo video's length)."""
+    step = seconds / len(lines)
+
+    def stamp(t: float) -> str:
+        return f"00:{int(t) // 60:02d}:{int(t) % 60:02d}.{round(t % 1 * 1000):03d}"
+
+    cues = [f"{stamp(i * step)} --> {stamp((i + 1) * step)}\n{line}" for i, line in enumerate(lines)]
+    return ("WEBVTT\n\n" + "\n\n".join(cues) + "\n").encode()
+
+
 def wav_bytes(notes: list[float], *, seconds: float = 12.0, rate: int = 8000) -> bytes:
     """A mono 16-bit WAV playing ``notes`` (Hz) in turn, each faded in and out so it does not click."""
     per_note = int(seconds * rate / len(notes))
@@ -403,12 +422,13 @@ class _CatalogBuilder:
     def zh(self) -> bool:
         return self.primary == "zh-hans"
 
-    def stored_media(self, filename: str, make) -> str:
+    def stored_media(self, filename: str, make, upload_to=media_upload_to) -> str:
         """The name of a tenant's shared demo media file in private storage, written the first time it is needed."""
         if filename not in self.media_names:
-            # The storage the media fields read from (the private one, resolved when the models loaded).
+            # The storage the media (and captions) fields read from (the private one, resolved when the models
+            # loaded).
             storage = ContentItem._meta.get_field("media").storage
-            name = media_upload_to(ContentItem(tenant=self.tenant), f"demo-{filename}")
+            name = upload_to(ContentItem(tenant=self.tenant), f"demo-{filename}")
             if not storage.exists(name):
                 name = storage.save(name, ContentFile(make()))
             self.media_names[filename] = name
@@ -421,6 +441,10 @@ class _CatalogBuilder:
         # There is no video encoder here: a video's media is its WAV audio track, which browsers play in <video>.
         return self.stored_media("lecture-video.wav", lambda: wav_bytes([220.0, 277.18, 329.63, 440.0] * 3,
                                                                          seconds=16.0))
+
+    def video_captions(self, language: str) -> str:
+        return self.stored_media(f"lecture-video.{language}.vtt", lambda: webvtt_bytes(DEMO_CAPTIONS[language]),
+                                 upload_to=captions_upload_to)
 
     def latin_name(self) -> str:
         return self.tenant.name.encode("ascii", "ignore").decode().strip()
@@ -560,6 +584,10 @@ class _CatalogBuilder:
                     lesson.body = (f"Notes for “{title}”." if english else f"《{title}》课堂笔记。")
                     lesson.media = {Lesson.Kind.VIDEO: self.video, Lesson.Kind.AUDIO: self.audio}.get(
                         kind, self.worksheet)()
+                    if first and planned.slug == PYTHON_COURSE:  # the free preview everyone can play
+                        language = "en" if english else "zh-hans"
+                        lesson.captions = self.video_captions(language)
+                        lesson.transcript = "\n\n".join(DEMO_CAPTIONS[language])
                 lesson_refresh_derived(lesson=lesson)
                 lessons.append(lesson)
                 seconds += lesson.duration_seconds
