@@ -6,12 +6,14 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.utils import url_str_to_user_pk
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from marketplace.models import Tenant
 from marketplace.tenancy import current_tenant
 
 from .models import Membership, User
+from .selectors import email_language, email_owner
 from .services import membership_join
 
 
@@ -58,10 +60,17 @@ class AccountAdapter(DefaultAccountAdapter):
 
     def send_mail(self, template_prefix: str, email: str, context: dict) -> None:
         """allauth's mail (address confirmation, password reset, security notices) names the storefront it was
-        asked on, not the request's host: ``site_name`` and ``site_url`` for the templates in templates/account/."""
+        asked on, not the request's host: ``site_name`` and ``site_url`` for the templates in templates/account/.
+
+        It is in the language of the person it goes to (the account it names, else the one holding the address): the
+        one they chose, else the one of the page it was asked from (a new account's confirmation, a reset asked for
+        an address that has no account)."""
         tenant = current_tenant()
         url = tenant.url("/") if tenant is not None else self.request.build_absolute_uri("/")
-        super().send_mail(template_prefix, email, {"site_name": site_name(tenant), "site_url": url, **context})
+        person = context.get("user") or email_owner(email=email)
+        language = email_language(user=person, tenant=tenant, reading=getattr(self.request, "LANGUAGE_CODE", None))
+        with translation.override(language):
+            super().send_mail(template_prefix, email, {"site_name": site_name(tenant), "site_url": url, **context})
 
     def format_email_subject(self, subject: str) -> str:
         return _("%(site)s: %(subject)s") % {"site": site_name(current_tenant()), "subject": subject}
@@ -73,4 +82,10 @@ class AccountAdapter(DefaultAccountAdapter):
         tenant = getattr(request, "tenant", None)
         if tenant is not None:
             membership_join(tenant=tenant, user=user)
+        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
+        if not user.language and chosen in dict(settings.LANGUAGES):
+            # Chosen in the language menu before signing up or in: their account keeps it, so mail follows it too.
+            from .services import profile_update
+
+            profile_update(user=user, language=chosen)
         return super().post_login(request, user, **kwargs)

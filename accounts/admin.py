@@ -28,7 +28,7 @@ class UserAdmin(DjangoUserAdmin):
     search_fields = ["email", "display_name"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
-        (_("Profile"), {"fields": ["display_name", "first_name", "last_name"]}),
+        (_("Profile"), {"fields": ["display_name", "first_name", "last_name", "language"]}),
         (_("Platform"), {"fields": ["is_active", "is_staff", "is_superuser"]}),
         (_("Dates"), {"fields": ["last_login", "date_joined"]}),
     ]

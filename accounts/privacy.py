@@ -182,6 +182,7 @@ def user_data_export(*, user: User) -> dict:
             "display_name": user.display_name,
             "first_name": user.first_name,
             "last_name": user.last_name,
+            "language": user.language,
             "date_joined": user.date_joined.isoformat(),
             "last_login": user.last_login.isoformat() if user.last_login else None,
         },
@@ -227,9 +228,9 @@ def user_erase(*, user: User) -> None:
     EmailAddress.objects.filter(user=user).delete()
     Authenticator.objects.filter(user=user).delete()
     user.email = pseudonym_email
-    user.display_name = user.first_name = user.last_name = ""
+    user.display_name = user.first_name = user.last_name = user.language = ""
     user.is_active = False
     user.erased_at = timezone.now()
     user.set_unusable_password()
-    user.save(update_fields=["email", "display_name", "first_name", "last_name", "is_active", "erased_at",
-                             "password"])
+    user.save(update_fields=["email", "display_name", "first_name", "last_name", "language", "is_active",
+                             "erased_at", "password"])

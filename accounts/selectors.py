@@ -26,6 +26,22 @@ def membership_role(*, user: User, tenant: Tenant) -> str | None:
     return cache[tenant.pk]
 
 
+def email_language(*, user: User | None, tenant: Tenant | None, reading: str | None = None) -> str:
+    """The language of mail to ``user`` (None: an address without an account) from ``tenant`` (None: the platform).
+
+    The language they chose (``User.language``) while it is one we still speak; else, for mail answering a request
+    made on a page (a new account's confirmation), ``reading``: that page's language; else the storefront's default,
+    or the platform's on its own host. What the storefront records for its team stays in the team's language.
+    """
+    supported = dict(settings.LANGUAGES)
+    chosen = getattr(user, "language", "")
+    if chosen in supported:
+        return chosen
+    if reading in supported:
+        return reading
+    return tenant.default_language if tenant is not None else settings.LANGUAGE_CODE
+
+
 def user_can_buy(*, user: User) -> bool:
     """Buying needs a verified email address."""
     return EmailAddress.objects.filter(user=user, verified=True).exists()

@@ -175,3 +175,17 @@ def membership_set_role(*, tenant: Tenant, user: User, role: str, actor: User | 
         audit_log_write(tenant=tenant, actor=actor, action="membership.role_changed", target=membership,
                         data={"from": previous, "to": role})
     return membership
+
+
+def profile_update(*, user: User, display_name: str | None = None, language: str | None = None) -> None:
+    """Change what the person chose about themselves; None leaves a field as it is. The values are the ones
+    ``accounts.forms.ProfileForm`` accepts (a language from ``LANGUAGES``, or blank for each storefront's own)."""
+    fields = []
+    if display_name is not None and display_name != user.display_name:
+        user.display_name = display_name
+        fields.append("display_name")
+    if language is not None and language != user.language:
+        user.language = language
+        fields.append("language")
+    if fields:
+        user.save(update_fields=fields)

@@ -9,20 +9,21 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods
 
 from marketplace.errors import ApplicationError
+from marketplace.tenancy import TenantLocaleMiddleware
 from marketplace.views import storefront_only
 
-from .forms import AccountDeleteForm, InvitationPasswordForm
+from .forms import AccountDeleteForm, InvitationPasswordForm, ProfileForm
 from .privacy import user_data_export, user_erase
 from .roles import ADMIN_ROLES
 from .selectors import email_owner, invitation_get_usable
-from .services import invitation_accept
+from .services import invitation_accept, profile_update
 
 
 @storefront_only
@@ -95,6 +96,20 @@ totp_activate = TotpActivateView.as_view()
 
 
 @login_required
+def profile_view(request):
+    user = request.user
+    form = ProfileForm(request.POST or None, initial={"display_name": user.display_name, "language": user.language})
+    if request.method == "POST" and form.is_valid():
+        profile_update(user=user, display_name=form.cleaned_data["display_name"],
+                       language=form.cleaned_data["language"])
+        # Said in the language the next page speaks, which may be the one just chosen.
+        with translation.override(TenantLocaleMiddleware.language_for(request, user)):
+            messages.success(request, _("Your profile is saved."))
+        return redirect("profile")
+    return render(request, "accounts/profile.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
 def privacy_view(request):
     return render(request, "accounts/privacy.html", {"delete_form": AccountDeleteForm(user=request.user)})
 
@@ -109,8 +124,10 @@ def privacy_export(request):
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "HEAD", "POST"])
 def privacy_delete(request):
+    if request.method != "POST":
+        return redirect("privacy")  # a link or a reload of the refused form: the page where the form is
     form = AccountDeleteForm(request.POST, user=request.user)
     if form.is_valid():
         try:

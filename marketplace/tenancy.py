@@ -185,19 +185,34 @@ class TenantMiddleware:
 
 
 class TenantLocaleMiddleware(LocaleMiddleware):
-    """The learner's chosen language (cookie) wins; otherwise the storefront's default language."""
+    """The page's language, by one rule: a signed-in person's own (``User.language``, which choosing in the language
+    menu keeps), else the one chosen in this browser (the menu's cookie), else the storefront's default (on a
+    platform host, the browser's).
+
+    The person is known only after the authentication middleware, which runs after this one: the language is set
+    without them first (a page refused before any view, such as a NUL byte's 400, speaks it) and once more before
+    the view. Only a request with a session cookie is looked at for a person, so an anonymous page never reads the
+    session (and so never varies by cookie) for its language.
+    """
+
+    @staticmethod
+    def language_for(request, user=None) -> str:
+        supported = dict(settings.LANGUAGES)
+        for chosen in (getattr(user, "language", ""), request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)):
+            if chosen in supported:
+                return chosen
+        if getattr(request, "tenant", None) is not None:
+            return request.tenant.default_language
+        return translation.get_language_from_request(request)
 
     def process_request(self, request):
-        chosen = request.COOKIES.get(settings.LANGUAGE_COOKIE_NAME)
-        supported = dict(settings.LANGUAGES)
-        if chosen in supported:
-            language = chosen
-        elif getattr(request, "tenant", None) is not None:
-            language = request.tenant.default_language
-        else:
-            language = translation.get_language_from_request(request)
-        translation.activate(language)
+        translation.activate(self.language_for(request))
         request.LANGUAGE_CODE = translation.get_language()
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and request.user.is_authenticated:
+            translation.activate(self.language_for(request, request.user))
+            request.LANGUAGE_CODE = translation.get_language()
 
 
 def tenant_context(request) -> dict:

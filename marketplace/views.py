@@ -28,10 +28,12 @@ def storefront_only(view):
 
 
 def language(request):
-    """Switch the interface language (a cookie) and go back.
+    """Switch the interface language (a cookie) and go back; a signed-in person keeps it on their account too, so
+    that their other browsers and the storefronts' emails to them follow it.
 
-    A GET form, unlike Django's ``set_language``: choosing a language is harmless to forge, and pages without a
-    CSRF token can be cached whole for visitors who are not signed in.
+    A GET form, unlike Django's ``set_language``: choosing a language is harmless to forge (at worst a person's pages
+    and mail change language until they choose again), and pages without a CSRF token can be cached whole for
+    visitors who are not signed in.
     """
     target = request.GET.get("next", "/")
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
@@ -44,6 +46,10 @@ def language(request):
                             path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,
                             secure=settings.LANGUAGE_COOKIE_SECURE, httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
                             samesite=settings.LANGUAGE_COOKIE_SAMESITE)
+        if request.user.is_authenticated:
+            from accounts.services import profile_update
+
+            profile_update(user=request.user, language=code)
     return response
 
 

@@ -5,6 +5,8 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts.adapter import from_address
+from accounts.models import User
+from accounts.selectors import email_language
 from marketplace.errors import ApplicationError
 from marketplace.tasks import for_each_storefront
 from marketplace.tenancy import TenantTask, current_tenant
@@ -12,22 +14,22 @@ from marketplace.tenancy import TenantTask, current_tenant
 from .models import Order
 
 
-def _mail(tenant, template: str, to: str, context: dict) -> None:
+def _mail(tenant, template: str, to: User, context: dict) -> None:
     """Send ``payments/email/<template>_subject.txt`` and ``_message.txt`` to one person, from the storefront and in
-    its language."""
+    their language (``accounts.selectors.email_language``)."""
     context = {"tenant": tenant, **context}
-    with translation.override(tenant.default_language):
+    with translation.override(email_language(user=to, tenant=tenant)):
         send_mail(subject=render_to_string(f"payments/email/{template}_subject.txt", context).strip(),
                   message=render_to_string(f"payments/email/{template}_message.txt", context),
-                  from_email=from_address(tenant), recipient_list=[to])
+                  from_email=from_address(tenant), recipient_list=[to.email])
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
 def receipt_send(*, tenant_id: int, order_id: int) -> None:
-    """Email the receipt of a paid order, in the storefront's language (SMTP errors are retried)."""
+    """Email the receipt of a paid order, in the learner's language (SMTP errors are retried)."""
     tenant = current_tenant()
     order = Order.objects.select_related("user").prefetch_related("lines").get(pk=order_id)
-    _mail(tenant, "receipt", order.user.email,
+    _mail(tenant, "receipt", order.user,
           {"order": order, "url": tenant.url(reverse("payments:order", args=[order.number]))})
 
 
@@ -40,13 +42,12 @@ def renewal_email_send(*, tenant_id: int, subscription_id: int) -> None:
     if sub.status != Subscription.Status.PAST_DUE or sub.renewal_order is None:
         return  # paid or ended (a refund, say) since the sweep queued this: nothing to pay any more
     tenant = sub.tenant
-    _mail(tenant, "renewal", sub.user.email, {"sub": sub, "url": tenant.url(reverse("payments:subscription"))})
+    _mail(tenant, "renewal", sub.user, {"sub": sub, "url": tenant.url(reverse("payments:subscription"))})
 
 
 @shared_task(base=TenantTask, autoretry_for=(OSError,), retry_backoff=True, retry_jitter=True, max_retries=5)
 def refund_notice_send(*, tenant_id: int, refund_id: int) -> None:
-    """Tell the learner what was refunded of their order and what it means for their access, in the storefront's
-    language."""
+    """Tell the learner what was refunded of their order and what it means for their access, in their language."""
     from .models import Refund
 
     refund = Refund.objects.select_related("payment__order__user").get(pk=refund_id)
@@ -54,7 +55,7 @@ def refund_notice_send(*, tenant_id: int, refund_id: int) -> None:
     if refund.failed_at is not None or not order.user.in_use:
         return  # undone since it was queued, or nobody to tell
     tenant = current_tenant()
-    _mail(tenant, "refund", order.user.email,
+    _mail(tenant, "refund", order.user,
           {"refund": refund, "order": order, "fully": order.status == Order.Status.REFUNDED,
            "url": tenant.url(reverse("payments:order", args=[order.number]))})
 
@@ -70,7 +71,7 @@ def promoter_email_send(*, tenant_id: int, promoter_id: int, reason: str) -> Non
         return  # suspended since, or gone: nothing to announce
     tenant = current_tenant()
     template = {"invited": "promoter_invited", "approved": "promoter_approved"}[reason]
-    _mail(tenant, template, promoter.user.email, {"url": tenant.url(reverse("payments:promote"))})
+    _mail(tenant, template, promoter.user, {"url": tenant.url(reverse("payments:promote"))})
 
 
 @shared_task(base=TenantTask)

@@ -19,7 +19,9 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
+from accounts.adapter import from_address
 from accounts.models import Membership, Role, in_use
+from accounts.selectors import email_language
 from catalog.selectors import items_on_sale
 
 from .models import LearnerPreference
@@ -89,7 +91,8 @@ def digest_send(*, tenant, user, now: datetime | None = None) -> bool:
     Call in the tenant's scope and transaction (the task does): the "last sent" mark commits with the decision.
     A learner who erased their account, was switched off or left the storefront since the beat listed them gets
     nothing, and nothing is written about them. A due digest with nothing in it is not sent but still marked: the
-    learner is next due a period later instead of taking a place in every hourly batch.
+    learner is next due a period later instead of taking a place in every hourly batch. It is written in the
+    learner's language (``accounts.selectors.email_language``).
     """
     now = now or timezone.now()
     if not recipients().filter(user=user).exists():
@@ -110,7 +113,7 @@ def digest_send(*, tenant, user, now: datetime | None = None) -> bool:
         preference.last_digest_at = now
         preference.save(update_fields=["last_digest_at"])
         return False
-    with translation.override(tenant.default_language):
+    with translation.override(email_language(user=user, tenant=tenant)):
         unsubscribe = tenant.url(reverse("recommender:unsubscribe", args=[unsubscribe_token(user=user,
                                                                                             tenant=tenant)]))
 
@@ -123,7 +126,7 @@ def digest_send(*, tenant, user, now: datetime | None = None) -> bool:
         message = EmailMultiAlternatives(
             subject=render_to_string("recommender/email/digest_subject.txt", context).strip(),
             body=render_to_string("recommender/email/digest_message.txt", context),
-            to=[user.email],
+            to=[user.email], from_email=from_address(tenant),
             # RFC 8058: mail clients offer their own unsubscribe button, which POSTs to the link.
             headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
         )
