@@ -25,12 +25,12 @@ def plan(tenant_a, programme):  # noqa: F811
                                                interval="month", grace_days=3)
 
 
-def subscribed_through(tenant, seller: Promoter):
-    """A learner follows the promoter's link and subscribes; at the period's end the sweep opens their renewal.
-    Returns the first order, the renewal order, and a way to pay the renewal."""
+def subscribed_through(tenant, seller: Promoter | None = None, link: str = ""):
+    """A learner follows the promoter's link (or ``link``, a query string) and subscribes; at the period's end the
+    sweep opens their renewal. Returns the first order, the renewal order, and a way to pay the renewal."""
     learner = member(tenant)
     client = host_client("alpha.test", learner)
-    client.get(f"/?ref={seller.code}")
+    client.get(f"/?{link or f'ref={seller.code}'}")
     buy(client, "plan=all")
     with scope(tenant=tenant):
         first = Order.objects.get(user=learner)
@@ -101,16 +101,9 @@ def test_with_renewal_commissions_on_the_partner_who_brought_the_subscription_ea
     with scope(tenant=tenant_a):
         services.split_rule_create(tenant=tenant_a, actor=None, partner_commission_bp=2000)
     school = channel(tenant_a)
-    learner = member(tenant_a)
-    client = host_client("alpha.test", learner)
-    client.get(f"/?zc={school.code}")
-    buy(client, "plan=all")
+    first, renewal, pay = subscribed_through(tenant_a, link=f"zc={school.code}")
     with scope(tenant=tenant_a):
-        first = Order.objects.get(user=learner)
-        sub = Subscription.objects.get(user=learner)
-        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
-        renewal = Order.objects.get(user=learner, source="renewal")
         assert renewal.partner == school and renewal.channel is None
         assert renewal.attribution["partner"] == {**first.attribution["partner"], "renewal_of": first.number}
-    pay_renewal(client, sub)
+    pay()
     assert earned(tenant_a, first, "partner") == earned(tenant_a, renewal, "partner") == {school.pk: 580}
