@@ -520,7 +520,7 @@ def checkout_resume(*, order: Order, user) -> str:
         try:
             purchase_check(user=user, item=line.item, bundle=line.bundle, plan=line.plan)
         except ApplicationError:
-            payment_expire(payment=payment, reason="can no longer be bought", actor=user)
+            payment_expire(payment=payment, reason=Payment.UNBUYABLE, actor=user)
             raise
     if not payment.is_overdue:
         return existing_checkout(order, user).redirect_url
@@ -769,7 +769,7 @@ def checkouts_owned_close(*, user) -> int:
         except ApplicationError:
             for payment in order.payments.filter(status=Payment.Status.PENDING):
                 try:
-                    closed += payment_expire(payment=payment, reason="can no longer be bought")
+                    closed += payment_expire(payment=payment, reason=Payment.UNBUYABLE)
                 except ApplicationError as exc:
                     logger.warning("checkout %s not closed: %s", payment.pk, exc.message)
     return closed

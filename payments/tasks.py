@@ -1,3 +1,5 @@
+import logging
+
 from celery import shared_task
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
@@ -12,6 +14,8 @@ from marketplace.tasks import for_each_storefront
 from marketplace.tenancy import TenantTask, current_tenant
 
 from .models import Order
+
+logger = logging.getLogger(__name__)
 
 
 def _mail(tenant, template: str, to: User, context: dict) -> None:
@@ -137,8 +141,6 @@ def ledger_heads_publish_all() -> int:
 def paid_twice_refund(self, *, tenant_id: int, payment_id: int) -> int | None:
     """Refund a payment for what the learner already owned. A provider that cannot be reached is asked again; one
     that refuses is left to the team, whom the order's "paid twice" audit entry and this log tell."""
-    import logging
-
     from .models import Payment
     from .services import paid_twice_refund as refund
 
@@ -147,8 +149,7 @@ def paid_twice_refund(self, *, tenant_id: int, payment_id: int) -> int | None:
     except ApplicationError as exc:
         if exc.code == "provider_unavailable" and self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=60 * 2 ** self.request.retries) from exc  # 1 to 32 minutes
-        logging.getLogger(__name__).error("payment %s was paid twice and is not refunded: %s", payment_id,
-                                          exc.message)
+        logger.error("payment %s was paid twice and is not refunded: %s", payment_id, exc.message)
         return None
     return made.pk if made else None
 

@@ -227,6 +227,7 @@ class Payment(TenantOwned):
 
     TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}}
     EXPIRED = "checkout expired"  # the failure reason of a checkout closed because its time ran out
+    UNBUYABLE = "can no longer be bought"  # ... closed because the learner got what it buys meanwhile
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
     provider = models.CharField(_("provider"), max_length=20)
