@@ -32,7 +32,7 @@ def seed_payments(*, tenant, actor, people: dict) -> dict:
                                    promoter_second_level_bp=300)
     for slug, name, interval, price in PLANS.get(tenant.currency, PLANS["USD"]):
         SubscriptionPlan.objects.get_or_create(tenant=tenant, slug=slug, defaults={
-            "name": name, "interval": interval, "price": price})
+            "name": name, "interval": interval, "price": price, "creators_share": True})
     Coupon.objects.get_or_create(tenant=tenant, code="WELCOME10", defaults={"kind": "percent", "value": 1000})
 
     slug = tenant.slug

@@ -483,7 +483,7 @@ class JournalEntryAdmin(ReadOnlyAdmin):
 
 @admin.register(SubscriptionPlan)
 class SubscriptionPlanAdmin(PriceAdminMixin, TenantScopedAdmin):
-    list_display = ["name", "interval", "price_display", "grace_days", "is_active"]
+    list_display = ["name", "interval", "price_display", "grace_days", "creators_share", "is_active"]
     filter_horizontal = ["categories"]
     prepopulated_fields = {"slug": ["name"]}
 

@@ -452,12 +452,12 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             # A plan's line keeps the period its price pays for, as it keeps the price: the plan may change before
             # the payment arrives.
             interval = subscription.interval if subscription is not None else plan.interval if plan else ""
-            # An item's or a bundle's line keeps the creators' shares it was sold with, as the order keeps its split
-            # rule: the team's later edits apply to later sales.
+            # A line keeps the creators' shares it was sold with (a shared plan's: of the items it covers now), as
+            # the order keeps its split rule: the team's later edits apply to later sales.
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, interval=interval,
                                      discount=q.discount, tax=q.tax, total=q.total,
-                                     shares=None if plan else line_shares(item=item, bundle=bundle))
+                                     shares=line_shares(item=item, bundle=bundle, plan=plan))
             payment, url = _payment_open(order, gateway=gateway, request=request)
             audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
                             data={"total": q.total, "currency": currency, "source": source})
@@ -582,16 +582,31 @@ def _postings(order: Order, payment_provider: str, clearing_amount: int, parts: 
                                                             for share, part in parts.items()]
 
 
-def line_shares(*, item=None, bundle=None) -> list:
-    """What an item's or a bundle's line is shared between: ``[[item, weight, [[creator, share bp], ...]], ...]``.
+def line_shares(*, item=None, bundle=None, plan=None) -> list | None:
+    """What an item's, a bundle's or a plan's line is shared between: ``[[item, weight, [[creator, share bp], ...]],
+    ...]``; None for a plan the storefront keeps (not ``creators_share``).
 
-    A bundle's amount is divided between its items by their prices (weights). Creators take the shares of each
-    item's published version, which the storefront's chain records (``catalog.ItemVersion``), so a creator's
-    statement shows what each sale paid them by; an item with no published version yet takes its current credits.
+    A bundle's amount is divided between its items by their prices (weights), and so is a shared plan's, between the
+    paid items it gives access to now: the published ones, in its tier's categories or the whole catalog. A free
+    item earns nothing from a plan, since nobody needs the plan for it. A plan's items credited alike (the same
+    creators with the same shares, or none) are one piece with no item named, so that a large catalog's order lines
+    stay small. Creators take the shares of each item's published
+    version, which the storefront's chain records (``catalog.ItemVersion``), so a creator's statement shows what
+    each sale paid them by; an item with no published version yet takes its current credits.
     """
-    from catalog.models import ItemCreator, ItemVersion
+    from catalog.models import ContentItem, ItemCreator, ItemVersion
 
-    items = [(item.pk, 1)] if item is not None else list(bundle.items.order_by("id").values_list("id", "price"))
+    if plan is not None:
+        if not plan.creators_share:
+            return None
+        covered = ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED, price__gt=0)
+        if plan.categories.exists():
+            covered = covered.filter(categories__in=plan.categories.all()).distinct()
+        items = list(covered.order_by("id").values_list("id", "price"))
+    elif item is not None:
+        items = [(item.pk, 1)]
+    else:
+        items = list(bundle.items.order_by("id").values_list("id", "price"))
     ids = [item_id for item_id, _price in items]
     creators: dict[int, list[list[int]]] = {}
     for item_id, credits in ItemVersion.objects.filter(item_id__in=ids, number=F("item__version")).values_list(
@@ -601,6 +616,12 @@ def line_shares(*, item=None, bundle=None) -> list:
             item_id__in=[item_id for item_id in ids if item_id not in creators]).order_by(
             "position", "id").values_list("item_id", "creator_id", "share_bp"):
         creators.setdefault(item_id, []).append([creator_id, share_bp])
+    if plan is not None:
+        alike: dict[tuple, int] = {}  # creators and shares -> the weight of the items credited so
+        for item_id, price in items:
+            key = tuple(map(tuple, creators.get(item_id, [])))
+            alike[key] = alike.get(key, 0) + price
+        return [[None, weight, [list(credit) for credit in key]] for key, weight in alike.items()]
     return [[item_id, max(price, 1), creators.get(item_id, [])] for item_id, price in items]
 
 
@@ -629,7 +650,7 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (amount without tax, its creators' shares)
     for line in order.lines.select_related("bundle") if lines is None else lines:
         net = line.total - line.tax
-        if line.plan_id:  # a subscription has no creator part
+        if line.plan_id and line.shares is None:  # a plan the storefront keeps: no creator part
             pieces.append((net, []))
             continue
         # Orders placed before lines kept their shares take the current ones.

@@ -196,8 +196,9 @@ class OrderLine(TenantOwned):
     total = models.PositiveBigIntegerField()
     shares = models.JSONField(
         null=True, blank=True, editable=False,
-        help_text="An item's or a bundle's line: its items with their weights and creators' shares, as sold "
-                  "([[item, weight, [[creator, share bp], ...]], ...]; from each item's published version).")
+        help_text="An item's or a bundle's line, or a plan's shared with creators: its items with their weights and "
+                  "creators' shares, as sold ([[item, weight, [[creator, share bp], ...]], ...]; from each item's "
+                  "published version; a plan's items credited alike are one [null, weight, [...]]).")
 
     class Meta:
         ordering = ["id"]

@@ -34,6 +34,13 @@ class SubscriptionPlan(TenantOwned):
     grace_days = models.PositiveIntegerField(
         _("grace period (days)"), default=3, validators=[MaxValueValidator(365)],
         help_text=_("How long access continues after a renewal is due but not yet paid."))
+    creators_share = models.BooleanField(
+        _("shared with creators"), default=False,
+        help_text=_("Each payment for the plan is shared with the creators of the paid items it gives access to, as a "
+                    "bundle's is: divided between those items by their prices, each item's creators taking their "
+                    "shares of its part after the platform fee and commissions. A renewal is shared between the items "
+                    "the plan covers when it is renewed. Off, the storefront keeps what the fee and commissions "
+                    "leave."))
     is_active = models.BooleanField(
         _("on sale"), default=True,
         help_text=_("Off sale, the plan takes no new subscribers; those it has keep renewing until they cancel or "
