@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import Q
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.text import slugify
 from django.utils.translation import gettext_lazy as _
 
@@ -24,6 +27,7 @@ from marketplace.money import CURRENCY_EXPONENTS, format_money
 
 from . import services
 from .admin_import import export_selected_as_csv, import_export_urls
+from .media import captions_response, media_response
 from .models import (
     Bundle,
     Category,
@@ -37,6 +41,8 @@ from .models import (
     Section,
     Tag,
 )
+from .storage import private_storage
+from .widgets import PrivateFileWidget
 
 Status = ContentItem.Status
 
@@ -120,6 +126,62 @@ class TenantInlineMixin:
         return TenantFormSet
 
 
+def _private_file_url(file) -> str:
+    """The admin's address of an item's or a lesson's private file (``ContentItemAdmin.private_file_view``)."""
+    owner = file.instance
+    if isinstance(owner, Lesson):
+        return reverse("admin:catalog_contentitem_lesson_file", args=[owner.item_id, owner.pk, file.field.name])
+    return reverse("admin:catalog_contentitem_file", args=[owner.pk, file.field.name])
+
+
+class PrivateFilesMixin:
+    """Media and captions sit on the private storage, whose URLs are never served: their link on the item's page
+    (the "Currently" line of the file input, or the file shown read-only on an item the person may only view) goes
+    to the admin's own view of the file instead."""
+
+    _shown_read_only = {"media": "media_file", "captions": "captions_file"}
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.FileField) and db_field.storage is private_storage():
+            kwargs["widget"] = PrivateFileWidget(url_for=_private_file_url)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def _read_only(self, request, item) -> bool:
+        # Lessons are edited on their item's page, and read-only there when the item is.
+        return item is not None and not self.admin_site.get_model_admin(ContentItem).has_change_permission(
+            request, item)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self._read_only(request, obj):
+            return fieldsets
+
+        def swap(field):
+            if isinstance(field, list | tuple):
+                return tuple(swap(f) for f in field)
+            return self._shown_read_only.get(field, field)
+
+        return [(name, {**options, "fields": [swap(f) for f in options["fields"]]}) for name, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if self._read_only(request, obj):
+            fields = [*fields, *self._shown_read_only.values()]
+        return fields
+
+    @staticmethod
+    def _file_link(file) -> str:
+        return format_html('<a href="{}">{}</a>', _private_file_url(file), file.name) if file else "-"
+
+    @admin.display(description=ContentItem._meta.get_field("media").verbose_name)
+    def media_file(self, obj):
+        return self._file_link(obj.media)
+
+    @admin.display(description=ContentItem._meta.get_field("captions").verbose_name)
+    def captions_file(self, obj):
+        return self._file_link(obj.captions)
+
+
 class ItemCreatorFormSet(forms.BaseInlineFormSet):
     def clean(self):
         super().clean()
@@ -144,7 +206,7 @@ class SectionInline(TenantInlineMixin, admin.TabularInline):
     fields = ["title", "position"]
 
 
-class LessonInline(TenantInlineMixin, admin.StackedInline):
+class LessonInline(PrivateFilesMixin, TenantInlineMixin, admin.StackedInline):
     model = Lesson
     extra = 0
     fields = [("section", "kind", "is_preview", "position"), "title", "body", ("media", "duration_seconds"),
@@ -176,7 +238,7 @@ class ContentItemForm(forms.ModelForm):
 
 
 @admin.register(ContentItem)
-class ContentItemAdmin(PriceAdminMixin, TenantScopedAdmin):
+class ContentItemAdmin(PrivateFilesMixin, PriceAdminMixin, TenantScopedAdmin):
     form = ContentItemForm
     list_display = ["title", "kind", "status", "version", "price_display", "language", "level", "updated_at"]
     list_filter = ["status", "kind", "level", "language", "is_featured", "categories"]
@@ -285,10 +347,15 @@ class ContentItemAdmin(PriceAdminMixin, TenantScopedAdmin):
                                        share_bp=0)
         services.item_refresh_derived(item=item)
 
-    # --- the workflow buttons ---------------------------------------------------------------------------------------
+    # --- the workflow buttons and the private files -----------------------------------------------------------------
 
     def get_urls(self):
         urls = [
+            # The lesson's address first: the item's ``<path:object_id>`` would take "7/lessons/3" too.
+            path("<path:object_id>/lessons/<int:lesson_id>/file/<str:field>/",
+                 self.admin_site.admin_view(self.private_file_view), name="catalog_contentitem_lesson_file"),
+            path("<path:object_id>/file/<str:field>/", self.admin_site.admin_view(self.private_file_view),
+                 name="catalog_contentitem_file"),
             path("<path:object_id>/workflow/<str:action>/", self.admin_site.admin_view(self.workflow_view),
                  name="catalog_contentitem_workflow"),
             *import_export_urls(self),
@@ -303,6 +370,19 @@ class ContentItemAdmin(PriceAdminMixin, TenantScopedAdmin):
         context["can_submit"] = obj is not None and obj.status == Status.DRAFT and self.has_change_permission(
             request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def private_file_view(self, request, object_id, field, lesson_id=None):
+        """An item's or one of its lessons' media or captions, to whoever may see the item in this admin (its
+        storefront's team, a creator credited on it, the operator), served as the storefront serves them to
+        learners. The item is looked up in the admin's own scope, so another storefront's is a 404."""
+        item = self.get_object(request, object_id)
+        if not self.has_view_or_change_permission(request, item):
+            raise PermissionDenied
+        owner = item if lesson_id is None else get_object_or_404(Lesson, pk=lesson_id, item=item)
+        if field not in ("media", "captions") or not getattr(owner, field):
+            raise Http404("No such file.")
+        name = getattr(owner, field).name
+        return captions_response(name) if field == "captions" else media_response(request, name)
 
     def workflow_view(self, request, object_id, action):
         if request.method != "POST":
