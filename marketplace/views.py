@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.http import Http404, HttpResponse, HttpResponseRedirect
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
+from django.views.decorators.csrf import csrf_exempt
 
 from .models import Tenant
 
@@ -27,20 +29,45 @@ def storefront_only(view):
     return wrapper
 
 
+def _language_next(request, params) -> str:
+    """Where the language menu goes back to: ``next`` when it is an address on this host, else the home page."""
+    target = params.get("next", "/")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        target = "/"
+    return target
+
+
+def _same_origin(request) -> bool:
+    """Whether a POST came from one of this host's pages, by its ``Origin`` (which browsers send with every
+    cross-site POST; a request without one is a same-site form of an older browser, or not a browser)."""
+    origin = request.META.get("HTTP_ORIGIN")
+    return origin is None or origin == f"{'https' if request.is_secure() else 'http'}://{request.get_host()}"
+
+
+@csrf_exempt
 def language(request):
     """Switch the interface language (a cookie) and go back; a signed-in person keeps it on their account too, so
     that their other browsers and the storefronts' emails to them follow it.
 
-    A GET form, unlike Django's ``set_language``: choosing a language is harmless to forge (at worst a person's pages
-    and mail change language until they choose again), and pages without a CSRF token can be cached whole for
-    visitors who are not signed in.
+    A POST, like Django's ``set_language``, since it changes what is saved. A signed-in person's form carries a
+    CSRF token, checked here as the middleware would (the way DRF's ``SessionAuthentication`` does). A visitor who
+    is not signed in gets the form without one: pages for them are cached whole (``catalog.views
+    .anonymous_page_cache``), and a page that used a token is never stored, so a token there would end that cache
+    for every page. Their choice only sets their own browser's cookie, and one posted from another site is ignored.
+
+    A GET (an old bookmark of the former GET form) changes nothing and just goes to ``next``.
     """
-    target = request.GET.get("next", "/")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                           require_https=request.is_secure()):
-        target = "/"
-    response = HttpResponseRedirect(target)
-    code = request.GET.get("language", "")
+    if request.method != "POST":
+        return HttpResponseRedirect(_language_next(request, request.GET))
+    response = HttpResponseRedirect(_language_next(request, request.POST))
+    if request.user.is_authenticated:
+        refused = CsrfViewMiddleware(lambda request: None).process_view(request, None, (), {})
+        if refused is not None:
+            return refused
+    elif not _same_origin(request):
+        return response
+    code = request.POST.get("language", "")
     if code and check_for_language(code) and code in dict(settings.LANGUAGES):
         response.set_cookie(settings.LANGUAGE_COOKIE_NAME, code, max_age=settings.LANGUAGE_COOKIE_AGE,
                             path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN,

@@ -41,7 +41,7 @@ def chinese_reader(tenant, **kwargs) -> User:
 
 def test_a_language_chosen_in_the_menu_signed_in_is_kept_on_the_account_and_spoken_in_a_new_browser(tenant_a):
     learner = member(tenant_a)
-    response = host_client("alpha.test", learner).get("/language/", {"language": "zh-hans", "next": "/browse/"})
+    response = host_client("alpha.test", learner).post("/language/", {"language": "zh-hans", "next": "/browse/"})
     assert response.status_code == 302 and response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "zh-hans"
     learner.refresh_from_db()
     assert learner.language == "zh-hans"
@@ -53,7 +53,7 @@ def test_a_language_chosen_in_the_menu_signed_in_is_kept_on_the_account_and_spok
 
 def test_a_visitors_choice_stays_in_their_browser_and_a_signed_in_persons_language_is_theirs(tenant_a):
     visitor = host_client("alpha.test")
-    visitor.get("/language/", {"language": "zh-hans"})
+    visitor.post("/language/", {"language": "zh-hans"})
     assert page_language(visitor.get("/browse/")) == "zh-hans"
 
     english = member(tenant_a, language="en")
