@@ -8,7 +8,7 @@ from django.db import models
 from django.utils.translation import gettext as _
 
 from marketplace.errors import ApplicationError, NotFound
-from marketplace.models import Tenant
+from marketplace.models import AuditLog, Tenant
 from marketplace.tenancy import platform_scope, tenant_owned_models
 
 from .models import Invitation, Membership, User
@@ -111,9 +111,10 @@ def tenants_holding_user_data(*, user: User) -> list[Tenant]:
     orders and events, their audit entries and the items they wrote or approved, and a storefront can hold an
     invitation to one of their addresses that they never accepted. So: storefronts with a row of any tenant-owned
     model whose foreign key to the user model names them, plus those with an invitation to one of the person's
-    verified addresses. Each is one indexed lookup, all in one UNION statement (a join from Tenant, or where the
-    model hides its reverse relation, as the audit log does, its ``tenant_id`` column). Inactive storefronts are
-    included: their data is still there.
+    verified addresses, and those whose audit log names them in an entry's data (a review of theirs the team deleted).
+    All in one UNION statement of indexed lookups (a join from Tenant, or where the model hides its reverse relation,
+    as the audit log does, its ``tenant_id`` column), but the last, which export and erasure are rare enough to
+    afford. Inactive storefronts are included: their data is still there.
     """
     emails = user_email_addresses(user=user)
     with platform_scope():  # row-level security would otherwise show only the storefront serving the request
@@ -127,5 +128,7 @@ def tenants_holding_user_data(*, user: User) -> list[Tenant]:
                 found.append(Tenant.objects.filter(**{f"{tenant.related_query_name()}__{column}": user}).order_by()
                              .values_list("pk"))
         found.append(Tenant.objects.filter(accounts_invitation_set__email__in=emails).order_by().values_list("pk"))
+        found.append(AuditLog.objects.filter(data__user=user.pk, tenant__isnull=False).order_by()
+                     .values_list("tenant_id"))
         ids = {pk for (pk,) in found[0].union(*found[1:])}
     return list(Tenant.objects.filter(pk__in=ids).order_by("pk"))

@@ -1,5 +1,6 @@
 """What the catalog holds about a person: progress, reviews and their creator profile. Exported on request; the
-learning history and the words of reviews are erased with the account, and cached pages showing them are dropped.
+learning history and the words of reviews (also of reviews the team deleted, which the audit log keeps) are erased
+with the account, and cached pages showing them are dropped.
 A creator profile stays (it is how the storefront credits the work), but one named after the person's address is
 renamed."""
 
@@ -11,6 +12,7 @@ from django.utils.translation import gettext as _
 
 from accounts import privacy
 from accounts.selectors import user_email_addresses
+from marketplace.models import AuditLog
 
 from .models import Creator, ItemProgress, LessonProgress, Review
 from .services import catalog_changed, catalog_name_changed
@@ -74,9 +76,20 @@ def export(user, tenant) -> dict:
     }
 
 
+def _erase_deleted_review_words(user) -> None:
+    """Empty the words of the person's reviews that the team deleted, which their audit entries keep; the rating and
+    the fact of the moderation stay. Entries written before they named the reviewer (no "user" in their data) are
+    not found: nothing in them says whose review it was."""
+    for entry in AuditLog.objects.filter(action="catalog.review_deleted", data__user=user.pk):
+        if entry.data.get("body"):
+            entry.data = {**entry.data, "body": ""}
+            entry.save(update_fields=["data"])
+
+
 def erase(user, tenant) -> None:
     # Ratings stay in the item's totals (they are anonymous there); the words and the learning history go.
     Review.objects.filter(user=user).update(body="")
+    _erase_deleted_review_words(user)
     LessonProgress.objects.filter(user=user).delete()
     ItemProgress.objects.filter(user=user).delete()
     _rename_address_named_profiles(user, tenant)

@@ -320,7 +320,9 @@ def review_delete(*, review: Review, actor) -> None:
             return
         ContentItem.objects.filter(pk=review.item_id).update(rating_count=F("rating_count") - 1,
                                                              rating_sum=F("rating_sum") - review.rating)
+        # "user" names the reviewer, as audit entries about a person do: their export shows the entry and their
+        # erasure empties its words (``catalog.privacy.erase``).
         audit_log_write(tenant=review.tenant, actor=actor, action="catalog.review_deleted", target=review.item,
-                        data={"rating": review.rating, "body": review.body[:200]})
+                        data={"user": review.user_id, "rating": review.rating, "body": review.body[:200]})
         review.delete()
         catalog_changed(review.tenant_id)
