@@ -161,7 +161,8 @@ class ItemPersonal:
 
 
 def item_by_slug(*, slug: str) -> ContentItem | None:
-    return ContentItem.objects.filter(slug=slug).first()
+    """The item page's row, which the page cache keeps: without the transcript, which only the player shows."""
+    return ContentItem.objects.filter(slug=slug).defer("transcript").first()
 
 
 def item_for_storefront(*, slug: str, user, item: ContentItem | None = None) -> ContentItem:

@@ -273,6 +273,14 @@ def test_command_prints_the_holdout_table(world, tenant_a, capsys):
     assert "it is fitted already (--force refits it)" in capsys.readouterr().out
 
 
+def test_command_says_when_another_worker_is_fitting_the_date(world, tenant_a, capsys):
+    with tenant_phase(tenant_a):
+        FitRun.objects.create(tenant=tenant_a, run_date=RUN_DATE, started_at=timezone.now())
+    call_command("recommender_fit", "--tenant", "alpha", "--date", RUN_DATE.isoformat(), "--force", verbosity=0)
+    out = capsys.readouterr().out
+    assert "not fitted now: another worker has been fitting it since" in out and "fitted already" not in out
+
+
 def test_a_run_that_serves_no_model_keeps_learners_also_bought_from_the_serving_run(world, tenant_a):
     """A model replaces the serving one only if it wins: a run that does not (here, too little behaviour once most
     learners turned personalisation off) refreshes "Similar" but leaves "Learners also bought" as it was."""

@@ -8,8 +8,9 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from tqdm import tqdm
 
-from marketplace.tenancy import TenantCommand
+from marketplace.tenancy import TenantCommand, tenant_phase
 from recommender.fitting import fit_run
+from recommender.models import FitRun
 
 STEPS = ["read", "content model", "holdout and candidates", "refit", "top-N for every learner", "similar items",
          "reasons", "personas", "write"]
@@ -39,10 +40,21 @@ class Command(TenantCommand):
                 run = fit_run(tenant=tenant, run_date=run_date, force=options["force"], progress=step)
                 bar.update(bar.total - bar.n)
             if run is None:
-                self.stdout.write(f"{tenant.slug}: {run_date} not fitted now: it is fitted already (--force refits it) "
-                                  "or another worker is fitting it (force again once that has finished).")
+                self.stdout.write(f"{tenant.slug}: {run_date} not fitted now: {self._why_not(tenant, run_date)}.")
                 continue
             self.stdout.write(self._summary(tenant, run))
+
+    @staticmethod
+    def _why_not(tenant, run_date: date) -> str:
+        """Why the date's run was not ours to do, read from its row as it is now."""
+        with tenant_phase(tenant):
+            run = FitRun.objects.filter(run_date=run_date).first()
+        if run is not None and run.status == FitRun.Status.SUCCEEDED:
+            return "it is fitted already (--force refits it)"
+        if run is not None and run.status == FitRun.Status.RUNNING:
+            since = timezone.localtime(run.started_at).isoformat(timespec="seconds")
+            return f"another worker has been fitting it since {since} (force again once that has finished)"
+        return "another worker took it over (see Fit runs in the admin)"
 
     @staticmethod
     def _summary(tenant, run) -> str:
