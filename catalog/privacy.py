@@ -2,7 +2,7 @@
 learning history and the words of reviews (also of reviews the team deleted, which the audit log keeps) are erased
 with the account, and cached pages showing them are dropped.
 A creator profile stays (it is how the storefront credits the work), but one named after the person's address is
-renamed."""
+renamed, also in the published versions' snapshots."""
 
 import re
 
@@ -14,7 +14,7 @@ from accounts import privacy
 from accounts.selectors import user_email_addresses
 from marketplace.models import AuditLog
 
-from .models import Creator, ItemProgress, LessonProgress, Review
+from .models import Creator, ItemProgress, ItemVersion, LessonProgress, Review
 from .services import catalog_changed, catalog_name_changed
 
 
@@ -49,6 +49,21 @@ def _rename_address_named_profiles(user, tenant) -> None:
             update.append("slug")
         profile.save(update_fields=update)
         catalog_name_changed(obj=profile)  # the items' credits and search text held the old name
+        _rename_in_published_versions(profile)
+
+
+def _rename_in_published_versions(profile: Creator) -> None:
+    """Published versions keep the credits they were published with, names included, and distribution pushes a
+    version's snapshot: the profile's new name replaces the old one there too. The chain records a version's creators
+    by id and share, not name, and its content hash (of what was published then) is never worked out again from the
+    snapshot, so both still verify."""
+    credited = [pk for pk, credits in ItemVersion.objects.values_list("pk", "snapshot__creators")
+                if any(credit.get("creator") == profile.pk for credit in credits or [])]
+    for version in ItemVersion.objects.filter(pk__in=credited):
+        version.snapshot = {**version.snapshot, "creators": [
+            {**credit, "name": profile.name} if credit.get("creator") == profile.pk else credit
+            for credit in version.snapshot["creators"]]}
+        version.save(update_fields=["snapshot"])
 
 
 def export(user, tenant) -> dict:

@@ -8,7 +8,9 @@ from django_scopes import scope, scopes_disabled
 
 from accounts.models import Role
 from accounts.privacy import user_erase
+from catalog.models import ItemVersion
 from marketplace.models import AuditLog
+from payments.ledger import ledger_verify
 from payments.models import Order, Promoter, ReferralTouch, WebhookEvent
 from payments.promoters import promoter_decide
 from tests.catalog.test_admin import item_form
@@ -166,6 +168,11 @@ def test_a_creator_profile_named_after_the_persons_address_is_renamed_on_erasure
     assert "lin" not in item.search_text
     page = host_client("alpha.test").get(f"/item/{item.slug}/").content.decode()
     assert "lin.private" not in page and "linprivate" not in page and "Mei Chen" in page
+    # The published version, which distribution pushes, credits the new name; the chain still verifies.
+    with scope(tenant=tenant_a):
+        [version] = ItemVersion.objects.filter(item=item)
+        assert [c["name"] for c in version.snapshot["creators"]] == [profile.name, "Mei Chen"]
+        assert ledger_verify(tenant=tenant_a).ok
 
 
 def test_a_creator_without_a_display_name_is_not_credited_by_their_address(tenant_a):
