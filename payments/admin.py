@@ -486,6 +486,28 @@ class SubscriptionPlanAdmin(PriceAdminMixin, TenantScopedAdmin):
     list_display = ["name", "interval", "price_display", "grace_days", "creators_share", "is_active"]
     filter_horizontal = ["categories"]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["sharing_now"]
+
+    @admin.display(description=_("a payment shared now"))
+    def sharing_now(self, plan):
+        """One payment at the plan's price as it would be shared today (saved settings, no commission), so the team
+        sees what sharing with creators does before and after turning it on."""
+        from django.utils.html import format_html_join
+
+        from . import splits
+        from .services import plan_payment_parts
+
+        if plan.pk is None:
+            return "-"
+
+        parts = plan_payment_parts(plan=plan)
+        names = dict(Creator.objects.filter(pk__in=[s.party for s in parts if s.kind == "creator"])
+                     .values_list("pk", "name"))
+        label = {splits.TAX: _("Tax"), splits.PLATFORM: _("Platform fee"), splits.TENANT: _("Storefront")}
+        ordered = sorted(parts.items(), key=lambda p: (p[0].kind == "tenant", p[0].kind != "tax", -p[1]))
+        return format_html_join("", "<div>{}: {}</div>", (
+            (label.get(share) or names.get(share.party, share.party), format_money(part, plan.tenant.currency))
+            for share, part in ordered if part))
 
 
 @admin.register(Subscription)

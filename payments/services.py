@@ -629,8 +629,6 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
     """How the order's total is shared: tax, then the lines' amount without tax, in one split by the order's split
     rule and each line's creators' shares as sold. ``lines`` are the order's lines when the caller has read them
     already (with their bundles)."""
-    from marketplace.money import split_largest_remainder
-
     from .promoters import promoter_earns
 
     rule = order.split_rule
@@ -649,22 +647,40 @@ def sale_parts(order: Order, lines: list[OrderLine] | None = None) -> dict[split
             commissions.append((splits.Share("promoter", promoter.pk), bp))
     pieces: list[tuple[int, list[tuple[int, int]]]] = []  # (amount without tax, its creators' shares)
     for line in order.lines.select_related("bundle") if lines is None else lines:
-        net = line.total - line.tax
         if line.plan_id and line.shares is None:  # a plan the storefront keeps: no creator part
-            pieces.append((net, []))
-            continue
-        # Orders placed before lines kept their shares take the current ones.
-        shares = line.shares if line.shares is not None else line_shares(item=line.item, bundle=line.bundle)
-        shares = shares or [[None, 1, []]]  # a bundle emptied before this was stored: one piece, no creators
-        amounts = split_largest_remainder(net, [weight for _item, weight, _creators in shares])
-        pieces += [(amount, [tuple(credit) for credit in creators])
-                   for (_item, _weight, creators), amount in zip(shares, amounts, strict=True)]
+            shares = []
+        else:  # orders placed before lines kept their shares take the current ones
+            shares = line.shares if line.shares is not None else line_shares(item=line.item, bundle=line.bundle)
+        pieces += _line_pieces(line.total - line.tax, shares)
     # One split over the whole order: the fee and commissions are their agreed share of the sale, not a sum of
     # per-item roundings.
     for share, part in splits.split_pieces(pieces, platform_fee_bp=rule.platform_fee_bp,
                                            commissions=commissions).items():
         parts[share] += part
     return dict(parts)
+
+
+def _line_pieces(net: int, shares: list | None) -> list[tuple[int, list[tuple[int, int]]]]:
+    """A line's amount without tax divided between its pieces by their weights: ``[(amount, its creators' shares)]``.
+    No shares (a plan the storefront keeps, a bundle emptied before they were stored) is one piece, no creators."""
+    from marketplace.money import split_largest_remainder
+
+    shares = shares or [[None, 1, []]]
+    amounts = split_largest_remainder(net, [weight for _item, weight, _creators in shares])
+    return [(amount, [tuple(credit) for credit in creators])
+            for (_item, _weight, creators), amount in zip(shares, amounts, strict=True)]
+
+
+def plan_payment_parts(*, plan) -> dict[splits.Share, int]:
+    """How a payment of the plan at its price would be shared if it were paid now, brought by no partner or promoter:
+    what the team sees on the plan's page before sharing it with creators (or not)."""
+    q = quote(tenant=plan.tenant, price=plan.price)
+    parts = {splits.TAX: q.tax} if q.tax else {}
+    pieces = _line_pieces(q.total - q.tax, line_shares(plan=plan) if plan.creators_share else [])
+    for share, part in splits.split_pieces(pieces, platform_fee_bp=split_rule_current(
+            tenant=plan.tenant).platform_fee_bp).items():
+        parts[share] = parts.get(share, 0) + part
+    return parts
 
 
 def _shares_still_held(order: Order) -> dict[splits.Share, int]:

@@ -148,3 +148,20 @@ def test_refunding_a_shared_plan_claws_back_the_creators_parts_in_proportion(ten
         assert (held(ada), held(bo)) == (0, 0)
         assert Subscription.objects.get(user=learner).status == Subscription.Status.ENDED
         assert ledger_verify(tenant=tenant_a).ok
+
+
+def test_the_plans_page_shows_how_a_payment_is_shared_now(tenant_a):
+    from tests.payments.test_admin_money import owner
+
+    catalog_item(tenant_a, title="Course", price=3000, creators=[catalog_creator(tenant_a, "Ada")])
+    catalog_item(tenant_a, title="House notes", price=1000)
+    shared = plan(tenant_a, price=4000, shared=False)
+    team = owner(tenant_a)
+    page = team.get(reverse("admin:payments_subscriptionplan_change", args=[shared.pk])).content.decode()
+    assert "Platform fee: ¥4.00" in page and "Storefront: ¥36.00" in page and "Ada" not in page
+
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.filter(pk=shared.pk).update(creators_share=True)
+    page = team.get(reverse("admin:payments_subscriptionplan_change", args=[shared.pk])).content.decode()
+    # 3600 after the fee, 3:1 between the course and the notes; Ada takes half of the course's 2700.
+    assert "Ada: ¥13.50" in page and "Storefront: ¥22.50" in page
