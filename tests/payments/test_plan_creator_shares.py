@@ -165,3 +165,10 @@ def test_the_plans_page_shows_how_a_payment_is_shared_now(tenant_a):
     page = team.get(reverse("admin:payments_subscriptionplan_change", args=[shared.pk])).content.decode()
     # 3600 after the fee, 3:1 between the course and the notes; Ada takes half of the course's 2700.
     assert "Ada: ¥13.50" in page and "Storefront: ¥22.50" in page
+
+
+def test_the_plans_page_tells_learners_which_plans_pay_creators(tenant_a):
+    plan(tenant_a, slug="shared")
+    plan(tenant_a, slug="kept", shared=False)
+    page = host_client("alpha.test").get(reverse("payments:plans")).content.decode()
+    assert page.count("Part of every payment goes to the creators whose work it opens.") == 1
