@@ -212,8 +212,9 @@ def plans(request):
     current = None
     if request.user.is_authenticated:
         current = Subscription.objects.filter(user=request.user).exclude(status=Subscription.Status.ENDED).first()
+    plans = list(SubscriptionPlan.objects.filter(is_active=True, price__gt=0).prefetch_related("categories"))
     return render(request, "payments/plans.html", {
-        "plans": SubscriptionPlan.objects.filter(is_active=True, price__gt=0), "current": current})
+        "plans": plans, "current": current, "tiers": any(plan.categories.all() for plan in plans)})
 
 
 @storefront_only

@@ -172,3 +172,13 @@ def test_the_plans_page_tells_learners_which_plans_pay_creators(tenant_a):
     plan(tenant_a, slug="kept", shared=False)
     page = host_client("alpha.test").get(reverse("payments:plans")).content.decode()
     assert page.count("Part of every payment goes to the creators whose work it opens.") == 1
+
+
+def test_the_plans_page_says_what_each_plan_opens(tenant_a):
+    plan(tenant_a, slug="all")
+    tier = plan(tenant_a, slug="data")
+    with scope(tenant=tenant_a):
+        tier.categories.add(Category.objects.create(tenant=tenant_a, name="Data Science", slug="data"))
+    page = host_client("alpha.test").get(reverse("payments:plans")).content.decode()
+    assert "Opens the whole catalog." in page and "Opens these categories: Data Science" in page
+    assert "Subscribe to the whole catalog" not in page  # not every plan does
