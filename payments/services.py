@@ -600,8 +600,9 @@ def line_shares(*, item=None, bundle=None, plan=None) -> list | None:
         if not plan.creators_share:
             return None
         covered = ContentItem.objects.filter(status=ContentItem.Status.PUBLISHED, price__gt=0)
-        if plan.categories.exists():
-            covered = covered.filter(categories__in=plan.categories.all()).distinct()
+        tier = list(plan.categories.values_list("pk", flat=True))
+        if tier:
+            covered = covered.filter(categories__in=tier).distinct()
         items = list(covered.order_by("id").values_list("id", "price"))
     elif item is not None:
         items = [(item.pk, 1)]
@@ -675,12 +676,9 @@ def plan_payment_parts(*, plan) -> dict[splits.Share, int]:
     """How a payment of the plan at its price would be shared if it were paid now, brought by no partner or promoter:
     what the team sees on the plan's page before sharing it with creators (or not)."""
     q = quote(tenant=plan.tenant, price=plan.price)
-    parts = {splits.TAX: q.tax} if q.tax else {}
-    pieces = _line_pieces(q.total - q.tax, line_shares(plan=plan) if plan.creators_share else [])
-    for share, part in splits.split_pieces(pieces, platform_fee_bp=split_rule_current(
-            tenant=plan.tenant).platform_fee_bp).items():
-        parts[share] = parts.get(share, 0) + part
-    return parts
+    parts = splits.split_pieces(_line_pieces(q.total - q.tax, line_shares(plan=plan)),
+                                platform_fee_bp=split_rule_current(tenant=plan.tenant).platform_fee_bp)
+    return {splits.TAX: q.tax, **parts} if q.tax else parts
 
 
 def _shares_still_held(order: Order) -> dict[splits.Share, int]:
