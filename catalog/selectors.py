@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import NullIf
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Length, NullIf, Replace
 from django.http import Http404
 
 from .access import can_access, is_team
@@ -49,10 +49,12 @@ def items_on_sale() -> QuerySet[ContentItem]:
 
 
 def items_search(items: QuerySet[ContentItem], q: str) -> QuerySet[ContentItem]:
-    """Items matching every word of ``q``, best first on PostgreSQL (full-text rank), newest first elsewhere.
+    """Items matching every word of ``q``, annotated with a ``rank`` (best first).
 
     Words are split as in ``catalog.text``: Chinese is matched by character pairs, other words by prefix. A lone CJK
-    character, which has no pair, is matched as a substring.
+    character, which has no pair, is matched as a substring. PostgreSQL ranks with ``ts_rank``; elsewhere the rank
+    counts the words' occurrences in the search text, which is close to it: both weigh an item by how often the
+    words appear, so the title, written twice into the search text, outweighs a passing mention.
     """
     tokens = search_tokens(q)
     if not tokens:
@@ -71,7 +73,9 @@ def items_search(items: QuerySet[ContentItem], q: str) -> QuerySet[ContentItem]:
         return items.annotate(search=vector, rank=SearchRank(vector, query)).filter(search=query)
     for word in words:
         items = items.filter(search_text__contains=word)
-    return items
+    text = Length("search_text")
+    occurrences = [(text - Length(Replace("search_text", Value(word), Value("")))) / len(word) for word in words]
+    return items.annotate(rank=sum(occurrences[1:], occurrences[0]))
 
 
 @dataclass
@@ -100,7 +104,7 @@ def items_browse(*, filters: dict) -> BrowseResult:
         items = items_search(items, q)
     if sort == "relevance" or (not sort and q):
         sort = "relevance"
-        ranked = "rank" in items.query.annotations
+        ranked = "rank" in items.query.annotations  # not for a lone Chinese character
         ordering = ["-rank", "-learner_count", "-id"] if ranked else SORTS["popular"]
     else:
         sort = sort if sort in SORTS else "newest"

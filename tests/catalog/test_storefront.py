@@ -63,6 +63,25 @@ def test_full_width_and_half_width_letters_and_digits_find_each_other(tenant_a, 
     assert title in body.split('class="results"')[1]
 
 
+def test_best_match_puts_the_title_that_names_the_words_above_a_more_popular_passing_mention(tenant_a):
+    """On both databases: the search text holds the title twice, so a title match outweighs a mention in the
+    description, whatever the items' popularity; a sort the learner picks still wins over it."""
+    mention = catalog_item(tenant_a, title="Spreadsheets at Work",
+                           description="Ends with a look at Python and 数据 cleaning.")
+    named = catalog_item(tenant_a, title="Python 数据 Cleaning")
+    with scopes_disabled():
+        ContentItem.objects.filter(pk=mention.pk).update(learner_count=500)
+    client = host_client("alpha.test")
+
+    def order(**params):
+        body = client.get("/browse/", params).content.decode().split('class="results"')[1]
+        return sorted((named.title, mention.title), key=body.index)
+
+    for q in ("python", "pyth", "数据", "python 数据"):
+        assert order(q=q) == [named.title, mention.title], q
+    assert order(q="python", sort="popular") == [mention.title, named.title]
+
+
 def test_a_search_without_results_says_so(tenant_a):
     catalog_item(tenant_a, title="Watercolour Basics")
     body = host_client("alpha.test").get("/browse/", {"q": "量子力学"}).content.decode()
