@@ -131,16 +131,26 @@ def _decide(item: ContentItem, outcome: str, actor, reason: str = "") -> None:
                     data={"version": item.version, **({"reason": reason} if reason else {})})
 
 
+def _captioned(media) -> dict:
+    """A played file's captions and transcript: part of the published work, as its media is. Left out when it has
+    neither, as every article and e-book has."""
+    if not (media.captions or media.transcript):
+        return {}
+    return {"captions": media.captions.name, "captions_language": media.captions_language,
+            "transcript": media.transcript}
+
+
 def _snapshot(item: ContentItem) -> dict:
     return {
         "kind": item.kind, "title": item.title, "subtitle": item.subtitle, "description_html": item.description_html,
         "body_html": item.body_html, "language": item.language, "level": item.level, "price": item.price,
-        "media": item.media.name, "cover": item.cover.name,
+        "media": item.media.name, "cover": item.cover.name, **_captioned(item),
         "creators": [{"creator": ic.creator_id, "name": ic.creator.name, "share_bp": ic.share_bp}
                      for ic in item.item_creators.select_related("creator")],
         "categories": sorted(c.slug for c in item.categories.all()),
         "lessons": [{"id": lesson.id, "section": lesson.section.title, "title": lesson.title, "kind": lesson.kind,
-                     "body_html": lesson.body_html, "media": lesson.media.name, "preview": lesson.is_preview}
+                     "body_html": lesson.body_html, "media": lesson.media.name, "preview": lesson.is_preview,
+                     **_captioned(lesson)}
                     for lesson in item.lessons.select_related("section")],
     }
 

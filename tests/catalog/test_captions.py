@@ -289,3 +289,41 @@ def test_an_items_own_lecture_gets_its_captions_too(tenant_a):
     assert (f'<track kind="captions" src="/item/{lecture.slug}/captions/" srclang="zh-hans" label="简体中文" '
             f'default></audio>') in page
     assert "讲座全文。" in page
+
+
+def test_captions_and_the_transcript_are_part_of_the_published_version(tenant_a):
+    """The version's snapshot (what distribution pushes and the publication chain hashes) records them, so
+    publishing a corrected transcript is a new version on record, and the chain still verifies."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from catalog import services
+
+    course = catalog_item(tenant_a, title="Course", kind="course", price=4900, lessons=1)
+    lecture = catalog_item(tenant_a, title="Lecture", kind="audio", price=990)
+    with scope(tenant=tenant_a):
+        lesson = course.lessons.get()
+    _give_captions(tenant_a, lesson, kind="video", transcript="Welcome.")
+    _give_captions(tenant_a, lecture, kind="audio", transcript="Hello.")
+    staff = member(tenant_a, Role.STAFF)
+    with scope(tenant=tenant_a):
+        first = course.versions.get()
+        services.item_approve(item=course, actor=staff)
+        second = course.versions.first()
+        lesson.transcript = "Welcome to the lecture."
+        lesson.save()
+        services.item_approve(item=course, actor=staff)
+        third = course.versions.first()
+        services.item_approve(item=lecture, actor=staff)
+        lecture_version = lecture.versions.first()
+    assert "captions" not in first.snapshot["lessons"][0]
+    captioned = {key: second.snapshot["lessons"][0][key] for key in ("captions", "captions_language", "transcript")}
+    assert captioned == {"captions": lesson.captions.name, "captions_language": "", "transcript": "Welcome."}
+    assert third.snapshot["lessons"][0]["transcript"] == "Welcome to the lecture."
+    assert len({first.content_hash, second.content_hash, third.content_hash}) == 3
+    assert (lecture_version.snapshot["captions"], lecture_version.snapshot["transcript"]) == (
+        lecture.captions.name, "Hello.")
+    out = StringIO()
+    call_command("ledger_verify", tenant_slugs=[tenant_a.slug], stdout=out)
+    assert out.getvalue().startswith("alpha: 5 entries verify;")  # five publications, chained
