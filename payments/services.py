@@ -382,14 +382,15 @@ def payment_in_progress() -> ApplicationError:
 def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bundle=None, plan=None,
                subscription=None, coupon_code: str = "", provider_name: str | None = None, request=None,
                source: str = "storefront", attribution=None, channel=None, partner=None,
-               conf: PaymentSettings | None = None, currency: str = "") -> CheckoutStarted:
+               conf: PaymentSettings | None = None, currency: str = "", shares: list | None = None) -> CheckoutStarted:
     """Write the order, its line and a pending payment, and start the payment at the provider: all or nothing.
 
     ``attribution`` names the promoter who brought the sale; ``channel`` the distribution channel whose tracked link
     the learner came through (``distribution.selectors.channel_attribution``), each with its evidence. ``partner``
     is the partner platform (a channel of that kind, with its evidence) that earns the sale's commission instead of
     a promoter: the one whose tracked link came last, or whose API placed the order. ``currency`` is the one
-    ``price`` is in when that is not the storefront's current one (a renewal keeps its subscription's)."""
+    ``price`` is in when that is not the storefront's current one (a renewal keeps its subscription's). ``shares`` is
+    the line's ``line_shares`` when the caller has it already (a renewal sweep reads each shared plan's once)."""
     from django.conf import settings
 
     currency = currency or tenant.currency
@@ -457,7 +458,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
             OrderLine.objects.create(tenant=tenant, order=order, item=item, bundle=bundle, plan=plan,
                                      subscription=subscription, title=title, unit_price=price, interval=interval,
                                      discount=q.discount, tax=q.tax, total=q.total,
-                                     shares=line_shares(item=item, bundle=bundle, plan=plan))
+                                     shares=shares or line_shares(item=item, bundle=bundle, plan=plan))
             payment, url = _payment_open(order, gateway=gateway, request=request)
             audit_log_write(tenant=tenant, actor=user, action="payments.checkout_started", target=order,
                             data={"total": q.total, "currency": currency, "source": source})

@@ -242,12 +242,15 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
     a renewal's idempotency key is the subscription and period (``renewal_key``), so a second sweep finds the same
     order.
     """
-    from .services import order_open, payment_settings
+    from .services import line_shares, order_open, payment_settings
     from .tasks import renewal_email_send
 
     now = now or timezone.now()
     conf = payment_settings(tenant=tenant)
     counts = {"renewals_opened": 0, "ended": 0}
+    # A shared plan's renewals are divided between what it covers at this sweep: read once per plan, not per renewal
+    # (the covered items and their credits may be the whole catalog).
+    plan_shares: dict[int, list | None] = {}
     due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
     for sub_id in due.values_list("pk", flat=True):
         with transaction.atomic():
@@ -259,11 +262,13 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
                 _end(sub, at=sub.current_period_end, reason="cancelled")
                 counts["ended"] += 1
                 continue
+            if sub.plan_id not in plan_shares:
+                plan_shares[sub.plan_id] = line_shares(plan=sub.plan)
             try:
                 started = order_open(
                     tenant=tenant, user=sub.user, key=renewal_key(sub),
                     title=sub.plan.name, price=sub.price, currency=sub.currency, plan=sub.plan, subscription=sub,
-                    source="renewal", **_renewal_attribution(sub, conf=conf))
+                    source="renewal", shares=plan_shares[sub.plan_id], **_renewal_attribution(sub, conf=conf))
             except ApplicationError as exc:
                 # Access already stops at the period's end; the next run tries again, and the others go on.
                 logger.warning("renewal of subscription %s not opened: %s", sub.pk, exc.message)

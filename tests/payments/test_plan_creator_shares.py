@@ -132,6 +132,26 @@ def test_a_renewal_is_shared_between_the_items_the_plan_covers_when_it_renews(te
         assert ledger_verify(tenant=tenant_a).ok
 
 
+@pytest.mark.parametrize("renewing", [1, 4])
+def test_a_sweep_reads_a_shared_plans_covered_items_once_however_many_renewals_it_opens(tenant_a, renewing):
+    """The covered items and their credits may be the whole catalog: read once per plan and sweep, and every renewal
+    the sweep opens is shared alike."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ada = catalog_creator(tenant_a, "Ada")
+    catalog_item(tenant_a, title="Course", price=3000, creators=[ada])
+    plan(tenant_a, price=5000)
+    learners = [subscribe(tenant_a)[0] for _ in range(renewing)]
+    with scope(tenant=tenant_a):
+        end = max(Subscription.objects.values_list("current_period_end", flat=True))
+        with CaptureQueriesContext(connection) as queries:
+            assert subscriptions_sweep(tenant=tenant_a, now=end)["renewals_opened"] == renewing
+        lines = OrderLine.objects.filter(order__user__in=learners, order__source="renewal")
+        assert len({str(line.shares) for line in lines}) == 1 and lines.count() == renewing
+    assert sum('"catalog_itemversion"' in query["sql"] for query in queries.captured_queries) == 1
+
+
 def test_refunding_a_shared_plan_claws_back_the_creators_parts_in_proportion(tenant_a):
     ada, bo = catalog_creator(tenant_a, "Ada"), catalog_creator(tenant_a, "Bo")
     catalog_item(tenant_a, title="Course", price=3000, creators=[ada])
