@@ -595,8 +595,20 @@ def deliveries_run(*, tenant, delivery_ids) -> dict[int, str]:
         log.exception("recording a batch failed on a broken connection; recording it again")
         _reconnect()
         with tenant_phase(tenant):
+            statuses.update(_recorded_after_all(batch))
             statuses.update(_settle(batch, timezone.now()))
     return statuses
+
+
+def _recorded_after_all(batch: Batch) -> dict[int, str]:
+    """After a connection broke while recording: the deliveries whose outcome was committed after all (the database
+    committed, and only its answer was lost), taken out of ``batch`` so that they are not recorded again (as lost
+    to another worker); each with the status recorded. Their attempts are closed, or gone (given back)."""
+    open_attempts = set(DeliveryAttempt.objects.filter(
+        pk__in=[job.attempt.pk for job in batch.jobs], finished_at__isnull=True).values_list("pk", flat=True))
+    done = [job.delivery.pk for job in batch.jobs if job.attempt.pk not in open_attempts]
+    batch.jobs = [job for job in batch.jobs if job.attempt.pk in open_attempts]
+    return dict(Delivery.objects.filter(pk__in=done).values_list("pk", "status"))
 
 
 def _reconnect() -> None:

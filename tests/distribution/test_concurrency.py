@@ -308,6 +308,63 @@ def test_a_database_blip_mid_batch_keeps_what_was_pushed_before_it(pg_tenant, se
     assert held.attempts == 0 and "database" in held.message  # not sent: its attempt is given back
 
 
+class AnswerLostAfterCommit:
+    """The worker's database connection as the network leaves it when it breaks just after the server committed:
+    the first commit once ``armed`` is done, and the worker hears only that the connection is gone."""
+
+    def __init__(self, raw):
+        vars(self).update(_raw=raw, armed=threading.Event(), broke=False)
+
+    def commit(self):
+        self._raw.commit()
+        if self.armed.is_set() and not self.broke:
+            import psycopg2
+
+            vars(self)["broke"] = True
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    def __getattr__(self, name):
+        return getattr(self._raw, name)
+
+    def __setattr__(self, name, value):  # ``autocommit``, which Django sets around each transaction
+        setattr(self._raw, name, value)
+
+
+class ArmingReceiver(WebhookReceiver):
+    """Arms ``line`` as a push arrives: the worker's next commit is the one recording it."""
+
+    line: AnswerLostAfterCommit
+
+    def handle(self, headers, body):
+        self.line.armed.set()
+        return super().handle(headers, body)
+
+
+def test_a_recording_whose_commit_answer_is_lost_is_kept_as_recorded(pg_tenant):
+    """The connection breaks as the worker's recording commits: the worker records again on a new connection, finds
+    the outcome already there, and leaves it as it is (not rewritten as lost to another worker)."""
+    tenant = pg_tenant
+    with ArmingReceiver(SECRET) as receiver:
+        _channel(tenant, receiver.url)
+        with mock.patch("distribution.services.dispatch_after_commit"):
+            item = catalog_item(tenant, title="Guide")
+        with scopes_disabled():
+            [delivery] = Delivery.objects.filter(item=item)
+        connection.ensure_connection()
+        receiver.line = connection.connection = AnswerLostAfterCommit(connection.connection)
+        statuses = deliveries_run(tenant=tenant, delivery_ids=[delivery.pk])
+
+    assert receiver.line.broke, "the connection never broke"
+    assert statuses == {delivery.pk: "delivered"}
+    with scopes_disabled():
+        delivery.refresh_from_db()
+        attempts = list(delivery.attempt_log.values_list("outcome", "error"))
+        publication = Publication.objects.get(item=item)
+    assert (delivery.status, publication.status) == ("delivered", "live")
+    assert attempts == [("ok", "")]
+    assert receiver.arrivals[delivery.webhook_id] == 1
+
+
 # --- deleting a channel while a worker records --------------------------------------------------------------------
 
 def test_deleting_a_channel_while_a_push_to_it_is_recorded_does_not_deadlock(pg_tenant):
