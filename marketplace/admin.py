@@ -104,9 +104,13 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
     list_filter = ["is_active", "currency", "default_language"]
     search_fields = ["name", "slug", "domains__host"]
     inlines = [DomainInline]
-    branding_fields = ["name", "logo", "primary_color", "default_language", "time_zone"]
-    # The operator's to set, shown to the owner: domains need the operator's DNS and TLS certificates.
-    owner_readonly_fields = ["currency", "hosts", "platform_fee_bp"]
+    branding_fields = ["name", "logo", "primary_color", "default_language", "time_zone", "contact_email", "terms",
+                       "privacy_policy"]
+    # The operator's to set, shown to the owner: domains need the operator's DNS and TLS certificates; a white label
+    # is part of the storefront's agreement with the platform, as its fee is.
+    owner_readonly_fields = ["currency", "hosts", "platform_fee_bp", "white_label"]
+    # Grouped under their own heading, on the operator's page and the owner's alike.
+    legal_fields = ["contact_email", "terms", "privacy_policy"]
 
     def get_queryset(self, request):
         qs = super().get_queryset(request).prefetch_related("domains")
@@ -118,6 +122,18 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
         if request.tenant is not None:
             return [*self.branding_fields, *self.owner_readonly_fields]
         return super().get_fields(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        fields = self.get_fields(request, obj)
+        return [
+            (None, {"fields": [field for field in fields if field not in self.legal_fields]}),
+            (_("Legal and contact"), {
+                "fields": [field for field in fields if field in self.legal_fields],
+                "description": _("Shown in every page's footer. The terms of sale and the privacy policy are written "
+                                 "in Markdown and have pages of their own; the terms are also named next to the pay "
+                                 "button at checkout."),
+            }),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         readonly = super().get_readonly_fields(request, obj)

@@ -111,6 +111,20 @@ class Tenant(models.Model):
         _("platform fee (basis points)"), default=platform_fee_default, validators=[MaxValueValidator(10000)],
         help_text=_("The platform's share of each sale, agreed with the tenant. Only the platform operator changes "
                     "it; a change applies to orders placed afterwards."))
+    contact_email = models.EmailField(
+        _("contact email"), blank=True,
+        help_text=_("Where learners write to the storefront: shown in every page's footer. Leave empty for none."))
+    terms = models.TextField(
+        _("terms of sale"), blank=True,
+        help_text=_("In Markdown. Shown at /legal/terms/, linked in every page's footer and named next to the pay "
+                    "button. Leave empty for none."))
+    privacy_policy = models.TextField(
+        _("privacy policy"), blank=True,
+        help_text=_("In Markdown. Shown at /legal/privacy/ and linked in every page's footer. Leave empty for none."))
+    white_label = models.BooleanField(
+        _("white label"), default=False,
+        help_text=_("Leaves “Powered by Zhiku” out of the storefront's footer. Only the platform operator changes "
+                    "it."))
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

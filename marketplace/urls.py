@@ -8,7 +8,11 @@ from accounts import views as accounts_views
 
 from . import views
 
-storefront_patterns = ([path("", views.home, name="home")], "storefront")
+storefront_patterns = ([
+    path("", views.home, name="home"),
+    path("legal/terms/", views.legal, {"document": "terms"}, name="terms"),
+    path("legal/privacy/", views.legal, {"document": "privacy"}, name="privacy"),
+], "storefront")
 
 handler400 = "marketplace.views.bad_request"
 handler500 = "marketplace.views.server_error"

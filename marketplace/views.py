@@ -1,10 +1,14 @@
+import hashlib
+
 from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import check_for_language
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 
 from .models import Tenant
@@ -27,6 +31,50 @@ def storefront_only(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+LEGAL_HTML_TTL = 3600  # a change of the sanitiser's rules reaches every page within the hour
+# The storefront's own texts, by the address they are shown at: the Tenant field and the page's heading.
+LEGAL_DOCUMENTS = {
+    "terms": ("terms", _("Terms of sale")),
+    "privacy": ("privacy_policy", _("Privacy policy")),
+}
+
+
+def _legal_html(source: str) -> str:
+    """``source`` rendered and sanitised, cached by its own digest: an edited text has a new key, and two storefronts
+    share an entry only when they wrote the same words, which render the same."""
+    from catalog.text import render_rich_text
+
+    key = "legal:html:" + hashlib.sha256(source.encode()).hexdigest()
+    html = cache.get(key)
+    if html is None:
+        html = render_rich_text(source)
+        cache.set(key, html, LEGAL_HTML_TTL)
+    return html
+
+
+def _legal_page(request, document: str):
+    field, heading = LEGAL_DOCUMENTS[document]
+    source = getattr(request.tenant, field)
+    if not source:
+        raise Http404("This storefront has not written this text.")
+    return render(request, "marketplace/legal.html", {"heading": heading, "body_html": _legal_html(source)})
+
+
+@storefront_only
+def legal(request, document: str):
+    """The storefront's terms of sale or privacy policy, as its owner wrote them in the admin (Markdown, sanitised
+    like item descriptions), or 404 when it has written none.
+
+    Rendered from the Markdown when shown rather than kept as a second, rendered copy on the tenant's row, which
+    every request loads. Visitors who are not signed in get the whole page from the page cache, which saving the
+    tenant starts afresh (``catalog.signals``); for a signed-in reader the rendered text comes from the cache (long
+    terms take tens of milliseconds to render).
+    """
+    from catalog.views import anonymous_page_cache  # catalog's views import this module
+
+    return anonymous_page_cache(_legal_page)(request, document)
 
 
 def _language_next(request, params) -> str:

@@ -88,7 +88,8 @@ class Command(TenantCommand):
         self.progress.update()
         for spec in demo.TENANTS:
             tenant, _ = Tenant.objects.update_or_create(slug=spec["slug"], defaults={
-                key: spec[key] for key in ("name", "primary_color", "default_language", "currency", "time_zone")})
+                **{key: spec[key] for key in ("name", "primary_color", "default_language", "currency", "time_zone")},
+                **demo.LEGAL[spec["slug"]]})
             if not tenant.logo:
                 tenant.logo.save(f"{tenant.slug}.png", ContentFile(_logo_png(tenant.slug[0].upper(),
                                                                              tenant.primary_color)))
