@@ -308,6 +308,20 @@ class Lesson(CaptionedMedia, TenantOwned):
         self.captions_check(plays=self.media_kind != "file")
 
 
+class FileDigest(TenantOwned):
+    """The SHA-256 of a private file (media, captions) as it was when a version first named it: versions' snapshots
+    record it beside the file's name, so the chain's content hashes cover the bytes, not only the name. Keyed by the
+    stored name, which storage never gives another upload, so a file is read once however often it is published."""
+
+    name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="one_digest_per_stored_file")]
+
+
 class ItemVersion(TenantOwned):
     """What was published as version N: the record distribution pushes and the publication chain hashes."""
 

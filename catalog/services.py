@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 
 from django.core.cache import cache
 from django.db import transaction
@@ -26,6 +27,7 @@ from .models import (
     ContentItem,
     Creator,
     EditorialDecision,
+    FileDigest,
     ItemProgress,
     ItemVersion,
     Lesson,
@@ -36,6 +38,7 @@ from .models import (
 from .text import plain_text, render_rich_text, search_document
 
 Status = ContentItem.Status
+logger = logging.getLogger(__name__)
 
 
 # --- the storefront cache ------------------------------------------------------------------------------------------
@@ -131,27 +134,57 @@ def _decide(item: ContentItem, outcome: str, actor, reason: str = "") -> None:
                     data={"version": item.version, **({"reason": reason} if reason else {})})
 
 
-def _captioned(media) -> dict:
-    """A played file's captions and transcript: part of the published work, as its media is. Left out when it has
-    neither, as every article and e-book has."""
-    if not (media.captions or media.transcript):
+def _file_digests(tenant, names: set[str]) -> dict[str, str]:
+    """The SHA-256 of each private file named (``FileDigest``), reading those no version named before; a file missing
+    from storage has none (the version records its name only, as before digests were kept)."""
+    if not names:
         return {}
-    return {"captions": media.captions.name, "captions_language": media.captions_language,
-            "transcript": media.transcript}
+    known = dict(FileDigest.objects.filter(name__in=names).values_list("name", "sha256"))
+    storage = ContentItem._meta.get_field("media").storage
+    new = []
+    for name in sorted(names - known.keys()):
+        digest, size = hashlib.sha256(), 0
+        try:
+            with storage.open(name, "rb") as stored:
+                while chunk := stored.read(1 << 20):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError:  # FileNotFoundError locally; django-storages raises it (or an OSError) for a missing key
+            logger.warning("publishing: %s is not in storage; its version records the name only", name)
+            continue
+        known[name] = digest.hexdigest()
+        new.append(FileDigest(tenant=tenant, name=name, sha256=known[name], size=size))
+    FileDigest.objects.bulk_create(new, ignore_conflicts=True)  # another approval may have read the same file
+    return known
+
+
+def _files(row, digests: dict[str, str]) -> dict:
+    """A row's media, and its captions and transcript when it has any (as every article and e-book has not): part of
+    the published work. Private files are recorded by name and SHA-256."""
+    files = {"media": row.media.name}
+    if row.media.name in digests:
+        files["media_sha256"] = digests[row.media.name]
+    if row.captions or row.transcript:
+        files.update(captions=row.captions.name, captions_language=row.captions_language, transcript=row.transcript)
+        if row.captions.name in digests:
+            files["captions_sha256"] = digests[row.captions.name]
+    return files
 
 
 def _snapshot(item: ContentItem) -> dict:
+    lessons = list(item.lessons.select_related("section"))
+    digests = _file_digests(item.tenant, {name for row in (item, *lessons)
+                                          for name in (row.media.name, row.captions.name) if name})
     return {
         "kind": item.kind, "title": item.title, "subtitle": item.subtitle, "description_html": item.description_html,
         "body_html": item.body_html, "language": item.language, "level": item.level, "price": item.price,
-        "media": item.media.name, "cover": item.cover.name, **_captioned(item),
+        "cover": item.cover.name, **_files(item, digests),
         "creators": [{"creator": ic.creator_id, "name": ic.creator.name, "share_bp": ic.share_bp}
                      for ic in item.item_creators.select_related("creator")],
         "categories": sorted(c.slug for c in item.categories.all()),
         "lessons": [{"id": lesson.id, "section": lesson.section.title, "title": lesson.title, "kind": lesson.kind,
-                     "body_html": lesson.body_html, "media": lesson.media.name, "preview": lesson.is_preview,
-                     **_captioned(lesson)}
-                    for lesson in item.lessons.select_related("section")],
+                     "body_html": lesson.body_html, "preview": lesson.is_preview, **_files(lesson, digests)}
+                    for lesson in lessons],
     }
 
 
