@@ -15,6 +15,7 @@ from .models import (
     Category,
     ContentItem,
     Creator,
+    FileDigest,
     ItemCreator,
     ItemProgress,
     LearningPath,
@@ -24,6 +25,7 @@ from .models import (
     Review,
     Section,
 )
+from .storage import private_file_sha256
 from .text import search_tokens
 
 Status = ContentItem.Status
@@ -323,3 +325,14 @@ def path_for_storefront(*, slug: str, user) -> PathPage:
                         .values_list("item_id", flat=True))
     prerequisites = {s.item_id: list(s.item.prerequisites.all()) for s in steps}
     return PathPage(path=path, steps=steps, completed_item_ids=completed, prerequisites=prerequisites)
+
+
+def published_files_check() -> list[tuple[str, str]]:
+    """Each private file a published version records a digest of (``FileDigest``) that storage no longer holds as
+    published: ``(name, "missing" | "changed")``. Reads every such file."""
+    problems = []
+    for name, sha256 in FileDigest.objects.order_by("name").values_list("name", "sha256").iterator():
+        read = private_file_sha256(name)
+        if read is None or read[0] != sha256:
+            problems.append((name, "missing" if read is None else "changed"))
+    return problems

@@ -35,6 +35,7 @@ from .models import (
     Review,
     Tag,
 )
+from .storage import private_file_sha256
 from .text import plain_text, render_rich_text, search_document
 
 Status = ContentItem.Status
@@ -140,19 +141,13 @@ def _file_digests(tenant, names: set[str]) -> dict[str, str]:
     if not names:
         return {}
     known = dict(FileDigest.objects.filter(name__in=names).values_list("name", "sha256"))
-    storage = ContentItem._meta.get_field("media").storage
     new = []
     for name in sorted(names - known.keys()):
-        digest, size = hashlib.sha256(), 0
-        try:
-            with storage.open(name, "rb") as stored:
-                while chunk := stored.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-        except OSError:  # FileNotFoundError locally; django-storages raises it (or an OSError) for a missing key
+        read = private_file_sha256(name)
+        if read is None:
             logger.warning("publishing: %s is not in storage; its version records the name only", name)
             continue
-        known[name] = digest.hexdigest()
+        known[name], size = read
         new.append(FileDigest(tenant=tenant, name=name, sha256=known[name], size=size))
     FileDigest.objects.bulk_create(new, ignore_conflicts=True)  # another approval may have read the same file
     return known

@@ -57,3 +57,18 @@ _private = PrivateMediaStorage()
 def private_storage() -> Storage:
     """The private media storage (for FileFields and the media view)."""
     return _private
+
+
+def private_file_sha256(name: str) -> tuple[str, int] | None:
+    """The SHA-256 (hex) and size of a private file, read in 1 MB chunks; None when storage does not have it."""
+    import hashlib
+
+    digest, size = hashlib.sha256(), 0
+    try:
+        with _private.open(name, "rb") as stored:
+            while chunk := stored.read(1 << 20):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError:  # FileNotFoundError locally; django-storages raises it (or an OSError) for a missing key
+        return None
+    return digest.hexdigest(), size

@@ -2,10 +2,12 @@
 content hashes cover the files' bytes."""
 
 import hashlib
+from io import StringIO
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
+from django.core.management import call_command
 from django_scopes import scope
 
 from accounts.models import Role
@@ -62,3 +64,34 @@ def test_each_stored_file_is_read_once_and_a_missing_one_does_not_stop_publishin
         ContentItem.objects.filter(pk=lecture.pk).update(media=f"tenants/{tenant_a.pk}/media/gone.mp3")
     gone = publish(tenant_a, lecture)
     assert gone["media"].endswith("gone.mp3") and "media_sha256" not in gone
+
+
+def test_ledger_verify_with_files_finds_a_published_file_changed_or_removed_in_storage(tenant_a, tenant_b):
+    lecture = catalog_item(tenant_a, title="Lecture", kind="audio", price=990)
+    other = catalog_item(tenant_b, title="Other", kind="audio", price=990)
+    for tenant, item in ((tenant_a, lecture), (tenant_b, other)):
+        with scope(tenant=tenant):
+            item.media.save("lecture.mp3", ContentFile(LECTURE), save=False)
+            item.captions.save("lecture.vtt", ContentFile(WEBVTT.encode()), save=False)
+            item.save()
+        publish(tenant, item)
+
+    def verify(*slugs) -> tuple[int, str]:
+        out = StringIO()
+        try:
+            call_command("ledger_verify", "--files", *[f"--tenant={slug}" for slug in slugs], stdout=out)
+        except SystemExit as exit:
+            return exit.code, out.getvalue()
+        return 0, out.getvalue()
+
+    status, out = verify()
+    assert status == 0 and "alpha: published files match their digests" in out
+    with storages["private"].open(lecture.media.name, "wb") as stored:
+        stored.write(b"tampered")
+    storages["private"].delete(lecture.captions.name)
+    status, out = verify()
+    assert status == 1
+    assert f"alpha: {lecture.media.name} is changed since it was published" in out
+    assert f"alpha: {lecture.captions.name} is missing since it was published" in out
+    assert "beta: published files match their digests" in out  # each storefront checks its own files
+    assert verify(tenant_b.slug)[0] == 0
