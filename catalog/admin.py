@@ -289,7 +289,8 @@ class ContentItemAdmin(PrivateFilesMixin, PriceAdminMixin, TenantScopedAdmin):
             return False
         if obj is not None and _is_creator(request):
             return obj.status == Status.DRAFT
-        return True
+        # Saving a published item publishes it (``save_related``): that is a reviewer's to do.
+        return obj is None or obj.status != Status.PUBLISHED or self.can_review(request)
 
     def has_import_permission(self, request) -> bool:
         # Imports create many uncredited drafts at once: a storefront-wide operation for owners and staff.
@@ -346,6 +347,12 @@ class ContentItemAdmin(PrivateFilesMixin, PriceAdminMixin, TenantScopedAdmin):
             ItemCreator.objects.create(tenant=request.tenant, item=item, creator=_creator_profile(request),
                                        share_bp=0)
         services.item_refresh_derived(item=item)
+        if change and item.status == Status.PUBLISHED:
+            # In the admin's transaction: the edit and its version commit together, or neither does.
+            version = services.item_publish_changes(item=item, actor=request.user)
+            if version is not None:
+                self.message_user(request, _("Your changes are live: published as version %(number)s.")
+                                  % {"number": version.number}, messages.SUCCESS)
 
     # --- the workflow buttons and the private files -----------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from marketplace.money import CURRENCY_EXPONENTS, charge_step, format_money, maj
 from marketplace.services import audit_log_write
 
 from .models import Category, ContentItem, ImportMapping, Level, Tag
-from .services import catalog_changed, item_refresh_derived
+from .services import catalog_changed, item_publish_changes, item_refresh_derived
 
 Kind = ContentItem.Kind
 Progress = Callable[[int, int], None]
@@ -1019,11 +1019,15 @@ def catalog_import_run(*, tenant, actor, rows: Sequence[Mapping[str | None, Any]
                 progress(min(start + BATCH_SIZE, total), total)
         if writer.published_changed:
             catalog_changed(tenant.pk)
+        # An updated published item is live as updated: published as its next version, as an edit in the admin is.
+        republished = sum(item_publish_changes(item=o.item, actor=writer.actor) is not None for o in report.rows
+                          if o.action == "update" and o.item.status == ContentItem.Status.PUBLISHED)
         report.new_categories = [n for o in report.rows for n in o.new_categories]
         totals = report.totals
         audit_log_write(tenant=tenant, actor=actor, action="catalog.import", data={
             "rows": totals["rows"], "created": totals["create"], "updated": totals["update"],
-            "errors": totals["error"], "categories_created": created_categories, "options": options.as_dict()})
+            "republished": republished, "errors": totals["error"], "categories_created": created_categories,
+            "options": options.as_dict()})
     return report
 
 

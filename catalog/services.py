@@ -231,6 +231,24 @@ def item_approve(*, item: ContentItem, actor) -> ContentItem:
     return item
 
 
+def item_publish_changes(*, item: ContentItem, actor) -> ItemVersion | None:
+    """The team's edits to a published item, saved: published at once as its next version when they change what a
+    version records (``_snapshot``), as edits to a live course take effect on Teachable, so the storefront never sells
+    anything (a price, a title, creators' shares) that no published version and no pushed post holds. A save that
+    changes none of it publishes nothing. Returns the new version, if any."""
+    with transaction.atomic():
+        locked = _locked(item)
+        if locked.status != Status.PUBLISHED:
+            return None
+        item_refresh_derived(item=locked, save=False)
+        published = ItemVersion.objects.filter(item=locked, number=locked.version).values_list(
+            "snapshot", flat=True).first()
+        if published == _snapshot(locked):
+            return None
+        item_approve(item=locked, actor=actor)
+        return ItemVersion.objects.get(item=locked, number=locked.version + 1)
+
+
 def item_reject(*, item: ContentItem, actor, reason: str) -> ContentItem:
     """Send an item in review back to draft with the reviewer's reason, which its creators see."""
     reason = reason.strip()

@@ -155,6 +155,36 @@ def test_review_workflow_publishes_versions(tenant_a, creators):
     assert host_client("alpha.test").get(f"/item/{item.slug}/").status_code == 404
 
 
+def test_the_teams_edit_to_a_published_item_goes_live_as_a_new_version(tenant_a, django_capture_on_commit_callbacks):
+    """What the storefront sells (here a new price and title) is always what a published version records, and what
+    the chain and the distribution channels were given; a save that changes nothing of it publishes nothing."""
+    from payments.ledger import ledger_verify
+
+    item = catalog_item(tenant_a, title="Mastering ML", price=1999)
+    client = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    page = client.get(change_url(item)).content.decode()
+    assert "Changes you save go live at once, as a new version." in page
+    assert "Publish changes as a new version" not in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(change_url(item), item_form(item, title="Mastering ML (3rd ed.)", price=2999),
+                               follow=True)
+    assert "Your changes are live: published as version 2." in response.content.decode()
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert (item.version, item.price, item.title) == (2, 2999, "Mastering ML (3rd ed.)")
+        assert [(v.snapshot["title"], v.snapshot["price"]) for v in item.versions.order_by("number")] == [
+            ("Mastering ML", 1999), ("Mastering ML (3rd ed.)", 2999)]
+    page = host_client("alpha.test").get(f"/item/{item.slug}/").content.decode()
+    assert '<p class="price big">¥29.99</p>' in page
+
+    response = client.post(change_url(item), item_form(item), follow=True)  # saved as it is
+    assert response.status_code == 200 and "published as version" not in response.content.decode()
+    with scope(tenant=tenant_a):
+        assert item.versions.count() == 2
+        assert ledger_verify(tenant=tenant_a).ok
+
+
 def test_a_creator_previewing_their_draft_sees_their_latest_edit(tenant_a, creators,
                                                                  django_capture_on_commit_callbacks):
     ann, _bob, ann_profile, _ = creators

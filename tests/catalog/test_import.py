@@ -412,6 +412,24 @@ def test_update_existing_matches_by_external_id_then_slug(tenant_a, python_categ
         assert by_slug.price == 700 and ContentItem.objects.count() == 2
 
 
+def test_an_updated_published_item_is_published_as_its_next_version(tenant_a):
+    """As in the admin: an import that changes a published item's price or title makes it a new version (in the
+    chain, pushed to the channels), and one that changes nothing of it makes none."""
+    live = catalog_item(tenant_a, title="Live Course", slug="live", external_id="L-1", price=100)
+    draft = catalog_item(tenant_a, title="Draft", slug="draft", external_id="D-1", price=100, published=False)
+    report = run(tenant_a, platform_csv("L-1,Live Course 2nd ed.,,,,,¥5,,,,,", "D-1,Draft 2,,,,,¥5,,,,,"),
+                 update_existing=True)
+    assert report.totals["update"] == 2
+    with scope(tenant=tenant_a):
+        assert [(v.number, v.snapshot["title"], v.snapshot["price"]) for v in live.versions.order_by("number")] == [
+            (1, "Live Course", 100), (2, "Live Course 2nd ed.", 500)]
+        assert not draft.versions.exists()
+        assert AuditLog.objects.filter(action="catalog.import").latest("id").data["republished"] == 1
+    run(tenant_a, platform_csv("L-1,Live Course 2nd ed.,,,,,¥5,,,,,"), update_existing=True)  # the same again
+    with scope(tenant=tenant_a):
+        assert live.versions.count() == 2
+
+
 def test_updates_are_limited_to_the_items_the_person_may_change(tenant_a):
     catalog_item(tenant_a, title="Theirs", slug="theirs", external_id="T-1", published=False)
     table = import_file_read(data=platform_csv("T-1,Mine Now,,,,,1,,,,,"))
