@@ -38,7 +38,12 @@ def database_from_env(default: str) -> dict:
     config["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60 if scheme != "sqlite" else 0)
     config["CONN_HEALTH_CHECKS"] = True
     if scheme == "sqlite":
-        config.setdefault("OPTIONS", {})["timeout"] = 20
+        # Concurrent requests (the progress a player reports on pause and at the end at once) each read, then write:
+        # in SQLite's default deferred mode the second writer fails at once with "database is locked" rather than
+        # wait, as waiting could deadlock. Transactions take the write lock when they begin and wait for it up to
+        # ``timeout`` seconds; in WAL mode readers outside a transaction are never held up by a writer.
+        config.setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE",
+                                                init_command="PRAGMA journal_mode=WAL;")
     return config
 
 

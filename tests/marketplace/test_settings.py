@@ -104,3 +104,49 @@ def test_celery_configuration():
     app.loader.import_default_modules()
     for entry in app.conf.beat_schedule.values():
         assert entry["task"] in app.tasks, f"beat names a task that does not exist: {entry['task']}"
+
+
+def test_concurrent_read_then_write_transactions_on_sqlite_wait_for_each_other(tmp_path, monkeypatch,
+                                                                              django_db_blocker):
+    """The embedded default's SQLite, as the settings configure it: two requests that each read, then write (a player
+    reporting progress on pause and at the end at once) both succeed, the second once the first has committed."""
+    import threading
+    import time
+
+    from django.db import connections, transaction
+
+    from marketplace.settings.base import database_from_env
+
+    alias = "embedded_probe"
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # the embedded default's configuration
+    config = database_from_env(default=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    connections.settings[alias] = connections.configure_settings({"default": config})["default"]
+    errors, done = [], []
+
+    def report(completed: int, pause: float) -> None:
+        try:
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM progress")
+                time.sleep(pause)  # the other request reads meanwhile
+                cursor.execute("INSERT INTO progress VALUES (1, %s)", [completed])
+            done.append(completed)
+        except Exception as exc:  # noqa: BLE001 - a failure is what this looks for
+            errors.append(exc)
+        finally:
+            connections[alias].close()
+
+    try:
+        with django_db_blocker.unblock():
+            with connections[alias].cursor() as cursor:
+                cursor.execute("CREATE TABLE progress (lesson INTEGER, completed INTEGER)")
+            connections[alias].close()
+            first = threading.Thread(target=report, args=(0, 0.4))
+            second = threading.Thread(target=report, args=(1, 0.0))
+            first.start()
+            time.sleep(0.1)
+            second.start()
+            first.join(30)
+            second.join(30)
+    finally:
+        del connections.settings[alias]
+    assert errors == [] and sorted(done) == [0, 1]
