@@ -182,7 +182,8 @@ def plan_catalog(tenant_slug: str, primary: str) -> list[PlannedItem]:
     for kind, quota in QUOTAS.items():
         for category, en, zh in rng.sample(topics, quota):
             key, title_en, title_zh, levels = rng.choice(FORMATS[kind])
-            title_en, title_zh = title_en.format(en=en), title_zh.format(zh=zh)
+            # "The {en} Handbook" of "The Silk Road" is "The Silk Road Handbook".
+            title_en, title_zh = title_en.format(en=en).replace("The The ", "The "), title_zh.format(zh=zh)
             language = other if rng.random() < 0.15 else primary
             title, subtitle = (title_en, title_zh) if language == "en" else (title_zh, title_en)
             tier = rng.choices(range(4), weights=PRICE_WEIGHTS[kind])[0]

@@ -109,6 +109,7 @@ def test_seed_demo_builds_a_bilingual_catalog_of_every_kind(db, capsys):
             for title, subtitle in items.values_list("title", "subtitle"):
                 both = title + subtitle
                 assert re.search(r"[\u4e00-\u9fff]", both) and re.search(r"[A-Za-z]{3}", both), both
+                assert not re.search(r"\b(\w+) \1\b", both), both  # "The The Silk Road Handbook"
             assert items.filter(price=0).exists() and items.exclude(price=0).exists()
             assert items.filter(is_featured=True).exists()
             assert items.filter(kind="live", starts_at__gt=timezone.now()).exists()
