@@ -7,6 +7,8 @@ every item of their storefront and hold the reviewer's permission (approve, reje
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -23,6 +25,7 @@ from accounts.models import Role, User
 from accounts.selectors import membership_role
 from marketplace.admin_site import TenantScopedAdmin, tenant_choices
 from marketplace.errors import ApplicationError
+from marketplace.forms import MoneyField
 from marketplace.money import CURRENCY_EXPONENTS, format_money
 
 from . import services
@@ -83,9 +86,20 @@ def minor_units_help(currency: str) -> str:
     return _("In %(currency)s minor units: %(example)s is %(shown)s.") % example
 
 
+def money_input_help(currency: str) -> str:
+    """How an amount of ``currency`` is typed: as it is shown, in the major unit, with an example."""
+    exponent = CURRENCY_EXPONENTS.get(currency, 2)
+    example = {"currency": currency, "typed": f"{Decimal(99):.{exponent}f}", "shown": format_money(
+        99 * 10 ** exponent, currency)}
+    if exponent == 0:
+        return _("In whole %(currency)s: %(typed)s is %(shown)s.") % example
+    return _("In %(currency)s as prices are shown: %(typed)s is %(shown)s.") % example
+
+
 class PriceAdminMixin:
-    """Prices are stored and typed in minor units: the list shows them as money and the input says how to type
-    them, both in the row's storefront's currency."""
+    """Prices are stored in minor units and typed in the storefront currency's major unit, as they are shown and as
+    refunds, imports and the storefront's filters take them: the list shows them as money and the input says how to
+    type them, both in the row's storefront's currency."""
 
     price_fields = ("price",)
     price_help_suffix = ""
@@ -100,9 +114,12 @@ class PriceAdminMixin:
         tenant = obj.tenant if obj is not None else request.tenant
         if tenant is not None:
             for name in self.price_fields:
-                if name in form.base_fields:
-                    form.base_fields[name].help_text = " ".join(
-                        filter(None, [minor_units_help(tenant.currency), str(self.price_help_suffix)]))
+                stored = form.base_fields.get(name)
+                if stored is not None:
+                    form.base_fields[name] = MoneyField(
+                        currency=tenant.currency, label=stored.label, required=stored.required,
+                        initial=stored.initial, disabled=stored.disabled, help_text=" ".join(
+                            filter(None, [money_input_help(tenant.currency), str(self.price_help_suffix)])))
         return form
 
 

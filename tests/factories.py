@@ -126,3 +126,13 @@ def grant(tenant: Tenant, user: User, **target):
 
     with scope(tenant=tenant):
         return entitlement_grant(tenant=tenant, user=user, actor=None, **target)
+
+
+def typed_price(item) -> str:
+    """An item's price as the team types it in the admin: in the currency's major unit (19.99 for 1999 fen)."""
+    from decimal import Decimal
+
+    from marketplace.money import CURRENCY_EXPONENTS
+
+    exponent = CURRENCY_EXPONENTS[item.tenant.currency] if item.tenant_id else 2  # a new item: the tests' yuan
+    return f"{Decimal(item.price).scaleb(-exponent):.{exponent}f}"

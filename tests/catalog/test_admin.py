@@ -18,7 +18,7 @@ from catalog.models import (
     Tag,
 )
 from tests.conftest import host_client
-from tests.factories import catalog_creator, catalog_item, member
+from tests.factories import catalog_creator, catalog_item, member, typed_price
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +34,7 @@ def workflow(client, item, action, **data):
 def item_form(item, **changes):
     data = {
         "kind": item.kind, "title": item.title, "subtitle": item.subtitle, "slug": item.slug,
-        "language": item.language, "level": item.level, "price": item.price, "description": item.description,
+        "language": item.language, "level": item.level, "price": typed_price(item), "description": item.description,
         "cover_alt": "", "duration_minutes": 0, "body": item.body, "external_id": "", "join_url": "",
         "starts_at_0": "", "starts_at_1": "",
     }
@@ -167,7 +167,7 @@ def test_the_teams_edit_to_a_published_item_goes_live_as_a_new_version(tenant_a,
     assert "Publish changes as a new version" not in page
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(change_url(item), item_form(item, title="Mastering ML (3rd ed.)", price=2999),
+        response = client.post(change_url(item), item_form(item, title="Mastering ML (3rd ed.)", price="29.99"),
                                follow=True)
     assert "Your changes are live: published as version 2." in response.content.decode()
     with scope(tenant=tenant_a):

@@ -14,7 +14,7 @@ from catalog.captions import CAPTIONS_MAX_BYTES, captions_read
 from catalog.models import Lesson
 from tests.catalog.test_media_s3 import _s3_storages, s3_endpoint  # noqa: F401 (a fixture)
 from tests.conftest import host_client
-from tests.factories import catalog_item, grant, member
+from tests.factories import catalog_item, grant, member, typed_price
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +87,7 @@ def _change(client, item, lessons=(), **changes):
     """Post the item's change form as the admin shows it, with ``lessons`` (dicts of a lesson's fields)."""
     data = {
         "kind": item.kind, "title": item.title, "subtitle": item.subtitle, "slug": item.slug,
-        "language": item.language, "level": item.level, "price": item.price, "description": item.description,
+        "language": item.language, "level": item.level, "price": typed_price(item), "description": item.description,
         "cover_alt": "", "duration_minutes": 0, "body": item.body, "external_id": "", "join_url": "",
         "starts_at_0": "", "starts_at_1": "", "captions_language": "", "transcript": "",
         "item_creators-TOTAL_FORMS": 0, "item_creators-INITIAL_FORMS": 0,

@@ -24,7 +24,7 @@ def test_an_invited_creator_can_put_their_own_name_on_their_work(tenant_a):
     client = host_client("alpha.test", creator_user)
     client.post(reverse("admin:catalog_contentitem_add"), {
         "kind": "article", "title": "Kanji tips", "slug": "kanji-tips", "language": "en", "level": "beginner",
-        "price": "500", "duration_minutes": "0",
+        "price": "5.00", "duration_minutes": "0",
         "sections-TOTAL_FORMS": "0", "sections-INITIAL_FORMS": "0", "sections-MIN_NUM_FORMS": "0",
         "sections-MAX_NUM_FORMS": "1000"})
     with scopes_disabled():

@@ -83,7 +83,7 @@ def test_operator_saves_a_storefronts_bundle_on_the_platform_host(tenant_a):
     client = operator_client()
     client.raise_request_exception = False
     response = client.post(f"/admin/catalog/bundle/{bundle.pk}/change/", {
-        "title": "Alpha Pack", "slug": "alpha-pack", "description": "", "price": "1200", "items": [str(item.pk)],
+        "title": "Alpha Pack", "slug": "alpha-pack", "description": "", "price": "12.00", "items": [str(item.pk)],
         "is_published": "on"})
     assert response.status_code == 302, f"status {response.status_code}"
     with scope(tenant=tenant_a):

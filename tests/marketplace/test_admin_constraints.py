@@ -18,7 +18,7 @@ def coupon_form(code: str) -> dict:
 
 
 def plan_form(slug: str) -> dict:
-    return {"name": "Monthly", "slug": slug, "description": "", "interval": "month", "price": "3000",
+    return {"name": "Monthly", "slug": slug, "description": "", "interval": "month", "price": "30.00",
             "grace_days": "3", "is_active": "on"}
 
 

@@ -40,7 +40,7 @@ def test_windows_out_of_range_are_refused_at_their_field(tenant_a, field, value,
 
 def test_a_grace_period_out_of_range_is_refused_at_its_field(tenant_a):
     response = owner(tenant_a).post(reverse("admin:payments_subscriptionplan_add"), {
-        "name": "All", "slug": "all", "interval": "month", "price": 1000, "grace_days": 10000000, "is_active": "on"})
+        "name": "All", "slug": "all", "interval": "month", "price": "10.00", "grace_days": 10000000, "is_active": "on"})
     assert response.status_code == 200 and "less than or equal to 365" in field_errors(response, "grace_days")
 
 

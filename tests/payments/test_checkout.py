@@ -112,7 +112,7 @@ def test_an_item_taken_out_of_a_bundle_stays_open_to_those_who_bought_the_bundle
 
     staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
     response = staff.post(reverse("admin:catalog_bundle_change", args=[bundle.pk]), {
-        "title": "Both", "slug": "both", "description": "", "price": 6000, "is_published": "on",
+        "title": "Both", "slug": "both", "description": "", "price": "60.00", "is_published": "on",
         "items": [one.pk, three.pk]})
     assert response.status_code == 302, response.content.decode()[:2000]
     for item in (one, two, three):

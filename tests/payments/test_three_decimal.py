@@ -30,7 +30,7 @@ def test_prices_and_fixed_coupons_off_the_step_are_refused_at_their_field():
     owner = host_client("alpha.test", member(tenant, Role.OWNER, mfa=True))
 
     plan = owner.post(reverse("admin:payments_subscriptionplan_add"), {
-        "name": "All", "slug": "all", "interval": "month", "price": 5005, "grace_days": 3, "is_active": "on"})
+        "name": "All", "slug": "all", "interval": "month", "price": "5.005", "grace_days": 3, "is_active": "on"})
     fixed = owner.post(reverse("admin:payments_coupon_add"), {"code": "off", "kind": "fixed", "value": 1255,
                                                              "is_active": "on"})
     assert "KWD is charged in steps of KD 0.010" in field_errors(plan, "price")
