@@ -2,7 +2,11 @@ from collections import defaultdict
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpResponseRedirect
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.admin_site import TenantScopedAdmin
@@ -36,6 +40,26 @@ class UserAdmin(DjangoUserAdmin):
 
     def has_module_permission(self, request):
         return request.tenant is None and super().has_module_permission(request)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """On a storefront's host a person's page is their membership there.
+
+        The team's pages link the people on their rows (an order's learner, a refund's author) to this page, which is
+        the operator's. For the team it leads to the person's membership of this storefront instead, and is a 404
+        for anyone who is no member of it: what other storefronts hold about a person is not the team's to see, nor
+        is whether that person exists."""
+        if request.tenant is None or request.user.is_superuser:
+            return super().change_view(request, object_id, form_url, extra_context)
+        if not self.admin_site.get_model_admin(Membership).has_view_or_change_permission(request):
+            raise PermissionDenied
+        user_id = unquote(object_id)
+        membership = None
+        if user_id.isascii() and user_id.isdigit() and int(user_id) < 2**63:  # no database id is larger
+            membership = Membership.objects.filter(tenant=request.tenant, user_id=int(user_id)).first()
+        if membership is None:
+            raise Http404("No such member of this storefront.")
+        return HttpResponseRedirect(reverse("admin:accounts_membership_change", args=[membership.pk],
+                                            current_app=self.admin_site.name))
 
 
 class MembershipForm(forms.ModelForm):

@@ -1,11 +1,13 @@
 from django.apps import AppConfig
 from django.db.backends.signals import connection_created
 from django.db.models.signals import post_migrate
+from django.utils.translation import pgettext_lazy
 
 
 class MarketplaceConfig(AppConfig):
     name = "marketplace"
-    verbose_name = "Platform"
+    # A context of its own: the operator's user page has a "Platform" section of permissions (平台权限).
+    verbose_name = pgettext_lazy("admin section", "Platform")
 
     def ready(self) -> None:
         from django.core import checks

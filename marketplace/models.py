@@ -131,6 +131,7 @@ class Tenant(models.Model):
     class Meta:
         ordering = ["name"]
         verbose_name = _("tenant")
+        verbose_name_plural = _("tenants")
 
     def __str__(self) -> str:
         return self.name
@@ -159,6 +160,8 @@ class Domain(models.Model):
 
     class Meta:
         ordering = ["-is_primary", "host"]
+        verbose_name = _("domain")
+        verbose_name_plural = _("domains")
         constraints = [
             models.UniqueConstraint(fields=["tenant"], condition=models.Q(is_primary=True),
                                     name="one_primary_domain_per_tenant"),
@@ -209,6 +212,8 @@ class AuditLog(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("audit log")
+        verbose_name_plural = _("audit logs")
 
     def __str__(self) -> str:
         return f"{self.action} {self.target_type}:{self.target_id}"

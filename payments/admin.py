@@ -4,13 +4,13 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.db.models import Prefetch, Sum
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
@@ -246,7 +246,8 @@ class OrderAdmin(ReadOnlyAdmin):
                           "it") % {"why": refund.failure_reason or "-"}
             else:
                 state = _("paid back outside the provider") if refund.paid_outside else _("refunded")
-            rows.append((date_format(timezone.localtime(refund.created_at), "SHORT_DATETIME_FORMAT"),
+            # Written as the page's other times are (the storefront's zone, the language's long format).
+            rows.append((display_for_value(refund.created_at, "-"),
                          format_money(refund.amount, order.currency), state, refund.reason))
         return format_html_join("", "<div>{}: {} {} {}</div>", rows) or "-"
 

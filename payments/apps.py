@@ -1,6 +1,7 @@
 from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
+from django.utils.translation import gettext_lazy as _
 
 
 @checks.register(checks.Tags.security, deploy=True)
@@ -16,6 +17,7 @@ def sandbox_in_production(app_configs, **kwargs):
 
 class PaymentsConfig(AppConfig):
     name = "payments"
+    verbose_name = _("Payments")
 
     def ready(self):
         from . import privacy  # noqa: F401  (registers the payments exporter)

@@ -13,6 +13,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
+from marketplace.money import format_money
 
 GENESIS_HASH = "0" * 64
 
@@ -135,7 +136,13 @@ class Posting(TenantOwned):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = _("posting")
+        verbose_name_plural = _("postings")
         indexes = [models.Index(fields=["account", "entry"], name="posting_by_account")]
+
+    def __str__(self) -> str:
+        # As the order page's ledger lists them. Read the account's payee with the posting where many are shown.
+        return f"{self.account.display_name} {format_money(self.amount, self.currency)}"
 
 
 class LedgerHead(TenantOwned):

@@ -202,6 +202,8 @@ class OrderLine(TenantOwned):
 
     class Meta:
         ordering = ["id"]
+        verbose_name = _("order line")
+        verbose_name_plural = _("order lines")
         constraints = [
             models.CheckConstraint(condition=Q(item__isnull=False, bundle__isnull=True, plan__isnull=True)
                                    | Q(item__isnull=True, bundle__isnull=False, plan__isnull=True)
