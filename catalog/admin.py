@@ -76,16 +76,6 @@ def _creator_profile(request) -> Creator:
     return profile
 
 
-def minor_units_help(currency: str) -> str:
-    """How an amount of ``currency`` is typed: as a whole number of its minor unit, shown with an example."""
-    exponent = CURRENCY_EXPONENTS.get(currency, 2)
-    example = {"currency": currency, "example": 9900 * 10 ** max(exponent - 2, 0)}
-    example["shown"] = format_money(example["example"], currency)
-    if exponent == 0:
-        return _("In whole %(currency)s: %(example)s is %(shown)s.") % example
-    return _("In %(currency)s minor units: %(example)s is %(shown)s.") % example
-
-
 def money_input_help(currency: str) -> str:
     """How an amount of ``currency`` is typed: as it is shown, in the major unit, with an example."""
     exponent = CURRENCY_EXPONENTS.get(currency, 2)

@@ -67,9 +67,9 @@ def charge_step_check(amount, currency: str, *, field: str) -> None:
 
     step = charge_step(currency)
     if isinstance(amount, int) and amount % step:
-        raise ValidationError({field: _("%(currency)s is charged in steps of %(step)s: enter a multiple of %(units)s "
-                                        "minor units.") % {"currency": currency, "step": format_money(step, currency),
-                                                           "units": step}}, code="off_charge_step")
+        raise ValidationError({field: _("%(currency)s is charged in steps of %(step)s: enter a multiple of "
+                                        "%(step)s.") % {"currency": currency, "step": format_money(step, currency)}},
+                              code="off_charge_step")
 
 
 class MoneyError(ValueError):

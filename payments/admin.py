@@ -15,7 +15,7 @@ from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
-from catalog.admin import PriceAdminMixin, minor_units_help
+from catalog.admin import PriceAdminMixin
 from catalog.models import Creator
 from marketplace import tenancy
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
@@ -315,10 +315,38 @@ class CouponForm(forms.ModelForm):
         # Codes are not case-sensitive: keep them upper-case, so "save20" is shown as a duplicate of "SAVE20".
         return self.cleaned_data["code"].strip().upper()
 
+    # The value is typed as it is shown: a percentage's percent (12.5 for 12.5%), a fixed amount as money in the
+    # storefront's currency (10.00 for ¥10.00); stored in basis points and minor units. ``get_form`` sets the currency.
+    currency = ""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        coupon = self.instance
+        if coupon.pk is not None and "value" in self.fields and not self.is_bound:
+            self.initial["value"] = self._shown(coupon.kind, coupon.value)
+
+    def _exponent(self, kind: str) -> int:
+        return 2 if kind == Coupon.Kind.PERCENT else CURRENCY_EXPONENTS.get(self.currency, 2)
+
+    def _shown(self, kind: str, stored: int) -> Decimal:
+        exponent = self._exponent(kind)
+        return Decimal(stored).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
+
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("kind") == Coupon.Kind.PERCENT and (cleaned.get("value") or 0) > 10000:
-            self.add_error("value", _("A percentage coupon takes at most 10000 basis points (100%)."))
+        kind, typed = cleaned.get("kind"), cleaned.get("value")
+        if kind is None or not isinstance(typed, Decimal):  # no storefront, no conversion (``get_form``)
+            return cleaned
+        exponent = self._exponent(kind)
+        stored = typed.scaleb(exponent)
+        if stored != stored.to_integral_value():
+            self.add_error("value", _("A percentage takes at most two decimals (12.25).") if kind == Coupon.Kind.PERCENT
+                           else _("%(currency)s amounts have at most %(count)s decimals.") % {
+                               "currency": self.currency, "count": exponent})
+        elif kind == Coupon.Kind.PERCENT and typed > 100:
+            self.add_error("value", _("A percentage coupon takes at most 100%."))
+        else:
+            cleaned["value"] = int(stored)
         return cleaned
 
 
@@ -340,9 +368,13 @@ class CouponAdmin(TenantScopedAdmin):
         form = super().get_form(request, obj, change, **kwargs)
         tenant = obj.tenant if obj is not None else request.tenant
         if tenant is not None and "value" in form.base_fields:
-            form.base_fields["value"].help_text = _(
-                "Basis points for a percentage (2000 is 20%%); for a fixed amount, %(money)s") % {
-                "money": minor_units_help(tenant.currency)}
+            form.currency, exponent = tenant.currency, CURRENCY_EXPONENTS.get(tenant.currency, 2)
+            stored = form.base_fields["value"]
+            form.base_fields["value"] = forms.DecimalField(
+                label=stored.label, min_value=0, max_digits=18, help_text=_(
+                    "A percentage as its percent: 20 for 20%%, 12.5 for 12.5%%. A fixed amount as prices are shown: "
+                    "%(typed)s for %(shown)s.") % {"typed": f"{Decimal(10):.{exponent}f}",
+                                                   "shown": format_money(10 * 10 ** exponent, tenant.currency)})
         return form
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def coupon_form(code: str) -> dict:
-    return {"code": code, "kind": "percent", "value": "2000", "item": "", "max_uses": "", "expires_at_0": "",
+    return {"code": code, "kind": "percent", "value": "20", "item": "", "max_uses": "", "expires_at_0": "",
             "expires_at_1": "", "is_active": "on"}
 
 

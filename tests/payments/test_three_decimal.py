@@ -31,13 +31,13 @@ def test_prices_and_fixed_coupons_off_the_step_are_refused_at_their_field():
 
     plan = owner.post(reverse("admin:payments_subscriptionplan_add"), {
         "name": "All", "slug": "all", "interval": "month", "price": "5.005", "grace_days": 3, "is_active": "on"})
-    fixed = owner.post(reverse("admin:payments_coupon_add"), {"code": "off", "kind": "fixed", "value": 1255,
+    fixed = owner.post(reverse("admin:payments_coupon_add"), {"code": "off", "kind": "fixed", "value": "1.255",
                                                              "is_active": "on"})
     assert "KWD is charged in steps of KD 0.010" in field_errors(plan, "price")
     assert "KWD is charged in steps of KD 0.010" in field_errors(fixed, "value")
-    percent = owner.post(reverse("admin:payments_coupon_add"), {"code": "pct", "kind": "percent", "value": 1255,
+    percent = owner.post(reverse("admin:payments_coupon_add"), {"code": "pct", "kind": "percent", "value": "12.55",
                                                                "is_active": "on"})
-    assert percent.status_code == 302  # basis points, not money
+    assert percent.status_code == 302  # a percentage, not money
     with scope(tenant=tenant):
         assert not SubscriptionPlan.objects.exists()
         assert list(Coupon.objects.values_list("code", flat=True)) == ["PCT"]
@@ -99,3 +99,34 @@ def test_a_kwd_sale_with_a_percentage_coupon_and_tax_on_top_is_charged_and_refun
         services.refund_create(payment=payment, amount=1000, actor=None)
         assert Order.objects.get(pk=order.pk).refunded == 1000
         assert ledger_verify(tenant=kuwait).ok
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kind", "typed", "stored", "shown"), [
+    ("percent", "12.5", 1250, "12.50"), ("percent", "100", 10000, "100.00"), ("fixed", "10.5", 1050, "10.50")])
+def test_a_coupon_is_typed_as_it_is_shown_and_stored_in_basis_points_or_minor_units(kind, typed, stored, shown):
+    tenant = TenantFactory(slug="alpha", domain="alpha.test", currency="CNY")
+    owner = host_client("alpha.test", member(tenant, Role.OWNER, mfa=True))
+    response = owner.post(reverse("admin:payments_coupon_add"), {"code": "c", "kind": kind, "value": typed,
+                                                                "is_active": "on"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    with scope(tenant=tenant):
+        coupon = Coupon.objects.get()
+    assert coupon.value == stored
+    form = owner.get(reverse("admin:payments_coupon_change", args=[coupon.pk])).context["adminform"].form
+    assert str(form["value"].value()) == shown
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kind", "typed", "error"), [
+    ("percent", "100.5", "A percentage coupon takes at most 100%."),
+    ("percent", "12.345", "A percentage takes at most two decimals (12.25)."),
+    ("fixed", "10.555", "CNY amounts have at most 2 decimals.")])
+def test_a_coupon_value_its_kind_cannot_hold_is_refused_at_its_field(kind, typed, error):
+    tenant = TenantFactory(slug="alpha", domain="alpha.test", currency="CNY")
+    owner = host_client("alpha.test", member(tenant, Role.OWNER, mfa=True))
+    response = owner.post(reverse("admin:payments_coupon_add"), {"code": "c", "kind": kind, "value": typed,
+                                                                "is_active": "on"})
+    assert error in field_errors(response, "value")
+    with scope(tenant=tenant):
+        assert not Coupon.objects.exists()
