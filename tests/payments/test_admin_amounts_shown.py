@@ -80,4 +80,5 @@ def test_the_coupon_list_shows_a_fixed_value_as_money_and_a_percentage_as_one(te
     assert re.findall(r'<td class="field-value_display">([^<]*)</td>', page) == ["¥5.00", "20%"]
     form = owner.get(reverse("admin:payments_coupon_add")).context["adminform"].form
     assert form.fields["value"].help_text == (
-        "A percentage as its percent: 20 for 20%, 12.5 for 12.5%. A fixed amount as prices are shown: 10.00 for ¥10.00.")
+        "A percentage as its percent: 20 for 20%, 12.5 for 12.5%. "
+        "A fixed amount as prices are shown: 10.00 for ¥10.00.")
