@@ -530,6 +530,12 @@ class LearningPathAdmin(TenantScopedAdmin):
     prepopulated_fields = {"slug": ["title"]}
     inlines = [PathStepInline]
 
+    def save_model(self, request, obj, form, change):
+        from .text import render_rich_text
+
+        obj.description_html = render_rich_text(obj.description)
+        super().save_model(request, obj, form, change)
+
 
 @admin.register(Review)
 class ReviewAdmin(TenantScopedAdmin):

@@ -387,6 +387,7 @@ class LearningPath(TenantOwned):
     title = models.CharField(_("title"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=200, allow_unicode=True)
     description = models.TextField(_("description"), blank=True)
+    description_html = models.TextField(editable=False, blank=True)
     is_published = models.BooleanField(_("published"), default=False)
 
     class Meta:

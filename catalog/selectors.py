@@ -56,11 +56,12 @@ def items_search(items: QuerySet[ContentItem], q: str) -> QuerySet[ContentItem]:
     Words are split as in ``catalog.text``: Chinese is matched by character pairs, other words by prefix. A lone CJK
     character, which has no pair, is matched as a substring. PostgreSQL ranks with ``ts_rank``; elsewhere the rank
     counts the words' occurrences in the search text, which is close to it: both weigh an item by how often the
-    words appear, so the title, written twice into the search text, outweighs a passing mention.
+    words appear, so the title, written twice into the search text, outweighs a passing mention. A query with no
+    words at all (only punctuation) matches nothing.
     """
     tokens = search_tokens(q)
-    if not tokens:
-        return items
+    if not tokens:  # only punctuation ("%", "!!"): no word to match, so nothing matches
+        return items.none() if q.strip() else items
     words = [t for t in tokens if len(t) > 1 or t.isascii()]
     singles = [t for t in tokens if t not in words]
     for single in singles:

@@ -207,11 +207,17 @@ def learn(request, slug: str, lesson_id: int | None = None):
         position = selectors.resume_position(user=request.user, item=item, lesson=lesson)
     lessons = [lesson for section in sections for lesson in section.lessons.all()]
     index = lessons.index(lesson) if lesson in lessons else -1
+    accessible = {lesson.id for lesson in lessons if personal.has_access or lesson.is_preview}
+    # Without access, previous and next skip the locked lessons (which would only bounce to the item page); when
+    # locked lessons are all that follow, the page offers the item instead.
+    earlier = [other for other in lessons[:index] if other.id in accessible] if index >= 0 else []
+    later = [other for other in lessons[index + 1:] if other.id in accessible] if index >= 0 else []
     return render(request, "catalog/learn.html", {
         "sections": sections, "personal": personal, "item": item, "lesson": lesson, "position": position,
-        "previous": lessons[index - 1] if index > 0 else None,
-        "next": lessons[index + 1] if 0 <= index < len(lessons) - 1 else None,
-        "accessible_lessons": {lesson.id for lesson in lessons if personal.has_access or lesson.is_preview},
+        "previous": earlier[-1] if earlier else None,
+        "next": later[0] if later else None,
+        "locked_after": not later and 0 <= index < len(lessons) - 1,
+        "accessible_lessons": accessible,
     })
 
 
@@ -310,9 +316,20 @@ def creator_detail(request, slug: str):
 @storefront_only
 @anonymous_page_cache
 def bundle_detail(request, slug: str):
+    """The bundle and its items; to a signed-in learner, the way to buy it, or, when checkout would refuse it (they
+    have everything in it already), to open its items."""
+    from payments.services import purchase_check
+
     bundle, items = selectors.bundle_for_storefront(slug=slug)
-    return render(request, "catalog/bundle_detail.html",
-                  {"bundle": bundle, "items": items, "total": sum(i.price for i in items)})
+    refusal = None
+    if request.user.is_authenticated:
+        try:
+            purchase_check(user=request.user, bundle=bundle)
+        except ApplicationError as exc:
+            refusal = exc
+    return render(request, "catalog/bundle_detail.html", {
+        "bundle": bundle, "items": items, "total": sum(i.price for i in items),
+        "owned": refusal is not None and refusal.code == "already_owned", "refusal": refusal})
 
 
 @storefront_only

@@ -651,7 +651,8 @@ class _CatalogBuilder:
             description = (f"{len(steps)} steps from your first lesson to advanced work. *{other}*" if not self.zh()
                            else f"{len(steps)} 步，从第一课走到进阶。*{other}*")
             path, _ = LearningPath.objects.update_or_create(slug=slug, defaults={
-                "tenant": self.tenant, "title": title, "description": description, "is_published": True})
+                "tenant": self.tenant, "title": title, "description": description,
+                "description_html": render_rich_text(description), "is_published": True})
             notes = ({Level.BEGINNER: "Start here: the foundations.", Level.INTERMEDIATE: "Build fluency.",
                       Level.ADVANCED: "Go deep once the basics are second nature."} if not self.zh() else
                      {Level.BEGINNER: "从这里开始：打好基础。", Level.INTERMEDIATE: "熟能生巧。",

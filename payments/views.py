@@ -76,6 +76,15 @@ def checkout(request):
         if item is not None:
             return redirect("catalog:item", item.slug)
         raise Http404("Not on sale.")
+    if request.method != "POST":
+        # What paying would refuse (owned already, a subscription held) is said before any Pay button, by the rule
+        # the payment itself goes through, with the way to what the learner has.
+        try:
+            services.purchase_check(user=request.user, item=item, bundle=bundle, plan=plan)
+        except ApplicationError as exc:
+            return render(request, "payments/checkout.html", {
+                "refusal": exc.message, "refusal_link": _refusal_link(exc.code, item=item, bundle=bundle),
+                "item": item, "bundle": bundle, "plan": plan, "thing": thing})
     data = request.POST or None
     if data is None and request.GET.get("coupon"):
         # ``?coupon=`` (a shared discount link, or "Buy again" from an order) fills the coupon in, as "Apply" does.
@@ -111,6 +120,19 @@ def checkout(request):
                                                       "thing": thing, "quote": quote,
                                                       "email_confirmed": user_can_buy(user=request.user)},
                   status=status if request.method == "POST" and form.errors else 200)
+
+
+def _refusal_link(code: str, *, item=None, bundle=None) -> tuple[str, str] | None:
+    """(address, label) of where a learner whose purchase ``services.purchase_check`` refused with ``code`` opens
+    what they have: the item, the bundle's page (which opens each of its items, also to a subscriber, whose My
+    learning does not list the whole catalog), or their subscription."""
+    if code == "already_owned" and item is not None:
+        return reverse("catalog:item", args=[item.slug]), _("Open the item")
+    if code == "already_owned" and bundle is not None:
+        return reverse("catalog:bundle", args=[bundle.slug]), _("Open the items of this bundle")
+    if code == "already_subscribed":
+        return reverse("payments:subscription"), _("See your subscription")
+    return None
 
 
 def _sandbox_payment(token: str) -> Payment:

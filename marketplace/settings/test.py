@@ -29,6 +29,16 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c zhiku.ledger_truncate=allowed"  # noqa: F405
 
+# On SQLite, a file rather than the in-memory database: in memory, SQLite's shared cache refuses another connection's
+# write at once ("database table is locked") instead of waiting for it as ``timeout`` says, and the live-server tests
+# make overlapping requests (a page's media and captions) whose transactions take the write lock when they begin.
+# One file per process (pytest-django adds each parallel worker's suffix); the test runner deletes it at the end.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"zhiku-test-{os.getpid()}-{uuid.uuid4().hex[:8]}.sqlite3")}
+
 # Parallel workers (pytest-xdist) and successive runs share one Redis: keep their keys apart, so that, for
 # example, allauth's rate limits from the last run do not hold back this run's emails.
 if REDIS_URL:  # noqa: F405

@@ -24,3 +24,10 @@ def test_the_creators_of_an_item_are_joined_as_a_list_in_the_page_language(tenan
     byline = page[page.index('<p class="byline"'):].split("</p>", 1)[0]
     separator = joined[3:-len("Wang Ming")]
     assert f"</a>{separator}<a " in byline
+
+
+def test_an_item_credited_to_nobody_has_no_byline(tenant_a):
+    """The storefront's own work (no creator credited) says nothing, rather than "By" and no name."""
+    item = catalog_item(tenant_a, title="House notes")
+    page = host_client("alpha.test").get(f"/item/{item.slug}/").content.decode()
+    assert 'class="byline"' not in page

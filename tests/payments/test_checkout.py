@@ -340,7 +340,9 @@ def test_a_bundle_with_nothing_in_it_is_not_sold_and_one_emptied_after_checkout_
         bundle = Bundle.objects.create(tenant=tenant_a, title="Both", slug="both", price=6000, is_published=True)
         bundle.items.set([one])
     client = host_client("alpha.test", member(tenant_a))
-    response = buy(client, f"bundle={empty.slug}")
+    page = client.get(f"/checkout/?bundle={empty.slug}").content.decode()
+    assert "This bundle is not on sale." in page and 'name="pay"' not in page  # said before any Pay button
+    response = client.post("/checkout/", {"bundle": empty.slug, "key": "k0", "pay": "1"})
     assert response.status_code == 400 and "This bundle is not on sale." in response.content.decode()
 
     # The team empties the bundle while the learner is paying: the money taken is booked all the same.
