@@ -499,6 +499,7 @@ class LedgerAccountAdmin(ReadOnlyAdmin):
 class JournalEntryAdmin(ReadOnlyAdmin):
     list_display = ["sequence", "kind", "memo", "order", "created_at", "short_hash"]
     list_filter = ["kind"]
+    ordering = ["-sequence"]  # the newest first, as a bank statement's online view; the chain check reads in order
     search_fields = ["memo", "order__number", "hash"]
     readonly_fields = ["sequence", "kind", "memo", "order", "refund", "created_at", "previous_hash", "hash"]
     fields = readonly_fields

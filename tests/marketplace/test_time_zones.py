@@ -92,7 +92,9 @@ def test_the_receipt_of_a_chinese_storefront_is_dated_in_beijing_time(lotus, dja
         Order.objects.filter(pk=order.pk).update(paid_at=datetime(2030, 3, 1, 20, 30, tzinfo=UTC))  # 3月2日 04:30
     mail.outbox.clear()
     receipt_send(tenant_id=lotus.pk, order_id=order.pk)
-    assert "2030年3月2日 04:30" in mail.outbox[-1].body, mail.outbox[-1].body
+    assert "2030年3月2日 04:30 (UTC+8)" in mail.outbox[-1].body, mail.outbox[-1].body  # the zone said, as a live one's
+    page = host_client("alpha.test", learner).get(f"/orders/{order.number}/").content.decode()
+    assert '<time datetime="2030-03-02T04:30:00+08:00">2030年3月2日 04:30 (UTC+8)</time>' in page
 
 
 def test_the_subscription_page_of_a_chinese_storefront_dates_the_renewal_in_beijing_time(lotus):

@@ -254,6 +254,7 @@ def test_the_admin_shows_orders_ledger_and_statement(tenant_a, shop):
     assert "Paid" in admin.get(reverse("admin:payments_order_changelist")).content.decode()
     entries = admin.get(reverse("admin:payments_journalentry_changelist")).content.decode()
     assert "The chain of 2 entries verifies." in entries  # the course's publication and its sale
+    assert re.findall(r'class="field-sequence"><a [^>]*>(\d+)</a>', entries) == ["2", "1"]  # the newest first
     with scope(tenant=tenant_a):
         ids = [str(pk) for pk in services.LedgerAccount.objects.values_list("pk", flat=True)]
     statement = admin.post(reverse("admin:payments_ledgeraccount_changelist"),
