@@ -45,6 +45,7 @@ from .models import (
     Tag,
 )
 from .storage import private_storage
+from .text import render_rich_text
 from .widgets import PrivateFileWidget
 
 Status = ContentItem.Status
@@ -389,7 +390,7 @@ class ContentItemAdmin(PrivateFilesMixin, PriceAdminMixin, TenantScopedAdmin):
         """An item's or one of its lessons' media or captions, to whoever may see the item in this admin (its
         storefront's team, a creator credited on it, the operator), served as the storefront serves them to
         learners. The item is looked up in the admin's own scope, so another storefront's is a 404."""
-        item = self.get_object(request, object_id)
+        item = self.get_object(request, object_id)  # a 404 for an id this admin cannot see (MissingObjectIs404)
         if not self.has_view_or_change_permission(request, item):
             raise PermissionDenied
         owner = item if lesson_id is None else get_object_or_404(Lesson, pk=lesson_id, item=item)
@@ -502,8 +503,6 @@ class BundleAdmin(PriceAdminMixin, TenantScopedAdmin):
     filter_horizontal = ["items"]
 
     def save_model(self, request, obj, form, change):
-        from .text import render_rich_text
-
         obj.description_html = render_rich_text(obj.description)
         super().save_model(request, obj, form, change)
         services.catalog_changed(obj.tenant_id)
@@ -531,8 +530,6 @@ class LearningPathAdmin(TenantScopedAdmin):
     inlines = [PathStepInline]
 
     def save_model(self, request, obj, form, change):
-        from .text import render_rich_text
-
         obj.description_html = render_rich_text(obj.description)
         super().save_model(request, obj, form, change)
 

@@ -199,35 +199,39 @@ def item_submit(*, item: ContentItem, actor) -> ContentItem:
     return item
 
 
-def item_approve(*, item: ContentItem, actor) -> ContentItem:
-    """Publish the item as its next version: from review, or (for the team) a published item's changes.
+def _publish(item: ContentItem, *, actor, snapshot: dict) -> ItemVersion:
+    """Publish ``item`` (locked, its derived fields refreshed) as its next version, recording ``snapshot``.
 
     The version row stores the content hash and snapshot that distribution pushes, and the storefront's chain records
     the publication (``payments.ledger.publication_post``) in the same transaction.
     """
     from payments.ledger import publication_post
 
+    item.status = Status.PUBLISHED
+    item.version += 1
+    item.review_note = ""
+    item.published_at = item.published_at or timezone.now()
+    item.save(update_fields=["status", "version", "review_note", "published_at", "description_html",
+                             "body_html", "search_text", "updated_at"])
+    digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    version = ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
+                                         snapshot=snapshot, published_by=actor)
+    publication_post(version=version)
+    _decide(item, EditorialDecision.Outcome.APPROVED, actor)
+    deliveries_plan(item=item, actor=actor)
+    catalog_changed(item.tenant_id)
+    return version
+
+
+def item_approve(*, item: ContentItem, actor) -> ContentItem:
+    """Publish the item as its next version: from review, or (for the team) a published item's changes."""
     with transaction.atomic():
         item = _locked(item)
         if item.status not in (Status.IN_REVIEW, Status.PUBLISHED):
             raise ApplicationError(_("Only an item in review (or a published one) can be published."),
                                    code="not_in_review")
         item_refresh_derived(item=item, save=False)
-        now = timezone.now()
-        item.status = Status.PUBLISHED
-        item.version += 1
-        item.review_note = ""
-        item.published_at = item.published_at or now
-        item.save(update_fields=["status", "version", "review_note", "published_at", "description_html",
-                                 "body_html", "search_text", "updated_at"])
-        snapshot = _snapshot(item)
-        digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-        version = ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
-                                             snapshot=snapshot, published_by=actor)
-        publication_post(version=version)
-        _decide(item, EditorialDecision.Outcome.APPROVED, actor)
-        deliveries_plan(item=item, actor=actor)
-        catalog_changed(item.tenant_id)
+        _publish(item, actor=actor, snapshot=_snapshot(item))
     return item
 
 
@@ -237,16 +241,15 @@ def item_publish_changes(*, item: ContentItem, actor) -> ItemVersion | None:
     anything (a price, a title, creators' shares) that no published version and no pushed post holds. A save that
     changes none of it publishes nothing. Returns the new version, if any."""
     with transaction.atomic():
-        locked = _locked(item)
-        if locked.status != Status.PUBLISHED:
+        item = _locked(item)
+        if item.status != Status.PUBLISHED:
             return None
-        item_refresh_derived(item=locked, save=False)
-        published = ItemVersion.objects.filter(item=locked, number=locked.version).values_list(
-            "snapshot", flat=True).first()
-        if published == _snapshot(locked):
+        item_refresh_derived(item=item, save=False)
+        snapshot = _snapshot(item)
+        if snapshot == ItemVersion.objects.filter(item=item, number=item.version).values_list(
+                "snapshot", flat=True).first():
             return None
-        item_approve(item=locked, actor=actor)
-        return ItemVersion.objects.get(item=locked, number=locked.version + 1)
+        return _publish(item, actor=actor, snapshot=snapshot)
 
 
 def item_reject(*, item: ContentItem, actor, reason: str) -> ContentItem:

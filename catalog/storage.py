@@ -5,6 +5,8 @@ storage, which is never served directly: on local disk it sits outside the publi
 streamed by a checked view; on S3 its objects are private and are handed out only as short-lived signed URLs.
 """
 
+import hashlib
+
 from django.core.files.storage import Storage, storages
 
 
@@ -61,8 +63,6 @@ def private_storage() -> Storage:
 
 def private_file_sha256(name: str) -> tuple[str, int] | None:
     """The SHA-256 (hex) and size of a private file, read in 1 MB chunks; None when storage does not have it."""
-    import hashlib
-
     digest, size = hashlib.sha256(), 0
     try:
         with _private.open(name, "rb") as stored:

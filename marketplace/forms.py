@@ -19,7 +19,7 @@ class MoneyField(forms.DecimalField):
     def prepare_value(self, value):
         """A stored amount (minor units) as it is typed; what the person typed stays as typed."""
         if isinstance(value, int) and not isinstance(value, bool):
-            return Decimal(value).scaleb(-self.exponent).quantize(Decimal(1).scaleb(-self.exponent))
+            return Decimal(value).scaleb(-self.exponent)  # with the currency's decimals: 9900 -> 99.00
         return value
 
     def clean(self, value):

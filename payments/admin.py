@@ -20,6 +20,7 @@ from catalog.models import Creator
 from marketplace import tenancy
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
+from marketplace.forms import MoneyField
 from marketplace.models import Tenant
 from marketplace.money import CURRENCY_EXPONENTS, format_money, major_units
 
@@ -184,7 +185,9 @@ class PostingInline(ReadOnlyInline):
 
 
 class RefundForm(forms.Form):
-    amount = forms.DecimalField(label=_("Amount to refund"), max_digits=18, decimal_places=3)
+    """A refund's amount is typed as amounts are shown (``MoneyField``, in the order's currency) and cleaned to minor
+    units."""
+
     reason = forms.CharField(label=_("Reason"), required=False, max_length=200)
     paid_outside = forms.BooleanField(
         label=_("Paid back outside the payment provider"), required=False,
@@ -192,6 +195,8 @@ class RefundForm(forms.Form):
                     "provider could not refund the card: the provider is not asked, the refund is only booked."))
     # What had been refunded when the form was shown: a second submission of the same form refunds nothing more.
     seen = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+    field_order = ["amount", "reason", "paid_outside"]
 
     def __init__(self, *args, currency: str, **kwargs):
         super().__init__(*args, **kwargs)
@@ -202,7 +207,10 @@ class RefundForm(forms.Form):
         else:
             help_text = _("In %(currency)s as amounts are shown: %(major)s, not %(minor)s.") % {
                 "currency": currency, "major": f"{Decimal('12.5'):.{exponent}f}", "minor": 125 * 10 ** (exponent - 1)}
-        self.fields["amount"].help_text = help_text
+        self.fields["amount"] = MoneyField(
+            currency=currency, label=_("Amount to refund"), min_value=None, help_text=help_text,
+            error_messages={"max_decimal_places": _("Too many decimals for this currency.")})
+        self.order_fields(self.field_order)
 
     def clean_amount(self):
         amount = self.cleaned_data["amount"]
@@ -275,24 +283,20 @@ class OrderAdmin(ReadOnlyAdmin):
         form = RefundForm(request.POST or None, initial={"seen": payment.refunded_amount if payment else 0},
                           currency=order.currency)
         if payment is not None and request.method == "POST" and form.is_valid():
-            minor = form.cleaned_data["amount"].scaleb(CURRENCY_EXPONENTS[order.currency])
-            if minor != minor.to_integral_value():
-                form.add_error("amount", _("Too many decimals for this currency."))
-            else:
-                try:
-                    # The operator refunds on the platform host in the order's storefront scope, as its team would.
-                    with tenancy.tenant_phase(order.tenant) if request.tenant is None else nullcontext():
-                        refund_create(payment=payment, amount=int(minor), actor=request.user,
-                                      reason=form.cleaned_data["reason"], refunded_before=form.cleaned_data["seen"],
-                                      paid_outside=form.cleaned_data["paid_outside"])
-                    self.message_user(request, _("Refunded."), messages.SUCCESS)
-                    return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
-                except ApplicationError as exc:
-                    form.add_error("amount", exc.message)
-                    if exc.code == "refund_stale":  # show what is refunded now; the next submission is on that
-                        payment.refresh_from_db()
-                        form.data = form.data.copy()
-                        form.data["seen"] = payment.refunded_amount
+            try:
+                # The operator refunds on the platform host in the order's storefront scope, as its team would.
+                with tenancy.tenant_phase(order.tenant) if request.tenant is None else nullcontext():
+                    refund_create(payment=payment, amount=form.cleaned_data["amount"], actor=request.user,
+                                  reason=form.cleaned_data["reason"], refunded_before=form.cleaned_data["seen"],
+                                  paid_outside=form.cleaned_data["paid_outside"])
+                self.message_user(request, _("Refunded."), messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:payments_order_change", args=[order.pk]))
+            except ApplicationError as exc:
+                form.add_error("amount", exc.message)
+                if exc.code == "refund_stale":  # show what is refunded now; the next submission is on that
+                    payment.refresh_from_db()
+                    form.data = form.data.copy()
+                    form.data["seen"] = payment.refunded_amount
         context = {**self.admin_site.each_context(request), "order": order, "payment": payment, "form": form,
                    "opts": self.model._meta, "title": _("Refund %(number)s") % {"number": order.number}}
         return render(request, "admin/payments/order/refund.html", context)
@@ -329,8 +333,7 @@ class CouponForm(forms.ModelForm):
         return 2 if kind == Coupon.Kind.PERCENT else CURRENCY_EXPONENTS.get(self.currency, 2)
 
     def _shown(self, kind: str, stored: int) -> Decimal:
-        exponent = self._exponent(kind)
-        return Decimal(stored).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
+        return Decimal(stored).scaleb(-self._exponent(kind))
 
     def clean(self):
         cleaned = super().clean()
