@@ -550,9 +550,9 @@ class SubscriptionPlanAdmin(PriceAdminMixin, TenantScopedAdmin):
 @admin.register(Subscription)
 class SubscriptionAdmin(ReadOnlyAdmin):
     list_display = ["user", "plan", "price_display", "interval", "status", "current_period_end", "cancel_at_period_end",
-                    "grace_until"]
+                    "switch_to", "grace_until"]
     list_filter = ["status", "plan"]
-    list_select_related = ["user", "plan"]
+    list_select_related = ["user", "plan", "switch_to"]
     search_fields = ["user__email"]
     actions = ["stop_renewing"]
 

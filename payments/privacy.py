@@ -40,8 +40,9 @@ def export(user, tenant) -> dict:
             for e in Entitlement.objects.filter(user=user).select_related("item", "bundle")
         ],
         "subscriptions": [
-            {"plan": s.plan.name, "status": s.status, "until": s.current_period_end.isoformat()}
-            for s in Subscription.objects.filter(user=user).select_related("plan")
+            {"plan": s.plan.name, "status": s.status, "until": s.current_period_end.isoformat(),
+             "switches_to": s.switch_to.name if s.switch_to else None}
+            for s in Subscription.objects.filter(user=user).select_related("plan", "switch_to")
         ],
         "promoter": [{"code": p.code, "status": p.status} for p in Promoter.objects.filter(user=user)],
         "referral_visits": [

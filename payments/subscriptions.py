@@ -1,5 +1,5 @@
-"""Subscription life cycle: start on the first payment, renew period by period, cancel at period end, end after an
-unpaid grace period.
+"""Subscription life cycle: start on the first payment, renew period by period, switch plans or cancel at period
+end, end after an unpaid grace period.
 
 A subscription's access is one whole-catalog entitlement whose end moves with the paid period (and with the grace
 period while a renewal is due). Renewals are ordinary orders paid through the same checkout and webhook path; the
@@ -95,12 +95,15 @@ def subscription_paid(*, order: Order, line, actor=None) -> Subscription | None:
             sub.billing_day = start.day
         else:
             start = sub.current_period_end
+        # A renewal opens what its plan opens (the plan the learner switched to, say), as a new subscription would.
+        tier = line.plan if line.plan.categories.exists() else None
         sub.current_period_start = start
         sub.current_period_end = add_interval(start, sub.interval, day=sub.billing_day)
         sub.status, sub.grace_until, sub.renewal_order, sub.ended_at = Subscription.Status.ACTIVE, None, None, None
         sub.save(update_fields=["current_period_start", "current_period_end", "billing_day", "status", "grace_until",
                                 "renewal_order", "ended_at"])
-        Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.current_period_end, revoked_at=None)
+        Entitlement.objects.filter(pk=sub.entitlement_id).update(ends_at=sub.current_period_end, revoked_at=None,
+                                                                 whole_catalog=tier is None, plan=tier)
         audit_log_write(tenant=order.tenant, actor=actor, action="payments.subscription_renewed", target=sub,
                         data={"until": sub.current_period_end.isoformat(), "order": order.number})
         return sub
@@ -130,8 +133,9 @@ def _renewal_set(*, subscription: Subscription, cancel: bool, actor) -> Subscrip
             _end(sub, at=timezone.now(), actor=actor, reason="cancelled")
             return sub
         if sub.cancel_at_period_end != cancel:
-            sub.cancel_at_period_end = cancel
-            sub.save(update_fields=["cancel_at_period_end"])
+            # One that will not renew switches to no other plan (and one cancelled had none to switch to).
+            sub.cancel_at_period_end, sub.switch_to = cancel, None
+            sub.save(update_fields=["cancel_at_period_end", "switch_to"])
             action = "cancelled" if cancel else "resumed"
             audit_log_write(tenant=sub.tenant, actor=actor, action=f"payments.subscription_{action}", target=sub)
     return sub
@@ -146,6 +150,43 @@ def subscription_cancel(*, subscription: Subscription, actor) -> Subscription:
 def subscription_resume(*, subscription: Subscription, actor) -> Subscription:
     """Renew again after a cancellation, while the paid period lasts. Safe to repeat."""
     return _renewal_set(subscription=subscription, cancel=False, actor=actor)
+
+
+def subscription_switch(*, subscription: Subscription, plan: SubscriptionPlan | None, actor) -> Subscription:
+    """Renew on ``plan`` from the end of the paid period, as Stripe's and Teachable's scheduled plan changes do: the
+    period paid for keeps its plan; the next renewal charges ``plan``'s price (in the storefront's currency now) for
+    ``plan``'s period, and opens what ``plan`` opens once it is paid. None, or the subscription's own plan, keeps the
+    current plan. Choosing a plan undoes a cancellation: the learner means to go on. Safe to repeat.
+
+    Not while a renewal is due: that renewal is already an order for the current plan, to pay or to let lapse."""
+    with transaction.atomic():
+        sub = Subscription.objects.select_for_update().get(pk=subscription.pk)
+        if sub.status == Subscription.Status.ENDED:
+            raise ApplicationError(_("This subscription has already ended."), code="subscription_ended")
+        if sub.status == Subscription.Status.PAST_DUE:
+            raise ApplicationError(_("Your renewal is due: renew first, then choose the plan of the next period."),
+                                   code="renewal_due")
+        if plan is not None and plan.pk == sub.plan_id:
+            plan = None
+        if plan is not None and (not plan.is_active or plan.price == 0 or plan.tenant_id != sub.tenant_id):
+            raise ApplicationError(_("This plan is not on sale."), code="not_on_sale")
+        if sub.switch_to_id == (plan.pk if plan else None) and not (plan and sub.cancel_at_period_end):
+            return sub
+        sub.switch_to = plan
+        sub.cancel_at_period_end = sub.cancel_at_period_end and plan is None
+        sub.save(update_fields=["switch_to", "cancel_at_period_end"])
+        audit_log_write(tenant=sub.tenant, actor=actor, action="payments.subscription_switch_chosen", target=sub,
+                        data={"plan": plan.slug if plan else None})
+    return sub
+
+
+def _switch(sub: Subscription, *, currency: str) -> None:
+    """The period is over: the subscription goes on on the plan the learner chose (``subscription_switch``)."""
+    old, new = sub.plan, sub.switch_to
+    sub.plan, sub.price, sub.interval, sub.currency, sub.switch_to = new, new.price, new.interval, currency, None
+    sub.save(update_fields=["plan", "price", "interval", "currency", "switch_to"])
+    audit_log_write(tenant=sub.tenant, actor=None, action="payments.subscription_switched", target=sub,
+                    data={"from": old.slug, "to": new.slug, "price": new.price, "currency": currency})
 
 
 def renewal_pay(*, subscription: Subscription, user, request=None):
@@ -254,9 +295,12 @@ def subscriptions_sweep(*, tenant, now: datetime | None = None) -> dict[str, int
     due = Subscription.objects.filter(status=Subscription.Status.ACTIVE, current_period_end__lte=now)
     for sub_id in due.values_list("pk", flat=True):
         with transaction.atomic():
-            sub = Subscription.objects.select_for_update().select_related("plan", "user").get(pk=sub_id)
+            sub = (Subscription.objects.select_for_update(of=("self", "plan", "user"))
+                   .select_related("plan", "user", "switch_to").get(pk=sub_id))
             if sub.status != Subscription.Status.ACTIVE or sub.current_period_end > now:
                 continue
+            if sub.switch_to_id is not None:
+                _switch(sub, currency=tenant.currency)
             # A plan taken off sale takes no new subscribers; those it has keep renewing, as on Stripe or Teachable.
             if sub.cancel_at_period_end or sub.plan.price == 0:
                 _end(sub, at=sub.current_period_end, reason="cancelled")

@@ -25,7 +25,7 @@ from marketplace.views import storefront_only
 from . import services
 from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
-from .subscriptions import renewal_pay, subscription_cancel, subscription_resume
+from .subscriptions import renewal_pay, subscription_cancel, subscription_resume, subscription_switch
 
 
 class CheckoutForm(forms.Form):
@@ -242,8 +242,9 @@ def plans(request):
 @storefront_only
 @login_required
 def subscription(request):
-    """The learner's subscription: its period, cancelling or resuming it, and paying a due renewal."""
-    sub = (Subscription.objects.filter(user=request.user).select_related("plan", "renewal_order")
+    """The learner's subscription: its period, switching plans, cancelling or resuming it, and paying a due
+    renewal."""
+    sub = (Subscription.objects.filter(user=request.user).select_related("plan", "switch_to", "renewal_order")
            .order_by("-created_at").first())
     if request.method == "POST" and sub is not None:
         try:
@@ -253,6 +254,14 @@ def subscription(request):
             elif request.POST.get("action") == "resume":
                 subscription_resume(subscription=sub, actor=request.user)
                 messages.success(request, _("Your subscription will renew."))
+            elif request.POST.get("action") == "switch":
+                slug = request.POST.get("plan", "")
+                plan = SubscriptionPlan.objects.filter(slug=slug).first() if slug else None
+                if slug and plan is None:
+                    raise ApplicationError(_("This plan is not on sale."), code="not_on_sale")
+                sub = subscription_switch(subscription=sub, plan=plan, actor=request.user)
+                messages.success(request, _("From the end of this period you will be on %(plan)s.") % {
+                    "plan": (sub.switch_to or sub.plan).name})
             elif request.POST.get("action") == "renew":
                 started = renewal_pay(subscription=sub, user=request.user, request=request)
                 if started.redirect_url:
@@ -263,7 +272,17 @@ def subscription(request):
     # What the renewal will charge: the subscription's price, with tax on top where the storefront adds it.
     renewal_total = (services.quote(tenant=request.tenant, price=sub.price, currency=sub.currency).total
                      if sub and sub.price else None)
-    return render(request, "payments/subscription.html", {"sub": sub, "renewal_total": renewal_total})
+    # The plans it can switch to at the period's end, each priced as its renewal will be (the storefront's currency).
+    def total_now(price: int) -> int:
+        return services.quote(tenant=request.tenant, price=price, currency=request.tenant.currency).total
+
+    others = []
+    if sub is not None and sub.status == Subscription.Status.ACTIVE:
+        others = [(plan, total_now(plan.price))
+                  for plan in SubscriptionPlan.objects.filter(is_active=True, price__gt=0).exclude(pk=sub.plan_id)]
+    switch_total = total_now(sub.switch_to.price) if sub and sub.switch_to_id else None
+    return render(request, "payments/subscription.html", {
+        "sub": sub, "renewal_total": renewal_total, "other_plans": others, "switch_total": switch_total})
 
 
 @storefront_only

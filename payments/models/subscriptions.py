@@ -82,6 +82,10 @@ class Subscription(TenantOwned):
     current_period_start = models.DateTimeField(_("period starts"))
     current_period_end = models.DateTimeField(_("period ends"))
     cancel_at_period_end = models.BooleanField(_("cancels at period end"), default=False)
+    switch_to = models.ForeignKey(
+        SubscriptionPlan, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("switches to"),
+        help_text=_("The plan the learner chose to renew on: the next renewal charges its price for its period."))
     grace_until = models.DateTimeField(_("grace until"), null=True, blank=True)
     renewal_order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
                                       related_name="+", help_text=_("The open renewal, while one is due."))
