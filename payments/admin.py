@@ -50,6 +50,7 @@ from .services import (
     entitlement_grant,
     entitlement_revoke,
     payment_settings,
+    refund_check,
     refund_create,
     split_rule_check,
     split_rule_create,
@@ -282,8 +283,18 @@ class OrderAdmin(ReadOnlyAdmin):
         payment = order.payments.filter(status=Payment.Status.SUCCEEDED).first()
         form = RefundForm(request.POST or None, initial={"seen": payment.refunded_amount if payment else 0},
                           currency=order.currency)
+        context = {**self.admin_site.each_context(request), "order": order, "payment": payment, "form": form,
+                   "opts": self.model._meta, "title": _("Refund %(number)s") % {"number": order.number}}
         if payment is not None and request.method == "POST" and form.is_valid():
             try:
+                if not request.POST.get("confirm"):
+                    # Money leaves and access may end: the amount is checked, then confirmed once more, as Django
+                    # confirms a deletion.
+                    amount = form.cleaned_data["amount"]
+                    refund_check(payment=payment, amount=amount, refunded_before=form.cleaned_data["seen"])
+                    return render(request, "admin/payments/order/refund_confirm.html", {
+                        **context, "amount": amount, "whole": amount == payment.refundable,
+                        "paid_outside": form.cleaned_data["paid_outside"], "reason": form.cleaned_data["reason"]})
                 # The operator refunds on the platform host in the order's storefront scope, as its team would.
                 with tenancy.tenant_phase(order.tenant) if request.tenant is None else nullcontext():
                     refund_create(payment=payment, amount=form.cleaned_data["amount"], actor=request.user,
@@ -297,8 +308,6 @@ class OrderAdmin(ReadOnlyAdmin):
                     payment.refresh_from_db()
                     form.data = form.data.copy()
                     form.data["seen"] = payment.refunded_amount
-        context = {**self.admin_site.each_context(request), "order": order, "payment": payment, "form": form,
-                   "opts": self.model._meta, "title": _("Refund %(number)s") % {"number": order.number}}
         return render(request, "admin/payments/order/refund.html", context)
 
 

@@ -853,6 +853,27 @@ def checkouts_expire(*, tenant, now: datetime | None = None) -> int:
 
 # --- refunds --------------------------------------------------------------------------------------------------------
 
+def refund_check(*, payment: Payment, amount: int, refunded_before: int | None = None) -> None:
+    """Whether ``amount`` can be refunded from ``payment`` as read: an ApplicationError saying why not.
+    ``refund_create`` asks with the payment locked; the admin asks first, before the person refunding confirms."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise ApplicationError(_("A refund is a positive whole number of minor units."), code="refund_amount_invalid",
+                               extra={"field": "amount"})
+    if payment.status != Payment.Status.SUCCEEDED:
+        raise ApplicationError(_("Only a captured payment can be refunded."), code="not_refundable")
+    if refunded_before is not None and payment.refunded_amount != refunded_before:
+        raise ApplicationError(_("This payment was refunded meanwhile; check what is left and submit again."),
+                               code="refund_stale", status=409)
+    if amount > payment.refundable:
+        raise ApplicationError(_("That is more than is left to refund."), code="refund_exceeds_captured",
+                               extra={"refundable": payment.refundable, "field": "amount"})
+    if amount % charge_step(payment.currency):
+        raise ApplicationError(
+            _("%(currency)s is refunded in steps of %(step)s.")
+            % {"currency": payment.currency, "step": format_money(charge_step(payment.currency), payment.currency)},
+            code="refund_amount_invalid", extra={"field": "amount"})
+
+
 def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
                   refunded_before: int | None = None, paid_outside: bool = False) -> Refund:
     """Return ``amount`` of a captured payment, in part or in full, never beyond what it captured.
@@ -864,24 +885,9 @@ def refund_create(*, payment: Payment, amount: int, actor, reason: str = "",
     team paid the money back itself (by bank transfer, say, after the provider could not), so the provider is not
     asked; it is booked like any refund.
     """
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise ApplicationError(_("A refund is a positive whole number of minor units."), code="refund_amount_invalid",
-                               extra={"field": "amount"})
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
-        if payment.status != Payment.Status.SUCCEEDED:
-            raise ApplicationError(_("Only a captured payment can be refunded."), code="not_refundable")
-        if refunded_before is not None and payment.refunded_amount != refunded_before:
-            raise ApplicationError(_("This payment was refunded meanwhile; check what is left and submit again."),
-                                   code="refund_stale", status=409)
-        if amount > payment.refundable:
-            raise ApplicationError(_("That is more than is left to refund."), code="refund_exceeds_captured",
-                                   extra={"refundable": payment.refundable, "field": "amount"})
-        if amount % charge_step(payment.currency):
-            raise ApplicationError(
-                _("%(currency)s is refunded in steps of %(step)s.")
-                % {"currency": payment.currency, "step": format_money(charge_step(payment.currency), payment.currency)},
-                code="refund_amount_invalid", extra={"field": "amount"})
+        refund_check(payment=payment, amount=amount, refunded_before=refunded_before)
         order = Order.objects.select_for_update().get(pk=payment.order_id)
         refund = Refund.objects.create(tenant=payment.tenant, payment=payment, amount=amount, reason=reason[:200],
                                        created_by=actor if getattr(actor, "is_authenticated", False) else None,

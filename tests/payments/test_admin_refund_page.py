@@ -41,7 +41,7 @@ def test_the_order_page_writes_a_refunds_time_as_its_other_times_in_the_storefro
     order = sold(tenant_a, "alpha.test", 9900)
     owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     refunded = owner.post(reverse("admin:payments_order_refund", args=[order.pk]),
-                          {"amount": "10.00", "reason": "late", "seen": 0})
+                          {"amount": "10.00", "reason": "late", "seen": 0, "confirm": "1"})
     assert refunded.status_code == 302
     with scopes_disabled():
         refund = Refund.objects.get(payment__order=order)
@@ -55,3 +55,33 @@ def test_the_order_page_writes_a_refunds_time_as_its_other_times_in_the_storefro
         assert readonly_value(page, "paid_at") == shown(order.paid_at)  # how the page writes a time
         refunds = page[page.index("field-refunds"):]
         assert f"<div>{shown(refund.created_at)}: ¥10.00 refunded late</div>" in refunds
+
+
+def test_a_refund_is_confirmed_before_money_moves_and_a_wrong_amount_is_refused_at_the_field(tenant_a):
+    order = sold(tenant_a, "alpha.test", 9900)
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    url = reverse("admin:payments_order_refund", args=[order.pk])
+
+    too_much = owner.post(url, {"amount": "99.01", "seen": 0}).content.decode()
+    assert "That is more than is left to refund." in too_much and "Yes, refund" not in too_much
+
+    page = owner.post(url, {"amount": "40.00", "seen": 0, "reason": "late"}).content.decode()
+    assert f"Refund ¥40.00 of order {order.number}?" in page
+    assert "A part of the ¥99.00 left: the learner keeps their access." in page
+    assert "The payment provider (sandbox) pays it back." in page and "Reason: late" in page
+    assert 'value="Yes, refund ¥40.00"' in page
+    assert f'href="{reverse("admin:payments_order_change", args=[order.pk])}" class="button cancel-link"' in page
+    with scopes_disabled():
+        assert not Refund.objects.exists()  # asked, not done
+
+    # The confirmation sends back what was typed, as it was typed.
+    hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page))
+    assert {key: hidden[key] for key in ("amount", "reason", "seen", "confirm")} == {
+        "amount": "40.00", "reason": "late", "seen": "0", "confirm": "1"}
+    assert owner.post(url, hidden).status_code == 302
+    with scopes_disabled():
+        assert Refund.objects.get().amount == 4000
+
+    whole = owner.post(url, {"amount": "59.00", "seen": 4000, "paid_outside": "on"}).content.decode()
+    assert "the order is refunded in full, and the access it still gives ends now" in whole
+    assert "It is only booked: you paid the money back outside the payment provider." in whole

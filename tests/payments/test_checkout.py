@@ -212,9 +212,9 @@ def test_orders_and_payment_pages_of_another_tenant_or_learner_are_404(tenant_a,
 
 
 def refund(admin, url: str, data: dict):
-    """Open the refund form and send it."""
+    """Open the refund form, send it and confirm."""
     seen = re.search(r'name="seen" value="(\d+)"', admin.get(url).content.decode()).group(1)
-    return admin.post(url, {**data, "seen": seen})
+    return admin.post(url, {**data, "seen": seen, "confirm": "1"})
 
 
 def test_refunds_partial_then_full_claw_back_and_end_access(tenant_a, shop):
@@ -385,8 +385,8 @@ def test_the_refund_form_sent_twice_refunds_once_and_bad_amounts_are_shown_at_th
         order = Order.objects.get(user=learner)
     url = reverse("admin:payments_order_refund", args=[order.pk])
     seen = re.search(r'name="seen" value="(\d+)"', admin.get(url).content.decode()).group(1)
-    assert admin.post(url, {"amount": "30.00", "seen": seen}).status_code == 302
-    again = admin.post(url, {"amount": "30.00", "seen": seen})  # the same form, sent again
+    assert admin.post(url, {"amount": "30.00", "seen": seen, "confirm": "1"}).status_code == 302
+    again = admin.post(url, {"amount": "30.00", "seen": seen, "confirm": "1"})  # the same form, sent again
     body = again.content.decode()
     assert again.status_code == 200 and "This payment was refunded meanwhile" in body
     assert 'name="seen" value="3000"' in body  # sending the form now would refund on what is refunded now

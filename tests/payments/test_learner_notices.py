@@ -58,7 +58,7 @@ def test_a_refund_made_in_the_admin_is_told_to_the_learner(tenant_a, order, djan
     owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     with django_capture_on_commit_callbacks(execute=True):
         response = owner.post(reverse("admin:payments_order_refund", args=[order.pk]),
-                              {"amount": "40.00", "seen": 0, "reason": "late"})
+                              {"amount": "40.00", "seen": 0, "reason": "late", "confirm": "1"})
     assert response.status_code == 302
     assert [m.to for m in mail.outbox] == [["refunded@example.com"]]
 
