@@ -146,18 +146,21 @@ def _item_page(request, item: ContentItem, *, review_form: ReviewForm | None = N
     """Render the item page; ``review_form`` is the learner's submitted form when it has errors to show."""
     personal = selectors.item_personal(item=item, user=request.user)
 
-    def build() -> tuple[str, str]:
+    def build() -> tuple[str, str, str]:
         context = {"item": item, "public": selectors.item_public(item=item), "has_access": personal.has_access,
                    "tenant": request.tenant}
+        # The learner's own review form goes between the reviews and what else the storefront offers.
         return (render_to_string("catalog/_item_head.html", context, request),
-                render_to_string("catalog/_item_public.html", context, request))
+                render_to_string("catalog/_item_public.html", context, request),
+                render_to_string("catalog/_item_more.html", context, request))
 
-    head_html, public_html = _cached(request, "item", (item.pk, item.updated_at.timestamp(), personal.has_access),
-                                     build)
+    head_html, public_html, more_html = _cached(
+        request, "item-page", (item.pk, item.updated_at.timestamp(), personal.has_access), build)
     if review_form is None and personal.has_access and request.user.is_authenticated:
         review_form = ReviewForm(instance=personal.own_review)
     return render(request, "catalog/item_detail.html", {
-        "item": item, "personal": personal, "public_html": public_html, "head_html": head_html,
+        "item": item, "personal": personal, "public_html": public_html, "more_html": more_html,
+        "head_html": head_html,
         "review_form": review_form, "live_open": _live_open(item, personal.has_access), "live_state": _live_state(item),
         "neighbours": recommendations.item_neighbours(item=item, user=request.user),
     }, status=status)

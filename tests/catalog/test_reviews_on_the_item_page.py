@@ -50,3 +50,19 @@ def test_the_ratings_of_reviews_and_cards_are_images_with_a_name(reviewer, tenan
     assert '<span class="rating" role="img" aria-label="4 stars">' in page
     browse = host_client("alpha.test").get("/browse/").content.decode()
     assert re.search(r'<span class="rating" role="img" aria-label="Rated 4(\.0)? out of 5 by 1 learner">', browse)
+
+
+def test_the_review_form_follows_the_reviews_before_what_else_is_offered(reviewer, tenant_a):
+    from django_scopes import scope
+
+    from catalog.models import Category
+
+    item, client = reviewer
+    other = catalog_item(tenant_a, title="Another thing", price=700)
+    with scope(tenant=tenant_a):
+        category = Category.objects.create(tenant=tenant_a, name="Things", slug="things")
+        item.categories.add(category)
+        other.categories.add(category)
+    page = client.get(f"/item/{item.slug}/").content.decode()
+    headings = re.findall(r'<h2 id="([\w-]+)-heading"', page)
+    assert headings.index("reviews") + 1 == headings.index("your-review") < headings.index("related")
