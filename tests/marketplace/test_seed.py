@@ -117,6 +117,9 @@ def test_seed_demo_builds_a_bilingual_catalog_of_every_kind(db, capsys):
             bundle = Bundle.objects.filter(tenant=tenant, is_published=True).first()
             assert bundle is not None and 3 <= bundle.items.count() <= 5
             assert bundle.price < sum(bundle.items.values_list("price", flat=True))
+            # Its description opens in the storefront's language, as its title does.
+            chinese = tenant.default_language == "zh-hans"
+            assert bool(re.match(r"[\u4e00-\u9fff]|\d+ 件", bundle.description)) == chinese, bundle.description
             path = LearningPath.objects.filter(tenant=tenant, is_published=True).first()
             assert path is not None and 4 <= path.steps.count() <= 6
 
