@@ -171,7 +171,7 @@ class DeliveryAttempt(TenantOwned):
     class Meta:
         ordering = ["started_at", "id"]
         verbose_name = _("attempt")
-        verbose_name_plural = _("attempts")
+        verbose_name_plural = pgettext_lazy("the records of a delivery's tries", "attempts")
 
     def __str__(self) -> str:
         return f"#{self.number} {self.outcome}"

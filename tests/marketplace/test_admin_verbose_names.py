@@ -41,3 +41,13 @@ def test_every_app_the_admin_shows_has_a_translatable_name():
     untranslatable = sorted(label for label in labels if not isinstance(apps.get_app_config(label).verbose_name,
                                                                         Promise))
     assert untranslatable == []
+
+
+def test_a_deliverys_attempts_list_and_its_attempt_count_have_their_own_chinese_names():
+    from django.utils import translation
+
+    from distribution.models import Delivery, DeliveryAttempt
+
+    with translation.override("zh-hans"):
+        assert str(Delivery._meta.get_field("attempts").verbose_name) == "尝试次数"
+        assert str(DeliveryAttempt._meta.verbose_name_plural) == "推送尝试记录"
