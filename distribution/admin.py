@@ -15,6 +15,7 @@ from django.utils.translation import ngettext
 from catalog.models import ContentItem
 from marketplace.admin_site import ReadOnlyAdmin, TenantScopedAdmin
 from marketplace.errors import ApplicationError
+from marketplace.forms import https_urls
 
 from . import services
 from .allocation import allocation_recompute
@@ -42,6 +43,7 @@ class ChannelForm(forms.ModelForm):
     class Meta:
         model = Channel
         fields = ["name", "kind", "is_enabled", "endpoint_url", "content_kinds", "options"]
+        formfield_callback = https_urls
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

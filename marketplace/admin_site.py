@@ -17,6 +17,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db import models
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
@@ -242,6 +243,9 @@ class TenantScopedAdmin(MissingObjectIs404, admin.ModelAdmin):
     On a platform host the operator sees every tenant's rows, read-only for additions (they have no tenant to belong
     to).
     """
+
+    # A link typed without its scheme ("example.com/live") is taken as https, as browsers take it.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         base = kwargs.pop("form", self.form)

@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 from django import forms
+from django.db import models
 
 from .money import CURRENCY_EXPONENTS
 
@@ -32,3 +33,11 @@ class MoneyField(forms.DecimalField):
         except forms.ValidationError:
             return True
         return typed != (self.prepare_value(initial) if initial not in (None, "") else None)
+
+
+def https_urls(db_field, **kwargs):
+    """A model form's ``formfield_callback``: a link typed without its scheme ("example.com/hook") is taken as https,
+    as browsers take it (and as Django 6 will)."""
+    if isinstance(db_field, models.URLField):
+        kwargs.setdefault("assume_scheme", "https")
+    return db_field.formfield(**kwargs)

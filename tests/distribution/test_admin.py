@@ -77,6 +77,14 @@ def test_adding_a_channel_encrypts_a_generated_secret_and_editing_keeps_it(tenan
     assert channel.name == "Hook 2" and decrypt(channel.credentials_encrypted)["signing_secret"] == secret
 
 
+def test_an_endpoint_typed_without_its_scheme_is_taken_as_https(tenant_a):
+    client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    client.post("/admin/distribution/channel/add/", {
+        "name": "Hook", "kind": "webhook", "is_enabled": "on", "endpoint_url": "127.0.0.1:9/hook", "options": "{}"})
+    with scopes_disabled():
+        assert Channel.objects.get(tenant=tenant_a).endpoint_url == "https://127.0.0.1:9/hook"
+
+
 def test_a_malformed_signing_secret_is_refused_next_to_its_field(tenant_a):
     client = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     page = client.post("/admin/distribution/channel/add/", {
