@@ -6,14 +6,13 @@ import pytest
 from django_scopes import scope
 
 from catalog.access import can_access
-from catalog.models import Category
 from payments.ledger import ledger_verify
 from payments.models import Entitlement, Order, Subscription, SubscriptionPlan
 from payments.subscriptions import add_interval, subscriptions_sweep
 from tests.conftest import host_client
-from tests.factories import catalog_item, member
+from tests.factories import member
 from tests.payments.test_checkout import buy
-from tests.payments.test_subscriptions import pay_renewal
+from tests.payments.test_subscriptions import data_tier, pay_renewal
 
 pytestmark = pytest.mark.django_db
 
@@ -70,13 +69,7 @@ def test_a_monthly_subscriber_switches_to_yearly_from_the_end_of_the_paid_month(
 
 
 def test_switching_from_a_tier_to_the_whole_catalog_opens_it_once_the_renewal_is_paid(tenant_a, plans):
-    data = catalog_item(tenant_a, title="Data Course", price=9900)
-    design = catalog_item(tenant_a, title="Design Course", price=9900)
-    with scope(tenant=tenant_a):
-        category = Category.objects.create(tenant=tenant_a, name="Data", slug="data")
-        data.categories.add(category)
-        tier = SubscriptionPlan.objects.create(tenant=tenant_a, name="Data tier", slug="data-tier", price=1900)
-        tier.categories.add(category)
+    data, design, _tier = data_tier(tenant_a)
     learner, client, sub = subscribed(tenant_a, "plan=data-tier")
     client.post("/subscription/", {"action": "switch", "plan": "all"})
     with scope(tenant=tenant_a):

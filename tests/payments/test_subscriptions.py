@@ -255,16 +255,23 @@ def test_a_plan_payment_that_would_give_a_learner_a_second_subscription_is_booke
         assert ledger_verify(tenant=tenant_a).ok
 
 
-def test_a_tier_opens_only_its_categories(tenant_a):
+def data_tier(tenant):
+    """Two paid courses, "Data Course" in the category "Data" and "Design Course" in none, and the plan "data-tier"
+    that opens the category "Data" only."""
     from catalog.models import Category
 
-    data = catalog_item(tenant_a, title="Data Course", price=9900)
-    design = catalog_item(tenant_a, title="Design Course", price=9900)
-    with scope(tenant=tenant_a):
-        category = Category.objects.create(tenant=tenant_a, name="Data", slug="data")
+    data = catalog_item(tenant, title="Data Course", price=9900)
+    design = catalog_item(tenant, title="Design Course", price=9900)
+    with scope(tenant=tenant):
+        category = Category.objects.create(tenant=tenant, name="Data", slug="data")
         data.categories.add(category)
-        tier = SubscriptionPlan.objects.create(tenant=tenant_a, name="Data tier", slug="data-tier", price=1900)
+        tier = SubscriptionPlan.objects.create(tenant=tenant, name="Data tier", slug="data-tier", price=1900)
         tier.categories.add(category)
+    return data, design, tier
+
+
+def test_a_tier_opens_only_its_categories(tenant_a):
+    data, design, tier = data_tier(tenant_a)
     learner = member(tenant_a)
     buy(host_client("alpha.test", learner), "plan=data-tier")
     with scope(tenant=tenant_a):
