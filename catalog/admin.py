@@ -7,8 +7,6 @@ every item of their storefront and hold the reviewer's permission (approve, reje
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -26,7 +24,7 @@ from accounts.selectors import membership_role
 from marketplace.admin_site import TenantScopedAdmin, tenant_choices
 from marketplace.errors import ApplicationError
 from marketplace.forms import MoneyField
-from marketplace.money import CURRENCY_EXPONENTS, format_money
+from marketplace.money import CURRENCY_EXPONENTS, format_money, major_units
 
 from . import services
 from .admin_import import export_selected_as_csv, import_export_urls
@@ -80,8 +78,9 @@ def _creator_profile(request) -> Creator:
 def money_input_help(currency: str) -> str:
     """How an amount of ``currency`` is typed: as it is shown, in the major unit, with an example."""
     exponent = CURRENCY_EXPONENTS.get(currency, 2)
-    example = {"currency": currency, "typed": f"{Decimal(99):.{exponent}f}", "shown": format_money(
-        99 * 10 ** exponent, currency)}
+    ninety_nine = 99 * 10 ** exponent
+    example = {"currency": currency, "typed": major_units(ninety_nine, currency),
+               "shown": format_money(ninety_nine, currency)}
     if exponent == 0:
         return _("In whole %(currency)s: %(typed)s is %(shown)s.") % example
     return _("In %(currency)s as prices are shown: %(typed)s is %(shown)s.") % example

@@ -207,7 +207,8 @@ class RefundForm(forms.Form):
                 "currency": currency, "example": "1250"}
         else:
             help_text = _("In %(currency)s as amounts are shown: %(major)s, not %(minor)s.") % {
-                "currency": currency, "major": f"{Decimal('12.5'):.{exponent}f}", "minor": 125 * 10 ** (exponent - 1)}
+                "currency": currency, "major": major_units(125 * 10 ** (exponent - 1), currency),
+                "minor": 125 * 10 ** (exponent - 1)}
         self.fields["amount"] = MoneyField(
             currency=currency, label=_("Amount to refund"), min_value=None, help_text=help_text,
             error_messages={"max_decimal_places": _("Too many decimals for this currency.")})
@@ -380,13 +381,13 @@ class CouponAdmin(TenantScopedAdmin):
         form = super().get_form(request, obj, change, **kwargs)
         tenant = obj.tenant if obj is not None else request.tenant
         if tenant is not None and "value" in form.base_fields:
-            form.currency, exponent = tenant.currency, CURRENCY_EXPONENTS.get(tenant.currency, 2)
-            stored = form.base_fields["value"]
+            form.currency, stored = tenant.currency, form.base_fields["value"]
+            ten = 10 * 10 ** CURRENCY_EXPONENTS.get(tenant.currency, 2)
             form.base_fields["value"] = forms.DecimalField(
                 label=stored.label, min_value=0, max_digits=18, help_text=_(
                     "A percentage as its percent: 20 for 20%%, 12.5 for 12.5%%. A fixed amount as prices are shown: "
-                    "%(typed)s for %(shown)s.") % {"typed": f"{Decimal(10):.{exponent}f}",
-                                                   "shown": format_money(10 * 10 ** exponent, tenant.currency)})
+                    "%(typed)s for %(shown)s.") % {"typed": major_units(ten, tenant.currency),
+                                                   "shown": format_money(ten, tenant.currency)})
         return form
 
 
