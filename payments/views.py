@@ -269,12 +269,14 @@ def subscription(request):
         except ApplicationError as exc:
             messages.error(request, exc.message)
         return redirect("payments:subscription")
-    # What the renewal will charge: the subscription's price, with tax on top where the storefront adds it.
-    renewal_total = (services.quote(tenant=request.tenant, price=sub.price, currency=sub.currency).total
+    # What the renewal will charge: the subscription's price, with tax on top where the storefront adds it; and the
+    # plans it can switch to at the period's end, each priced as its renewal will be (the storefront's currency).
+    conf = services.payment_settings(tenant=request.tenant)
+    renewal_total = (services.quote(tenant=request.tenant, price=sub.price, currency=sub.currency, conf=conf).total
                      if sub and sub.price else None)
-    # The plans it can switch to at the period's end, each priced as its renewal will be (the storefront's currency).
+
     def total_now(price: int) -> int:
-        return services.quote(tenant=request.tenant, price=price, currency=request.tenant.currency).total
+        return services.quote(tenant=request.tenant, price=price, conf=conf).total
 
     others = []
     if sub is not None and sub.status == Subscription.Status.ACTIVE:
