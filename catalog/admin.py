@@ -407,10 +407,12 @@ class ContentItemAdmin(PrivateFilesMixin, PriceAdminMixin, TenantScopedAdmin):
             "reject": lambda: services.item_reject(item=item, actor=request.user,
                                                    reason=request.POST.get("reason", "")),
             "archive": lambda: services.item_archive(item=item, actor=request.user),
+            "restore": lambda: services.item_restore(item=item, actor=request.user),
         }
         done = {
             "submit": _("Submitted for review."), "approve": _("Published."),
             "reject": _("Sent back to draft with your reason."), "archive": _("Archived."),
+            "restore": _("Back on sale, as a new version."),
         }
         if action == "submit" and self.has_change_permission(request, item):
             run = lambda: services.item_submit(item=item, actor=request.user)  # noqa: E731

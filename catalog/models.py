@@ -346,6 +346,7 @@ class EditorialDecision(TenantOwned):
         APPROVED = "approved", _("Approved and published")
         REJECTED = "rejected", _("Rejected")
         ARCHIVED = "archived", _("Archived")
+        RESTORED = "restored", _("Put back on sale")
 
     item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="decisions")
     outcome = models.CharField(max_length=10, choices=Outcome.choices)

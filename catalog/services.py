@@ -199,7 +199,8 @@ def item_submit(*, item: ContentItem, actor) -> ContentItem:
     return item
 
 
-def _publish(item: ContentItem, *, actor, snapshot: dict) -> ItemVersion:
+def _publish(item: ContentItem, *, actor, snapshot: dict,
+             outcome: str = EditorialDecision.Outcome.APPROVED) -> ItemVersion:
     """Publish ``item`` (locked, its derived fields refreshed) as its next version, recording ``snapshot``.
 
     The version row stores the content hash and snapshot that distribution pushes, and the storefront's chain records
@@ -217,14 +218,15 @@ def _publish(item: ContentItem, *, actor, snapshot: dict) -> ItemVersion:
     version = ItemVersion.objects.create(tenant=item.tenant, item=item, number=item.version, content_hash=digest,
                                          snapshot=snapshot, published_by=actor)
     publication_post(version=version)
-    _decide(item, EditorialDecision.Outcome.APPROVED, actor)
+    _decide(item, outcome, actor)
     deliveries_plan(item=item, actor=actor)
     catalog_changed(item.tenant_id)
     return version
 
 
 def item_approve(*, item: ContentItem, actor) -> ContentItem:
-    """Publish the item as its next version: from review, or (for the team) a published item's changes."""
+    """Publish the item as its next version: from review, or a published item again (which also plans its pushes
+    anew, to channels whose settings changed). An archived item goes back on sale with ``item_restore``."""
     with transaction.atomic():
         item = _locked(item)
         if item.status not in (Status.IN_REVIEW, Status.PUBLISHED):
@@ -232,6 +234,18 @@ def item_approve(*, item: ContentItem, actor) -> ContentItem:
                                    code="not_in_review")
         item_refresh_derived(item=item, save=False)
         _publish(item, actor=actor, snapshot=_snapshot(item))
+    return item
+
+
+def item_restore(*, item: ContentItem, actor) -> ContentItem:
+    """Put an archived item back on sale, as its next version: what it holds now (edits made while it was archived
+    included) is sold again, and pushed again to the channels that take it, where archiving withdrew it."""
+    with transaction.atomic():
+        item = _locked(item)
+        if item.status != Status.ARCHIVED:
+            raise ApplicationError(_("Only an archived item can be put back on sale."), code="not_archived")
+        item_refresh_derived(item=item, save=False)
+        _publish(item, actor=actor, snapshot=_snapshot(item), outcome=EditorialDecision.Outcome.RESTORED)
     return item
 
 

@@ -155,6 +155,49 @@ def test_review_workflow_publishes_versions(tenant_a, creators):
     assert host_client("alpha.test").get(f"/item/{item.slug}/").status_code == 404
 
 
+def test_an_archived_item_goes_back_on_sale_as_a_new_version_for_reviewers_only(tenant_a, creators,
+                                                                                 django_capture_on_commit_callbacks):
+    ann, _bob, ann_profile, _ = creators
+    item = catalog_item(tenant_a, title="Seasonal", creators=[ann_profile], price=1999)
+    reviewer = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    storefront = host_client("alpha.test")
+    assert "Put back on sale" not in reviewer.get(change_url(item)).content.decode()
+    workflow(reviewer, item, "restore")  # on sale already: refused, nothing changes
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert (item.status, item.version) == (ContentItem.Status.PUBLISHED, 1)
+
+    workflow(reviewer, item, "archive")
+    assert storefront.get(f"/item/{item.slug}/").status_code == 404
+    with scope(tenant=tenant_a):  # edited while off sale
+        ContentItem.objects.filter(pk=item.pk).update(title="Seasonal (winter edition)")
+    page = reviewer.get(change_url(item)).content.decode()
+    assert "Put back on sale" in page and "Learners who had access keep it." in page
+
+    workflow(host_client("alpha.test", ann), item, "restore")  # creators cannot
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.ARCHIVED
+
+    with django_capture_on_commit_callbacks(execute=True):  # the storefront's cached pages are renewed at commit
+        response = reviewer.post(reverse("admin:catalog_contentitem_workflow", args=[item.pk, "restore"]),
+                                 follow=True)
+    assert "Back on sale, as a new version." in response.content.decode()
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert (item.status, item.version) == (ContentItem.Status.PUBLISHED, 2)
+        assert ItemVersion.objects.get(item=item, number=2).snapshot["title"] == "Seasonal (winter edition)"
+        assert list(EditorialDecision.objects.filter(item=item).order_by("created_at", "id")
+                    .values_list("outcome", flat=True))[-2:] == ["archived", "restored"]
+    page = storefront.get(f"/item/{item.slug}/").content.decode()
+    assert "Seasonal (winter edition)" in page
+
+    again = reviewer.post(reverse("admin:catalog_contentitem_workflow", args=[item.pk, "restore"]), follow=True)
+    assert "Only an archived item can be put back on sale." in again.content.decode()
+    with scope(tenant=tenant_a):
+        assert ContentItem.objects.get(pk=item.pk).version == 2
+
+
 def test_the_teams_edit_to_a_published_item_goes_live_as_a_new_version(tenant_a, django_capture_on_commit_callbacks):
     """What the storefront sells (here a new price and title) is always what a published version records, and what
     the chain and the distribution channels were given; a save that changes nothing of it publishes nothing."""

@@ -95,6 +95,30 @@ def test_publish_update_and_archive_reach_the_receiver_once_each(tenant_a, staff
     assert publication.status == "withdrawn"
 
 
+def test_an_item_put_back_on_sale_is_published_again_where_archiving_withdrew_it(tenant_a, staff, receiver,
+                                                                                   django_capture_on_commit_callbacks):
+    channel = make_channel(tenant_a, receiver.url)
+    item = catalog_item(tenant_a, title="Seasonal guide")
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scope(tenant=tenant_a):
+        catalog.item_archive(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    with scope(tenant=tenant_a):
+        catalog.item_restore(item=item, actor=staff)
+    push(tenant_a, django_capture_on_commit_callbacks)
+    rows = deliveries(tenant_a)
+    assert [(d.version, d.action, d.status) for d in rows] == [
+        (1, "publish", "delivered"), (1, "withdraw", "delivered"), (2, "publish", "delivered")]
+    assert [receiver.received[d.webhook_id]["type"] for d in rows] == [
+        "content.published", "content.withdrawn", "content.published"]
+    with scopes_disabled():
+        publication = Publication.objects.get(channel=channel, item=item)
+    assert (publication.status, publication.version) == ("live", 2)
+    with scope(tenant=tenant_a), pytest.raises(ApplicationError) as refused:
+        catalog.item_restore(item=item, actor=staff)
+    assert refused.value.code == "not_archived"
+
+
 def test_a_paid_item_travels_as_its_description_and_a_paywall_link(tenant_a, receiver,
                                                                    django_capture_on_commit_callbacks):
     make_channel(tenant_a, receiver.url)
