@@ -262,7 +262,7 @@ class LearningEntry:
 
 
 def my_learning(*, user) -> list[LearningEntry]:
-    """Items the learner has started or owns and can open, most recently touched first.
+    """Items the learner has started or owns, and can open as a whole, most recently touched first.
 
     A bundle or a subscription tier can name an item still in review (not public yet), and an archived item stays
     open to its buyers but not to subscribers: such items are left out rather than listed with a "Start" that 404s.
@@ -272,16 +272,22 @@ def my_learning(*, user) -> list[LearningEntry]:
     from payments.selectors import entitled_item_ids, entitlements_active
 
     progress = {p.item_id: p for p in ItemProgress.objects.filter(user=user)}
-    owned = entitled_item_ids(user=user)
+    covered = owned = entitled_item_ids(user=user)  # None: a whole-catalog entitlement covers all that is on sale
     if owned is None:
         active = entitlements_active(user=user)
         owned = set(ContentItem.objects.filter(Q(entitlements__in=active) | Q(bundles__entitlements__in=active))
                     .values_list("id", flat=True).distinct())
     ids = set(progress) | owned
     items = with_card_data(ContentItem.objects.filter(id__in=ids, status__in=[Status.PUBLISHED, Status.ARCHIVED]))
-    # The access check (a few queries) runs only for archived items, which are few.
-    entries = [LearningEntry(item=item, progress=progress.get(item.id)) for item in items
-               if item.status == Status.PUBLISHED or can_access(user, item)]
+
+    def opens(item: ContentItem) -> bool:
+        if item.status == Status.PUBLISHED and (item.is_free or covered is None or item.id in covered):
+            return True
+        # The access check (a few queries) runs only for archived items and for paid items the learner started
+        # through a free preview lesson, which are few; such a preview alone does not put an item here.
+        return can_access(user, item)
+
+    entries = [LearningEntry(item=item, progress=progress.get(item.id)) for item in items if opens(item)]
     entries.sort(key=lambda e: (e.progress is None, -(e.progress.updated_at.timestamp() if e.progress else 0)))
     return entries
 

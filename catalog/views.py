@@ -241,6 +241,8 @@ def progress(request, slug: str):
                                       completed=form.cleaned_data["completed"])
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"percent": record.percent, "completed": record.completed_at is not None})
+    if form.cleaned_data["completed"]:  # said where the button leads: the next lesson, or the item's page
+        messages.success(request, _("Marked complete."))
     target = request.POST.get("next") or reverse("catalog:item", args=[item.slug])
     return HttpResponseRedirect(target if target.startswith("/") and not target.startswith("//") else "/")
 

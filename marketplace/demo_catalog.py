@@ -623,8 +623,9 @@ class _CatalogBuilder:
             unit = 100 if self.currency[-1] < 10000 else 1000
             price = max(unit, int(total * 0.7) // unit * unit - (1 if unit == 100 else 100))
             title, other = (zh, en) if self.zh() else (en, zh)
-            lead = (f"{len(chosen)} 件内容，不到 {len(chosen) - 1} 件的价格。" if self.zh()
-                    else f"{len(chosen)} items for less than the price of {len(chosen) - 1}.")
+            saved = (total - price) * 100 // total  # said as it is, rounded down
+            lead = (f"{len(chosen)} 件内容，比单独购买省 {saved}%。" if self.zh()
+                    else f"{len(chosen)} items, {saved}% less than buying them one by one.")
             description = f"{lead}\n\n" + "\n".join(f"- {i.title}" for i in chosen) + f"\n\n*{other}*"
             bundle, created = Bundle.objects.update_or_create(slug=slug, defaults={
                 "tenant": self.tenant, "title": title, "description": description,

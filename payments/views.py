@@ -25,7 +25,7 @@ from marketplace.views import storefront_only
 from . import services
 from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
-from .subscriptions import renewal_pay, subscription_cancel, subscription_resume, subscription_switch
+from .subscriptions import MINIMUM_GRACE, renewal_pay, subscription_cancel, subscription_resume, subscription_switch
 
 
 class CheckoutForm(forms.Form):
@@ -116,9 +116,18 @@ def checkout(request):
     except ApplicationError as exc:
         form.add_error("coupon" if exc.extra.get("field") == "coupon" else None, exc.message)
         quote = services.quote(tenant=request.tenant, price=thing.price, item=item)
-    return render(request, "payments/checkout.html", {"form": form, "item": item, "bundle": bundle, "plan": plan,
-                                                      "thing": thing, "quote": quote,
-                                                      "email_confirmed": user_can_buy(user=request.user)},
+    confirmed = user_can_buy(user=request.user)
+    context = {"form": form, "item": item, "bundle": bundle, "plan": plan, "thing": thing, "quote": quote,
+               "email_confirmed": confirmed}
+    if plan:
+        # A plan's terms are said before Pay: what each renewal costs (a coupon takes off the first period only)
+        # and how long a due renewal leaves access open.
+        context.update(renewal_total=services.quote(tenant=request.tenant, price=plan.price, conf=quote.settings).total,
+                       grace_days=max(plan.grace_days, MINIMUM_GRACE.days))
+    # What the Pay button is read with by a screen reader: the notes above it that bind or stop the payment.
+    context["described_by"] = [name for name, shown in (("plan-terms", plan), ("confirm-email", not confirmed),
+                                                        ("checkout-terms", request.tenant.terms)) if shown]
+    return render(request, "payments/checkout.html", context,
                   status=status if request.method == "POST" and form.errors else 200)
 
 
@@ -260,8 +269,11 @@ def subscription(request):
                 if slug and plan is None:
                     raise ApplicationError(_("This plan is not on sale."), code="not_on_sale")
                 sub = subscription_switch(subscription=sub, plan=plan, actor=request.user)
-                messages.success(request, _("From the end of this period you will be on %(plan)s.") % {
-                    "plan": (sub.switch_to or sub.plan).name})
+                if sub.switch_to:
+                    messages.success(request, _("From the end of this period you will be on %(plan)s.") % {
+                        "plan": sub.switch_to.name})
+                else:
+                    messages.success(request, _("You stay on %(plan)s; nothing changes.") % {"plan": sub.plan.name})
             elif request.POST.get("action") == "renew":
                 started = renewal_pay(subscription=sub, user=request.user, request=request)
                 if started.redirect_url:

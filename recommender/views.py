@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -84,9 +84,11 @@ def unsubscribe(request, token: str):
     try:
         payload = unsubscribe_read(token)
     except signing.BadSignature:
-        return HttpResponseBadRequest(_("This unsubscribe link is not valid."))
+        raise ApplicationError(_("This unsubscribe link is not valid."), code="unsubscribe_link_invalid",
+                               status=400) from None
     if payload.get("t") != request.tenant.pk:
-        return HttpResponseBadRequest(_("This unsubscribe link belongs to another storefront."))
+        raise ApplicationError(_("This unsubscribe link belongs to another storefront."),
+                               code="unsubscribe_link_elsewhere", status=400)
     user = _learner(payload["u"])
     if user is None:  # nothing will be sent to an account that is gone, and nothing is written about it
         return render(request, "recommender/unsubscribe.html", {"done": True, "token": token})

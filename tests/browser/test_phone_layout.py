@@ -79,6 +79,15 @@ def test_search_results_start_on_the_first_screen_of_a_phone(phone, storefront_u
     page.screenshot(path=str(artifacts_dir / "browse-phone.png"), full_page=True)
 
 
+def test_a_long_pasted_search_still_fits_a_phone(phone, storefront_url):
+    """A link pasted into the search box is one long word: it wraps, and the page keeps to the screen's width."""
+    page = phone()
+    page.goto(storefront_url("alpha.localhost", "/browse/?q=https://example.com/some/very/long/pasted/link/"
+                                                "that-a-learner-copied-from-a-chat"))
+    expect(page.locator(".result-count")).to_contain_text("that-a-learner-copied")
+    assert _fits(page)
+
+
 def test_the_account_links_wait_in_a_menu_on_a_phone(phone, storefront_url, artifacts_dir):
     page = phone()
     page.goto(storefront_url("alpha.localhost", "/"))

@@ -510,3 +510,17 @@ def test_watching_a_free_preview_is_not_learning_until_the_item_is_bought(tenant
     with scope(tenant=tenant_a):
         item.refresh_from_db()
         assert item.learner_count == 1
+
+
+def test_the_headers_sign_in_link_comes_back_to_the_page_it_was_pressed_on(tenant_a):
+    item = catalog_item(tenant_a, title="Signed Course", price=1900)
+    visitor = host_client("alpha.test")
+    page = visitor.get(f"/item/{item.slug}/?ref=abc").content.decode()
+    assert f'href="/accounts/login/?next=/item/{item.slug}/%3Fref%3Dabc"' in page
+    signed_in = visitor.post(f"/accounts/login/?next=/item/{item.slug}/%3Fref%3Dabc", {
+        "login": member(tenant_a, email="back@example.com").email, "password": "correct horse battery staple"})
+    assert signed_in.status_code == 302 and signed_in.url == f"/item/{item.slug}/?ref=abc"
+    # From home and from the account pages themselves, signing in just lands on home.
+    anonymous = host_client("alpha.test")
+    assert 'href="/accounts/login/"' in anonymous.get("/").content.decode()
+    assert 'href="/accounts/login/"' in anonymous.get("/accounts/signup/").content.decode()

@@ -590,3 +590,35 @@ def test_deleting_the_account_ends_the_subscription_and_no_renewal_is_opened_or_
         subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end + timedelta(days=40))
         assert Order.objects.filter(user=learner).count() == 1 + renewal_open
     assert mail.outbox == []
+
+
+def test_the_checkout_says_what_each_renewal_costs_and_how_long_a_due_one_keeps_access(tenant_a, plan):
+    """A coupon takes off the first period only and tax is added on top: the page says the renewal's own price before
+    Pay, and the renewal the period's end opens costs exactly that."""
+    from payments.models import Coupon, PaymentSettings
+
+    with scope(tenant=tenant_a):
+        PaymentSettings.objects.create(tenant=tenant_a, tax_rate_bp=1000, prices_include_tax=False)
+        Coupon.objects.create(tenant=tenant_a, code="SAVE20", kind="percent", value=2000)
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="Yearly", slug="yearly", price=29000, interval="year",
+                                        grace_days=0)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    page = client.get("/checkout/?plan=all&coupon=SAVE20").content.decode()
+    assert "Pay ¥25.52" in page  # (29.00 − 20 %) + 10 % tax
+    assert "Then ¥31.90 a month until you cancel." in page
+    assert "access continues for 3 days while it is due." in page
+    assert 'aria-describedby="plan-terms' in page
+    yearly = client.get("/checkout/?plan=yearly").content.decode()
+    assert "Then ¥319.00 a year until you cancel." in yearly
+    assert "access continues for 1 day while it is due." in yearly  # no grace days: the one day to pay
+
+    buy(client, "plan=all", coupon="SAVE20")
+    with scope(tenant=tenant_a):
+        sub = Subscription.objects.get(user=learner)
+        assert Order.objects.get(user=learner).total == 2552
+        subscriptions_sweep(tenant=tenant_a, now=sub.current_period_end)
+        assert Order.objects.get(source="renewal").total == 3190
+        first = Order.objects.filter(user=learner).earliest("created_at")
+    receipt = client.get(f"/orders/{first.number}/")
+    assert "Manage your subscription" in receipt.content.decode()

@@ -284,6 +284,10 @@ def test_an_unsubscribe_link_of_another_storefront_or_forged_is_400(tenant_a, te
     client = Client(HTTP_HOST="alpha.test", enforce_csrf_checks=True)
     assert client.post(f"/recommendations/unsubscribe/{beta_token}/").status_code == 400
     assert client.get(f"/recommendations/unsubscribe/{beta_token}/").status_code == 400
+    forged = client.get("/recommendations/unsubscribe/forged/")
+    assert forged.status_code == 400
+    page = forged.content.decode()  # the storefront's own page, with the way home, not a bare line of text
+    assert "This unsubscribe link is not valid." in page and "Back to the home page" in page and "<header" in page
     assert client.post("/recommendations/unsubscribe/forged/").status_code == 400
     alpha_token = unsubscribe_token(user=learner, tenant=tenant_a)
     assert client.post(f"/recommendations/unsubscribe/{alpha_token[:-3]}xyz/").status_code == 400
