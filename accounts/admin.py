@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from marketplace.admin_site import TenantScopedAdmin
 from marketplace.errors import ApplicationError
@@ -15,6 +16,7 @@ from marketplace.models import Tenant
 
 from .models import Invitation, Membership, Role, User
 from .services import (
+    invitation_check,
     invitation_create,
     invitation_resend,
     membership_remove,
@@ -113,10 +115,21 @@ class MembershipAdmin(TenantScopedAdmin):
 
 class InvitationForm(forms.ModelForm):
     role = forms.ChoiceField(choices=[(r.value, r.label) for r in Role if r != Role.LEARNER])
+    tenant = None  # the admin's storefront, set by ``InvitationAdmin.get_form``; the operator's form names one
 
     class Meta:
         model = Invitation
         fields = ["email", "role"]
+
+    def clean(self):
+        data = super().clean()
+        tenant = self.tenant or data.get("storefront")
+        if tenant is not None and data.get("email") and data.get("role"):
+            try:
+                invitation_check(tenant=tenant, email=data["email"], role=data["role"])
+            except ApplicationError as exc:
+                self.add_error("email", exc.message)
+        return data
 
 
 class OperatorInvitationForm(InvitationForm):
@@ -145,7 +158,9 @@ class InvitationAdmin(TenantScopedAdmin):
     def get_form(self, request, obj=None, change=False, **kwargs):
         if request.tenant is None:
             kwargs["form"] = OperatorInvitationForm
-        return super().get_form(request, obj, change, **kwargs)
+        form = super().get_form(request, obj, change, **kwargs)
+        form.tenant = request.tenant
+        return form
 
     def has_add_permission(self, request):
         if request.tenant is None:
@@ -172,4 +187,6 @@ class InvitationAdmin(TenantScopedAdmin):
             except ApplicationError as exc:
                 self.message_user(request, _("%(email)s: %(reason)s")
                                   % {"email": invitation.email, "reason": exc.message}, messages.WARNING)
-        self.message_user(request, _("%(n)d invitation(s) sent again.") % {"n": sent}, messages.SUCCESS)
+        if sent:
+            self.message_user(request, ngettext("%(n)d invitation sent again.", "%(n)d invitations sent again.", sent)
+                              % {"n": sent}, messages.SUCCESS)

@@ -47,6 +47,25 @@ def membership_join(*, tenant: Tenant, user: User) -> Membership:
 
 
 @transaction.atomic
+def invitation_check(*, tenant: Tenant, email: str, role: str) -> None:
+    """Refuse an invitation that would change nothing: the address's holder already has this role here, or an
+    invitation to it for this role is still waiting (sending that one again gives a fresh link). An invitation to
+    another role is a change of role, made when it is accepted."""
+    from .selectors import email_owner
+
+    email = email.strip().lower()
+    holder = email_owner(email=email)
+    if holder is not None and Membership.objects.filter(tenant=tenant, user=holder, role=role).exists():
+        raise ApplicationError(_("%(email)s is already %(role)s on this storefront.")
+                               % {"email": email, "role": Role(role).label.lower()}, code="already_member",
+                               extra={"field": "email"})
+    if Invitation.objects.filter(tenant=tenant, email=email, role=role, accepted_at__isnull=True,
+                                 expires_at__gt=timezone.now()).exists():
+        raise ApplicationError(_("An invitation to this address for this role is waiting to be accepted: select it "
+                                 "in the list and send it again for a fresh link."), code="invitation_pending",
+                               extra={"field": "email"})
+
+
 def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User | None) -> tuple[Invitation, str]:
     """Store an invitation and email its link after commit. Returns the invitation and the raw token."""
     email = email.strip().lower()
@@ -57,6 +76,7 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by: User
                                extra={"fields": {"email": exc.messages}}) from exc
     if role not in Role.values or role == Role.LEARNER:
         raise ApplicationError(_("Invitations are for owners, staff and creators."), code="invalid_role")
+    invitation_check(tenant=tenant, email=email, role=role)
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
         tenant=tenant, email=email, role=role, token_hash=hash_token(token), invited_by=invited_by,

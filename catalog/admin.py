@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import display_for_value
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Q
@@ -330,7 +331,8 @@ class ContentItemAdmin(PrivateFilesMixin, PriceAdminMixin, TenantScopedAdmin):
         rows = obj.decisions.select_related("actor")[:10]
         return format_html_join(
             "", "<div>{} · {} · {} {}</div>",
-            ((d.created_at.strftime("%Y-%m-%d %H:%M"), d.get_outcome_display(),
+            # In the storefront's time zone and the language's format, as the page's other times are.
+            ((display_for_value(d.created_at, "-"), d.get_outcome_display(),
               d.actor.email if d.actor else "-", f"— {d.reason}" if d.reason else "") for d in rows),
         ) or "-"
 

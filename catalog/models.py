@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
@@ -153,7 +154,7 @@ class ContentItem(CaptionedMedia, TenantOwned):
     slug = models.SlugField(_("slug"), max_length=200, allow_unicode=True)
     description = models.TextField(_("description"), blank=True,
                                    help_text=_("Markdown or HTML; unsafe markup is removed."))
-    description_html = models.TextField(editable=False, blank=True)
+    description_html = models.TextField(_("description (HTML)"), editable=False, blank=True)
     cover = models.ImageField(_("cover image"), upload_to=cover_upload_to, blank=True)
     cover_alt = models.CharField(_("cover description"), max_length=200, blank=True,
                                  help_text=_("What the cover shows, for screen readers."))
@@ -170,7 +171,7 @@ class ContentItem(CaptionedMedia, TenantOwned):
                                            verbose_name=_("prerequisites"))
     # What an article, lecture or e-book consists of (courses keep theirs in lessons).
     body = models.TextField(_("body"), blank=True, help_text=_("Article text, or notes shown beside a lecture."))
-    body_html = models.TextField(editable=False, blank=True)
+    body_html = models.TextField(_("body (HTML)"), editable=False, blank=True)
     media = models.FileField(_("media file"), storage=private_storage, upload_to=media_upload_to, blank=True,
                              help_text=_("The lecture's audio or video, the e-book file, or a live session's replay."))
     # Live sessions.
@@ -183,16 +184,17 @@ class ContentItem(CaptionedMedia, TenantOwned):
     review_note = models.TextField(_("reviewer's note"), blank=True, editable=False)
     published_at = models.DateTimeField(_("first published"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                   editable=False, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+                                   editable=False, related_name="+", verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
     # Derived, kept by the services so that listings need no aggregation.
-    search_text = models.TextField(editable=False, blank=True)
-    rating_count = models.PositiveIntegerField(default=0, editable=False)
-    rating_sum = models.PositiveIntegerField(default=0, editable=False)
-    learner_count = models.PositiveIntegerField(default=0, editable=False)
+    search_text = models.TextField(_("search text"), editable=False, blank=True)
+    rating_count = models.PositiveIntegerField(_("number of ratings"), default=0, editable=False)
+    rating_sum = models.PositiveIntegerField(_("sum of ratings"), default=0, editable=False)
+    learner_count = models.PositiveIntegerField(_("learners"), default=0, editable=False)
 
-    creators = models.ManyToManyField(Creator, through="ItemCreator", related_name="items")
+    creators = models.ManyToManyField(Creator, through="ItemCreator", related_name="items",
+                                      verbose_name=_("creators"))
 
     class Meta:
         ordering = ["-published_at", "-id"]
@@ -241,7 +243,8 @@ class ContentItem(CaptionedMedia, TenantOwned):
 class ItemCreator(TenantOwned):
     """A creator credited on an item, with the share of the item's net revenue they are paid (basis points)."""
 
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="item_creators")
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="item_creators",
+                             verbose_name=_("item"))
     creator = models.ForeignKey(Creator, on_delete=models.PROTECT, related_name="item_credits",
                                 verbose_name=_("creator"))
     share_bp = models.PositiveIntegerField(
@@ -261,7 +264,8 @@ class ItemCreator(TenantOwned):
 
 
 class Section(TenantOwned):
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="sections")
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="sections",
+                             verbose_name=_("item"))
     title = models.CharField(_("title"), max_length=200)
     position = models.PositiveIntegerField(_("position"), default=0)
 
@@ -281,12 +285,13 @@ class Lesson(CaptionedMedia, TenantOwned):
         AUDIO = "audio", _("Audio")
         FILE = "file", _("File")
 
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="lessons")
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="lessons",
+                             verbose_name=_("item"))
     section = models.ForeignKey(Section, on_delete=models.CASCADE, related_name="lessons", verbose_name=_("section"))
     title = models.CharField(_("title"), max_length=200)
     kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField(_("text"), blank=True)
-    body_html = models.TextField(editable=False, blank=True)
+    body_html = models.TextField(_("text (HTML)"), editable=False, blank=True)
     media = models.FileField(_("media file"), storage=private_storage, upload_to=media_upload_to, blank=True)
     duration_seconds = models.PositiveIntegerField(_("duration (seconds)"), default=0)
     is_preview = models.BooleanField(_("free preview"), default=False)
@@ -313,10 +318,10 @@ class FileDigest(TenantOwned):
     record it beside the file's name, so the chain's content hashes cover the bytes, not only the name. Keyed by the
     stored name, which storage never gives another upload, so a file is read once however often it is published."""
 
-    name = models.CharField(max_length=255)
-    sha256 = models.CharField(max_length=64)
-    size = models.PositiveBigIntegerField()
-    recorded_at = models.DateTimeField(auto_now_add=True)
+    name = models.CharField(_("file name"), max_length=255)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    size = models.PositiveBigIntegerField(_("size (bytes)"))
+    recorded_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="one_digest_per_stored_file")]
@@ -325,13 +330,14 @@ class FileDigest(TenantOwned):
 class ItemVersion(TenantOwned):
     """What was published as version N: the record distribution pushes and the publication chain hashes."""
 
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="versions")
-    number = models.PositiveIntegerField()
-    content_hash = models.CharField(max_length=64)
-    snapshot = models.JSONField()
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="versions",
+                             verbose_name=_("item"))
+    number = models.PositiveIntegerField(_("version"))
+    content_hash = models.CharField(_("content hash"), max_length=64)
+    snapshot = models.JSONField(_("snapshot"))
     published_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                                     related_name="+")
-    published_at = models.DateTimeField(auto_now_add=True)
+                                     related_name="+", verbose_name=_("published by"))
+    published_at = models.DateTimeField(_("published at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-number"]
@@ -347,12 +353,15 @@ class EditorialDecision(TenantOwned):
         REJECTED = "rejected", _("Rejected")
         ARCHIVED = "archived", _("Archived")
         RESTORED = "restored", _("Put back on sale")
+        UPDATED = "updated", _("Changes published")
 
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="decisions")
-    outcome = models.CharField(max_length=10, choices=Outcome.choices)
-    reason = models.TextField(blank=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="decisions",
+                             verbose_name=_("item"))
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices)
+    reason = models.TextField(_("reason"), blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+",
+                              verbose_name=_("done by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -362,12 +371,12 @@ class Bundle(TenantOwned):
     title = models.CharField(_("title"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=200, allow_unicode=True)
     description = models.TextField(_("description"), blank=True)
-    description_html = models.TextField(editable=False, blank=True)
+    description_html = models.TextField(_("description (HTML)"), editable=False, blank=True)
     cover = models.ImageField(_("cover image"), upload_to=cover_upload_to, blank=True)
     price = models.PositiveIntegerField(_("price"), default=0, help_text=_("In the currency's minor unit."))
     items = models.ManyToManyField(ContentItem, related_name="bundles", verbose_name=_("items"))
     is_published = models.BooleanField(_("on sale"), default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["title"]
@@ -388,7 +397,7 @@ class LearningPath(TenantOwned):
     title = models.CharField(_("title"), max_length=200)
     slug = models.SlugField(_("slug"), max_length=200, allow_unicode=True)
     description = models.TextField(_("description"), blank=True)
-    description_html = models.TextField(editable=False, blank=True)
+    description_html = models.TextField(_("description (HTML)"), editable=False, blank=True)
     is_published = models.BooleanField(_("published"), default=False)
 
     class Meta:
@@ -402,7 +411,8 @@ class LearningPath(TenantOwned):
 
 
 class PathStep(TenantOwned):
-    path = models.ForeignKey(LearningPath, on_delete=models.CASCADE, related_name="steps")
+    path = models.ForeignKey(LearningPath, on_delete=models.CASCADE, related_name="steps",
+                             verbose_name=_("learning path"))
     item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="path_steps",
                              verbose_name=_("item"))
     position = models.PositiveIntegerField(_("position"), default=0)
@@ -421,16 +431,19 @@ class PathStep(TenantOwned):
 class ItemProgress(TenantOwned):
     """A learner's place in one item: where to resume, how far along, and when they finished."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="progress")
-    last_lesson = models.ForeignKey(Lesson, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    position_seconds = models.PositiveIntegerField(default=0)
-    percent = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(100)])
-    started_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="progress",
+                             verbose_name=_("item"))
+    last_lesson = models.ForeignKey(Lesson, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                    verbose_name=_("last lesson"))
+    position_seconds = models.PositiveIntegerField(_("position (seconds)"), default=0)
+    percent = models.PositiveSmallIntegerField(_("progress (%)"), default=0, validators=[MaxValueValidator(100)])
+    started_at = models.DateTimeField(_("started"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
     # Counted in the item's learner_count: not while the person has only watched its free preview.
-    in_learner_count = models.BooleanField(default=True)
+    in_learner_count = models.BooleanField(_("counted as a learner"), default=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -438,11 +451,12 @@ class ItemProgress(TenantOwned):
 
 
 class LessonProgress(TenantOwned):
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="progress")
-    position_seconds = models.PositiveIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
+    lesson = models.ForeignKey(Lesson, on_delete=models.CASCADE, related_name="progress", verbose_name=_("lesson"))
+    position_seconds = models.PositiveIntegerField(_("position (seconds)"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    completed_at = models.DateTimeField(_("completed at"), null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "lesson"], name="one_progress_per_learner_lesson")]
@@ -451,12 +465,14 @@ class LessonProgress(TenantOwned):
 class Review(TenantOwned):
     """A learner's star rating and words on an item they have access to; one per learner and item, editable."""
 
-    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="reviews")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    item = models.ForeignKey(ContentItem, on_delete=models.CASCADE, related_name="reviews",
+                             verbose_name=_("item"))
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
     rating = models.PositiveSmallIntegerField(_("rating"), validators=[MinValueValidator(1), MaxValueValidator(5)])
     body = models.TextField(_("your review"), blank=True, max_length=4000)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -467,15 +483,19 @@ class Review(TenantOwned):
             models.CheckConstraint(condition=Q(rating__gte=1, rating__lte=5), name="rating_one_to_five"),
         ]
 
+    def __str__(self) -> str:
+        return gettext("★%(rating)s by %(learner)s on “%(item)s”") % {
+            "rating": self.rating, "learner": self.user, "item": self.item.title}
+
 
 class ImportMapping(TenantOwned):
     """How another platform's CSV export's columns map to ours, remembered per tenant and header set."""
 
     name = models.CharField(_("name"), max_length=100)
-    headers_key = models.CharField(max_length=64)
-    columns = models.JSONField(default=dict)
-    options = models.JSONField(default=dict)
-    updated_at = models.DateTimeField(auto_now=True)
+    headers_key = models.CharField(_("column headers key"), max_length=64)
+    columns = models.JSONField(_("columns"), default=dict)
+    options = models.JSONField(_("options"), default=dict)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]

@@ -263,7 +263,7 @@ def item_publish_changes(*, item: ContentItem, actor) -> ItemVersion | None:
         if snapshot == ItemVersion.objects.filter(item=item, number=item.version).values_list(
                 "snapshot", flat=True).first():
             return None
-        return _publish(item, actor=actor, snapshot=snapshot)
+        return _publish(item, actor=actor, snapshot=snapshot, outcome=EditorialDecision.Outcome.UPDATED)
 
 
 def item_reject(*, item: ContentItem, actor, reason: str) -> ContentItem:

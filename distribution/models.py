@@ -14,8 +14,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from marketplace.models import TenantOwned
 
@@ -45,7 +45,7 @@ class Channel(TenantOwned):
                             help_text=_("Marks every link this channel carries, and names its feed."))
     endpoint_url = models.URLField(_("endpoint URL"), blank=True, max_length=500,
                                    help_text=_("Where webhook and partner deliveries are POSTed."))
-    credentials_encrypted = models.TextField(editable=False, blank=True)
+    credentials_encrypted = models.TextField(_("encrypted credentials"), editable=False, blank=True)
     credentials_hint = models.CharField(_("credentials"), max_length=200, editable=False, blank=True)
     options = models.JSONField(_("target settings"), default=dict, blank=True)
     content_kinds = models.JSONField(_("content kinds"), default=list, blank=True,
@@ -55,7 +55,7 @@ class Channel(TenantOwned):
                                         help_text=_("Only items in these categories; none selected means all."))
     verified_at = models.DateTimeField(_("connection verified"), null=True, blank=True, editable=False)
     verify_message = models.CharField(_("last connection test"), max_length=300, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -73,7 +73,8 @@ class Channel(TenantOwned):
 class PushSchedule(TenantOwned):
     """Hold an item's pushes until a time: its next publication reaches the channels at ``push_at``."""
 
-    item = models.OneToOneField("catalog.ContentItem", on_delete=models.CASCADE, related_name="push_schedule")
+    item = models.OneToOneField("catalog.ContentItem", on_delete=models.CASCADE, related_name="push_schedule",
+                                verbose_name=_("item"))
     push_at = models.DateTimeField(_("push to channels at"))
 
     class Meta:
@@ -114,14 +115,15 @@ class Delivery(TenantOwned):
     action = models.CharField(_("action"), max_length=10, choices=Action.choices)
     status = models.CharField(_("status"), max_length=12, choices=Status.choices, default=Status.QUEUED)
     due_at = models.DateTimeField(_("due"), db_index=True)
-    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(_("leased until"), null=True, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     external_id = models.CharField(_("ID on the platform"), max_length=200, blank=True)
     external_url = models.URLField(_("URL on the platform"), max_length=500, blank=True)
     error_code = models.CharField(_("error code"), max_length=60, blank=True)
     message = models.CharField(_("last result"), max_length=500, blank=True)
-    data = models.JSONField(default=dict, blank=True, editable=False)  # a pending publication's receipt
-    created_at = models.DateTimeField(auto_now_add=True)
+    # A pending publication's receipt.
+    data = models.JSONField(_("platform receipt"), default=dict, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
@@ -138,7 +140,9 @@ class Delivery(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_action_display()} {self.item_id} v{self.version} → {self.channel_id}"
+        return gettext("%(action)s “%(item)s” v%(version)s → %(channel)s") % {
+            "action": self.get_action_display(), "item": self.item.title, "version": self.version,
+            "channel": self.channel.name}
 
     @property
     def webhook_id(self) -> str:
@@ -157,16 +161,17 @@ class DeliveryAttempt(TenantOwned):
         TRANSIENT = "transient", _("Failed, will retry")
         PERMANENT = "permanent", _("Failed permanently")
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
-    number = models.PositiveSmallIntegerField()
-    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.STARTED)
-    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    external_id = models.CharField(max_length=200, blank=True)
-    error = models.CharField(max_length=500, blank=True)
-    worker = models.CharField(max_length=100, blank=True)
-    started_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log",
+                                 verbose_name=_("delivery"))
+    number = models.PositiveSmallIntegerField(_("attempt number"))
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.STARTED)
+    response_code = models.PositiveSmallIntegerField(_("response code"), null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
+    external_id = models.CharField(_("ID on the platform"), max_length=200, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    worker = models.CharField(_("worker"), max_length=100, blank=True)
+    started_at = models.DateTimeField(_("started"))
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:
         ordering = ["started_at", "id"]
@@ -184,15 +189,18 @@ class Publication(TenantOwned):
         LIVE = "live", _("Live")
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="publications")
-    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="publications")
-    version = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.LIVE)
-    external_id = models.CharField(max_length=200, blank=True)
-    external_url = models.URLField(max_length=500, blank=True)
-    data = models.JSONField(default=dict, blank=True)  # what the connector needs later (cover media id, ...)
-    published_at = models.DateTimeField()
-    updated_at = models.DateTimeField(auto_now=True)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="publications",
+                                verbose_name=_("channel"))
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="publications",
+                             verbose_name=_("item"))
+    version = models.PositiveIntegerField(_("version"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.LIVE)
+    external_id = models.CharField(_("ID on the platform"), max_length=200, blank=True)
+    external_url = models.URLField(_("URL on the platform"), max_length=500, blank=True)
+    # What the connector needs later (cover media id, ...).
+    data = models.JSONField(_("connector data"), default=dict, blank=True)
+    published_at = models.DateTimeField(_("published at"))
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-published_at"]
@@ -201,21 +209,23 @@ class Publication(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["channel", "item"], name="one_publication_per_channel")]
 
     def __str__(self) -> str:
-        return f"{self.item_id} on {self.channel_id} v{self.version}"
+        return gettext("“%(item)s” v%(version)s on %(channel)s") % {
+            "item": self.item.title, "version": self.version, "channel": self.channel.name}
 
 
 class ChannelClick(TenantOwned):
     """A visit through a tracked link: the exposure a channel earns when its platform reports no impressions, and
     the evidence an order is attributed to the channel by."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="clicks")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="clicks",
+                                verbose_name=_("channel"))
     item = models.ForeignKey("catalog.ContentItem", on_delete=models.SET_NULL, null=True, blank=True,
-                             related_name="+")
-    visitor = models.CharField(max_length=64, blank=True)
+                             related_name="+", verbose_name=_("item"))
+    visitor = models.CharField(_("visitor"), max_length=64, blank=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                             related_name="+")
-    landing_path = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+                             related_name="+", verbose_name=_("learner"))
+    landing_path = models.CharField(_("landing page"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -229,11 +239,12 @@ class ChannelClick(TenantOwned):
 class ChannelStat(TenantOwned):
     """A day of a channel's platform-reported numbers (impressions, reads, shares), where the platform reports any."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="stats")
-    day = models.DateField()
-    impressions = models.PositiveIntegerField(default=0)
-    engagements = models.PositiveIntegerField(default=0)
-    fetched_at = models.DateTimeField(auto_now=True)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="stats",
+                                verbose_name=_("channel"))
+    day = models.DateField(_("date"))
+    impressions = models.PositiveIntegerField(_("impressions"), default=0)
+    engagements = models.PositiveIntegerField(_("engagements"), default=0)
+    fetched_at = models.DateTimeField(_("fetched at"), auto_now=True)
 
     class Meta:
         ordering = ["-day"]
@@ -243,18 +254,21 @@ class ChannelStat(TenantOwned):
 class Allocation(TenantOwned):
     """One day's traffic allocation for one channel: its measured inputs, its share and its push budget."""
 
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="allocations")
-    day = models.DateField()
-    impressions = models.PositiveIntegerField(default=0)
-    clicks = models.PositiveIntegerField(default=0)
-    conversions = models.PositiveIntegerField(default=0)
-    exposure_source = models.CharField(max_length=12, default="clicks")  # "impressions" where the platform reports
-    interest = models.FloatField()
-    exposure = models.FloatField()
-    share = models.FloatField()
-    budget = models.PositiveIntegerField(null=True, blank=True)  # None: no daily limit set
-    explored = models.BooleanField(default=False)  # no data yet: given the exploration floor
-    created_at = models.DateTimeField(auto_now_add=True)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="allocations",
+                                verbose_name=_("channel"))
+    day = models.DateField(_("date"))
+    impressions = models.PositiveIntegerField(_("impressions"), default=0)
+    clicks = models.PositiveIntegerField(_("clicks"), default=0)
+    conversions = models.PositiveIntegerField(_("conversions"), default=0)
+    # "impressions" where the platform reports them.
+    exposure_source = models.CharField(_("exposure measured by"), max_length=12, default="clicks")
+    interest = models.FloatField(_("interest"))
+    exposure = models.FloatField(_("exposure"))
+    share = models.FloatField(_("share"))
+    budget = models.PositiveIntegerField(_("push budget"), null=True, blank=True)  # None: no daily limit set
+    # No data yet: given the exploration floor.
+    explored = models.BooleanField(_("given the exploration share"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-day", "-share"]
@@ -263,7 +277,8 @@ class Allocation(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["channel", "day"], name="one_allocation_per_channel_day")]
 
     def __str__(self) -> str:
-        return f"{self.channel_id} {self.day} {self.share:.4f}"
+        return gettext("%(channel)s, %(date)s: %(share)s") % {
+            "channel": self.channel.name, "date": self.day, "share": f"{self.share:.2%}"}
 
 
 class DistributionSettings(TenantOwned):

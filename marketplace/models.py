@@ -126,7 +126,7 @@ class Tenant(models.Model):
         help_text=_("Leaves “Powered by Zhiku” out of the storefront's footer. Only the platform operator changes "
                     "it."))
     is_active = models.BooleanField(_("active"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
@@ -140,6 +140,8 @@ class Tenant(models.Model):
     def primary_host(self) -> str | None:
         domain = next((d for d in self.domains.all() if d.is_primary), None)
         return domain.host if domain else None
+
+    primary_host.fget.short_description = _("primary host")  # the admin's column header
 
     def url(self, path: str = "/") -> str:
         """Absolute URL on the tenant's primary host, for emails and links between storefronts."""
@@ -201,12 +203,12 @@ class AuditLog(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                              related_name="+")
-    action = models.CharField(max_length=64)
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    data = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+                              related_name="+", verbose_name=_("done by"))
+    action = models.CharField(_("action"), max_length=64)
+    target_type = models.CharField(_("target type"), max_length=64, blank=True)
+    target_id = models.CharField(_("target ID"), max_length=64, blank=True)
+    data = models.JSONField(_("details"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     objects = ScopedManager(tenant="tenant")
 

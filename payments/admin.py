@@ -11,6 +11,7 @@ from django.shortcuts import render
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext, ngettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
@@ -236,9 +237,16 @@ class OrderAdmin(ReadOnlyAdmin):
 
     subtotal_display = money_column("subtotal", _("subtotal"))
     discount_display = money_column("discount", _("discount"))
-    tax_display = money_column("tax", _("tax"))
     total_display = money_column("total", _("total"))
     refunded_display = money_column("refunded", _("refunded"))
+
+    @admin.display(description=_("tax"))
+    def tax_display(self, order):
+        # Where prices include tax the subtotal and total already hold it: said, so the figures add up.
+        amount = format_money(order.tax, order.currency)
+        if order.tax and order.prices_include_tax:
+            return gettext("%(amount)s, included in the total") % {"amount": amount}
+        return amount
 
     @admin.display(description=_("refunded"))
     def refunded_list_display(self, order):
@@ -247,15 +255,14 @@ class OrderAdmin(ReadOnlyAdmin):
     @admin.display(description=_("refunds"))
     def refunds(self, order):
         """Each refund with how it was paid, and the ones the provider could not pay out (undone: refund again)."""
-        from django.utils.html import format_html_join
-
         rows = []
         for refund in Refund.objects.filter(payment__order=order).order_by("created_at"):
             if refund.failed_at:
                 state = _("failed at the provider (%(why)s) and undone: refund again, at the provider or outside "
                           "it") % {"why": refund.failure_reason or "-"}
             else:
-                state = _("paid back outside the provider") if refund.paid_outside else _("refunded")
+                state = (_("paid back outside the provider") if refund.paid_outside
+                         else pgettext("a refund's state", "refunded"))
             # Written as the page's other times are (the storefront's zone, the language's long format).
             rows.append((display_for_value(refund.created_at, "-"),
                          format_money(refund.amount, order.currency), state, refund.reason))
@@ -263,8 +270,6 @@ class OrderAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("ledger"))
     def ledger_entries(self, order):
-        from django.utils.html import format_html_join
-
         postings = Posting.objects.select_related(*PAYEES_OF_ACCOUNT)
         return format_html_join(
             "", "<div>#{} {}: {}</div>",
@@ -314,12 +319,19 @@ class OrderAdmin(ReadOnlyAdmin):
 
 @admin.register(Refund)
 class RefundAdmin(ReadOnlyAdmin):
-    list_display = ["payment", "amount_display", "reason", "paid_outside", "created_by", "created_at", "failed_at",
-                    "failure_reason"]
+    list_display = ["order_link", "payment", "amount_display", "reason", "paid_outside", "created_by", "created_at",
+                    "failed_at", "failure_reason"]
     list_filter = ["paid_outside", ("failed_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["payment"]
+    list_select_related = ["payment__order", "created_by"]
+    search_fields = ["payment__order__number", "payment__order__user__email"]
 
     amount_display = money_column("amount", _("amount"), lambda refund: refund.payment.currency)
+
+    @admin.display(description=_("order"), ordering="payment__order__number")
+    def order_link(self, refund):
+        order = refund.payment.order
+        return format_html('<a href="{}">{}</a>', reverse("admin:payments_order_change", args=[order.pk]),
+                           order.number)
 
 
 class CouponForm(forms.ModelForm):
@@ -539,8 +551,6 @@ class SubscriptionPlanAdmin(PriceAdminMixin, TenantScopedAdmin):
     def sharing_now(self, plan):
         """One payment at the plan's price as it would be shared today (saved settings, no commission), so the team
         sees what sharing with creators does before and after turning it on."""
-        from django.utils.html import format_html_join
-
         from . import splits
         from .services import plan_payment_parts
 
@@ -662,7 +672,13 @@ class PayoutAdmin(ReadOnlyAdmin):
             with self._in_scope(request, storefront):
                 payouts = payout_run(tenant=storefront, actor=request.user,
                                      reference=request.POST.get("reference", "")[:100])
-            self.message_user(request, _("%(n)d payouts made.") % {"n": len(payouts)}, messages.SUCCESS)
+            if payouts:
+                self.message_user(request, ngettext("%(n)d payout made.", "%(n)d payouts made.", len(payouts))
+                                  % {"n": len(payouts)}, messages.SUCCESS)
+            else:
+                self.message_user(request, gettext(
+                    "Nothing is payable yet: shares become payable once their sale's refund window has passed "
+                    "(see “Held (refund window)”)."), messages.INFO)
         back = reverse("admin:payments_payout_changelist")
         return HttpResponseRedirect(f"{back}?storefront={storefront.slug}" if request.tenant is None and storefront
                                     else back)
@@ -787,16 +803,27 @@ class PromoterAdmin(TenantScopedAdmin):
     def _decide(self, request, queryset, status):
         from .promoters import promoter_decide
 
-        refused = []
+        changed, unchanged, refused = 0, 0, []
         for promoter in queryset:
+            if promoter.status == status:
+                unchanged += 1
+                continue
             try:
                 promoter_decide(promoter=promoter, status=status, actor=request.user)
+                changed += 1
             except ApplicationError as exc:
                 refused.append(f"{promoter.code}: {exc.message}")
         for message in refused:
             self.message_user(request, message, messages.WARNING)
-        if len(refused) < len(queryset):
-            self.message_user(request, _("Done."), messages.SUCCESS)
+        label = str(Promoter.Status(status).label).lower()
+        if changed:
+            self.message_user(request, ngettext("%(n)d promoter is now %(status)s.",
+                                                "%(n)d promoters are now %(status)s.", changed)
+                              % {"n": changed, "status": label}, messages.SUCCESS)
+        if unchanged:
+            self.message_user(request, ngettext("%(n)d promoter already was %(status)s: nothing changed.",
+                                                "%(n)d promoters already were %(status)s: nothing changed.",
+                                                unchanged) % {"n": unchanged, "status": label}, messages.INFO)
 
     @admin.action(description=_("Approve"))
     def approve(self, request, queryset):

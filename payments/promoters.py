@@ -166,13 +166,16 @@ def promoter_invite(*, tenant, email: str, actor) -> Promoter:
 
 def promoter_decide(*, promoter: Promoter, status: str, actor, notify: bool = True) -> Promoter:
     """The team approves, rejects or suspends a promoter. Someone who becomes a promoter by it is told by email
-    (unless ``notify`` is false: the team's invitation sends its own)."""
+    (unless ``notify`` is false: the team's invitation sends its own). The decision the promoter already has changes
+    nothing."""
     from .tasks import promoter_email_send
 
     if status not in (Promoter.Status.APPROVED, Promoter.Status.REJECTED, Promoter.Status.SUSPENDED):
         raise ApplicationError(_("Unknown decision."), code="promoter_status_invalid")
     with transaction.atomic():
         promoter = Promoter.objects.select_for_update().select_related("user").get(pk=promoter.pk)
+        if promoter.status == status:  # decided so already: nothing to record or tell
+            return promoter
         if status == Promoter.Status.APPROVED and not promoter.user.in_use:
             raise ApplicationError(_("This person's account is gone: they cannot be a promoter."),
                                    code="promoter_account_gone")

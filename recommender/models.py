@@ -16,8 +16,8 @@ import uuid
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from marketplace.models import TenantOwned
 
@@ -45,16 +45,18 @@ class EventSource(models.TextChoices):
 class Event(TenantOwned):
     """One thing a learner did with an item. Never updated; deleted only by retention (after a rollup) or erasure."""
 
-    event_id = models.UUIDField(default=uuid.uuid4, editable=False)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=12, choices=EventKind.choices)
-    source = models.CharField(max_length=12, choices=EventSource.choices, default=EventSource.STOREFRONT)
+    event_id = models.UUIDField(_("event ID"), default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("item"))
+    kind = models.CharField(_("kind"), max_length=12, choices=EventKind.choices)
+    source = models.CharField(_("source"), max_length=12, choices=EventSource.choices, default=EventSource.STOREFRONT)
     # A rating's stars, a progress percentage; empty for the other kinds.
-    value = models.FloatField(null=True, blank=True)
+    value = models.FloatField(_("stars or percent"), null=True, blank=True)
     # Where it happened: {"placement": "home", "experiment": 3, "arm": "b"} for recommendation feedback.
-    context = models.JSONField(default=dict, blank=True)
-    occurred_at = models.DateTimeField(db_index=False)
+    context = models.JSONField(_("context"), default=dict, blank=True)
+    occurred_at = models.DateTimeField(_("occurred at"), db_index=False)
 
     class Meta:
         verbose_name = _("behaviour event")
@@ -66,18 +68,22 @@ class Event(TenantOwned):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.item_id} by {self.user_id}"
+        return gettext("%(kind)s “%(item)s” by %(learner)s") % {
+            "kind": self.get_kind_display(), "item": self.item.title, "learner": self.user}
 
 
 class EventRollup(TenantOwned):
     """Raw events older than the retention period, folded per (learner, item, kind): what the fit still needs."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+")
-    kind = models.CharField(max_length=12, choices=EventKind.choices)
-    count = models.PositiveIntegerField(default=0)
-    value = models.FloatField(null=True, blank=True)  # the latest value (a rating, a percentage)
-    last_at = models.DateTimeField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("item"))
+    kind = models.CharField(_("kind"), max_length=12, choices=EventKind.choices)
+    count = models.PositiveIntegerField(_("count"), default=0)
+    # The latest value (a rating, a percentage).
+    value = models.FloatField(_("latest stars or percent"), null=True, blank=True)
+    last_at = models.DateTimeField(_("last occurred at"))
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user", "item", "kind"], name="rollup_unique")]
@@ -91,13 +97,14 @@ class LearnerPreference(TenantOwned):
         WEEKLY = "weekly", _("Weekly")
         DAILY = "daily", _("Daily")
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
     personalised = models.BooleanField(
         _("personalised recommendations"), default=True,
         help_text=_("Off: you see popular and editorial picks, and what you do is not used to recommend."))
     digest = models.CharField(_("recommendation digest"), max_length=8, choices=Digest.choices,
                               default=Digest.WEEKLY)
-    last_digest_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_digest_at = models.DateTimeField(_("last digest sent at"), null=True, blank=True, editable=False)
     goal_category = models.ForeignKey("catalog.Category", on_delete=models.SET_NULL, null=True, blank=True,
                                       related_name="+", verbose_name=_("goal: a subject"))
     goal_path = models.ForeignKey("catalog.LearningPath", on_delete=models.SET_NULL, null=True, blank=True,
@@ -128,15 +135,15 @@ class FitRun(TenantOwned):
     # [{"model", "params", "ndcg@10", "recall@20", "coverage@10", "popularity_bias", "fit_s"}, ...] on the holdout.
     results = models.JSONField(_("holdout results"), default=list, blank=True)
     winner = models.CharField(_("best model"), max_length=20, blank=True)
-    winner_params = models.JSONField(default=dict, blank=True)
+    winner_params = models.JSONField(_("best model's parameters"), default=dict, blank=True)
     served = models.BooleanField(_("serving"), default=False,
                                  help_text=_("The best model beat the popularity baseline and replaced the "
                                              "serving one."))
     note = models.TextField(_("note"), blank=True)
     stages = models.JSONField(_("stage timings"), default=dict, blank=True)
     # Time-decayed popularity, overall and per category: the fallback for cold learners and opted-out ones.
-    popular = models.JSONField(default=list, blank=True)
-    popular_by_category = models.JSONField(default=dict, blank=True)
+    popular = models.JSONField(_("popular items"), default=list, blank=True)
+    popular_by_category = models.JSONField(_("popular items by category"), default=dict, blank=True)
 
     class Meta:
         ordering = ["-run_date"]
@@ -161,10 +168,11 @@ class Recommendation(TenantOwned):
     "c" popular in a category: ``refs`` holds the category). Columns keep a 100,000-learner run quick to write.
     """
 
-    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+")
-    strategy = models.CharField(max_length=20, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    items = models.JSONField(default=dict)
+    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+", verbose_name=_("recommender run"))
+    strategy = models.CharField(_("strategy"), max_length=20, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("learner"))
+    items = models.JSONField(_("recommended items"), default=dict)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "strategy", "user"], name="recommendation_unique")]
@@ -182,10 +190,11 @@ class Recommendation(TenantOwned):
 class SimilarItems(TenantOwned):
     """An item's neighbours from one run: learned from behaviour ("learners also bought") and from content."""
 
-    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+")
-    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+")
-    also_bought = models.JSONField(default=list)  # [[item_id, score], ...]
-    similar = models.JSONField(default=list)
+    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="+", verbose_name=_("recommender run"))
+    item = models.ForeignKey("catalog.ContentItem", on_delete=models.CASCADE, related_name="+",
+                             verbose_name=_("item"))
+    also_bought = models.JSONField(_("learners also bought"), default=list)  # [[item_id, score], ...]
+    similar = models.JSONField(_("similar content"), default=list)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "item"], name="similar_items_unique")]
@@ -194,8 +203,9 @@ class SimilarItems(TenantOwned):
 class Persona(TenantOwned):
     """A segment of learners found by K-Means over their behaviour, named after what sets it apart."""
 
-    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="personas")
-    number = models.PositiveSmallIntegerField()
+    run = models.ForeignKey(FitRun, on_delete=models.CASCADE, related_name="personas",
+                            verbose_name=_("recommender run"))
+    number = models.PositiveSmallIntegerField(_("persona number"))
     name = models.CharField(_("name"), max_length=200)
     size = models.PositiveIntegerField(_("learners"))
     features = models.JSONField(_("centre"), default=dict)
@@ -251,7 +261,7 @@ class Experiment(TenantOwned):
         help_text=_('For example [{"name": "a", "strategy": "model", "weight": 50}, '
                     '{"name": "b", "strategy": "popularity", "weight": 50}].'))
     is_active = models.BooleanField(_("running"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]

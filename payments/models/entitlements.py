@@ -33,13 +33,13 @@ class Entitlement(TenantOwned):
                              help_text=_("Everything in the tier's categories."))
     source = models.CharField(_("source"), max_length=12, choices=Source.choices, default=Source.GRANT)
     order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
-                              related_name="entitlements", editable=False)
+                              related_name="entitlements", editable=False, verbose_name=_("order"))
     reference = models.CharField(_("reference"), max_length=100, blank=True,
                                  help_text=_("The order, subscription or licence that gave this access."))
     starts_at = models.DateTimeField(_("starts"), default=timezone.now)
     ends_at = models.DateTimeField(_("ends"), null=True, blank=True, help_text=_("Empty: no end."))
     revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]

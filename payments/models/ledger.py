@@ -31,16 +31,16 @@ class LedgerAccount(TenantOwned):
         TAX = "tax", _("Tax collected")
         PAYOUT = "payout", _("Paid out")
 
-    code = models.CharField(max_length=100)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    currency = models.CharField(max_length=3)
-    name = models.CharField(max_length=200)
+    code = models.CharField(_("account code"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    currency = models.CharField(_("currency"), max_length=3)
+    name = models.CharField(_("name"), max_length=200)
     creator = models.ForeignKey("catalog.Creator", on_delete=models.PROTECT, null=True, blank=True,
-                                related_name="ledger_accounts")
+                                related_name="ledger_accounts", verbose_name=_("creator"))
     promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
-                                 related_name="ledger_accounts")
+                                 related_name="ledger_accounts", verbose_name=_("promoter"))
     partner = models.ForeignKey("distribution.Channel", on_delete=models.PROTECT, null=True, blank=True,
-                                related_name="ledger_accounts")
+                                related_name="ledger_accounts", verbose_name=_("partner"))
 
     class Meta:
         ordering = ["code"]
@@ -100,20 +100,20 @@ class JournalEntry(TenantOwned):
         REVERSAL = "reversal", _("Reversal")
         PUBLICATION = "publish", _("Publication")
 
-    sequence = models.PositiveBigIntegerField(editable=False)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    memo = models.CharField(max_length=200, blank=True)
+    sequence = models.PositiveBigIntegerField(_("sequence number"), editable=False)
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    memo = models.CharField(_("memo"), max_length=200, blank=True)
     order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
-                              related_name="journal_entries")
+                              related_name="journal_entries", verbose_name=_("order"))
     refund = models.ForeignKey("payments.Refund", on_delete=models.PROTECT, null=True, blank=True,
-                               related_name="journal_entries")
-    created_at = models.DateTimeField()
+                               related_name="journal_entries", verbose_name=_("refund"))
+    created_at = models.DateTimeField(_("created at"))
     # A publication entry moves no money: it records what was published (``ledger.publication_record``), and the
     # hash covers the record's digest.
-    record = models.JSONField(null=True, blank=True)
-    record_digest = models.CharField(max_length=64, blank=True, default="")
-    previous_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    record = models.JSONField(_("publication record"), null=True, blank=True)
+    record_digest = models.CharField(_("record digest"), max_length=64, blank=True, default="")
+    previous_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64)
 
     class Meta:
         ordering = ["sequence"]
@@ -129,10 +129,12 @@ class JournalEntry(TenantOwned):
 
 
 class Posting(TenantOwned):
-    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
-    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
-    amount = models.BigIntegerField(help_text=_("Debit positive, credit negative, in minor units."))
-    currency = models.CharField(max_length=3)
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings",
+                              verbose_name=_("journal entry"))
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings",
+                                verbose_name=_("account"))
+    amount = models.BigIntegerField(_("amount"), help_text=_("Debit positive, credit negative, in minor units."))
+    currency = models.CharField(_("currency"), max_length=3)
 
     class Meta:
         ordering = ["id"]
@@ -148,8 +150,8 @@ class Posting(TenantOwned):
 class LedgerHead(TenantOwned):
     """The tenant's newest entry: locked by every append, read by anyone who wants to verify the chain."""
 
-    sequence = models.PositiveBigIntegerField(default=0)
-    hash = models.CharField(max_length=64, default=GENESIS_HASH)
+    sequence = models.PositiveBigIntegerField(_("sequence number"), default=0)
+    hash = models.CharField(_("hash"), max_length=64, default=GENESIS_HASH)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant"], name="one_ledger_head_per_tenant")]
@@ -167,11 +169,13 @@ class Payout(TenantOwned):
                                 related_name="payouts", verbose_name=_("partner"))
     amount = models.PositiveBigIntegerField(_("amount"))
     currency = models.CharField(_("currency"), max_length=3)
-    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="payout")
+    entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="payout",
+                                 verbose_name=_("journal entry"))
     reference = models.CharField(_("reference"), max_length=100, blank=True,
                                  help_text=_("The bank transfer or payout batch."))
-    created_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey("accounts.User", on_delete=models.SET_NULL, null=True, related_name="+",
+                                   verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -184,13 +188,14 @@ class ChainHeadPublication(TenantOwned):
 
     Anyone who saved a published head can later prove that no entry up to it was rewritten."""
 
-    published_on = models.DateField()
-    sequence = models.PositiveBigIntegerField()
-    hash = models.CharField(max_length=64)
-    signature = models.CharField(max_length=128)
-    key_id = models.CharField(max_length=16)
-    public_key = models.CharField(max_length=64, blank=True, help_text=_("The Ed25519 key that signed it (base64)."))
-    created_at = models.DateTimeField(auto_now_add=True)
+    published_on = models.DateField(_("published on"))
+    sequence = models.PositiveBigIntegerField(_("sequence number"))
+    hash = models.CharField(_("hash"), max_length=64)
+    signature = models.CharField(_("signature"), max_length=128)
+    key_id = models.CharField(_("key ID"), max_length=16)
+    public_key = models.CharField(_("public key"), max_length=64, blank=True,
+                                  help_text=_("The Ed25519 key that signed it (base64)."))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-published_on"]

@@ -10,6 +10,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
@@ -53,7 +54,7 @@ class SplitRule(TenantOwned):
     """One version of how a sale is shared. Versions are never edited: a change is a new version, and every order
     records the version that split it."""
 
-    version = models.PositiveIntegerField(editable=False)
+    version = models.PositiveIntegerField(_("version"), editable=False)
     platform_fee_bp = models.PositiveIntegerField(_("platform fee (basis points)"), default=1000,
                                                   validators=[MaxValueValidator(10000)])
     partner_commission_bp = models.PositiveIntegerField(_("partner commission (basis points)"), default=0,
@@ -64,8 +65,8 @@ class SplitRule(TenantOwned):
         _("second-level promoter commission (basis points)"), default=0, validators=[MaxValueValidator(10000)],
         help_text=_("Paid to whoever recruited the promoter who made the sale. There is no third level."))
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                                   related_name="+", editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
+                                   related_name="+", editable=False, verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-version"]
@@ -129,16 +130,21 @@ class Order(TenantOwned):
     tax = models.PositiveBigIntegerField(_("tax"), default=0)
     total = models.PositiveBigIntegerField(_("total"))
     refunded = models.PositiveBigIntegerField(_("refunded"), default=0)
-    tax_rate_bp = models.PositiveIntegerField(default=0)
-    prices_include_tax = models.BooleanField(default=True)
-    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
-    split_rule = models.ForeignKey(SplitRule, on_delete=models.PROTECT, related_name="orders")
-    idempotency_key = models.CharField(max_length=100)
-    source = models.CharField(_("source"), max_length=20, default="storefront")
+    tax_rate_bp = models.PositiveIntegerField(_("tax rate (basis points)"), default=0)
+    prices_include_tax = models.BooleanField(_("prices include tax"), default=True)
+    coupon = models.ForeignKey(Coupon, on_delete=models.PROTECT, null=True, blank=True, related_name="orders",
+                               verbose_name=_("coupon"))
+    split_rule = models.ForeignKey(SplitRule, on_delete=models.PROTECT, related_name="orders",
+                                   verbose_name=_("split rule"))
+    idempotency_key = models.CharField(_("checkout attempt key"), max_length=100)
+    source = models.CharField(_("source"), max_length=20, choices=[("storefront", _("Storefront checkout")),
+                                                                   ("renewal", _("Subscription renewal"))],
+                              default="storefront")
     promoter = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
                                  related_name="orders", verbose_name=_("promoter"))
     promoter_second_level = models.ForeignKey("payments.Promoter", on_delete=models.PROTECT, null=True, blank=True,
-                                              related_name="second_level_orders")
+                                              related_name="second_level_orders",
+                                              verbose_name=_("second-level promoter"))
     partner = models.ForeignKey("distribution.Channel", on_delete=models.PROTECT, null=True, blank=True,
                                 related_name="partner_orders", verbose_name=_("partner"),
                                 help_text=_("The partner platform that brought the sale and earns its commission."))
@@ -146,7 +152,7 @@ class Order(TenantOwned):
     channel = models.ForeignKey("distribution.Channel", on_delete=models.SET_NULL, null=True, blank=True,
                                 related_name="orders", verbose_name=_("channel"),
                                 help_text=_("The distribution channel whose tracked link brought the learner."))
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     shares_released_at = models.DateTimeField(
         _("shares payable since"), null=True, blank=True, editable=False,
@@ -178,24 +184,25 @@ class Order(TenantOwned):
 
 
 class OrderLine(TenantOwned):
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="lines", verbose_name=_("order"))
     item = models.ForeignKey("catalog.ContentItem", on_delete=models.PROTECT, null=True, blank=True,
-                             related_name="order_lines")
+                             related_name="order_lines", verbose_name=_("item"))
     bundle = models.ForeignKey("catalog.Bundle", on_delete=models.PROTECT, null=True, blank=True,
-                               related_name="order_lines")
+                               related_name="order_lines", verbose_name=_("bundle"))
     plan = models.ForeignKey("payments.SubscriptionPlan", on_delete=models.PROTECT, null=True, blank=True,
-                             related_name="order_lines")
+                             related_name="order_lines", verbose_name=_("subscription plan"))
     subscription = models.ForeignKey("payments.Subscription", on_delete=models.PROTECT, null=True, blank=True,
-                                     related_name="order_lines", help_text="Set on a renewal's line.")
-    title = models.CharField(max_length=200)
-    unit_price = models.PositiveBigIntegerField()
-    interval = models.CharField(max_length=5, blank=True,
+                                     related_name="order_lines", help_text="Set on a renewal's line.",
+                                     verbose_name=_("subscription"))
+    title = models.CharField(_("title"), max_length=200)
+    unit_price = models.PositiveBigIntegerField(_("unit price"))
+    interval = models.CharField(_("billing period"), max_length=5, blank=True,
                                 help_text="A plan's line: the billing period its price pays for, as sold.")
-    discount = models.PositiveBigIntegerField(default=0)
-    tax = models.PositiveBigIntegerField(default=0)
-    total = models.PositiveBigIntegerField()
+    discount = models.PositiveBigIntegerField(_("discount"), default=0)
+    tax = models.PositiveBigIntegerField(_("tax"), default=0)
+    total = models.PositiveBigIntegerField(_("total"))
     shares = models.JSONField(
-        null=True, blank=True, editable=False,
+        _("creators' shares"), null=True, blank=True, editable=False,
         help_text="An item's or a bundle's line, or a plan's shared with creators: its items with their weights and "
                   "creators' shares, as sold ([[item, weight, [[creator, share bp], ...]], ...]; from each item's "
                   "published version; a plan's items credited alike are one [null, weight, [...]]).")
@@ -232,19 +239,19 @@ class Payment(TenantOwned):
     EXPIRED = "checkout expired"  # the failure reason of a checkout closed because its time ran out
     UNBUYABLE = "can no longer be bought"  # ... closed because the learner got what it buys meanwhile
 
-    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments", verbose_name=_("order"))
     provider = models.CharField(_("provider"), max_length=20)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
     amount = models.PositiveBigIntegerField(_("amount"))
-    currency = models.CharField(max_length=3)
+    currency = models.CharField(_("currency"), max_length=3)
     refunded_amount = models.PositiveBigIntegerField(_("refunded"), default=0)
     provider_ref = models.CharField(_("provider reference"), max_length=200, blank=True)
     # What the provider charged, when it differs from the checkout reference (Stripe: the PaymentIntent of a
     # Checkout Session), for refunds.
-    provider_charge_ref = models.CharField(max_length=200, blank=True)
-    failure_reason = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    provider_charge_ref = models.CharField(_("provider charge reference"), max_length=200, blank=True)
+    failure_reason = models.CharField(_("why it failed"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -284,13 +291,14 @@ class Refund(TenantOwned):
     # The reason of the refund given back by itself when a payment bought only what the learner already owned.
     PAID_TWICE = "already owned: paid twice"
 
-    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds",
+                                verbose_name=_("payment"))
     amount = models.PositiveBigIntegerField(_("amount"))
     reason = models.CharField(_("reason"), max_length=200, blank=True)
-    provider_ref = models.CharField(max_length=200, blank=True)
+    provider_ref = models.CharField(_("provider reference"), max_length=200, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
-                                   related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
+                                   related_name="+", verbose_name=_("created by"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     # The provider could not pay it out (a closed card, say) and put the money back: the refund is undone.
     failed_at = models.DateTimeField(_("failed"), null=True, blank=True)
     failure_reason = models.CharField(_("why it failed"), max_length=100, blank=True)
@@ -308,6 +316,11 @@ class Refund(TenantOwned):
                                     name="provider_refund_once"),
         ]
 
+    def __str__(self) -> str:
+        payment = self.payment
+        return gettext("Refund of %(amount)s on %(order)s") % {
+            "amount": format_money(self.amount, payment.currency), "order": payment.order.number}
+
     @property
     def is_paid_twice(self) -> bool:
         return self.reason == self.PAID_TWICE
@@ -316,11 +329,11 @@ class Refund(TenantOwned):
 class WebhookEvent(TenantOwned):
     """A provider event, stored in the transaction that applied it: its id can never be applied twice."""
 
-    provider = models.CharField(max_length=20)
-    event_id = models.CharField(max_length=200)
-    type = models.CharField(max_length=100)
-    payload = models.JSONField()
-    received_at = models.DateTimeField(auto_now_add=True)
+    provider = models.CharField(_("provider"), max_length=20)
+    event_id = models.CharField(_("event ID"), max_length=200)
+    type = models.CharField(_("event type"), max_length=100)
+    payload = models.JSONField(_("payload"))
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
 
     class Meta:
         ordering = ["-received_at"]

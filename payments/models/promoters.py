@@ -10,6 +10,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from marketplace.models import TenantOwned
@@ -28,8 +30,8 @@ class Promoter(TenantOwned):
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.APPLIED)
     recruited_by = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True,
                                      related_name="recruits", verbose_name=_("recruited by"))
-    created_at = models.DateTimeField(auto_now_add=True)
-    approved_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -52,15 +54,23 @@ class ReferralTouch(TenantOwned):
         LINK = "link", _("Referral link")
         CODE = "code", _("Code at checkout")
 
-    promoter = models.ForeignKey(Promoter, on_delete=models.PROTECT, related_name="touches")
-    source = models.CharField(max_length=5, choices=Source.choices)
-    visitor = models.CharField(max_length=64, blank=True, help_text=_("The browser's anonymous visitor id."))
+    promoter = models.ForeignKey(Promoter, on_delete=models.PROTECT, related_name="touches",
+                                 verbose_name=_("promoter"))
+    source = models.CharField(_("source"), max_length=5, choices=Source.choices)
+    visitor = models.CharField(_("visitor"), max_length=64, blank=True,
+                               help_text=_("The browser's anonymous visitor id."))
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                             related_name="+")
-    landing_path = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+                             related_name="+", verbose_name=_("learner"))
+    landing_path = models.CharField(_("landing page"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
         verbose_name = _("referral touch")
         verbose_name_plural = _("referral touches")
+
+    def __str__(self) -> str:
+        who = self.user if self.user_id else gettext("an anonymous visitor")
+        when = f"{timezone.localtime(self.created_at):%Y-%m-%d}" if self.created_at else ""
+        return gettext("Code %(code)s for %(who)s, %(date)s") % {"code": self.promoter.code, "who": who,
+                                                                 "date": when}

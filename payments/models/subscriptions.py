@@ -67,7 +67,8 @@ class Subscription(TenantOwned):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="subscriptions",
                              verbose_name=_("learner"))
-    plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions")
+    plan = models.ForeignKey(SubscriptionPlan, on_delete=models.PROTECT, related_name="subscriptions",
+                             verbose_name=_("subscription plan"))
     price = models.PositiveIntegerField(
         _("price per period"), help_text=_("What each renewal charges: the plan's price when the learner subscribed."))
     currency = models.CharField(
@@ -88,10 +89,12 @@ class Subscription(TenantOwned):
         help_text=_("The plan the learner chose to renew on: the next renewal charges its price for its period."))
     grace_until = models.DateTimeField(_("grace until"), null=True, blank=True)
     renewal_order = models.ForeignKey("payments.Order", on_delete=models.PROTECT, null=True, blank=True,
-                                      related_name="+", help_text=_("The open renewal, while one is due."))
-    entitlement = models.ForeignKey("payments.Entitlement", on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
+                                      related_name="+", help_text=_("The open renewal, while one is due."),
+                                      verbose_name=_("renewal order"))
+    entitlement = models.ForeignKey("payments.Entitlement", on_delete=models.PROTECT, related_name="+",
+                                    verbose_name=_("entitlement"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

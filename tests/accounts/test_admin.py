@@ -4,6 +4,7 @@ from django.urls import reverse
 from django_scopes import scopes_disabled
 
 from accounts.models import Invitation, Membership, Role
+from accounts.services import invitation_check
 from marketplace.errors import ApplicationError
 from marketplace.models import AuditLog, Domain, Tenant
 from tests.conftest import host_client
@@ -148,6 +149,31 @@ class TestCrossTenantAdmin:
             invitation = Invitation.objects.get()
         assert (invitation.tenant, invitation.email, invitation.role) == (tenant_a, "new.staff@example.com", "staff")
         assert len(mail.outbox) == 1 and "http://alpha.test/invitations/" in mail.outbox[0].body
+
+
+    def test_an_invitation_that_would_change_nothing_is_refused_at_the_address(self, tenant_a, tenant_b):
+        owner = member(tenant_a, Role.OWNER, mfa=True)
+        staff = member(tenant_a, Role.STAFF, email="kai@alpha.example")
+        client = host_client("alpha.test", owner)
+        add = reverse("admin:accounts_invitation_add")
+
+        response = client.post(add, {"email": "KAI@alpha.example", "role": Role.STAFF})
+        assert response.status_code == 200
+        errors = response.context["adminform"].form.errors
+        assert errors == {"email": ["kai@alpha.example is already staff on this storefront."]}
+        # Another role is a change of role, made when it is accepted.
+        assert client.post(add, {"email": staff.email, "role": Role.OWNER}).status_code == 302
+        assert client.post(add, {"email": "new@alpha.example", "role": Role.CREATOR}).status_code == 302
+        again = client.post(add, {"email": "new@alpha.example", "role": Role.CREATOR})
+        assert "is waiting to be accepted" in again.context["adminform"].form.errors["email"][0]
+        with scopes_disabled():
+            assert sorted(Invitation.objects.values_list("email", "role")) == [
+                ("kai@alpha.example", "owner"), ("new@alpha.example", "creator")]
+            # The same address may be invited by another storefront.
+            with pytest.raises(ApplicationError) as refused:
+                invitation_check(tenant=tenant_a, email="new@alpha.example", role=Role.CREATOR)
+            assert refused.value.code == "invitation_pending"
+            invitation_check(tenant=tenant_b, email="new@alpha.example", role=Role.CREATOR)
 
 
 @pytest.fixture

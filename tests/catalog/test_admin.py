@@ -2,6 +2,7 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from django_scopes import scope
 
 from accounts.models import Role
@@ -196,6 +197,26 @@ def test_an_archived_item_goes_back_on_sale_as_a_new_version_for_reviewers_only(
     assert "Only an archived item can be put back on sale." in again.content.decode()
     with scope(tenant=tenant_a):
         assert ContentItem.objects.get(pk=item.pk).version == 2
+
+
+def test_the_review_history_is_written_in_the_storefronts_time_zone_and_names_published_changes(tenant_a):
+    from zoneinfo import ZoneInfo
+
+    from django.contrib.admin.utils import display_for_value
+    from django.utils import translation
+
+    tenant_a.time_zone = "Asia/Shanghai"
+    tenant_a.save(update_fields=["time_zone"])
+    item = catalog_item(tenant_a, title="Timed", price=1999)
+    client = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
+    client.post(change_url(item), item_form(item, title="Timed (2nd ed.)"))
+    with scope(tenant=tenant_a):
+        decisions = list(EditorialDecision.objects.filter(item=item).order_by("created_at", "id"))
+    assert [d.outcome for d in decisions] == ["submitted", "approved", "updated"]
+    page = client.get(change_url(item)).content.decode()
+    with translation.override("en"), timezone.override(ZoneInfo("Asia/Shanghai")):
+        shown = display_for_value(decisions[-1].created_at, "-")
+    assert f"{shown} · Changes published" in page
 
 
 def test_the_teams_edit_to_a_published_item_goes_live_as_a_new_version(tenant_a, django_capture_on_commit_callbacks):
