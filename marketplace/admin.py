@@ -1,10 +1,18 @@
+import json
+
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import NotRegistered
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
+from . import audit
 from .admin_site import MissingObjectIs404, ReadOnlyAdminMixin, TenantScopedAdmin
 from .errors import ApplicationError
 from .models import (
@@ -197,8 +205,74 @@ class TenantAdmin(MissingObjectIs404, admin.ModelAdmin):
         return TemplateResponse(request, "admin/marketplace/tenant/onboard.html", context)
 
 
+class AuditActionFilter(admin.SimpleListFilter):
+    """The actions in words, those the log holds."""
+
+    title = _("what happened")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        codes = model_admin.get_queryset(request).order_by().values_list("action", flat=True).distinct()
+        return sorted(((code, audit.describe(code)) for code in codes), key=lambda choice: choice[1])
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 @admin.register(AuditLog)
 class AuditLogAdmin(ReadOnlyAdminMixin, TenantScopedAdmin):
-    list_display = ["created_at", "action", "actor", "target_type", "target_id"]
-    list_filter = ["action"]
-    readonly_fields = ["created_at", "action", "actor", "target_type", "target_id", "data"]
+    list_display = ["created_at", "what_happened", "actor", "on"]
+    list_filter = [AuditActionFilter]
+    list_select_related = ["actor"]
+    fields = readonly_fields = ["created_at", "what_happened", "actor", "on", "details", "action"]
+
+    @admin.display(description=_("what happened"), ordering="action")
+    def what_happened(self, entry: AuditLog) -> str:
+        return audit.describe(entry.action)
+
+    @admin.display(description=_("details"))
+    def details(self, entry: AuditLog):
+        if not entry.data:
+            return "-"
+        return format_html("<dl>{}</dl>", format_html_join(
+            "", "<dt>{}</dt><dd>{}</dd>",
+            ((key.replace("_", " "), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+             for key, value in entry.data.items())))
+
+    @admin.display(description=pgettext_lazy("the record an audit entry is about", "on"))
+    def on(self, entry: AuditLog) -> str:
+        return self._on(None)(entry)
+
+    def get_list_display(self, request):
+        """The record an action was on is linked for the viewer, where they may see it (``_on``)."""
+        return [self._on(request) if column == "on" else column for column in super().get_list_display(request)]
+
+    def get_fields(self, request, obj=None):
+        return [self._on(request) if field == "on" else field for field in super().get_fields(request, obj)]
+
+    get_readonly_fields = get_fields
+
+    def _on(self, request):
+        """The column naming the record an action was on by its kind and ID, linked to its page where the viewer may
+        see it, without reading the record (a list shows a hundred entries)."""
+
+        @admin.display(description=pgettext_lazy("the record an audit entry is about", "on"))
+        def on(entry: AuditLog):
+            if not entry.target_type:
+                return "-"
+            try:
+                model = apps.get_model(entry.target_type)
+            except (LookupError, ValueError):  # a model since removed
+                return f"{entry.target_type} {entry.target_id}"
+            name = f"{capfirst(model._meta.verbose_name)} {entry.target_id}"
+            try:
+                model_admin = self.admin_site.get_model_admin(model)
+            except NotRegistered:
+                return name
+            if request is None or not model_admin.has_view_or_change_permission(request):
+                return name
+            opts = model._meta
+            url = reverse(f"{self.admin_site.name}:{opts.app_label}_{opts.model_name}_change", args=[entry.target_id])
+            return format_html('<a href="{}">{}</a>', url, name)
+
+        return on

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_scopes import ScopedManager
 
+from .audit import describe
 from .money import CURRENCY_CHOICES, charge_step_check
 
 hostname_validator = RegexValidator(
@@ -218,4 +219,4 @@ class AuditLog(models.Model):
         verbose_name_plural = _("audit logs")
 
     def __str__(self) -> str:
-        return f"{self.action} {self.target_type}:{self.target_id}"
+        return describe(self.action)

@@ -11,6 +11,7 @@ from django.db.models.functions import Mod
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext_lazy
 
+from .audit import ACTIONS
 from .errors import ApplicationError
 from .models import AuditLog, Domain, Tenant
 from .money import charge_step, format_money
@@ -18,7 +19,10 @@ from .money import charge_step, format_money
 
 def audit_log_write(*, tenant: Tenant | None, actor, action: str, target: models.Model | None = None,
                     data: dict[str, Any] | None = None) -> AuditLog:
-    """Record who did what; call inside the transaction of the change it describes."""
+    """Record who did what; call inside the transaction of the change it describes. ``action`` is one of
+    ``marketplace.audit.ACTIONS``, so that the log can say it in words."""
+    if action not in ACTIONS:
+        raise ValueError(f"{action!r} is not an audit action; add it to marketplace.audit.ACTIONS")
     return AuditLog.objects.create(
         tenant=tenant,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
