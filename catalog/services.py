@@ -225,13 +225,12 @@ def _publish(item: ContentItem, *, actor, snapshot: dict,
 
 
 def item_approve(*, item: ContentItem, actor) -> ContentItem:
-    """Publish the item as its next version: from review, or a published item again (which also plans its pushes
-    anew, to channels whose settings changed). An archived item goes back on sale with ``item_restore``."""
+    """Publish an item in review as its next version. A published item's saved edits go live with
+    ``item_publish_changes``; an archived item goes back on sale with ``item_restore``."""
     with transaction.atomic():
         item = _locked(item)
-        if item.status not in (Status.IN_REVIEW, Status.PUBLISHED):
-            raise ApplicationError(_("Only an item in review (or a published one) can be published."),
-                                   code="not_in_review")
+        if item.status != Status.IN_REVIEW:
+            raise ApplicationError(_("Only an item in review can be approved."), code="not_in_review")
         item_refresh_derived(item=item, save=False)
         _publish(item, actor=actor, snapshot=_snapshot(item))
     return item

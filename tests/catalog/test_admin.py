@@ -137,15 +137,22 @@ def test_review_workflow_publishes_versions(tenant_a, creators):
 
     workflow(ann_client, item, "submit")
     workflow(reviewer_client, item, "approve")
-    workflow(reviewer_client, item, "approve")  # publishing changes makes version 2
+    refused = workflow(reviewer_client, item, "approve")  # sent again from a stale page: published already
+    assert "Only an item in review can be approved." in reviewer_client.get(refused.url).content.decode()
+    with scope(tenant=tenant_a):
+        item.refresh_from_db()
+        assert item.status == ContentItem.Status.PUBLISHED and item.version == 1
+    # The team's saved edits to the published item go live as its next version.
+    assert reviewer_client.post(change_url(item), item_form(item, title="Workflow, revised")).status_code == 302
     with scope(tenant=tenant_a):
         item.refresh_from_db()
         assert item.status == ContentItem.Status.PUBLISHED and item.version == 2
         versions = list(ItemVersion.objects.filter(item=item).order_by("number"))
         assert [v.number for v in versions] == [1, 2] and len(versions[0].content_hash) == 64
+        assert versions[1].snapshot["title"] == "Workflow, revised"
         assert list(EditorialDecision.objects.filter(item=item).order_by("created_at", "id")
                     .values_list("outcome", flat=True)) == [
-            "submitted", "rejected", "submitted", "approved", "approved"]
+            "submitted", "rejected", "submitted", "approved", "updated"]
     # A published item is no longer the creator's to change.
     response = ann_client.post(change_url(item), item_form(item, title="Sneaky"))
     assert response.status_code == 403

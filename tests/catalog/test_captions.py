@@ -309,13 +309,13 @@ def test_captions_and_the_transcript_are_part_of_the_published_version(tenant_a)
     staff = member(tenant_a, Role.STAFF)
     with scope(tenant=tenant_a):
         first = course.versions.get()
-        services.item_approve(item=course, actor=staff)
+        services.item_publish_changes(item=course, actor=staff)
         second = course.versions.first()
         lesson.transcript = "Welcome to the lecture."
         lesson.save()
-        services.item_approve(item=course, actor=staff)
+        services.item_publish_changes(item=course, actor=staff)
         third = course.versions.first()
-        services.item_approve(item=lecture, actor=staff)
+        services.item_publish_changes(item=lecture, actor=staff)
         lecture_version = lecture.versions.first()
     assert "captions" not in first.snapshot["lessons"][0]
     captioned = {key: second.snapshot["lessons"][0][key] for key in ("captions", "captions_language", "transcript")}

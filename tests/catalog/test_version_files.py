@@ -27,7 +27,7 @@ def sha256(data: bytes) -> str:
 
 def publish(tenant, item) -> dict:
     with scope(tenant=tenant):
-        services.item_approve(item=ContentItem.objects.get(pk=item.pk), actor=member(tenant, Role.STAFF))
+        services.item_publish_changes(item=ContentItem.objects.get(pk=item.pk), actor=member(tenant, Role.STAFF))
         return item.versions.first().snapshot
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django_scopes import scope, scopes_disabled
 
@@ -107,10 +107,12 @@ def test_archiving_while_a_push_records_its_outcome_still_withdraws_the_item(pg_
         item = catalog_item(tenant, title="Guide")  # v1, pushed in-process on commit
         _set_kinds(channel, ["course"])  # the channel stops taking articles: v2 withdraws it there
         with scope(tenant=tenant):
-            catalog.item_approve(item=ContentItem.objects.get(pk=item.pk), actor=staff)
+            ContentItem.objects.filter(pk=item.pk).update(subtitle="Second edition")
+            catalog.item_publish_changes(item=item, actor=staff)
         _set_kinds(channel, [])  # and takes them again: v3 is published there anew
         with mock.patch("distribution.services.dispatch_after_commit"), scope(tenant=tenant):
-            catalog.item_approve(item=ContentItem.objects.get(pk=item.pk), actor=staff)
+            ContentItem.objects.filter(pk=item.pk).update(subtitle="Third edition")
+            catalog.item_publish_changes(item=item, actor=staff)
         with scopes_disabled():
             assert dict(Publication.objects.filter(item=item).values_list("channel_id", "status")) == {
                 channel.pk: "withdrawn"}
@@ -155,8 +157,8 @@ def test_archiving_while_a_push_records_its_outcome_still_withdraws_the_item(pg_
 
 
 def test_planning_the_same_item_twice_at_once_is_serialised_by_the_item_lock(pg_tenant):
-    """``item_approve`` and ``item_archive`` lock the item before ``deliveries_plan``, so two plans of one item never
-    overlap: two approvals pressed at once make two versions, each planned once per channel."""
+    """Publishing and archiving lock the item before ``deliveries_plan``, so two plans of one item never overlap:
+    two edits of a published item saved at once make two versions, each planned once per channel."""
     tenant = pg_tenant
     staff = UserFactory(email=f"editor@{tenant.slug}.test")
     with WebhookReceiver(SECRET) as receiver:
@@ -164,13 +166,13 @@ def test_planning_the_same_item_twice_at_once_is_serialised_by_the_item_lock(pg_
         item = catalog_item(tenant, title="Guide")
         barrier, outcomes = threading.Barrier(2, timeout=30), {}
 
-        def approve():
-            with tenancy.activate(tenant):
-                loaded = ContentItem.objects.get(pk=item.pk)
+        def save_edit(subtitle):
+            with tenancy.activate(tenant), transaction.atomic():  # as the admin saves an edit and publishes it
                 barrier.wait()
-                return catalog.item_approve(item=loaded, actor=staff).version
+                ContentItem.objects.filter(pk=item.pk).update(subtitle=subtitle)
+                return catalog.item_publish_changes(item=item, actor=staff).number
 
-        threads = [in_thread(outcomes, name, approve) for name in ("a", "b")]
+        threads = [in_thread(outcomes, name, lambda name=name: save_edit(f"Edited by {name}")) for name in ("a", "b")]
         for thread in threads:
             thread.join(60)
     assert sorted(outcomes.values()) == [2, 3], outcomes

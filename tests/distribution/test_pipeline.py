@@ -80,7 +80,7 @@ def test_publish_update_and_archive_reach_the_receiver_once_each(tenant_a, staff
         services.deliveries_plan(item=item)  # planning the same version again adds nothing
         item.title = "Statistics for everyone, 2nd edition"
         item.save()
-        catalog.item_approve(item=item, actor=staff)
+        catalog.item_publish_changes(item=item, actor=staff)
     push(tenant_a, django_capture_on_commit_callbacks)
     with scope(tenant=tenant_a):
         catalog.item_archive(item=item, actor=staff)
@@ -174,7 +174,7 @@ def test_an_item_moved_out_of_a_channels_categories_is_withdrawn_from_it(tenant_
         item.price = 4900
         item.save()
         item.categories.remove(free)
-        catalog.item_approve(item=item, actor=staff)
+        catalog.item_publish_changes(item=item, actor=staff)
         services.deliveries_plan(item=item)  # planning the same version again adds nothing
     push(tenant_a, django_capture_on_commit_callbacks)
     rows = deliveries(tenant_a, channel=only_free)
@@ -208,7 +208,7 @@ def test_a_push_in_flight_when_its_item_left_the_channel_is_not_retried_there(te
         batch = pipeline._claim(tenant_a, [first.pk], timezone.now())  # a worker is sending version 1
         item.refresh_from_db()
         item.categories.remove(free)
-        catalog.item_approve(item=item, actor=staff)
+        catalog.item_publish_changes(item=item, actor=staff)
     batch.jobs[0].error = TransientError("No answer in time.", code="timeout")
     with scope(tenant=tenant_a):
         pipeline._settle(batch, timezone.now())
@@ -605,7 +605,7 @@ def test_a_retried_replay_never_sends_an_old_version_over_a_newer_one(tenant_a, 
     with scope(tenant=tenant_a):
         item.title = "Second edition"
         item.save()
-        catalog.item_approve(item=item, actor=staff)
+        catalog.item_publish_changes(item=item, actor=staff)
     push(tenant_a, django_capture_on_commit_callbacks)
     assert [(d.version, d.status) for d in deliveries(tenant_a)] == [(1, "parked"), (2, "delivered")]
     seen = len(receiver.requests)
@@ -820,7 +820,7 @@ def test_a_channel_turned_off_takes_no_new_items_but_what_it_shows_is_kept_in_st
     with scope(tenant=tenant_a):
         shown.price = 9900  # made paid: the free text must not stay up there
         shown.save()
-        catalog.item_approve(item=shown, actor=staff)
+        catalog.item_publish_changes(item=shown, actor=staff)
     push(tenant_a, django_capture_on_commit_callbacks)
     with scope(tenant=tenant_a):
         catalog.item_archive(item=shown, actor=staff)

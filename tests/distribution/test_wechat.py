@@ -18,6 +18,7 @@ from PIL import Image
 
 from accounts.models import Role
 from catalog import services as catalog
+from catalog.models import ContentItem
 from distribution import pipeline, services
 from distribution.connectors.base import (
     Media,
@@ -607,7 +608,7 @@ def test_a_new_version_approved_while_wechat_publishes_the_old_one_replaces_it(t
     with scope(tenant=tenant_a):
         item.title = "Capital in ten minutes (2nd ed.)"
         item.save()
-        catalog.item_approve(item=item, actor=UserFactory(email="editor@alpha.test"))
+        catalog.item_publish_changes(item=item, actor=UserFactory(email="editor@alpha.test"))
     beats(tenant_a, django_capture_on_commit_callbacks)
 
     assert [(d.version, d.action, d.status) for d in deliveries(tenant_a)] == [
@@ -737,7 +738,8 @@ def test_a_feed_turned_into_a_wechat_account_gets_the_published_items(tenant_a, 
     assert wechat.requests_to("/cgi-bin/freepublish/delete") == []
 
     with scope(tenant=tenant_a):  # and the next version replaces that article
-        catalog.item_approve(item=item, actor=UserFactory(email="editor@alpha.test"))
+        ContentItem.objects.filter(pk=item.pk).update(subtitle="Revised")
+        catalog.item_publish_changes(item=item, actor=UserFactory(email="editor@alpha.test"))
     beats(tenant_a, django_capture_on_commit_callbacks)
     assert [a["article"]["title"] for a in wechat.finish_jobs()] == ["Capital in ten minutes"]
     assert len(wechat.requests_to("/cgi-bin/freepublish/delete")) == 1

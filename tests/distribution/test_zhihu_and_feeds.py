@@ -269,7 +269,7 @@ def test_a_package_waiting_to_be_posted_is_withdrawn_when_its_item_leaves_the_ch
         item.price = 4900
         item.save()
         item.categories.remove(free)
-        catalog.item_approve(item=item, actor=staff)
+        catalog.item_publish_changes(item=item, actor=staff)
     push(tenant_a, django_capture_on_commit_callbacks)
     with scopes_disabled():
         withdrawal = Delivery.objects.get(item=item, action="withdraw")
@@ -294,7 +294,7 @@ def test_the_feed_lists_only_items_on_sale_each_in_its_current_version(tenant_a)
         catalog.item_archive(item=archived, actor=staff)
         paid.price = 9900
         paid.save()
-        catalog.item_approve(item=paid, actor=staff)  # version 2, paid: its update has not run
+        catalog.item_publish_changes(item=paid, actor=staff)  # version 2, paid: its update has not run
         priced.price = 4900  # on sale for a price already, the new version still in the works
         priced.save()
     body = host_client("alpha.test").get(f"/feeds/{channel.code}.rss").content.decode()
@@ -332,7 +332,7 @@ def test_an_item_made_paid_while_the_feed_was_off_shows_only_its_teaser_when_it_
     with scope(tenant=tenant_a):  # the team makes it paid: version 2
         item.price = 9900
         item.save()
-        catalog.item_approve(item=item, actor=UserFactory(email="ed@alpha.test"))
+        catalog.item_publish_changes(item=item, actor=UserFactory(email="ed@alpha.test"))
     push(tenant_a, django_capture_on_commit_callbacks)
     with scopes_disabled():
         assert Publication.objects.get(channel=channel, item=item).version == 2

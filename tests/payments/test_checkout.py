@@ -12,7 +12,7 @@ from django_scopes import scope
 
 from accounts.models import Role
 from catalog.models import Bundle
-from catalog.services import item_approve
+from catalog.services import item_publish_changes
 from payments import services
 from payments.ledger import ledger_verify
 from payments.models import Coupon, Entitlement, JournalEntry, Order, Payment, PaymentSettings, Posting
@@ -365,7 +365,7 @@ def test_creators_shares_over_the_whole_saved_before_the_admin_refused_them_stil
     with scope(tenant=tenant_a):
         ItemCreator.objects.bulk_create([ItemCreator(tenant=tenant_a, item=course, creator=ada, share_bp=6000),
                                          ItemCreator(tenant=tenant_a, item=course, creator=bob, share_bp=6000)])
-        item_approve(item=course, actor=None)  # published with those shares, which sales pay by
+        item_publish_changes(item=course, actor=None)  # published with those shares, which sales pay by
     client = host_client("alpha.test", member(tenant_a))
     assert "Payment received" in buy(client, f"item={course.slug}").content.decode()
     with scope(tenant=tenant_a):

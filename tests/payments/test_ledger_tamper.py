@@ -428,11 +428,12 @@ def test_every_published_version_is_an_entry_of_the_chain(sold):
     """The chain records each publication: which item and version, its content's hash, its creators and their
     shares, and when. Publishing again adds the new version."""
     from catalog import services as catalog
-    from catalog.models import ItemVersion
+    from catalog.models import ContentItem, ItemVersion
 
     tenant, (tea, _silk, paper) = sold.tenant, sold.items
     with tenancy.activate(tenant):
-        catalog.item_approve(item=tea, actor=None)  # its version 2
+        ContentItem.objects.filter(pk=tea.pk).update(subtitle="Second edition")
+        catalog.item_publish_changes(item=tea, actor=None)  # its version 2
         version = ItemVersion.objects.get(item=tea, number=2)
         entry = JournalEntry.objects.get(kind="publish", record__item=tea.pk, record__version=2)
         assert entry.record == {"item": tea.pk, "version": 2, "content_hash": version.content_hash,

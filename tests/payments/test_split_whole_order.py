@@ -47,14 +47,14 @@ def test_a_sale_pays_creators_the_shares_of_the_published_version_not_unpublishe
 
 
 def test_an_order_keeps_the_creators_shares_it_was_sold_with(tenant_a):
-    from catalog.services import item_approve
+    from catalog.services import item_publish_changes
 
     ada = catalog_creator(tenant_a, "Ada")
     course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
     with scope(tenant=tenant_a):
         started = services.checkout_start(tenant=tenant_a, user=member(tenant_a), idempotency_key="k-1", item=course)
         ItemCreator.objects.filter(item=course).update(share_bp=0)
-        item_approve(item=course, actor=None)  # a minute later the team publishes Ada's share as 0
+        item_publish_changes(item=course, actor=None)  # a minute later the team publishes Ada's share as 0
         services.payment_succeed(payment=started.payment)
         assert _sale(started.order)[f"creator:{ada.pk}:held"] == -4500
         later = _buy(tenant_a, item=course)
