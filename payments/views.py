@@ -258,11 +258,17 @@ def subscription(request):
     if request.method == "POST" and sub is not None:
         try:
             if request.POST.get("action") == "cancel":
-                subscription_cancel(subscription=sub, actor=request.user)
-                messages.success(request, _("Your subscription will end at the end of the period you paid for."))
+                dropped = sub.switch_to
+                sub = subscription_cancel(subscription=sub, actor=request.user)
+                if sub.status == Subscription.Status.ENDED:  # its renewal was due: it ends now
+                    messages.success(request, _("Your subscription has ended; its renewal is closed."))
+                else:
+                    messages.success(request, _("Your subscription will end at the end of the period you paid for."))
+                if dropped is not None:
+                    messages.info(request, _("You will not move to %(plan)s either.") % {"plan": dropped.name})
             elif request.POST.get("action") == "resume":
                 subscription_resume(subscription=sub, actor=request.user)
-                messages.success(request, _("Your subscription will renew."))
+                messages.success(request, _("Your subscription continues: each renewal is emailed to you to pay."))
             elif request.POST.get("action") == "switch":
                 slug = request.POST.get("plan", "")
                 plan = SubscriptionPlan.objects.filter(slug=slug).first() if slug else None

@@ -90,6 +90,7 @@ def test_plans_say_when_tax_comes_on_top_and_the_subscription_says_what_the_rene
     assert "+ tax" in plans and "?plan=all" in plans
     assert "?plan=trial" not in plans and client.get("/checkout/?plan=trial").status_code == 404
     buy(client, "plan=all")
-    assert re.search(r"Renews on [^<]* for ¥31\.80\.", client.get("/subscription/").content.decode())
+    page = client.get("/subscription/").content.decode()
+    assert re.search(r"Your next period, ¥31\.80, is due on [^<]*: we email you the renewal to pay then\.", page)
     with scope(tenant=tenant_a):
         assert Subscription.objects.get(user=learner).price == 3000

@@ -65,7 +65,7 @@ def test_a_monthly_subscriber_switches_to_yearly_from_the_end_of_the_paid_month(
         assert sub.current_period_end == add_interval(end, "year", day=sub.billing_day) == sub.entitlement.ends_at
         assert ledger_verify(tenant=tenant_a).ok
     # The next renewal is the yearly plan's again.
-    assert "for ¥290.00" in client.get("/subscription/").content.decode()
+    assert "Your next period, ¥290.00, is due on" in client.get("/subscription/").content.decode()
 
 
 def test_switching_from_a_tier_to_the_whole_catalog_opens_it_once_the_renewal_is_paid(tenant_a, plans):
@@ -98,7 +98,8 @@ def test_cancelling_drops_the_chosen_plan_and_choosing_a_plan_undoes_a_cancellat
     _monthly, yearly = plans
     learner, client, sub = subscribed(tenant_a)
     client.post("/subscription/", {"action": "switch", "plan": "all-year"})
-    client.post("/subscription/", {"action": "cancel"})
+    page = client.post("/subscription/", {"action": "cancel"}, follow=True).content.decode()
+    assert "You will not move to All access, yearly either." in page  # said, not dropped silently
     with scope(tenant=tenant_a):
         sub.refresh_from_db()
         assert (sub.cancel_at_period_end, sub.switch_to) == (True, None)

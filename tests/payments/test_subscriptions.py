@@ -78,6 +78,9 @@ def test_subscribe_renew_lapse_and_cancel(tenant_a, plan, django_capture_on_comm
         # The three grace days count from when the renewal opened.
         assert sub.status == "past_due" and sub.entitlement.ends_at == end + timedelta(days=3, minutes=1)
         assert "renew" in mail.outbox[-1].subject.lower()
+        assert "To keep learning, pay ¥29.00 for your next All access period;" in mail.outbox[-1].body
+    page = client.get("/subscription/").content.decode()
+    assert "Your next All access period, ¥29.00, is due." in page and "Renew now for ¥29.00" in page
 
     # Paying the renewal extends the period by a month from the old end.
     assert "Payment received" in pay_renewal(client, sub).content.decode()
@@ -210,6 +213,20 @@ def test_stopping_renewals_of_a_subscription_whose_renewal_is_due_ends_it_and_cl
     response = owner(tenant_a).post(reverse("admin:payments_subscription_changelist"),
                                     {"action": "stop_renewing", "_selected_action": [sub.pk]}, follow=True)
     assert response.status_code == 200
+    with scope(tenant=tenant_a):
+        sub.refresh_from_db()
+        assert sub.status == "ended" and sub.renewal_order is None
+        assert not renewal.payments.filter(status="pending").exists()
+        assert not can_access(learner, catalog_item(tenant_a, title="Later", price=100))
+
+
+def test_a_learner_whose_renewal_is_due_sees_its_price_and_may_decline_it_which_ends_the_subscription_now(
+        tenant_a, plan):
+    learner, client, sub, renewal = renewal_due(tenant_a)
+    page = client.get("/subscription/").content.decode()
+    assert "Your next All access period, ¥29.00, is due." in page and "Renew now for ¥29.00" in page
+    page = client.post("/subscription/", {"action": "cancel"}, follow=True).content.decode()
+    assert "Your subscription has ended; its renewal is closed." in page and "Ended on" in page
     with scope(tenant=tenant_a):
         sub.refresh_from_db()
         assert sub.status == "ended" and sub.renewal_order is None
@@ -406,7 +423,7 @@ def test_renewals_keep_the_price_and_the_day_the_learner_subscribed_on(tenant_a,
         jan31 = sub.current_period_end.replace(year=2027, month=1, day=31)
         Subscription.objects.filter(pk=sub.pk).update(billing_day=31, current_period_end=jan31)
         SubscriptionPlan.objects.filter(pk=plan.pk).update(price=3900)
-    assert "for ¥29.00" in client.get("/subscription/").content.decode()
+    assert "Your next period, ¥29.00, is due on" in client.get("/subscription/").content.decode()
 
     ends = []
     for _period in range(2):
@@ -486,7 +503,7 @@ def test_a_renewal_keeps_the_currency_the_learner_subscribed_in(tenant_a, plan):
     # The storefront then moves to yen: 2900 minor units would now be ¥2,900 JPY, a different price.
     tenant_a.currency = "JPY"
     tenant_a.save(update_fields=["currency"])
-    assert "for ¥29.00" in client.get("/subscription/").content.decode()
+    assert "Your next period, ¥29.00, is due on" in client.get("/subscription/").content.decode()
     admin_page = owner(tenant_a).get(reverse("admin:payments_subscription_changelist")).content.decode()
     assert "¥29.00" in admin_page and "¥2,900" not in admin_page
 
