@@ -326,6 +326,8 @@ class RefundAdmin(ReadOnlyAdmin):
     search_fields = ["payment__order__number", "payment__order__user__email"]
 
     amount_display = money_column("amount", _("amount"), lambda refund: refund.payment.currency)
+    fields = readonly_fields = ["order_link", "payment", "amount_display", "reason", "paid_outside", "provider_ref",
+                                "created_by", "created_at", "failed_at", "failure_reason"]
 
     @admin.display(description=_("order"), ordering="payment__order__number")
     def order_link(self, refund):
@@ -575,6 +577,9 @@ class SubscriptionAdmin(ReadOnlyAdmin):
     list_select_related = ["user", "plan", "switch_to"]
     search_fields = ["user__email"]
     actions = ["stop_renewing"]
+    fields = readonly_fields = ["user", "plan", "price_display", "interval", "billing_day", "status",
+                                "current_period_start", "current_period_end", "cancel_at_period_end", "switch_to",
+                                "grace_until", "renewal_order", "entitlement", "created_at", "ended_at"]
 
     def has_renewal_permission(self, request):
         return request.user.has_perm("payments.change_subscription")
@@ -621,6 +626,8 @@ class PayoutAdmin(ReadOnlyAdmin):
     whose payees are still owed what they earned."""
 
     list_display = ["creator", "promoter", "partner", "amount_display", "reference", "created_at", "created_by"]
+    fields = readonly_fields = ["creator", "promoter", "partner", "amount_display", "reference", "entry", "created_at",
+                                "created_by"]
     change_list_template = "admin/payments/payout/change_list.html"
 
     @admin.display(description=_("amount"))

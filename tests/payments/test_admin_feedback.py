@@ -7,6 +7,7 @@ from django_scopes import scope
 
 from accounts.models import Role
 from marketplace.models import AuditLog
+from marketplace.money import format_money
 from payments import services
 from payments.models import Order, PaymentSettings, Promoter
 from tests.conftest import host_client
@@ -40,6 +41,38 @@ def test_tax_included_in_prices_is_said_on_the_order_and_a_refund_is_found_by_it
     assert "0 refunds" in team.get(reverse("admin:payments_refund_changelist"), {"q": "ZKNOSUCH"}).content.decode()
     by_email = team.get(reverse("admin:payments_refund_changelist"), {"q": "lin@example.com"}).content.decode()
     assert order.number in by_email
+
+
+def test_a_subscription_a_refund_and_a_payout_show_their_amounts_as_money_on_their_pages(tenant_a):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from payments.models import Payout, SubscriptionPlan
+    from payments.payouts import payout_run, shares_release
+    from tests.factories import catalog_creator
+
+    course = catalog_item(tenant_a, title="Course", price=4900, creators=[catalog_creator(tenant_a, "Ada")])
+    with scope(tenant=tenant_a):
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="All access", slug="all", price=1900)
+    learner = member(tenant_a)
+    client = host_client("alpha.test", learner)
+    buy(client, f"item={course.slug}")
+    buy(client, "plan=all")
+    with scope(tenant=tenant_a):
+        order = Order.objects.get(user=learner, lines__item=course)
+        refund = services.refund_create(payment=order.payments.get(), amount=900, actor=None)
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=30))
+        payout_run(tenant=tenant_a, actor=None, reference="B1")
+        subscription, payout = learner.subscriptions.get(), Payout.objects.filter(creator__isnull=False).get()
+    team = owner(tenant_a)
+
+    page = team.get(reverse("admin:payments_subscription_change", args=[subscription.pk])).content.decode()
+    assert "¥19.00" in page and ">1900<" not in page
+    page = team.get(reverse("admin:payments_refund_change", args=[refund.pk])).content.decode()
+    assert "¥9.00" in page and ">900<" not in page and order.number in page
+    page = team.get(reverse("admin:payments_payout_change", args=[payout.pk])).content.decode()
+    assert f">{format_money(payout.amount, 'CNY')}<" in page and f">{payout.amount}<" not in page
 
 
 def test_a_payout_run_with_nothing_payable_says_why(tenant_a):
