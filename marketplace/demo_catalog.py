@@ -108,9 +108,10 @@ QUOTAS = {Kind.COURSE: 28, Kind.ARTICLE: 18, Kind.AUDIO: 14, Kind.VIDEO: 14, Kin
 PRICE_WEIGHTS = {Kind.COURSE: (8, 0, 40, 52), Kind.ARTICLE: (50, 50, 0, 0), Kind.AUDIO: (25, 50, 25, 0),
                  Kind.VIDEO: (20, 30, 50, 0), Kind.EBOOK: (10, 50, 40, 0), Kind.LIVE: (40, 0, 60, 0)}
 PRICES = {"USD": (0, 999, 1999, 4900), "CNY": (0, 990, 9900, 19900)}
-KIND_WORDS = {Kind.COURSE: ("course", "课程"), Kind.ARTICLE: ("article", "文章"),
-              Kind.AUDIO: ("audio lecture", "音频课"), Kind.VIDEO: ("video lecture", "视频课"),
-              Kind.EBOOK: ("e-book", "电子书"), Kind.LIVE: ("live session", "直播")}
+# Each kind in English, and in Chinese with its measure word ("this course" is 这门课程, "this article" 这篇文章).
+KIND_WORDS = {Kind.COURSE: ("course", "这门课程"), Kind.ARTICLE: ("article", "这篇文章"),
+              Kind.AUDIO: ("audio lecture", "这门音频课"), Kind.VIDEO: ("video lecture", "这门视频课"),
+              Kind.EBOOK: ("e-book", "这本电子书"), Kind.LIVE: ("live session", "这场直播")}
 
 # Items every tenant has under the same slug, so browser tests and the README can point at them.
 PYTHON_COURSE = "python-data-analysis"
@@ -277,7 +278,7 @@ def _description(item: PlannedItem, rng: random.Random) -> str:
                 f"*{item.subtitle}*")
     kind_word = KIND_WORDS[item.kind][1]
     points = "\n".join(f"- {p.format(topic=zh)}" for p in rng.sample(ZH_POINTS, rng.randint(3, 5)))
-    return (f"{rng.choice(ZH_HOOKS).format(topic=zh)}这门{kind_word}"
+    return (f"{rng.choice(ZH_HOOKS).format(topic=zh)}{kind_word}"
             f"{rng.choice(ZH_PROMISES).format(topic=zh)}。\n\n"
             f"**你将收获**\n\n{points}\n\n{ZH_AUDIENCE[item.level]}每个部分都配有小练习，帮你随时检验学习效果。\n\n"
             f"*{item.subtitle}*")

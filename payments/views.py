@@ -33,21 +33,27 @@ class CheckoutForm(forms.Form):
     referral = forms.CharField(label=gettext_lazy("Referral code (optional)"), required=False, max_length=16)
     key = forms.CharField(widget=forms.HiddenInput, max_length=100)
 
-    def __init__(self, *args, promoters_enabled: bool = False, **kwargs):
+    def __init__(self, *args, conf, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.promoters_enabled = promoters_enabled
-        if not promoters_enabled:  # no programme: a code would credit nobody, so none is asked for
+        self.promoters_enabled = conf.promoters_enabled
+        self.buyer = None if conf.self_referral_allowed else user  # whose own code earns nothing here
+        if not self.promoters_enabled:  # no programme: a code would credit nobody, so none is asked for
             del self.fields["referral"]
 
     def clean_referral(self):
-        """A code that credits nobody (mistyped, or its promoter no longer earns) is refused, as a coupon is: the
-        learner would otherwise pay believing their friend is credited."""
+        """A code that credits nobody (mistyped, its promoter no longer earns, or the buyer's own where the
+        storefront pays no commission on a promoter's own purchases) is refused, as a coupon is: the learner would
+        otherwise pay believing someone is credited."""
         from .promoters import promoter_for_code
 
         code = self.cleaned_data["referral"].strip()
-        if code and promoter_for_code(code=code) is None:
+        promoter = promoter_for_code(code=code) if code else None
+        if code and promoter is None:
             raise forms.ValidationError(_("No promoter has this referral code: check it, or leave the field empty."),
                                         code="referral_invalid")
+        if promoter is not None and self.buyer is not None and promoter.user_id == self.buyer.pk:
+            raise forms.ValidationError(_("This is your own referral code: your own purchases earn you no "
+                                          "commission here. Leave the field empty."), code="referral_own")
         return code
 
 
@@ -90,7 +96,7 @@ def checkout(request):
         # ``?coupon=`` (a shared discount link, or "Buy again" from an order) fills the coupon in, as "Apply" does.
         data = {"key": uuid.uuid4().hex, "coupon": request.GET["coupon"], "apply": "1"}
     form = CheckoutForm(data, initial={"key": uuid.uuid4().hex},
-                        promoters_enabled=services.payment_settings(tenant=request.tenant).promoters_enabled)
+                        conf=services.payment_settings(tenant=request.tenant), user=request.user)
     status = 400  # a refused checkout answers with its error's status (409 for a payment still being confirmed)
     if form.is_valid() and "apply" not in form.data:
         try:
@@ -119,6 +125,10 @@ def checkout(request):
     confirmed = user_can_buy(user=request.user)
     context = {"form": form, "item": item, "bundle": bundle, "plan": plan, "thing": thing, "quote": quote,
                "email_confirmed": confirmed}
+    if quote.coupon is not None:
+        # Switching the page's language comes back to this price: the applied coupon goes into the address.
+        kind = "item" if item else "bundle" if bundle else "plan"
+        context["language_next"] = f"{request.path}?{urlencode({kind: thing.slug, 'coupon': quote.coupon.code})}"
     if plan:
         # A plan's terms are said before Pay: what each renewal costs (a coupon takes off the first period only)
         # and how long a due renewal leaves access open.

@@ -524,3 +524,32 @@ def test_the_headers_sign_in_link_comes_back_to_the_page_it_was_pressed_on(tenan
     anonymous = host_client("alpha.test")
     assert 'href="/accounts/login/"' in anonymous.get("/").content.decode()
     assert 'href="/accounts/login/"' in anonymous.get("/accounts/signup/").content.decode()
+
+
+def test_a_visitor_can_press_buy_and_after_signing_in_or_up_lands_on_the_checkout(tenant_a):
+    from catalog.models import Bundle
+    from payments.models import SubscriptionPlan
+
+    item = catalog_item(tenant_a, title="Paid Course", price=1900)
+    with scope(tenant=tenant_a):
+        bundle = Bundle.objects.create(tenant=tenant_a, title="Starter pack", slug="starter", price=2900,
+                                       is_published=True)
+        bundle.items.add(item)
+        SubscriptionPlan.objects.create(tenant=tenant_a, name="All access", slug="all", price=1900)
+    visitor = host_client("alpha.test")
+    page = visitor.get(f"/item/{item.slug}/").content.decode()
+    buy = f"/accounts/login/?next=%2Fcheckout%2F%3Fitem%3D{item.slug}"
+    assert f'<a class="button" href="{buy}">Buy now</a>' in page
+    assert f'href="/accounts/login/?next=/item/{item.slug}/">Sign in to open it.</a>' in page
+    assert 'href="/accounts/login/?next=%2Fcheckout%2F%3Fbundle%3Dstarter">Buy the bundle' in visitor.get(
+        "/bundles/starter/").content.decode()
+    assert 'href="/accounts/login/?next=%2Fcheckout%2F%3Fplan%3Dall">Subscribe' in visitor.get(
+        "/plans/").content.decode()
+
+    signed_in = visitor.post(buy, {"login": member(tenant_a, email="buyer@example.com").email,
+                                   "password": "correct horse battery staple"})
+    assert signed_in.status_code == 302 and signed_in.url == f"/checkout/?item={item.slug}"
+    assert "Pay ¥19.00" in visitor.get(signed_in.url).content.decode()
+    # A new learner's sign-up carries the same destination.
+    assert 'href="/accounts/signup/?next=%2Fcheckout%2F%3Fitem%3D' in host_client("alpha.test").get(
+        buy).content.decode()

@@ -179,6 +179,22 @@ def test_a_coupon_discounts_and_is_counted_once_paid(tenant_a, shop):
         assert (order.discount, order.total, coupon.used_count) == (2000, 8000, 1)
 
 
+def test_switching_the_language_after_applying_a_coupon_keeps_the_coupon(tenant_a, shop):
+    course, _ = shop
+    with scope(tenant=tenant_a):
+        Coupon.objects.create(tenant=tenant_a, code="SAVE20", kind="percent", value=2000)
+    client = host_client("alpha.test", member(tenant_a))
+    page = client.get(f"/checkout/?item={course.slug}").content.decode()
+    key = re.search(r'name="key" value="([0-9a-f]+)"', page).group(1)
+    applied = client.post(f"/checkout/?item={course.slug}", {"item": course.slug, "key": key, "coupon": "save20",
+                                                              "apply": "1"}).content.decode()
+    back_to = f"/checkout/?item={course.slug}&amp;coupon=SAVE20"
+    assert f'name="next" type="hidden" value="{back_to}"' in applied and "Pay ¥80.00" in applied
+    switched = client.post("/language/", {"language": "zh-hans", "next": back_to.replace("&amp;", "&")},
+                           follow=True).content.decode()
+    assert "支付 ¥80.00" in switched and 'value="SAVE20"' in switched
+
+
 def test_buying_what_you_own_or_what_is_free_is_refused(tenant_a, shop):
     course, _ = shop
     free = catalog_item(tenant_a, title="Free One", price=0)

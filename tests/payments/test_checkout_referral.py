@@ -75,3 +75,23 @@ def test_a_correct_code_in_any_case_is_taken(tenant_a, programme):  # noqa: F811
     client.post(hosted.url, {"action": "pay"})
     with scope(tenant=tenant_a):
         assert Order.objects.get(user=learner).promoter == friend
+
+
+def test_a_promoters_own_code_is_refused_where_own_purchases_earn_nothing_and_taken_where_they_do(
+        tenant_a, programme):  # noqa: F811
+    from payments.models import PaymentSettings
+
+    own = promoter(tenant_a)
+    client = host_client("alpha.test", own.user)
+    refused = client.post("/checkout/", {"item": programme.slug, "key": checkout_key(client, programme.slug),
+                                         "referral": own.code.lower(), "pay": "1"})
+    assert refused.status_code == 400 and refused.context["form"].has_error("referral", code="referral_own")
+    assert "This is your own referral code" in refused.content.decode()
+    with scope(tenant=tenant_a):
+        assert not Order.objects.exists() and not ReferralTouch.objects.exists()
+        PaymentSettings.objects.update(self_referral_allowed=True)
+    taken = client.post("/checkout/", {"item": programme.slug, "key": checkout_key(client, programme.slug),
+                                       "referral": own.code, "pay": "1"})
+    assert taken.status_code == 302
+    with scope(tenant=tenant_a):
+        assert ReferralTouch.objects.get().promoter == own
