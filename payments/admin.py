@@ -45,7 +45,7 @@ from .models import (
     Subscription,
     SubscriptionPlan,
 )
-from .payouts import PAYEE_KINDS, payout_run, statements
+from .payouts import PAYEE_KINDS, PAYEE_LABELS, payable_balances, payables_fingerprint, payout_run, statements
 from .services import (
     entitlement_check,
     entitlement_grant,
@@ -674,11 +674,24 @@ class PayoutAdmin(ReadOnlyAdmin):
         return storefront is not None and request.user.has_perm("payments.add_payout")
 
     def run_view(self, request):
+        """The payout run: the payees and amounts it would pay are shown for confirmation first, as a refund's are;
+        the confirmed run pays exactly those, or nothing if they changed meanwhile."""
         storefront = self._storefront(request, request.POST.get("storefront"))
         if request.method == "POST" and self._can_run(request, storefront):
+            reference = request.POST.get("reference", "")[:100]
             with self._in_scope(request, storefront):
-                payouts = payout_run(tenant=storefront, actor=request.user,
-                                     reference=request.POST.get("reference", "")[:100])
+                if not request.POST.get("confirm"):
+                    balances = payable_balances(tenant=storefront)
+                    if balances:
+                        return self._run_confirm(request, storefront, balances, reference)
+                    payouts = []
+                else:
+                    try:
+                        payouts = payout_run(tenant=storefront, actor=request.user, reference=reference,
+                                             seen=request.POST.get("seen", ""))
+                    except ApplicationError as exc:
+                        self.message_user(request, exc.message, messages.ERROR)
+                        return self._back_to_list(request, storefront)
             if payouts:
                 self.message_user(request, ngettext("%(n)d payout made.", "%(n)d payouts made.", len(payouts))
                                   % {"n": len(payouts)}, messages.SUCCESS)
@@ -686,9 +699,23 @@ class PayoutAdmin(ReadOnlyAdmin):
                 self.message_user(request, gettext(
                     "Nothing is payable yet: shares become payable once their sale's refund window has passed "
                     "(see “Held (refund window)”)."), messages.INFO)
+        return self._back_to_list(request, storefront)
+
+    def _back_to_list(self, request, storefront):
         back = reverse("admin:payments_payout_changelist")
         return HttpResponseRedirect(f"{back}?storefront={storefront.slug}" if request.tenant is None and storefront
                                     else back)
+
+    def _run_confirm(self, request, storefront, balances, reference: str):
+        totals: dict[str, int] = {}
+        for account, owed in balances:
+            totals[account.currency] = totals.get(account.currency, 0) + owed
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "storefront": storefront,
+                   "operator": request.tenant is None, "title": _("Pay these balances?"), "reference": reference,
+                   "payees": [(account.payee_name, PAYEE_LABELS[account.kind], owed, account.currency)
+                              for account, owed in balances],
+                   "totals": sorted(totals.items()), "seen": payables_fingerprint(balances)}
+        return TemplateResponse(request, "admin/payments/payout/run_confirm.html", context)
 
     def earnings_view(self, request):
         """A creator's own earnings: what is held, payable and paid, each sale's part, and both statements."""

@@ -8,7 +8,7 @@ payee books the money as paid out. Statements are read straight from the posting
 
 from __future__ import annotations
 
-from collections import defaultdict
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from marketplace.errors import ApplicationError
 from marketplace.services import audit_log_write
 
 from . import ledger
@@ -127,9 +128,25 @@ def creator_statements(*, tenant) -> list[Statement]:
     return statements(tenant=tenant, kind=LedgerAccount.Kind.CREATOR)
 
 
-def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
+def payable_balances(*, tenant) -> list[tuple[LedgerAccount, int]]:
+    """Each payee account with a balance to pay now, and that amount: what a payout run would pay."""
+    owed = {row["account"]: -row["total"] for row in (
+        Posting.objects.filter(account__kind__in=PAYEE_KINDS, account__code__endswith=":payable")
+        .values("account").annotate(total=Sum("amount")))}
+    accounts = LedgerAccount.objects.filter(pk__in=[pk for pk, amount in owed.items() if amount > 0]).select_related(
+        "creator", "promoter__user", "partner")
+    return sorted(((account, owed[account.pk]) for account in accounts), key=lambda pair: pair[0].pk)
+
+
+def payables_fingerprint(balances: list[tuple[LedgerAccount, int]]) -> str:
+    """Names exactly the balances a payout run would pay, so that a run confirmed on what the team saw pays that."""
+    return hashlib.sha256(";".join(f"{account.pk}:{amount}" for account, amount in balances).encode()).hexdigest()
+
+
+def payout_run(*, tenant, actor, reference: str = "", seen: str | None = None) -> list[Payout]:
     """Pay every payee's payable balance: one payout entry and one Payout row each. Safe to repeat (a second run
-    finds nothing payable)."""
+    finds nothing payable). ``seen`` is the ``payables_fingerprint`` of the balances the team confirmed: when they
+    have changed since (a release or a refund came in between), nothing is paid."""
     payouts = []
     with transaction.atomic():
         from .models import LedgerHead
@@ -137,15 +154,11 @@ def payout_run(*, tenant, actor, reference: str = "") -> list[Payout]:
         # The head lock serialises payout runs with every other append of this tenant.
         LedgerHead.objects.get_or_create(tenant=tenant)
         LedgerHead.objects.select_for_update().get(tenant=tenant)
-        balances: dict[int, int] = defaultdict(int)
-        for row in (Posting.objects.filter(account__kind__in=PAYEE_KINDS, account__code__endswith=":payable")
-                    .values("account").annotate(total=Sum("amount"))):
-            balances[row["account"]] = row["total"]
-        for account_id, total in sorted(balances.items()):
-            owed = -total
-            if owed <= 0:
-                continue
-            account = LedgerAccount.objects.get(pk=account_id)
+        balances = payable_balances(tenant=tenant)
+        if seen is not None and seen != payables_fingerprint(balances):
+            raise ApplicationError(_("The payable balances changed since you looked at them: check them again."),
+                                   code="payables_changed", status=409)
+        for account, owed in balances:
             clearing = ledger.account_for(tenant=tenant, code="payouts", kind=LedgerAccount.Kind.PAYOUT,
                                           currency=account.currency, name="Paid out")
             entry = ledger.entry_post(tenant=tenant, kind=JournalEntry.Kind.PAYOUT,

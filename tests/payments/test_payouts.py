@@ -1,5 +1,6 @@
 """Creators' shares: held through the refund window, then payable, then paid by a payout run; refunds claw back."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -61,7 +62,17 @@ def test_the_admin_runs_payouts_and_serves_statements(tenant_a):
     assert "Ada" in page and "45.00" in page
     csv = owner.get(reverse("admin:payments_payout_statement", args=["creator", ada.pk])).content.decode()
     assert "chain head" in csv and "Payable,,,,45.00,CNY" in csv
-    owner.post(reverse("admin:payments_payout_run"), {"reference": "B1"})
+    # The run first shows who would be paid what, and pays nothing until that is confirmed.
+    confirm = owner.post(reverse("admin:payments_payout_run"), {"reference": "B1"})
+    page = confirm.content.decode()
+    assert confirm.status_code == 200 and "Pay 1 payee their payable balance?" in page
+    assert "Ada (creator)" in page and "¥45.00" in page and "Reference: B1" in page
+    with scope(tenant=tenant_a):
+        assert not Payout.objects.exists()
+    seen = re.search(r'name="seen" value="([0-9a-f]+)"', page).group(1)
+    done = owner.post(reverse("admin:payments_payout_run"), {"reference": "B1", "seen": seen, "confirm": "1"},
+                      follow=True)
+    assert "1 payout made." in done.content.decode()
     with scope(tenant=tenant_a):
         assert Payout.objects.get().amount == 4500
     creator = host_client("alpha.test", member(tenant_a, Role.CREATOR))
@@ -97,7 +108,11 @@ def test_the_operator_pays_out_a_deactivated_storefronts_payees(tenant_a, tenant
     with scope(tenant=tenant_b):
         payout_run(tenant=tenant_b, actor=None, reference="BETA-1")
     assert "BETA-1" not in operator.get(changelist, {"storefront": "alpha"}).content.decode()  # alpha's payouts only
-    response = operator.post(reverse("admin:payments_payout_run"), {"storefront": "alpha", "reference": "CLOSE-1"})
+    confirm = operator.post(reverse("admin:payments_payout_run"), {"storefront": "alpha", "reference": "CLOSE-1"})
+    assert "Ada (creator)" in confirm.content.decode() and "Bob" not in confirm.content.decode()
+    seen = re.search(r'name="seen" value="([0-9a-f]+)"', confirm.content.decode()).group(1)
+    response = operator.post(reverse("admin:payments_payout_run"), {"storefront": "alpha", "reference": "CLOSE-1",
+                                                                    "seen": seen, "confirm": "1"})
     assert response.status_code == 302 and response.url.endswith("?storefront=alpha")
     assert "CLOSE-1" in operator.get(changelist, {"storefront": "alpha"}).content.decode()
     with scope(tenant=tenant_a):
@@ -105,6 +120,29 @@ def test_the_operator_pays_out_a_deactivated_storefronts_payees(tenant_a, tenant
         assert ledger_verify(tenant=tenant_a).ok
     with scope(tenant=tenant_b):
         assert list(Payout.objects.values_list("reference", flat=True)) == ["BETA-1"]
+
+
+def test_a_payout_run_confirmed_on_balances_that_changed_since_pays_nothing_and_says_so(tenant_a):
+    ada = catalog_creator(tenant_a, "Ada")
+    course = catalog_item(tenant_a, title="Course", price=10000, creators=[ada])
+    learners = [member(tenant_a) for _ in range(2)]
+    buy(host_client("alpha.test", learners[0]), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=30))
+    owner = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
+    page = owner.post(reverse("admin:payments_payout_run"), {"reference": "B1"}).content.decode()
+    seen = re.search(r'name="seen" value="([0-9a-f]+)"', page).group(1)
+    # Another sale's share becomes payable before the team confirms what they saw.
+    buy(host_client("alpha.test", learners[1]), f"item={course.slug}")
+    with scope(tenant=tenant_a):
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=30))
+    done = owner.post(reverse("admin:payments_payout_run"), {"reference": "B1", "seen": seen, "confirm": "1"},
+                      follow=True)
+    assert "The payable balances changed since you looked at them: check them again." in done.content.decode()
+    with scope(tenant=tenant_a):
+        assert not Payout.objects.exists()
+        [statement] = creator_statements(tenant=tenant_a)
+        assert (statement.payable, statement.paid) == (9000, 0)
 
 
 def test_a_creator_verifies_their_statement_with_the_standalone_script(tenant_a, tmp_path):
