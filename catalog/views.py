@@ -323,18 +323,21 @@ def creator_detail(request, slug: str):
 def bundle_detail(request, slug: str):
     """The bundle and its items; to a signed-in learner, the way to buy it, or, when checkout would refuse it (they
     have everything in it already), to open its items."""
+    from payments.selectors import bundle_owned_part
     from payments.services import purchase_check
 
     bundle, items = selectors.bundle_for_storefront(slug=slug)
-    refusal = None
+    refusal = owned_part = None
     if request.user.is_authenticated:
         try:
             purchase_check(user=request.user, bundle=bundle)
+            owned_part = bundle_owned_part(user=request.user, items=items)
         except ApplicationError as exc:
             refusal = exc
     return render(request, "catalog/bundle_detail.html", {
         "bundle": bundle, "items": items, "total": sum(i.price for i in items),
-        "owned": refusal is not None and refusal.code == "already_owned", "refusal": refusal})
+        "owned": refusal is not None and refusal.code == "already_owned", "refusal": refusal,
+        "owned_part": owned_part})
 
 
 @storefront_only

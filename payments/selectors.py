@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -54,6 +55,24 @@ def entitled_item_ids(*, user, item_ids: Iterable[int] | None = None,
     if item_ids is not None:
         items = items.filter(id__in=list(item_ids))
     return set(items.values_list("id", flat=True).distinct())
+
+
+@dataclass
+class BundleOwnedPart:
+    """What a learner already owns of a bundle they could still buy, and what the rest costs item by item."""
+
+    items: list
+    missing_total: int
+
+
+def bundle_owned_part(*, user, items: list) -> BundleOwnedPart | None:
+    """The bundle's ``items`` the learner owns for good already, when some (not all) are theirs: the bundle still
+    costs its price, which the learner is told before paying, with what the items they lack would cost instead."""
+    owned_ids = entitled_item_ids(user=user, item_ids=[item.pk for item in items], subscriptions=False)
+    if not owned_ids:  # none owned (or, None, everything: then checkout refuses the bundle anyway)
+        return None
+    return BundleOwnedPart(items=[item for item in items if item.pk in owned_ids],
+                           missing_total=sum(item.price for item in items if item.pk not in owned_ids))
 
 
 def paid_orders_by_channel(*, since) -> dict[int, int]:

@@ -435,7 +435,7 @@ def order_open(*, tenant, user, key: str, title: str, price: int, item=None, bun
                 # subscription's lock.
                 purchase_check(user=user, item=item, bundle=bundle, plan=plan)
             for payment in Payment.objects.filter(order__in=earlier, status=Payment.Status.PENDING):
-                if not payment_expire(payment=payment, reason="replaced by a new checkout", actor=user):
+                if not payment_expire(payment=payment, reason=Payment.REPLACED, actor=user):
                     raise payment_in_progress()
             if q.coupon is not None:
                 _coupon_hold(q.coupon.pk)

@@ -25,6 +25,7 @@ from marketplace.views import storefront_only
 from . import services
 from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
+from .selectors import bundle_owned_part
 from .subscriptions import MINIMUM_GRACE, renewal_pay, subscription_cancel, subscription_resume, subscription_switch
 
 
@@ -125,6 +126,9 @@ def checkout(request):
     confirmed = user_can_buy(user=request.user)
     context = {"form": form, "item": item, "bundle": bundle, "plan": plan, "thing": thing, "quote": quote,
                "email_confirmed": confirmed}
+    if bundle is not None:
+        context["owned_part"] = bundle_owned_part(
+            user=request.user, items=list(bundle.items.filter(status=ContentItem.Status.PUBLISHED)))
     if quote.coupon is not None:
         # Switching the page's language comes back to this price: the applied coupon goes into the address.
         kind = "item" if item else "bundle" if bundle else "plan"

@@ -238,6 +238,7 @@ class Payment(TenantOwned):
     TRANSITIONS = {Status.PENDING: {Status.SUCCEEDED, Status.FAILED, Status.CANCELLED}}
     EXPIRED = "checkout expired"  # the failure reason of a checkout closed because its time ran out
     UNBUYABLE = "can no longer be bought"  # ... closed because the learner got what it buys meanwhile
+    REPLACED = "replaced by a new checkout"  # ... closed by the learner's newer checkout of the same thing
 
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="payments", verbose_name=_("order"))
     provider = models.CharField(_("provider"), max_length=20)

@@ -97,6 +97,28 @@ def test_a_bundle_purchase_opens_every_item_in_it(tenant_a):
         assert ledger_verify(tenant=tenant_a).ok
 
 
+def test_a_learner_who_owns_part_of_a_bundle_is_told_before_paying_with_what_the_rest_costs_alone(tenant_a):
+    one = catalog_item(tenant_a, title="One", price=3000)
+    two = catalog_item(tenant_a, title="Two", price=5000)
+    with scope(tenant=tenant_a):
+        bundle = Bundle.objects.create(tenant=tenant_a, title="Both", slug="both", price=6000, is_published=True)
+        bundle.items.set([one, two])
+    client = host_client("alpha.test", member(tenant_a))
+    assert "bundle-owned" not in client.get("/bundles/both/").content.decode()  # owning none of it: nothing to say
+    buy(client, f"item={two.slug}")
+
+    for page in (client.get("/bundles/both/").content.decode(), client.get("/checkout/?bundle=both").content.decode()):
+        assert "You already have 1 of its items: the bundle still costs ¥60.00." in page
+        assert "The items you don't have cost ¥30.00 bought one by one." in page
+        assert f'<a href="/item/{two.slug}/" lang="en">Two</a>' in page
+    bundle_page = client.get("/bundles/both/").content.decode()
+    assert f'href="/item/{two.slug}/learn/">Open' in bundle_page
+    assert f'href="/item/{one.slug}/learn/">Open' not in bundle_page
+    # Still theirs to buy, if they want it whole.
+    buy(client, "bundle=both")
+    assert "Start learning" in client.get(f"/item/{one.slug}/").content.decode()
+
+
 def test_an_item_taken_out_of_a_bundle_stays_open_to_those_who_bought_the_bundle(tenant_a):
     """As on Teachable: the team reshapes a bundle for future buyers; what earlier buyers paid for stays theirs (and
     ends with their refund), and an item added later opens to them at once."""

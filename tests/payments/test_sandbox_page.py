@@ -20,5 +20,5 @@ def test_the_settled_payment_page_leads_back_to_the_order(tenant_a, django_captu
     assert order_page.status_code == 302
 
     again = client.get(hosted).content.decode()  # the browser's back button
-    assert "This payment is already" in again
+    assert "This payment went through already." in again
     assert f'href="{order_page.url}"' in again
