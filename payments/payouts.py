@@ -89,6 +89,11 @@ class Statement:
     chain_sequence: int = 0
 
     @property
+    def owed_back(self) -> int:
+        """What the payee owes the storefront: a refund took back more than was left payable after a payout."""
+        return max(0, -self.payable)
+
+    @property
     def kind_label(self) -> str:
         return PAYEE_LABELS[self.kind]
 

@@ -75,6 +75,21 @@ def bundle_owned_part(*, user, items: list) -> BundleOwnedPart | None:
                            missing_total=sum(item.price for item in items if item.pk not in owned_ids))
 
 
+def promoter_sales(*, promoter, limit: int = 50) -> list[tuple[Order, int]]:
+    """The newest sales the promoter earned on (those they brought, and, a level up, those their recruits brought),
+    each with what it earns them now: its commission less what refunds took back."""
+    from django.db.models import Sum
+
+    from .models import Posting
+
+    earned = {row["entry__order"]: row["total"] for row in (
+        Posting.objects.filter(account__promoter=promoter, entry__order__isnull=False)
+        .values("entry__order").annotate(total=Sum("amount")))}
+    orders = (Order.objects.filter(pk__in=earned).select_related("promoter").prefetch_related("lines")
+              .order_by("-paid_at", "-pk")[:limit])
+    return [(order, -earned[order.pk]) for order in orders]
+
+
 def paid_orders_by_channel(*, since) -> dict[int, int]:
     """Paid (and not fully refunded) orders per distribution channel since ``since``: the channels' conversions."""
     return dict(Order.objects.filter(channel__isnull=False, paid_at__gte=since,

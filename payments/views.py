@@ -25,7 +25,7 @@ from marketplace.views import storefront_only
 from . import services
 from .middleware import visitor_id
 from .models import Order, Payment, Subscription, SubscriptionPlan
-from .selectors import bundle_owned_part
+from .selectors import bundle_owned_part, promoter_sales
 from .subscriptions import MINIMUM_GRACE, renewal_pay, subscription_cancel, subscription_resume, subscription_switch
 
 
@@ -348,11 +348,15 @@ def promote(request):
         segno.make(link, error="m").save(buffer, kind="svg", scale=5, xmldecl=False, svgns=True,
                                          title=_("QR code of your referral link"))
         orders = Order.objects.filter(promoter=promoter).select_related("user").order_by("-created_at")
+        second_level_bp = services.split_rule_current(tenant=request.tenant).promoter_second_level_bp
         context.update(
             link=link, qr_svg=buffer.getvalue().decode(),
             referred=sorted({o.user.display_name or o.user.email.split("@")[0]
                              for o in orders.filter(paid_at__isnull=False)}),
-            orders=orders[:50], recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count())
+            recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count(),
+            second_level_percent=second_level_bp / 100 if second_level_bp else None)
+    if promoter is not None:
+        context["sales"] = promoter_sales(promoter=promoter)
     return render(request, "payments/promote.html", context)
 
 

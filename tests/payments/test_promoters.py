@@ -325,3 +325,37 @@ def test_inviting_a_learner_who_applied_or_was_suspended_approves_their_profile(
 def test_no_invitations_while_the_programme_is_closed(tenant_a):
     team = host_client("alpha.test", member(tenant_a, Role.OWNER, mfa=True))
     assert team.get(reverse("admin:payments_promoter_add")).status_code == 403
+
+
+def test_the_promoters_page_lists_each_sale_with_what_it_earns_and_says_what_a_refund_after_payout_owes(
+        tenant_a, programme):
+    from payments.payouts import payout_run, shares_release
+
+    top = promoter(tenant_a)
+    recruit = promoter(tenant_a, recruited_by=top)
+    buyers = [member(tenant_a) for _ in range(2)]
+    for buyer, seller in zip(buyers, (top, recruit), strict=True):
+        client = host_client("alpha.test", buyer)
+        client.get(f"/?ref={seller.code}")
+        buy(client, f"item={programme.slug}")
+    with scope(tenant=tenant_a):
+        own_sale, recruits_sale = (Order.objects.get(user=buyer) for buyer in buyers)
+        services.refund_create(payment=own_sale.payments.get(), amount=5000, actor=None)  # half back: 5.00 kept
+    page = host_client("alpha.test", top.user).get("/promote/").content.decode()
+    sales = page.split('class="summary promoter-sales"')[1].split("</table>")[0]
+    assert sales.count("<tr><td>") == 2
+    assert "Course <span class=\"meta\">(Partly refunded)</span></td>\n        <td>¥5.00" in sales
+    assert "(brought by a promoter you recruited)</span></td>\n        <td>¥5.00" in sales  # 5% of ¥100.00
+    assert "1 promoter joined through you." in page and "you earn 5% of each sale they bring." in page
+    assert "you owe" not in page
+
+    # Paid out, then the rest of the first sale is refunded: the promoter owes what it took back.
+    with scope(tenant=tenant_a):
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=30))
+        payout_run(tenant=tenant_a, actor=None)
+        services.refund_create(payment=own_sale.payments.get(), amount=5000, actor=None)
+    page = host_client("alpha.test", top.user).get("/promote/").content.decode()
+    assert ("A sale was refunded after its commission was paid to you: you owe ¥5.00, which is taken from your next "
+            "commissions.") in page
+    sales = page.split('class="summary promoter-sales"')[1].split("</table>")[0]
+    assert sales.count("<tr><td>") == 2 and "(Refunded)</span></td>\n        <td>¥0.00" in sales
