@@ -370,8 +370,10 @@ class CouponForm(forms.ModelForm):
             self.add_error("value", _("A percentage takes at most two decimals (12.25).") if kind == Coupon.Kind.PERCENT
                            else _("%(currency)s amounts have at most %(count)s decimals.") % {
                                "currency": self.currency, "count": exponent})
-        elif kind == Coupon.Kind.PERCENT and typed > 100:
-            self.add_error("value", _("A percentage coupon takes at most 100%."))
+        elif kind == Coupon.Kind.PERCENT and typed >= 100:
+            # Checkout sells nothing for zero (no payment, no sale to book or share): a free place is a grant.
+            self.add_error("value", _("A coupon takes less than 100%% off: every sale is paid for. To give something "
+                                      "away, grant the learner access under Entitlements.") % {})
         else:
             cleaned["value"] = int(stored)
         return cleaned

@@ -48,7 +48,7 @@ def test_a_percentage_over_100_is_refused_at_the_value(tenant_a):
     response = owner(tenant_a).post(reverse("admin:payments_coupon_add"), {
         "code": "big", "kind": "percent", "value": "200", "is_active": "on"})
     assert response.status_code == 200
-    assert "A percentage coupon takes at most 100%." in field_errors(response, "value")
+    assert "A coupon takes less than 100% off: every sale is paid for." in field_errors(response, "value")
     assert "percent_at_most_100" not in response.content.decode()
     with scope(tenant=tenant_a):
         assert not Coupon.objects.exists()

@@ -103,7 +103,7 @@ def test_a_kwd_sale_with_a_percentage_coupon_and_tax_on_top_is_charged_and_refun
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("kind", "typed", "stored", "shown"), [
-    ("percent", "12.5", 1250, "12.50"), ("percent", "100", 10000, "100.00"), ("fixed", "10.5", 1050, "10.50")])
+    ("percent", "12.5", 1250, "12.50"), ("percent", "99.99", 9999, "99.99"), ("fixed", "10.5", 1050, "10.50")])
 def test_a_coupon_is_typed_as_it_is_shown_and_stored_in_basis_points_or_minor_units(kind, typed, stored, shown):
     tenant = TenantFactory(slug="alpha", domain="alpha.test", currency="CNY")
     owner = host_client("alpha.test", member(tenant, Role.OWNER, mfa=True))
@@ -119,7 +119,8 @@ def test_a_coupon_is_typed_as_it_is_shown_and_stored_in_basis_points_or_minor_un
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("kind", "typed", "error"), [
-    ("percent", "100.5", "A percentage coupon takes at most 100%."),
+    ("percent", "100.5", "A coupon takes less than 100% off"),
+    ("percent", "100", "To give something away, grant the learner access under Entitlements."),
     ("percent", "12.345", "A percentage takes at most two decimals (12.25)."),
     ("fixed", "10.555", "CNY amounts have at most 2 decimals.")])
 def test_a_coupon_value_its_kind_cannot_hold_is_refused_at_its_field(kind, typed, error):
