@@ -71,6 +71,8 @@ class StatementLine:
     memo: str
     amount: int
     entry_hash: str
+    held: bool = False  # on the payee's held account (else their payable one)
+    order_number: str = ""
 
 
 @dataclass
@@ -87,6 +89,18 @@ class Statement:
     lines: list[StatementLine] = field(default_factory=list)
     chain_head: str = ""
     chain_sequence: int = 0
+
+    @property
+    def entries(self) -> list[dict]:
+        """The lines by journal entry, newest first, each with what it moved on the held and the payable account:
+        a release is one row (held down, payable up), not two lines that cancel out."""
+        rows: dict[int, dict] = {}
+        for line in self.lines:
+            row = rows.setdefault(line.sequence, {
+                "sequence": line.sequence, "created_at": line.created_at, "order_number": line.order_number,
+                "kind": JournalEntry.Kind(line.kind).label, "held": 0, "payable": 0})
+            row["held" if line.held else "payable"] += line.amount
+        return sorted(rows.values(), key=lambda row: row["sequence"], reverse=True)
 
     @property
     def owed_back(self) -> int:
@@ -110,14 +124,14 @@ def statements(*, tenant, kind: str | None = None, party_id: int | None = None) 
     if party_id is not None:
         postings = postings.filter(**{f"account__{kind}_id": party_id})
     for posting in postings.select_related("account__creator", "account__promoter__user", "account__partner",
-                                           "entry").order_by("entry__sequence", "id"):
+                                           "entry__order").order_by("entry__sequence", "id"):
         account = posting.account
         party = account.payee
         st = found.setdefault((account.kind, party.pk, posting.currency), Statement(
             kind=account.kind, party_id=party.pk, name=account.payee_name, currency=posting.currency,
             chain_head=head.hash if head else "", chain_sequence=head.sequence if head else 0))
-        owed = -posting.amount
-        if account.code.endswith(":held"):
+        owed, held = -posting.amount, account.code.endswith(":held")
+        if held:
             st.held += owed
         else:
             st.payable += owed
@@ -125,7 +139,8 @@ def statements(*, tenant, kind: str | None = None, party_id: int | None = None) 
             st.paid += posting.amount
         st.lines.append(StatementLine(sequence=posting.entry.sequence, kind=posting.entry.kind,
                                       created_at=posting.entry.created_at, memo=posting.entry.memo, amount=owed,
-                                      entry_hash=posting.entry.hash))
+                                      entry_hash=posting.entry.hash, held=held,
+                                      order_number=posting.entry.order.number if posting.entry.order else ""))
     return sorted(found.values(), key=lambda st: (st.kind, st.name))
 
 

@@ -242,3 +242,10 @@ def test_a_creator_sees_their_own_earnings_and_no_one_elses(tenant_a):
     staff = host_client("alpha.test", member(tenant_a, Role.STAFF, mfa=True))
     assert reverse("admin:payments_payout_mine") not in staff.get(reverse("admin:index")).content.decode()
     assert staff.get(reverse("admin:payments_payout_mine")).status_code == 404
+    # A release is one row that moves her share from held to payable, not two lines that cancel out.
+    with scope(tenant=tenant_a):
+        shares_release(tenant=tenant_a, now=timezone.now() + timedelta(days=30))
+    page = creator.get(reverse("admin:payments_payout_mine")).content.decode()
+    release = re.search(r"<td>Held shares become payable (ZK\w+)</td>\s*<td>([^<]*)</td><td>([^<]*)</td>", page)
+    assert release and release.groups()[1:] == ("-¥45.00", "¥45.00"), release
+    assert page.count(f"Held shares become payable {release.group(1)}") == 1
