@@ -7,6 +7,7 @@ from allauth.account.utils import url_str_to_user_pk
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.utils import translation
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 
 from marketplace.models import Tenant
@@ -31,8 +32,25 @@ def site_name(tenant: Tenant | None) -> str:
     return tenant.name if tenant is not None else _("Zhiku")
 
 
+# The page a signed-in person was stopped on because their address is unconfirmed (the checkout): confirming the
+# address from this browser comes back to it (``return_after_email_confirmed``).
+RETURN_AFTER_CONFIRMING = "return_after_email_confirmed"
+
+
+def return_after_email_confirmed(request, path: str) -> None:
+    """Come back to ``path`` (this site's own) once the person confirms their address in this browser."""
+    request.session[RETURN_AFTER_CONFIRMING] = path
+
+
 class AccountAdapter(DefaultAccountAdapter):
     """Sign-up happens on a storefront; signing in to a storefront joins it as a learner."""
+
+    def get_email_verification_redirect_url(self, email_address) -> str:
+        back = self.request.session.pop(RETURN_AFTER_CONFIRMING, None)
+        if back and self.request.user.is_authenticated and url_has_allowed_host_and_scheme(
+                back, allowed_hosts={self.request.get_host()}, require_https=self.request.is_secure()):
+            return back
+        return super().get_email_verification_redirect_url(email_address)
 
     def is_open_for_signup(self, request) -> bool:
         return getattr(request, "tenant", None) is not None

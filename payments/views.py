@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from accounts.adapter import return_after_email_confirmed
 from accounts.selectors import user_can_buy
 from catalog.models import Bundle, ContentItem
 from marketplace.errors import ApplicationError, error_json
@@ -133,6 +134,8 @@ def checkout(request):
         # Switching the page's language comes back to this price: the applied coupon goes into the address.
         kind = "item" if item else "bundle" if bundle else "plan"
         context["language_next"] = f"{request.path}?{urlencode({kind: thing.slug, 'coupon': quote.coupon.code})}"
+    if not confirmed:  # confirming the address from the email comes back here, coupon and all
+        return_after_email_confirmed(request, context.get("language_next") or request.get_full_path())
     if plan:
         # A plan's terms are said before Pay: what each renewal costs (a coupon takes off the first period only)
         # and how long a due renewal leaves access open.

@@ -48,3 +48,18 @@ def test_paying_unconfirmed_keeps_the_coupon_price_and_the_way_to_confirm(tenant
     assert re.search(r"Pay \D*90\.00</button>", page)
     with scope(tenant=tenant_a):
         assert not Order.objects.exists()
+
+
+def test_confirming_the_address_from_the_email_comes_back_to_the_checkout_with_its_coupon(tenant_a, course):
+    from allauth.account.models import EmailAddress, EmailConfirmationHMAC
+
+    learner = member(tenant_a, verified=False)
+    client = host_client("alpha.test", learner)
+    key = re.search(r'name="key" value="([0-9a-f]+)"', client.get(f"/checkout/?item={course.slug}").content.decode())
+    client.post(f"/checkout/?item={course.slug}", {"item": course.slug, "key": key.group(1), "coupon": "save10",
+                                                   "apply": "1"})
+    address = EmailAddress.objects.create(user=learner, email=learner.email, primary=True, verified=False)
+    confirmed = client.post(f"/accounts/confirm-email/{EmailConfirmationHMAC(address).key}/")
+    assert confirmed.status_code == 302 and confirmed.url == f"/checkout/?item={course.slug}&coupon=SAVE10"
+    page = client.get(confirmed.url).content.decode()
+    assert 'id="confirm-email"' not in page and "Pay ¥90.00" in page
