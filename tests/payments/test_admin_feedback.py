@@ -98,3 +98,24 @@ def test_approving_a_promoter_twice_records_one_decision_and_says_so(tenant_a):
     with scope(tenant=tenant_a):
         assert AuditLog.objects.filter(action="payments.promoter_approved").count() == 1
         assert Promoter.objects.get(pk=promoter.pk).status == Promoter.Status.APPROVED
+
+
+def test_the_order_list_dates_each_order_once_by_when_it_was_paid_or_else_placed(tenant_a):
+    from django.utils import formats, timezone
+
+    course = catalog_item(tenant_a, title="Course", price=4900)
+    learner = member(tenant_a)
+    buy(host_client("alpha.test", learner), f"item={course.slug}")
+    buy(host_client("alpha.test", member(tenant_a)), f"item={course.slug}", action="cancel")
+    with scope(tenant=tenant_a):
+        paid, cancelled = Order.objects.get(status="paid"), Order.objects.get(status="cancelled")
+        Order.objects.filter(pk=paid.pk).update(created_at=paid.created_at - timezone.timedelta(hours=5))
+        paid.refresh_from_db()
+    page = owner(tenant_a).get(reverse("admin:payments_order_changelist")).content.decode()
+    assert "column-when" in page and "column-created_at" not in page and "column-paid_at" not in page
+
+    def shown(moment):
+        return formats.localize(timezone.localtime(moment))
+
+    assert shown(paid.paid_at) in page and shown(paid.created_at) not in page
+    assert shown(cancelled.created_at) in page
