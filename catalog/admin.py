@@ -100,6 +100,22 @@ class PriceAdminMixin:
     def price_display(self, obj):
         return format_money(obj.price, obj.tenant.currency)
 
+    def get_fieldsets(self, request, obj=None):
+        """Someone who may only view the row (a creator, once their item is in review) reads the price as money,
+        not as the stored minor units the form's field would show read-only."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [(name, {**options, "fields": list(dict.fromkeys(
+            f"{field}_display" if field in self.price_fields else field for field in options["fields"]))})
+            for name, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            fields += [f"{field}_display" for field in self.price_fields]
+        return fields
+
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
         tenant = obj.tenant if obj is not None else request.tenant

@@ -769,7 +769,9 @@ def _plan(*, tenant, rows: Sequence[Mapping[str | None, Any]], mapping: Mapping[
         outcome.tags = data.get("tags")
         outcome.changed = [name for name in data if name not in ("categories", "tags", "slug")]
         # A course, unless the file says otherwise: what other platforms export is mostly courses.
-        outcome.item = ContentItem(tenant=tenant, **{"kind": Kind.COURSE, **{k: data[k] for k in outcome.changed}})
+        # A file without a language column writes in the storefront's language, as the admin's "Add" form does.
+        outcome.item = ContentItem(tenant=tenant, **{"kind": Kind.COURSE, "language": tenant.default_language,
+                                                     **{k: data[k] for k in outcome.changed}})
 
     # Second pass: the model's own validation, with the items to update (and their relations) loaded in bulk.
     updating = [o.item_id for o in outcomes if o.item_id and not o.reasons]

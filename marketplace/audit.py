@@ -59,7 +59,7 @@ ACTIONS = {
     # Distribution
     "distribution.channel_created": _("Channel connected"),
     "distribution.channel_changed": _("Channel settings changed"),
-    "distribution.channel_verified": _("Channel verified"),
+    "distribution.channel_verified": _("Channel connection tested"),
     "distribution.channel_deleted": _("Channel removed"),
     "distribution.channel_backfilled": _("Catalog pushed to a channel"),
     "distribution.deliveries_planned": _("Pushes planned"),

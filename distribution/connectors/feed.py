@@ -4,6 +4,7 @@ lists (the pipeline records the publication live or withdrawn), so nothing is se
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils.translation import gettext
 
 from .base import Connector, Post, PublicationState, Receipt
 
@@ -28,10 +29,10 @@ class FeedConnector(Connector):
         return f"RSS: {rss} · Atom: {atom}"
 
     def publish(self, post: Post, *, delivery_id: str) -> Receipt:
-        return self._receipt("Listed in the channel's feeds.")
+        return self._receipt(gettext("Listed in the channel's feeds."))
 
     def update(self, post: Post, current: PublicationState, *, delivery_id: str) -> Receipt:
-        return self._receipt("The feeds list the new version.")
+        return self._receipt(gettext("The feeds list the new version."))
 
     def withdraw(self, current: PublicationState, *, delivery_id: str) -> Receipt:
-        return self._receipt("Removed from the channel's feeds.")
+        return self._receipt(gettext("Removed from the channel's feeds."))

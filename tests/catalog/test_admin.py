@@ -438,3 +438,12 @@ def test_visitors_see_a_renamed_creator_at_once(tenant_a, django_capture_on_comm
     assert response.status_code == 302, response.content.decode()[:3000]
     page = host_client("alpha.test").get("/").content.decode()
     assert "Ada Lovelace" in page and "Ada Typo" not in page, "visitors still see the old creator name"
+
+
+def test_a_creator_reading_their_item_in_review_sees_its_price_as_money(tenant_a, creators):
+    ann, _bob, ann_profile, _ = creators
+    item = catalog_item(tenant_a, title="Priced", creators=[ann_profile], published=False, price=4900)
+    ann_client = host_client("alpha.test", ann)
+    workflow(ann_client, item, "submit")
+    page = ann_client.get(change_url(item)).content.decode()
+    assert "¥49.00" in page and ">4900<" not in page and "minor unit" not in page

@@ -695,3 +695,8 @@ def test_the_command_imports_a_file_for_one_storefront(tenant_a, python_category
     assert "1 new items" in out.getvalue() and "row 3" in out.getvalue() and items(tenant_a) == {}
     call_command("catalog_import", str(source), "--tenant", "alpha", stdout=out, verbosity=0)
     assert set(items(tenant_a)) == {"Good"}
+
+
+def test_a_file_without_a_language_column_writes_in_the_storefronts_language(tenant_a):
+    run(tenant_a, b"title,type,price\nStatistics in a week,article,0\n")
+    assert items(tenant_a)["Statistics in a week"].language == "en"  # alpha's default language, not the model's
