@@ -87,7 +87,39 @@ def money_input_help(currency: str) -> str:
     return _("In %(currency)s as prices are shown: %(typed)s is %(shown)s.") % example
 
 
-class PriceAdminMixin:
+class ShownReadOnlyMixin:
+    """Fields that a person who may only view the row reads through a display method rather than as stored:
+    ``shown_read_only`` maps each such field to its display, and each mixin adds its own."""
+
+    def shown_read_only(self) -> dict[str, str]:
+        return {}
+
+    def _read_only(self, request, obj) -> bool:
+        return obj is not None and not self.has_change_permission(request, obj)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self._read_only(request, obj):
+            return fieldsets
+        shown = self.shown_read_only()
+
+        def swap(field):
+            if isinstance(field, list | tuple):
+                return tuple(swap(f) for f in field)
+            return shown.get(field, field)
+
+        # Without declared fieldsets Django lists the read-only fields too, displays included: each once.
+        return [(name, {**options, "fields": list(dict.fromkeys(swap(f) for f in options["fields"]))})
+                for name, options in fieldsets]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if self._read_only(request, obj):
+            fields = [*fields, *self.shown_read_only().values()]
+        return fields
+
+
+class PriceAdminMixin(ShownReadOnlyMixin):
     """Prices are stored in minor units and typed in the storefront currency's major unit, as they are shown and as
     refunds, imports and the storefront's filters take them: the list shows them as money and the input says how to
     type them, both in the row's storefront's currency."""
@@ -100,21 +132,10 @@ class PriceAdminMixin:
     def price_display(self, obj):
         return format_money(obj.price, obj.tenant.currency)
 
-    def get_fieldsets(self, request, obj=None):
-        """Someone who may only view the row (a creator, once their item is in review) reads the price as money,
-        not as the stored minor units the form's field would show read-only."""
-        fieldsets = super().get_fieldsets(request, obj)
-        if obj is None or self.has_change_permission(request, obj):
-            return fieldsets
-        return [(name, {**options, "fields": list(dict.fromkeys(
-            f"{field}_display" if field in self.price_fields else field for field in options["fields"]))})
-            for name, options in fieldsets]
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = list(super().get_readonly_fields(request, obj))
-        if obj is not None and not self.has_change_permission(request, obj):
-            fields += [f"{field}_display" for field in self.price_fields]
-        return fields
+    def shown_read_only(self) -> dict[str, str]:
+        # Someone who may only view the row (a creator, once their item is in review) reads the price as money,
+        # not as the stored minor units.
+        return {**super().shown_read_only(), "price": "price_display"}
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change, **kwargs)
@@ -158,12 +179,13 @@ def _private_file_url(file) -> str:
     return reverse("admin:catalog_contentitem_file", args=[owner.pk, file.field.name])
 
 
-class PrivateFilesMixin:
+class PrivateFilesMixin(ShownReadOnlyMixin):
     """Media and captions sit on the private storage, whose URLs are never served: their link on the item's page
     (the "Currently" line of the file input, or the file shown read-only on an item the person may only view) goes
     to the admin's own view of the file instead."""
 
-    _shown_read_only = {"media": "media_file", "captions": "captions_file"}
+    def shown_read_only(self) -> dict[str, str]:
+        return {**super().shown_read_only(), "media": "media_file", "captions": "captions_file"}
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.FileField) and db_field.storage is private_storage():
@@ -174,24 +196,6 @@ class PrivateFilesMixin:
         # Lessons are edited on their item's page, and read-only there when the item is.
         return item is not None and not self.admin_site.get_model_admin(ContentItem).has_change_permission(
             request, item)
-
-    def get_fieldsets(self, request, obj=None):
-        fieldsets = super().get_fieldsets(request, obj)
-        if not self._read_only(request, obj):
-            return fieldsets
-
-        def swap(field):
-            if isinstance(field, list | tuple):
-                return tuple(swap(f) for f in field)
-            return self._shown_read_only.get(field, field)
-
-        return [(name, {**options, "fields": [swap(f) for f in options["fields"]]}) for name, options in fieldsets]
-
-    def get_readonly_fields(self, request, obj=None):
-        fields = super().get_readonly_fields(request, obj)
-        if self._read_only(request, obj):
-            fields = [*fields, *self._shown_read_only.values()]
-        return fields
 
     @staticmethod
     def _file_link(file) -> str:

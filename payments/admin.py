@@ -227,11 +227,6 @@ class OrderAdmin(ReadOnlyAdmin):
     list_display = ["number", "user", "status", "total_display", "refunded_list_display", "when"]
     list_filter = ["status"]
     search_fields = ["number", "user__email"]
-
-    @admin.display(description=_("date"), ordering="created_at")
-    def when(self, order):
-        """When it was paid, or, unpaid, placed: one date column keeps the list within a laptop's width."""
-        return order.paid_at or order.created_at
     readonly_fields = ["number", "user", "status", "currency", "subtotal_display", "discount_display", "tax_display",
                        "total_display", "refunded_display", "coupon", "split_rule", "source", "channel", "partner",
                        "promoter", "promoter_second_level", "attribution", "created_at", "paid_at", "refunds",
@@ -252,6 +247,11 @@ class OrderAdmin(ReadOnlyAdmin):
         if order.tax and order.prices_include_tax:
             return gettext("%(amount)s, included in the total") % {"amount": amount}
         return amount
+
+    @admin.display(description=_("date"), ordering="created_at")
+    def when(self, order):
+        """When it was paid, or, unpaid, placed: one date column keeps the list within a laptop's width."""
+        return order.paid_at or order.created_at
 
     @admin.display(description=_("refunded"))
     def refunded_list_display(self, order):

@@ -153,9 +153,9 @@ def payable_balances(*, tenant) -> list[tuple[LedgerAccount, int]]:
     owed = {row["account"]: -row["total"] for row in (
         Posting.objects.filter(account__kind__in=PAYEE_KINDS, account__code__endswith=":payable")
         .values("account").annotate(total=Sum("amount")))}
-    accounts = LedgerAccount.objects.filter(pk__in=[pk for pk, amount in owed.items() if amount > 0]).select_related(
-        "creator", "promoter__user", "partner")
-    return sorted(((account, owed[account.pk]) for account in accounts), key=lambda pair: pair[0].pk)
+    accounts = (LedgerAccount.objects.filter(pk__in=[pk for pk, amount in owed.items() if amount > 0])
+                .select_related("creator", "promoter__user", "partner").order_by("pk"))
+    return [(account, owed[account.pk]) for account in accounts]
 
 
 def payables_fingerprint(balances: list[tuple[LedgerAccount, int]]) -> str:

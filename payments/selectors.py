@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from .models import Entitlement, Order
+from .models import Entitlement, Order, Posting
 
 
 def entitlements_active(*, user) -> QuerySet[Entitlement]:
@@ -78,10 +78,6 @@ def bundle_owned_part(*, user, items: list) -> BundleOwnedPart | None:
 def promoter_sales(*, promoter, limit: int = 50) -> list[tuple[Order, int]]:
     """The newest sales the promoter earned on (those they brought, and, a level up, those their recruits brought),
     each with what it earns them now: its commission less what refunds took back."""
-    from django.db.models import Sum
-
-    from .models import Posting
-
     earned = {row["entry__order"]: row["total"] for row in (
         Posting.objects.filter(account__promoter=promoter, entry__order__isnull=False)
         .values("entry__order").annotate(total=Sum("amount")))}

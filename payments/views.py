@@ -350,12 +350,11 @@ def promote(request):
         buffer = io.BytesIO()
         segno.make(link, error="m").save(buffer, kind="svg", scale=5, xmldecl=False, svgns=True,
                                          title=_("QR code of your referral link"))
-        orders = Order.objects.filter(promoter=promoter).select_related("user").order_by("-created_at")
+        bought = Order.objects.filter(promoter=promoter, paid_at__isnull=False).select_related("user")
         second_level_bp = services.split_rule_current(tenant=request.tenant).promoter_second_level_bp
         context.update(
             link=link, qr_svg=buffer.getvalue().decode(),
-            referred=sorted({o.user.display_name or o.user.email.split("@")[0]
-                             for o in orders.filter(paid_at__isnull=False)}),
+            referred=sorted({o.user.display_name or o.user.email.split("@")[0] for o in bought}),
             recruits=promoter.recruits.filter(status=Promoter.Status.APPROVED).count(),
             second_level_percent=second_level_bp / 100 if second_level_bp else None)
     if promoter is not None:
